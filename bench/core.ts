@@ -1,0 +1,301 @@
+#!/usr/bin/env node
+/**
+ * Core pass-through benchmark (issue 2): in one run on this machine, with wrk (default -t2 -c50 -d10s)
+ * against a pass-through read of the example draft service (GET /get_font_types, service time 0):
+ *   (a) the service direct, (b) bridge-sidecar with 1 worker, (c) with 2 workers, (d) nginx with 1 worker
+ *   configured the same way (upstream keep-alive, HTTP/1.1, no access log);
+ * then (e) the latency the sidecar adds at a fixed 1000 requests/s (open loop, from the due time),
+ * direct vs through the sidecar with 1 worker.
+ * Prints a Markdown table and rewrites the section "Core pass-through (issue 2)" of bench/RESULTS.md.
+ *
+ *   node dist/bench/core.js                 full run (~90 s)
+ *   node dist/bench/core.js --quick         3 s per measurement, to check the setup
+ *   node dist/bench/core.js --help          all flags (each also settable by env: BENCH_DURATION=5s ...)
+ *
+ * Every process it starts (service, sidecars, nginx) is stopped before it exits, also on failure or ^C.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runFixedRate, type FixedRateResult } from './lib/fixed-rate';
+import { machineInfo, machineLine, waitForQuiet } from './lib/machine';
+import { startNginx } from './lib/nginx';
+import { BUILD_ROOT, passThroughPolicy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
+import { runWrk, type WrkResult } from './lib/wrk';
+import { updateSection } from './results';
+
+const SECTION = 'Core pass-through (issue 2)';
+
+const HELP = `usage: node dist/bench/core.js [options]
+  --quick                 short run: 3s measurements, 1s warm-ups (env BENCH_QUICK=1)
+  --threads N             wrk threads (default 2; env BENCH_THREADS)
+  --connections N         wrk connections (default 50; env BENCH_CONNECTIONS)
+  --duration D            wrk duration per target (default 10s; env BENCH_DURATION)
+  --warmup D              wrk warm-up per target, not recorded (default 3s; env BENCH_WARMUP)
+  --rate N                fixed-rate latency test, requests/s (default 1000; env BENCH_RATE)
+  --rate-duration D       fixed-rate duration (default 10s; env BENCH_RATE_DURATION)
+  --path P                request path (default /get_font_types; env BENCH_PATH)
+  --sidecar-log-level L   sidecar log level (default warn: no access log, like nginx's access_log off)
+  --runs N                measure each target N times and keep the median by requests/s (default 1)
+  --cpu-prof DIR          run the sidecar with node --cpu-prof, profiles (.cpuprofile) into DIR
+  --only LIST             comma list of direct,nginx,sidecar1,sidecar2,latency (default all)
+  --wait-quiet SECONDS    wait up to this long for load average < 1.5 before starting (default 60)
+  --no-write              print only; do not update bench/RESULTS.md`;
+
+type Target = 'direct' | 'sidecar1' | 'sidecar2' | 'nginx';
+const LABEL: Record<Target, string> = {
+  direct: 'draft service direct',
+  sidecar1: 'bridge-sidecar, 1 worker',
+  sidecar2: 'bridge-sidecar, 2 workers',
+  nginx: 'nginx, 1 worker',
+};
+
+interface Settings {
+  threads: number;
+  connections: number;
+  duration: string;
+  warmup: string;
+  rate: number;
+  rateDurationMs: number;
+  path: string;
+  logLevel: string;
+  only: Set<string>;
+  waitQuietSec: number;
+  write: boolean;
+  runs: number;
+  cpuProfDir: string | null;
+  quick: boolean;
+}
+
+function seconds(d: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(d.trim());
+  if (!m) throw new Error(`not a duration: ${d}`);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n / 1000 : m[2] === 'm' ? n * 60 : n;
+}
+
+function settings(argv: string[]): Settings | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' }, threads: { type: 'string' }, connections: { type: 'string' }, duration: { type: 'string' },
+      warmup: { type: 'string' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, path: { type: 'string' },
+      'sidecar-log-level': { type: 'string' }, only: { type: 'string' }, 'wait-quiet': { type: 'string' },
+      'no-write': { type: 'boolean' }, runs: { type: 'string' }, 'cpu-prof': { type: 'string' }, help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) return null;
+  const env = process.env;
+  const quick = values.quick ?? env.BENCH_QUICK === '1';
+  const duration = values.duration ?? env.BENCH_DURATION ?? (quick ? '3s' : '10s');
+  seconds(duration);
+  const warmup = values.warmup ?? env.BENCH_WARMUP ?? (quick ? '1s' : '3s');
+  seconds(warmup);
+  return {
+    quick,
+    threads: Number(values.threads ?? env.BENCH_THREADS ?? 2),
+    connections: Number(values.connections ?? env.BENCH_CONNECTIONS ?? 50),
+    duration,
+    warmup,
+    rate: Number(values.rate ?? env.BENCH_RATE ?? 1000),
+    rateDurationMs: seconds(values['rate-duration'] ?? env.BENCH_RATE_DURATION ?? (quick ? '3s' : '10s')) * 1000,
+    path: values.path ?? env.BENCH_PATH ?? '/get_font_types',
+    logLevel: values['sidecar-log-level'] ?? 'warn',
+    only: new Set((values.only ?? 'direct,nginx,sidecar1,sidecar2,latency').split(',').map((s) => s.trim())),
+    waitQuietSec: Number(values['wait-quiet'] ?? 60),
+    write: !values['no-write'],
+    runs: Math.max(1, Number(values.runs ?? env.BENCH_RUNS ?? 1)),
+    cpuProfDir: values['cpu-prof'] ?? null,
+  };
+}
+
+const log = (s: string) => process.stderr.write(`[bench/core] ${s}\n`);
+
+/** Stops everything still running, in reverse order of start; used on the way out and on ^C. */
+const running: Array<{ stop(): Promise<void> }> = [];
+async function stopAll(): Promise<void> {
+  while (running.length) await running.pop()!.stop().catch(() => undefined);
+}
+async function started<T extends { stop(): Promise<void> }>(p: Promise<T>): Promise<T> {
+  const x = await p;
+  running.push(x);
+  return x;
+}
+async function stopped(x: { stop(): Promise<void> }): Promise<void> {
+  const i = running.indexOf(x);
+  if (i !== -1) running.splice(i, 1);
+  await x.stop();
+}
+
+async function measure(s: Settings, url: string, what: string): Promise<WrkResult> {
+  log(`${what}: warm-up ${s.warmup}`);
+  await runWrk(url, { threads: s.threads, connections: s.connections, duration: s.warmup });
+  const runs: WrkResult[] = [];
+  for (let i = 0; i < s.runs; i++) {
+    log(`${what}: wrk -t${s.threads} -c${s.connections} -d${s.duration}${s.runs > 1 ? ` (run ${i + 1}/${s.runs})` : ''}`);
+    const r = await runWrk(url, { threads: s.threads, connections: s.connections, duration: s.duration });
+    log(`${what}: ${r.requestsPerSec.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms`);
+    runs.push(r);
+  }
+  runs.sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+  return runs[Math.floor((runs.length - 1) / 2)]!;
+}
+
+async function fixedRate(s: Settings, url: string, what: string): Promise<FixedRateResult> {
+  log(`${what}: ${s.rate} req/s for ${s.rateDurationMs / 1000}s (open loop)`);
+  const r = await runFixedRate({ url, rate: s.rate, durationMs: s.rateDurationMs, warmupMs: s.quick ? 1000 : 3000, connections: 32 });
+  log(`${what}: p50 ${r.latency.p50.toFixed(3)} ms, p99 ${r.latency.p99.toFixed(3)} ms, ${r.errors + r.badStatus} errors`);
+  return r;
+}
+
+const f0 = (n: number) => n.toFixed(0);
+const f2 = (n: number) => n.toFixed(2);
+const f3 = (n: number) => n.toFixed(3);
+
+function errorsOf(r: WrkResult): number {
+  const e = r.errors;
+  return e.connect + e.read + e.write + e.timeout + e.non2xx3xx;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const s = settings(argv);
+  if (!s) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  const sidecarBuilt = existsSync(join(BUILD_ROOT, 'cmd', 'serve.js'));
+  const load = await waitForQuiet(1.5, s.waitQuietSec * 1000, log);
+  if (load >= 1.5) log(`WARNING: load average ${load.toFixed(2)}: other processes compete for the CPU, figures will be low and noisy`);
+  const machine = await machineInfo();
+  log(machineLine(machine));
+
+  const wrk: Partial<Record<Target, WrkResult | string>> = {};
+  const latency: { direct?: FixedRateResult | string; sidecar1?: FixedRateResult | string } = {};
+
+  const svc: ServiceProcess = await started(startDraftServiceProcess({ serviceTime: '0ms' }));
+  const target = (base: string) => base + s.path;
+
+  if (s.only.has('direct')) wrk.direct = await measure(s, target(svc.url), LABEL.direct);
+  if (s.only.has('nginx')) {
+    try {
+      const ngx = await started(startNginx({ upstreamPort: svc.port, workers: 1, keepalive: 64 }));
+      wrk.nginx = await measure(s, target(ngx.url), LABEL.nginx);
+      await stopped(ngx);
+    } catch (e) {
+      wrk.nginx = `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+      log(wrk.nginx);
+    }
+  }
+  for (const workers of [1, 2] as const) {
+    const key: Target = workers === 1 ? 'sidecar1' : 'sidecar2';
+    const wantLatency = workers === 1 && s.only.has('latency');
+    if (!s.only.has(key) && !wantLatency) continue;
+    if (!sidecarBuilt) {
+      wrk[key] = `not measured: ${join(BUILD_ROOT, 'cmd', 'serve.js')} is not built yet`;
+      if (wantLatency) latency.sidecar1 = wrk[key] as string;
+      continue;
+    }
+    try {
+      const sc = await started(startSidecar(passThroughPolicy(svc.url, workers, s.logLevel), {
+        nodeArgs: s.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`] : [],
+      }));
+      if (s.only.has(key)) wrk[key] = await measure(s, target(sc.url), LABEL[key]);
+      if (wantLatency) {
+        // the direct and the proxied fixed-rate runs back to back, so they see the same machine state
+        latency.direct = await fixedRate(s, target(svc.url), 'fixed rate, direct');
+        latency.sidecar1 = await fixedRate(s, target(sc.url), 'fixed rate, through bridge-sidecar (1 worker)');
+      }
+      await stopped(sc);
+    } catch (e) {
+      const msg = `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
+      if (s.only.has(key) && !wrk[key]) wrk[key] = msg;
+      if (wantLatency && !latency.sidecar1) latency.sidecar1 = msg;
+      log(`${LABEL[key]}: ${msg}`);
+    }
+  }
+  if (s.only.has('latency') && !latency.direct) latency.direct = await fixedRate(s, target(svc.url), 'fixed rate, direct');
+  await stopAll();
+
+  const md = report(s, machine, wrk, latency, argv);
+  process.stdout.write(md + '\n');
+  if (s.write) {
+    updateSection(SECTION, md);
+    log(`updated section "${SECTION}" of bench/RESULTS.md`);
+  }
+  return 0;
+}
+
+function report(
+  s: Settings,
+  m: Awaited<ReturnType<typeof machineInfo>>,
+  wrk: Partial<Record<Target, WrkResult | string>>,
+  latency: { direct?: FixedRateResult | string; sidecar1?: FixedRateResult | string },
+  argv: string[],
+): string {
+  const out: string[] = [];
+  const nginx = wrk.nginx;
+  out.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`node dist/bench/core.js${argv.length ? ' ' + argv.join(' ') : ''}\`.`);
+  out.push('');
+  out.push(`- Machine: ${machineLine(m)}; load average at start ${m.load1}.`);
+  out.push(`- Load: \`wrk -t${s.threads} -c${s.connections} -d${s.duration} --latency\` on \`GET ${s.path}\` (a ${'~1 KB'} JSON answer, service time 0), after a ${s.warmup} warm-up per target${s.runs > 1 ? `; median of ${s.runs} runs by requests/s` : ''}.`);
+  out.push('- wrk, the proxy under test and the draft service (one Node process) share the same cores, so absolute figures are lower than on');
+  out.push('  dedicated machines; the ratios between rows, measured in the same run, are the meaningful part.');
+  out.push(`- bridge-sidecar: pass-through policy (only \`server\` and \`upstream\`), log level ${s.logLevel}${s.logLevel === 'warn' ? ' (no access log, as nginx with `access_log off`)' : ''}.`);
+  out.push('- nginx: `worker_processes 1`, upstream `keepalive 64`, `proxy_http_version 1.1`, `Connection ""`, `access_log off`.');
+  out.push('');
+  out.push('| target | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | vs nginx 1 worker |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const t of ['direct', 'nginx', 'sidecar1', 'sidecar2'] as Target[]) {
+    const r = wrk[t];
+    if (r === undefined) continue;
+    if (typeof r === 'string') {
+      out.push(`| ${LABEL[t]} | ${r} | | | | | | |`);
+      continue;
+    }
+    const ratio = typeof nginx === 'object' ? `${f2(r.requestsPerSec / nginx.requestsPerSec)}×` : 'n/a';
+    out.push(`| ${LABEL[t]} | ${f0(r.requestsPerSec)} | ${f2(r.latency.p50)} | ${f2(r.latency.p90)} | ${f2(r.latency.p99)} | ${f2(r.latency.max)} | ${errorsOf(r)} | ${t === 'nginx' ? '1.00×' : ratio} |`);
+  }
+  out.push('');
+  const sc1 = wrk.sidecar1;
+  if (typeof sc1 === 'object' && typeof nginx === 'object') {
+    const ratio = sc1.requestsPerSec / nginx.requestsPerSec;
+    out.push(`**Throughput ratio bridge-sidecar 1 worker / nginx 1 worker: ${f2(ratio)}×** (target ≥ 0.5×: ${ratio >= 0.5 ? 'met' : 'NOT met'}).`);
+    out.push('');
+  }
+  if (latency.direct !== undefined || latency.sidecar1 !== undefined) {
+    out.push(`Added latency at a fixed ${s.rate} requests/s (open loop, ${s.rateDurationMs / 1000} s, 32 keep-alive connections, latency from each request's due time to its last byte; generator: bench/lib/fixed-rate.ts):`);
+    out.push('');
+    out.push('| path | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    const row = (name: string, r: FixedRateResult | string | undefined) => {
+      if (r === undefined) return;
+      if (typeof r === 'string') out.push(`| ${name} | ${r} | | | | | | |`);
+      else out.push(`| ${name} | ${f0(r.achievedRate)} | ${f3(r.latency.p50)} | ${f3(r.latency.p90)} | ${f3(r.latency.p99)} | ${f3(r.latency.p999)} | ${f2(r.latency.max)} | ${r.errors + r.badStatus} |`);
+    };
+    row('direct', latency.direct);
+    row('through bridge-sidecar, 1 worker', latency.sidecar1);
+    out.push('');
+    if (typeof latency.direct === 'object' && typeof latency.sidecar1 === 'object') {
+      const added50 = latency.sidecar1.latency.p50 - latency.direct.latency.p50;
+      const added99 = latency.sidecar1.latency.p99 - latency.direct.latency.p99;
+      out.push(`**Added median latency: ${f3(added50)} ms** (p99: ${f3(added99)} ms; target < 1 ms median: ${added50 < 1 ? 'met' : 'NOT met'}).`);
+      out.push('');
+    }
+  }
+  return out.join('\n').trimEnd();
+}
+
+if (require.main === module) {
+  const onSignal = () => { void stopAll().then(() => process.exit(130)); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    async (err: unknown) => {
+      await stopAll();
+      process.stderr.write(`bench/core: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,98 @@
+/**
+ * nginx as the reference reverse proxy: configured like the sidecar's pass-through (upstream keep-alive,
+ * HTTP/1.1 to the upstream, no access log), run in the foreground from a temp dir so nothing outside it
+ * is touched (`nginx -c <conf> -p <dir> -e <dir>/error.log`).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startProcess, waitForHttp } from './proc';
+
+export const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
+
+export interface NginxOptions {
+  upstreamPort: number;
+  upstreamHost?: string;
+  workers?: number;
+  /** upstream keepalive connections per worker */
+  keepalive?: number;
+  /** default: a free port */
+  port?: number;
+  /** path that answers 200 through the proxy, to know it is up (default /health) */
+  readyPath?: string;
+}
+
+export interface NginxInstance {
+  port: number;
+  url: string;
+  conf: string;
+  stop(): Promise<void>;
+}
+
+export function nginxProxyConf(dir: string, o: Required<Omit<NginxOptions, 'readyPath'>>): string {
+  return `# bench: nginx as a pass-through reverse proxy, configured like bridge-sidecar's pass-through
+worker_processes ${o.workers};
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_timeout 65s;
+  keepalive_requests 100000;
+  upstream draft_service {
+    server ${o.upstreamHost}:${o.upstreamPort};
+    keepalive ${o.keepalive};
+    keepalive_requests 100000;
+  }
+  server {
+    listen 127.0.0.1:${o.port};
+    location / {
+      proxy_pass http://draft_service;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+}
+
+export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
+  const port = opts.port ?? (await freePort());
+  const conf = nginxProxyConf(dir, {
+    upstreamPort: opts.upstreamPort, upstreamHost: opts.upstreamHost ?? '127.0.0.1', workers: opts.workers ?? 1,
+    keepalive: opts.keepalive ?? 64, port,
+  });
+  const confFile = join(dir, 'nginx.conf');
+  writeFileSync(confFile, conf);
+  const proc = startProcess('nginx', NGINX, ['-c', confFile, '-p', dir, '-e', join(dir, 'error.log')]);
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}${opts.readyPath ?? '/health'}`, { proc, timeoutMs: 15_000 });
+  } catch (e) {
+    await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    conf,
+    async stop() {
+      await proc.stop(); // SIGTERM: nginx's fast shutdown, the master waits for its workers
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function nginxVersion(): string {
+  const r = spawnSync(NGINX, ['-v'], { encoding: 'utf8' });
+  return (r.stderr || r.stdout || '').trim().replace(/^nginx version:\s*/, '') || 'not installed';
+}

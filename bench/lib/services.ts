@@ -1,0 +1,101 @@
+/**
+ * The processes a benchmark measures: the example draft service and bridge-sidecar, each in its own
+ * process (as in a pod), started from the same build as the benchmark (dist/ or .build/<name>/).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startProcess, waitForHttp, type Proc } from './proc';
+
+/** The build root that holds this file: <root>/bench/lib/services.js. */
+export const BUILD_ROOT = join(__dirname, '..', '..');
+
+export interface ServiceProcess {
+  port: number;
+  url: string;
+  proc: Proc;
+  stop(): Promise<void>;
+}
+
+export interface DraftServiceProcessOptions {
+  port?: number;
+  serviceTime?: string;
+  maxConcurrency?: number;
+  extraArgs?: string[];
+}
+
+/** `node <build>/examples/draft-service/main.js` on a free port; resolves once /health answers. */
+export async function startDraftServiceProcess(opts: DraftServiceProcessOptions = {}): Promise<ServiceProcess> {
+  const port = opts.port ?? (await freePort());
+  const args = [join(BUILD_ROOT, 'examples', 'draft-service', 'main.js'), '--port', String(port), '--service-time', opts.serviceTime ?? '0ms',
+    '--keep-alive-timeout', '75s'];
+  if (opts.maxConcurrency) args.push('--max-concurrency', String(opts.maxConcurrency));
+  args.push(...(opts.extraArgs ?? []));
+  const proc = startProcess('draft-service', process.execPath, args);
+  await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
+  return { port, url: `http://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
+}
+
+export interface SidecarPorts {
+  port: number;
+  adminPort: number;
+}
+
+export interface SidecarProcess extends SidecarPorts {
+  url: string;
+  adminUrl: string;
+  proc: Proc;
+  policyFile: string;
+  stop(): Promise<void>;
+}
+
+export interface SidecarOptions {
+  /** Path answered 200 through the proxy once it is up (default /health). */
+  readyPath?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] */
+  nodeArgs?: string[];
+}
+
+/**
+ * `node <build>/cmd/bridge-sidecar.js serve --policy <tmp file>`. `policy` gets two free ports to put in
+ * server.listen / server.admin_listen. Resolves once the admin /healthz answers 200 and the proxy answers
+ * `readyPath` with 200.
+ */
+export async function startSidecar(policy: (ports: SidecarPorts) => string, opts: SidecarOptions = {}): Promise<SidecarProcess> {
+  const ports = { port: await freePort(), adminPort: await freePort() };
+  const dir = mkdtempSync(join(tmpdir(), 'bench-sidecar-'));
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, policy(ports));
+  const proc = startProcess('bridge-sidecar', process.execPath, [...(opts.nodeArgs ?? []), join(BUILD_ROOT, 'cmd', 'bridge-sidecar.js'), 'serve', '--policy', policyFile], {
+    env: { ...process.env, ...opts.env },
+  });
+  const stop = async () => {
+    await proc.stop(15_000);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    await waitForHttp(`http://127.0.0.1:${ports.adminPort}/healthz`, { proc, timeoutMs });
+    await waitForHttp(`http://127.0.0.1:${ports.port}${opts.readyPath ?? '/health'}`, { proc, timeoutMs });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { ...ports, url: `http://127.0.0.1:${ports.port}`, adminUrl: `http://127.0.0.1:${ports.adminPort}`, proc, policyFile, stop };
+}
+
+/** The smallest policy: a transparent proxy in front of `upstreamUrl` (no routes, no features). */
+export function passThroughPolicy(upstreamUrl: string, workers: number, logLevel = 'warn'): (p: SidecarPorts) => string {
+  return (p) => `# bench: pass-through, nothing but server and upstream
+version: 1
+server:
+  listen: 127.0.0.1:${p.port}
+  admin_listen: 127.0.0.1:${p.adminPort}
+  workers: ${workers}
+  log_level: ${logLevel}
+upstream:
+  url: ${upstreamUrl}
+`;
+}

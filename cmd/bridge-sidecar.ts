@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * The `bridge-sidecar` command: picks the subcommand and hands over its arguments. Each subcommand lives in
+ * cmd/<name>.ts, only parses its own flags, and calls into lib/.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+type Command = { run(argv: string[]): Promise<number> };
+
+const COMMANDS: Record<string, { load: () => Command; help: string }> = {
+  serve: { load: () => require('./serve'), help: 'serve [--policy FILE]            run the proxy' },
+  validate: { load: () => require('./validate'), help: 'validate FILE                    check a policy file (like nginx -t)' },
+  intercept: { load: () => require('./intercept'), help: 'intercept --ports P --to-port P [--uninstall] [--dry-run]  iptables redirect' },
+  loadtest: { load: () => require('./loadtest'), help: 'loadtest --target URL [--profile baseline|steps|soak] ...  fixed-rate load test' },
+  demo: { load: () => require('./demo'), help: 'demo                             example draft service on :9101 + sidecar on :15006' },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function usage(): string {
+  return ['usage: bridge-sidecar <command> [options]', '', 'commands:', ...Object.values(COMMANDS).map((c) => '  ' + c.help), '',
+    'bridge-sidecar <command> --help for the options of one command; --version prints the version.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`bridge-sidecar: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  return cmd.load().run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { if (code !== 0 || !process.env.BRIDGE_SIDECAR_KEEP_ALIVE) process.exitCode = code; },
+  (err: unknown) => {
+    process.stderr.write(`bridge-sidecar: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,49 @@
+/**
+ * `bridge-sidecar demo` (what `npm start` runs): the example draft service on 127.0.0.1:9101 and the sidecar on
+ * 127.0.0.1:15006 in front of it, with examples/demo-policy.yaml (no Redis needed).
+ */
+import cluster from 'node:cluster';
+import { join } from 'node:path';
+import { runSidecar, PolicyRefusedError } from '../lib/server/sidecar';
+import { startDraftService } from '../examples/draft-service';
+
+const ROOT = join(__dirname, '..', '..');
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write('usage: bridge-sidecar demo\n\nStarts the example draft service on 127.0.0.1:9101 and the sidecar on 127.0.0.1:15006\n(admin on 127.0.0.1:9901) with examples/demo-policy.yaml.\n');
+    return 0;
+  }
+  const policy = process.env.BRIDGE_SIDECAR_POLICY ?? join(ROOT, 'examples', 'demo-policy.yaml');
+  if (cluster.isWorker) {
+    await (await runSidecar(policy)).done;
+    return 0;
+  }
+  const service = await startDraftService({ host: '127.0.0.1', port: 9101, serviceTimeMs: 20 });
+  try {
+    const handle = await runSidecar(policy);
+    process.stderr.write([
+      '',
+      `  example draft service   http://127.0.0.1:${service.port}`,
+      '  bridge-sidecar          http://127.0.0.1:15006   (policy: ' + policy + ')',
+      '  admin                   http://127.0.0.1:9901/metrics  /policy  /readyz',
+      '',
+      '  try:  curl -si -X POST http://127.0.0.1:15006/query_script -H "content-type: application/json" \\',
+      "             -d '{\"draft_id\":\"dft_000001\",\"force_update\":false}'   (twice: the second is a cache hit)",
+      '        curl -si http://127.0.0.1:15006/get_font_types --compressed',
+      '',
+      '  Ctrl-C stops both.',
+      '',
+    ].join('\n') + '\n');
+    await handle.done;
+  } catch (e) {
+    if (e instanceof PolicyRefusedError) {
+      process.stderr.write(`bridge-sidecar: the policy was refused:\n${e.message}\n`);
+      await service.close();
+      return 1;
+    }
+    throw e;
+  }
+  await service.close();
+  return 0;
+}

@@ -1,0 +1,174 @@
+/**
+ * Turning an upstream response into a stored entry: may it be stored (RFC 9111 §3 plus the route's rules),
+ * under which key (Vary), with which freshness, and how a 304 refreshes an existing entry (§4.3.4).
+ * Shared by the response filter (misses, revalidations) and the background refresher.
+ */
+import { gunzipSync, brotliDecompressSync, inflateSync } from 'node:zlib';
+import type { CacheEntry, EntryMeta } from './entry';
+import { headerValue, sha256hex, storedFields, storedRequest } from './entry';
+import type { Headers, RouteRules } from './http-semantics';
+import { NOT_UPDATED_BY_304, freshness, initialAge, notStorableReason } from './http-semantics';
+import { parseVary, varyKey } from './keys';
+import { getPath } from '../routes/router';
+import type { JsonScalar } from '../policy/types';
+
+export type StoreIf = ReadonlyArray<readonly [readonly string[], JsonScalar]>;
+
+/** `{"response.success": true}` -> [[["success"], true]]; keys without the `response.` prefix are taken as-is. */
+export function compileStoreIf(s: Readonly<Record<string, JsonScalar>> | null): StoreIf | null {
+  if (s === null) return null;
+  const out = Object.entries(s).map(([k, v]) => [(k.startsWith('response.') ? k.slice(9) : k).split('.'), v] as const);
+  return out.length ? out : null;
+}
+
+/** What the cache knows about the request whose response it may store. */
+export interface StoreRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly headers: Headers;
+  readonly body: Buffer | null;
+  readonly params: Readonly<Record<string, string>>;
+  readonly baseKey: string;
+  /** Our clock when the request went upstream (for the RFC 9111 age calculation). */
+  readonly requestTime: number;
+  readonly rules: RouteRules;
+  readonly storeIf: StoreIf | null;
+  /** The client asked (and the policy lets it) not to store. */
+  readonly noStore: boolean;
+}
+
+/** Why the response head rules out storing, or null when the body may be stored. */
+export function headNotStorable(status: number, headers: Headers, r: StoreRequest): string | null {
+  if (r.method !== 'GET' && r.method !== 'POST') return 'method';
+  if (r.noStore) return 'request-no-store';
+  return notStorableReason(status, headers, r.headers['authorization'] !== undefined, r.rules);
+}
+
+/** The Vary names used for the key: the response's, plus Accept-Encoding when the body is encoded. */
+export function keyVary(headers: Headers): string[] {
+  const names = parseVary(headers['vary']);
+  if (headers['content-encoding'] !== undefined && !names.includes('accept-encoding')) {
+    // the compressor chose an encoding from Accept-Encoding: never serve gzip to a client that did not ask
+    names.push('accept-encoding');
+    names.sort();
+  }
+  return names;
+}
+
+function decodeBody(headers: Headers, body: Buffer): Buffer | null {
+  const enc = headers['content-encoding'];
+  const e = (Array.isArray(enc) ? enc.join(',') : enc ?? '').trim().toLowerCase();
+  try {
+    if (e === '' || e === 'identity') return body;
+    if (e === 'gzip' || e === 'x-gzip') return gunzipSync(body);
+    if (e === 'br') return brotliDecompressSync(body);
+    if (e === 'deflate') return inflateSync(body);
+  } catch {
+    return null;
+  }
+  return null;
+}
+
+/** store_if: every listed response JSON field equals its value. A body that is not JSON fails. */
+export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: Buffer): boolean {
+  if (storeIf === null) return true;
+  const raw = decodeBody(headers, body);
+  if (raw === null) return false;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return false;
+  }
+  return storeIf.every(([p, v]) => getPath(json, p) === v);
+}
+
+export const VIA_TOKEN = '1.1 bridge-sidecar';
+
+export interface Built {
+  readonly key: string;
+  readonly entry: CacheEntry;
+  /** Vary marker to write at the base key, when the response varies. */
+  readonly marker: CacheEntry | null;
+}
+
+/** Build the entry (and vary marker) for a storable response; null when it is not worth storing. */
+export function buildEntry(r: StoreRequest, status: number, headers: Headers, body: Buffer, responseTime: number): Built | null {
+  const meta = buildMeta(r, status, headers, body.length, sha256hex(body), responseTime);
+  if (meta === null) return null;
+  return { key: meta.key, entry: { meta, body }, marker: markerFor(r.baseKey, meta) };
+}
+
+/** The meta of an entry (body length and digest given), or null when it would be useless (stale on arrival). */
+export function buildMeta(r: StoreRequest, status: number, headers: Headers, bodyLength: number, bodySha256: string, responseTime: number): EntryMeta | null {
+  const vary = keyVary(headers);
+  const key = vary.length ? varyKey(r.baseKey, vary, r.headers) : r.baseKey;
+  const fields = storedFields(headers, VIA_TOKEN);
+  const f = freshness(headers, responseTime, r.rules);
+  const age0 = r.rules.override ? 0 : initialAge(headers, r.requestTime, responseTime);
+  const freshUntil = responseTime + f.lifetime - age0;
+  const swrUntil = f.staleWhileRevalidate > 0 ? freshUntil + f.staleWhileRevalidate : 0;
+  const sieUntil = f.staleIfError > 0 ? freshUntil + f.staleIfError : 0;
+  const etag = headerValue(fields, 'etag');
+  const lastModified = headerValue(fields, 'last-modified');
+  if (freshUntil <= responseTime && etag === null && lastModified === null && Math.max(swrUntil, sieUntil) <= responseTime) return null;
+  return {
+    v: 1,
+    key,
+    kind: 'response',
+    vary,
+    status,
+    headers: fields,
+    storedAt: responseTime,
+    initialAge: age0,
+    freshUntil,
+    swrUntil,
+    sieUntil,
+    mustRevalidate: f.mustRevalidate,
+    etag,
+    lastModified,
+    params: r.params,
+    request: storedRequest(r.method, r.path, r.query, r.headers, vary, r.body),
+    bodyLength,
+    bodySha256,
+  };
+}
+
+export function markerFor(baseKey: string, meta: EntryMeta): CacheEntry | null {
+  if (meta.vary.length === 0) return null;
+  const empty = Buffer.alloc(0);
+  return {
+    meta: {
+      ...meta,
+      key: baseKey,
+      kind: 'vary',
+      status: 0,
+      headers: [],
+      request: null,
+      bodyLength: 0,
+      bodySha256: sha256hex(empty),
+      external: undefined,
+    },
+    body: empty,
+  };
+}
+
+/** RFC 9111 §4.3.4: a 304 updates the stored header fields and freshness; the body stays. */
+export function refreshWith304(old: CacheEntry, r: StoreRequest, headers304: Headers, responseTime: number): Built | null {
+  const merged: Record<string, string | string[]> = {};
+  for (const [k, v] of old.meta.headers) {
+    const prev = merged[k];
+    merged[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  for (const name in headers304) {
+    const v = headers304[name];
+    const n = name.toLowerCase();
+    if (v === undefined || NOT_UPDATED_BY_304.has(n)) continue;
+    merged[n] = v;
+  }
+  if (headNotStorable(old.meta.status, merged, r) !== null) return null;
+  const meta = buildMeta({ ...r, baseKey: r.baseKey }, old.meta.status, merged, old.meta.bodyLength, old.meta.bodySha256, responseTime);
+  if (meta === null || old.body === null) return null;
+  return { key: meta.key, entry: { meta, body: old.body }, marker: markerFor(r.baseKey, meta) };
+}

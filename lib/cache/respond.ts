@@ -1,0 +1,104 @@
+/**
+ * Writing a cached entry to a client: the stored head plus what is computed per request (Age, Cache-Status,
+ * Via, Content-Length, this request's rate-limit fields), 304 for a satisfied conditional GET/HEAD, and the
+ * body from memory or streamed from L3.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { EntryMeta } from './entry';
+import type { Headers } from './http-semantics';
+import { conditionalMatches } from './http-semantics';
+import { VIA_TOKEN } from './admission';
+
+export const CACHE_NAME = 'bridge-sidecar';
+
+/** Fields of a 304 (RFC 9110 §15.4.5 keeps the rest of the stored head too, minus the content framing). */
+const DROPPED_ON_304 = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding']);
+
+/** The stored fields as a header object, built once per entry (entries are immutable). */
+const headCache = new WeakMap<EntryMeta, Record<string, string | string[]>>();
+
+export function storedHead(meta: EntryMeta): Record<string, string | string[]> {
+  let h = headCache.get(meta);
+  if (h === undefined) {
+    h = {};
+    for (const [k, v] of meta.headers) {
+      const prev = h[k];
+      h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    headCache.set(meta, h);
+  }
+  return h;
+}
+
+/** Current age in whole seconds (RFC 9111 §4.2.3). */
+export function ageSeconds(meta: EntryMeta, now: number): number {
+  return Math.max(0, Math.floor((meta.initialAge + (now - meta.storedAt)) / 1000));
+}
+
+/** Remaining freshness in whole seconds, negative when stale (Cache-Status `ttl`). */
+export function ttlSeconds(meta: EntryMeta, now: number): number {
+  return Math.floor((meta.freshUntil - now) / 1000);
+}
+
+export function isConditional(req: Headers): boolean {
+  return req['if-none-match'] !== undefined || req['if-modified-since'] !== undefined;
+}
+
+export function satisfiesConditional(method: string, req: Headers, meta: EntryMeta): boolean {
+  if ((method !== 'GET' && method !== 'HEAD') || !isConditional(req)) return false;
+  const date = storedHead(meta)['date'];
+  return conditionalMatches(req, meta.etag, meta.lastModified, (Array.isArray(date) ? date[0] : date) ?? null);
+}
+
+/**
+ * The full head for serving `meta`: stored fields, then this request's extra fields (rate limits), Via, Age
+ * and Cache-Status. `conditional304` turns it into a 304 head.
+ */
+export function headFor(
+  meta: EntryMeta,
+  extra: ReadonlyArray<readonly [string, string]> | null,
+  cacheStatus: string,
+  now: number,
+  conditional304: boolean,
+): { status: number; headers: Record<string, string | string[]> } {
+  const headers: Record<string, string | string[]> = Object.assign({}, storedHead(meta));
+  if (extra !== null) for (const [k, v] of extra) headers[k] = v;
+  const via = headers['via'];
+  headers['via'] = via === undefined ? VIA_TOKEN : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA_TOKEN}`;
+  headers['age'] = String(ageSeconds(meta, now));
+  headers['cache-status'] = cacheStatus;
+  if (conditional304) {
+    for (const k of DROPPED_ON_304) delete headers[k];
+    return { status: 304, headers };
+  }
+  headers['content-length'] = String(meta.bodyLength);
+  return { status: meta.status, headers };
+}
+
+/** Send an entry. `body` is the whole body, or `stream` opens it (large L3 entries). */
+export function sendEntry(
+  res: ServerResponse,
+  method: string,
+  head: { status: number; headers: Record<string, string | string[]> },
+  body: Buffer | null,
+  stream: (() => Readable) | null,
+): void {
+  res.writeHead(head.status, head.headers);
+  if (method === 'HEAD' || head.status === 304 || head.status === 204) {
+    res.end();
+    return;
+  }
+  if (body !== null) {
+    res.end(body);
+    return;
+  }
+  if (stream !== null) {
+    const s = stream();
+    s.on('error', () => res.destroy());
+    res.on('close', () => s.destroy());
+    s.pipe(res);
+    return;
+  }
+  res.end();
+}

@@ -1,0 +1,149 @@
+/**
+ * The three tiers behind one interface: lookup L1 -> L2 -> L3 (a lower hit fills the upper tiers), store to L1
+ * at once and to L2/L3 through the background writer, purge by glob in every tier.
+ */
+import type { Counter, Gauge } from 'prom-client';
+import type { CacheEntry, EntryMeta } from './entry';
+import { retentionMs } from './entry';
+import type { L1Cache } from './l1';
+import type { L2Cache } from './l2';
+import type { L3Cache, L3Hit } from './l3';
+import type { BackgroundWriter } from './write-queue';
+import { patternMatcher } from './keys';
+
+export type Layer = 'l1' | 'l2' | 'l3';
+
+export interface Found {
+  readonly layer: Layer;
+  readonly meta: EntryMeta;
+  /** Whole entry, or null when the body must be streamed from L3 (`stream`). */
+  readonly entry: CacheEntry | null;
+  readonly stream: Extract<L3Hit, { kind: 'stream' }> | null;
+}
+
+export interface TierTtls {
+  l1: number;
+  l2: number;
+  l3: number;
+}
+
+type Child = { inc(v?: number): void };
+
+/** Metric children by layer and result, resolved once. */
+class LookupCounters {
+  private children = new Map<string, Child>();
+  constructor(private readonly counter: Counter<'layer' | 'result'>) {}
+  inc(layer: string, result: string): void {
+    const k = layer + '/' + result;
+    let c = this.children.get(k);
+    if (c === undefined) this.children.set(k, (c = this.counter.labels(layer, result)));
+    c.inc();
+  }
+}
+
+export class Tiers {
+  readonly counters: LookupCounters;
+
+  constructor(
+    public l1: L1Cache | null,
+    public l2: L2Cache | null,
+    public l3: L3Cache | null,
+    public ttls: TierTtls,
+    public writer: BackgroundWriter,
+    requests: Counter<'layer' | 'result'>,
+    private readonly sizeGauge: Gauge<'layer'>,
+    /** Bodies larger than this live in L3 only (streamed), never in L1/L2. */
+    public largeBodyThreshold: number,
+  ) {
+    this.counters = new LookupCounters(requests);
+  }
+
+  /** L1 only, synchronously (the hot path). Counts the L1 result. */
+  getL1(key: string): Found | null {
+    if (this.l1 === null) return null;
+    const e = this.l1.get(key);
+    if (e === undefined) {
+      this.counters.inc('l1', 'miss');
+      return null;
+    }
+    this.counters.inc('l1', 'hit');
+    return { layer: 'l1', meta: e.meta, entry: e, stream: null };
+  }
+
+  /** L2 then L3 (after an L1 miss). A hit fills the tiers above it. */
+  async getLower(key: string): Promise<Found | null> {
+    if (this.l2 !== null) {
+      const r = await this.l2.get(key);
+      if (r.entry !== null) {
+        this.counters.inc('l2', 'hit');
+        this.fillL1(key, r.entry);
+        return { layer: 'l2', meta: r.entry.meta, entry: r.entry, stream: null };
+      }
+      this.counters.inc('l2', r.error ? 'error' : 'miss');
+    }
+    if (this.l3 !== null && this.l3.loaded) {
+      const h = await this.l3.get(key);
+      if (h !== null) {
+        this.counters.inc('l3', 'hit');
+        if (h.kind === 'whole') {
+          this.fillL1(key, h.entry);
+          if (this.l2 !== null && h.entry.body !== null && h.entry.body.length <= this.largeBodyThreshold) {
+            const l2 = this.l2;
+            const ttl = retentionMs(h.entry.meta, Date.now(), this.ttls.l2);
+            this.writer.enqueue(() => l2.set(key, h.entry, ttl));
+          }
+          return { layer: 'l3', meta: h.entry.meta, entry: h.entry, stream: null };
+        }
+        return { layer: 'l3', meta: h.meta, entry: null, stream: h };
+      }
+      this.counters.inc('l3', 'miss');
+    }
+    return null;
+  }
+
+  async get(key: string): Promise<Found | null> {
+    return this.getL1(key) ?? (await this.getLower(key));
+  }
+
+  private fillL1(key: string, entry: CacheEntry): void {
+    if (this.l1 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
+    this.l1.set(key, entry, retentionMs(entry.meta, Date.now(), this.ttls.l1));
+  }
+
+  /** Store a whole entry: L1 now, L2 and L3 in the background. */
+  store(key: string, entry: CacheEntry): void {
+    const now = Date.now();
+    const small = entry.body !== null && entry.body.length <= this.largeBodyThreshold;
+    if (small && this.l1 !== null) this.l1.set(key, entry, retentionMs(entry.meta, now, this.ttls.l1));
+    if (small && this.l2 !== null) {
+      const l2 = this.l2;
+      const ttl = retentionMs(entry.meta, now, this.ttls.l2);
+      if (ttl > 0) this.writer.enqueue(() => l2.set(key, entry, ttl));
+    }
+    if (this.l3 !== null) {
+      const l3 = this.l3;
+      const ttl = retentionMs(entry.meta, now, this.ttls.l3);
+      if (ttl > 0) this.writer.enqueue(() => l3.set(key, entry, ttl));
+    }
+  }
+
+  /** Remove one key everywhere (e.g. a corrupt or superseded entry). */
+  async delete(key: string): Promise<void> {
+    this.l1?.delete(key);
+    await Promise.all([this.l2?.delete(key).catch(() => {}), this.l3?.delete(key)]);
+  }
+
+  /** Remove every key matching a glob from this process's tiers (and L2, shared, unless told not to). Returns the count. */
+  async purge(pattern: string, includeShared = true): Promise<number> {
+    const match = patternMatcher(pattern);
+    let n = this.l1?.deleteMatching(match) ?? 0;
+    if (this.l3 !== null) n += await this.l3.deleteMatching(match);
+    if (includeShared && this.l2 !== null) n += await this.l2.deleteMatching(pattern).catch(() => 0);
+    return n;
+  }
+
+  updateSizeGauges(): void {
+    if (this.l1 !== null) this.sizeGauge.set({ layer: 'l1' }, this.l1.bytes);
+    if (this.l3 !== null) this.sizeGauge.set({ layer: 'l3' }, this.l3.bytes);
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The performance report, following the guide's §15 template (test environment, response-time percentiles
+ * against the targets, throughput table, recommendations), written as
+ *   FILE.md              the report
+ *   FILE-latency.svg     latency percentiles per step (per interval for a soak), targets dashed
+ *   FILE-throughput.svg  achieved against requested rate
+ *   FILE.json            every figure, the encoded histograms included, for machines
+ * where FILE is the --report path without its .md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { Environment } from './environment';
+import type { ProfileRun, StepResult } from './profiles';
+import { fmtMs } from './profiles';
+import { PERCENTILES, TARGETS, describeOutcome, recommendations, stepHolds, verdicts, type Verdict } from './analyze';
+import { barChart, lineChart } from './svg';
+
+export interface ReportInput {
+  generatedAt: Date;
+  command: string;
+  environment: Environment;
+  run: ProfileRun;
+  version: string;
+}
+
+export interface ReportFiles {
+  markdown: string;
+  latencySvg: string;
+  throughputSvg: string;
+  json: string;
+}
+
+export function reportPaths(mdPath: string): ReportFiles {
+  const base = mdPath.replace(/\.md$/i, '');
+  return { markdown: base + '.md', latencySvg: base + '-latency.svg', throughputSvg: base + '-throughput.svg', json: base + '.json' };
+}
+
+export function writeReport(mdPath: string, input: ReportInput): ReportFiles {
+  const files = reportPaths(mdPath);
+  mkdirSync(dirname(files.markdown), { recursive: true });
+  writeFileSync(files.latencySvg, latencyChart(input.run));
+  writeFileSync(files.throughputSvg, throughputChart(input.run));
+  writeFileSync(files.json, JSON.stringify(reportJson(input), null, 2) + '\n');
+  writeFileSync(files.markdown, renderMarkdown(input, files));
+  return files;
+}
+
+export function reportJson(input: ReportInput): unknown {
+  const { run } = input;
+  return {
+    format: 'bridge-sidecar-loadtest/1',
+    generatedAt: input.generatedAt.toISOString(),
+    version: input.version,
+    command: input.command,
+    environment: input.environment,
+    settings: run.settings,
+    targets: TARGETS,
+    steps: run.steps.map((s) => ({ ...s, verdicts: verdicts(s), holds: stepHolds(s) })),
+    intervals: run.intervals,
+    recommendations: recommendations(run, input.environment),
+    units: { latency: 'milliseconds', rates: 'requests per second', histogram: 'HdrHistogram V2 compressed base64, microseconds', cpuCores: 'CPU seconds per wall second' },
+  };
+}
+
+const ok = (v: boolean | null) => (v === null ? '–' : v ? '✅' : '❌');
+const mb = (b: number | null | undefined) => (b == null ? '–' : `${(b / 2 ** 20).toFixed(0)} MB`);
+const pct = (r: number, d = 1) => `${(r * 100).toFixed(d)} %`;
+
+export function renderMarkdown(input: ReportInput, files: ReportFiles): string {
+  const { run, environment: env } = input;
+  const s = run.settings;
+  const L: string[] = [];
+  L.push('# Performance test report', '');
+  L.push(`Made by \`bridge-sidecar loadtest\` ${input.version} on ${input.generatedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC with:`, '');
+  L.push('```sh', input.command, '```', '');
+
+  L.push('## Test environment', '');
+  L.push(`- CPU: ${env.cpuModel}, ${env.cores} cores${env.cpuMHz ? ` (${(env.cpuMHz / 1000).toFixed(1)} GHz)` : ''}`);
+  L.push(`- Memory: ${(env.memoryBytes / 2 ** 30).toFixed(1)} GB`);
+  L.push(`- Network: ${env.targetIsLocal ? 'loopback (the target runs on this machine and shares its CPUs with the load generator)' : 'to a remote target'}`);
+  L.push(`- OS: ${env.os} (${env.kernel})`);
+  L.push(`- Node.js: ${env.node}`);
+  L.push(`- Target: ${s.target}` + (s.metricsUrl ? `, metrics from ${s.metricsUrl}` : '') + (s.pid !== null ? `, process ${s.pid}` : ''));
+  const profileText = s.profile === 'baseline'
+    ? `baseline (closed loop: each connection sends its next request when the previous answer is in) for ${sec(s.durationMs)}`
+    : s.profile === 'steps'
+      ? `steps at ${s.rates.join(', ')} req/s, ${sec(s.durationMs)} each, ${sec(s.pauseMs)} pauses (open loop, fixed rate)`
+      : `soak at ${s.rates[0]} req/s for ${sec(s.durationMs)}, a line every ${sec(s.reportEveryMs)} (open loop, fixed rate)`;
+  L.push(`- Load: ${profileText}; ${s.connections} keep-alive connections, ${s.threads} thread(s), timeout ${sec(s.timeoutMs)}`);
+  L.push(`- Requests: ${s.mixFile ? `mix ${basename(s.mixFile)} (${s.mix.map((e) => `${e.name} ×${e.weight}`).join(', ')})` : `${s.mix[0].method} ${s.mix[0].path}`}`);
+  L.push('');
+
+  L.push('## Test results', '');
+  L.push('### Response-time distribution', '');
+  L.push(s.profile === 'baseline'
+    ? 'Measured from the moment each request was sent (closed loop, as wrk does).'
+    : 'Measured from the moment each request was SCHEDULED, not when it could be sent, so time spent waiting behind a slow ' +
+      'answer counts (coordinated omission corrected, as wrk2 does).');
+  L.push('');
+  const steps = run.steps;
+  L.push(`| Percentile | Target | ${steps.map((st) => st.label).join(' | ')} |`);
+  L.push(`|---|---|${steps.map(() => '---|').join('')}`);
+  for (const p of PERCENTILES) {
+    const cells = steps.map((st) => {
+      const v = verdicts(st).find((x) => x.percentile === p) as Verdict;
+      return v.valueMs === null ? '–' : `${fmtMs(v.valueMs)} ${ok(v.ok)}`;
+    });
+    L.push(`| ${p.toUpperCase()} | < ${TARGETS.latencyMs[p]} ms | ${cells.join(' | ')} |`);
+  }
+  L.push(`| P99.9 | | ${steps.map((st) => (st.latency ? fmtMs(st.latency.p999) : '–')).join(' | ')} |`);
+  L.push(`| Max | | ${steps.map((st) => (st.latency ? fmtMs(st.latency.max) : '–')).join(' | ')} |`);
+  L.push('');
+
+  L.push('### Throughput', '');
+  L.push('| Requested (req/s) | Achieved (req/s) | Requests | Error rate | P50 | P99 | Sidecar CPU | Sidecar memory | Generator CPU | All targets |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const st of steps) {
+    const cpu = st.target?.cpuCores != null ? `${pct(st.target.cpuCores / env.cores, 0)} (${st.target.cpuCores.toFixed(2)} cores)` : '–';
+    const mem = st.target?.rssBytes != null ? `${mb(st.target.peakRssBytes ?? st.target.rssBytes)} (${pct((st.target.peakRssBytes ?? st.target.rssBytes) / env.memoryBytes)})` : '–';
+    L.push(`| ${st.requestedRate ?? 'closed loop'} | ${st.achievedRate}${st.unsent > 0 ? ` (${st.unsent} unsent)` : ''} | ${st.completed} | ${pct(st.errorRate, 2)} | ` +
+      `${st.latency ? fmtMs(st.latency.p50) : '–'} | ${st.latency ? fmtMs(st.latency.p99) : '–'} | ${cpu} | ${mem} | ${st.generatorCpuCores.toFixed(2)} cores | ${ok(stepHolds(st))} |`);
+  }
+  L.push('');
+  L.push('Achieved = answers received within the step\'s window ÷ its duration. CPU is the target process\'s CPU time per second ' +
+    `as a share of all ${env.cores} cores (target: < 70 %); memory is its peak resident set as a share of the machine (target: < 80 %).` +
+    (steps.some((st) => st.target) ? '' : ' No --metrics or --pid was given, so the target\'s CPU and memory are not known.'));
+  L.push('');
+
+  const outcomeKeys = [...new Set(steps.flatMap((st) => Object.keys(st.outcomes)))].sort();
+  if (outcomeKeys.length > 0) {
+    L.push('### Responses by status', '');
+    L.push(`| Step | ${outcomeKeys.map(describeOutcome).join(' | ')} |`);
+    L.push(`|---|${outcomeKeys.map(() => '---|').join('')}`);
+    for (const st of steps) L.push(`| ${st.label} | ${outcomeKeys.map((k) => st.outcomes[k] ?? 0).join(' | ')} |`);
+    L.push('');
+  }
+
+  if (steps.some((st) => st.perEntry.length > 0)) {
+    L.push('### Per request type', '');
+    L.push('| Step | Request | Weight | Count | Errors | P50 | P99 |');
+    L.push('|---|---|---|---|---|---|---|');
+    for (const st of steps) {
+      for (const e of st.perEntry) {
+        L.push(`| ${st.label} | ${e.name} | ${e.weight} | ${e.count} | ${e.errors} | ${e.latency ? fmtMs(e.latency.p50) : '–'} | ${e.latency ? fmtMs(e.latency.p99) : '–'} |`);
+      }
+    }
+    L.push('');
+  }
+
+  if (steps.some((st) => st.target && (Object.keys(st.target.cache).length > 0 || st.target.shedTotal > 0 || st.target.rateLimitedTotal > 0))) {
+    L.push('### Cache, shedding and rate limiting (from the sidecar\'s /metrics)', '');
+    L.push('| Step | Cache hit ratio | Hits by tier | Shed (503) | Rate limited (429) |');
+    L.push('|---|---|---|---|---|');
+    for (const st of steps) {
+      const t = st.target;
+      if (!t) continue;
+      const tiers = Object.entries(t.cache).map(([layer, c]) => `${layer} ${c.hits}/${c.lookups}`).join(', ') || '–';
+      L.push(`| ${st.label} | ${t.cacheHitRatio === null ? '–' : pct(t.cacheHitRatio)} | ${tiers} | ${t.shedTotal} | ${t.rateLimitedTotal} |`);
+    }
+    L.push('');
+  }
+
+  if (run.intervals.length > 0) {
+    L.push('### Soak intervals', '');
+    L.push('| Interval | Started | Achieved (req/s) | Error rate | P50 | P99 | Target CPU | Target memory |');
+    L.push('|---|---|---|---|---|---|---|---|');
+    for (const i of run.intervals) {
+      L.push(`| ${i.index} | ${i.startedAt.slice(11, 19)} | ${i.achievedRate} | ${pct(i.errorRate, 2)} | ${i.latency ? fmtMs(i.latency.p50) : '–'} | ` +
+        `${i.latency ? fmtMs(i.latency.p99) : '–'} | ${i.target?.cpuCores != null ? pct(i.target.cpuCores / env.cores, 0) : '–'} | ${mb(i.target?.rssBytes)} |`);
+    }
+    L.push('');
+  }
+
+  L.push('### Charts', '');
+  L.push(`![Latency percentiles](${basename(files.latencySvg)})`, '');
+  L.push(`![Achieved against requested throughput](${basename(files.throughputSvg)})`, '');
+
+  L.push('### Recommendations', '');
+  recommendations(run, env).forEach((r, i) => L.push(`${i + 1}. ${r}`));
+  L.push('');
+  L.push(`Raw figures (with the HdrHistogram of every step): [${basename(files.json)}](${basename(files.json)}).`, '');
+  return L.join('\n');
+}
+
+function sec(ms: number): string {
+  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000} h`;
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${+(ms / 1000).toFixed(3)} s`;
+}
+
+const COLORS = { p50: '#2b8a3e', p95: '#e67700', p99: '#c92a2a', requested: '#adb5bd', achieved: '#1971c2' };
+
+export function latencyChart(run: ProfileRun): string {
+  const soak = run.intervals.length > 0;
+  const points: { label: string; l: StepResult['latency'] }[] = soak
+    ? run.intervals.map((i) => ({ label: `+${(i.elapsedMs / 60000).toFixed(i.elapsedMs < 600_000 ? 1 : 0)} min`, l: i.latency }))
+    : run.steps.map((st) => ({ label: st.label, l: st.latency }));
+  return lineChart({
+    title: soak ? 'Latency percentiles per interval' : 'Latency percentiles per step',
+    categories: points.map((p) => p.label),
+    series: PERCENTILES.map((p) => ({ name: p.toUpperCase(), color: COLORS[p], values: points.map((x) => (x.l ? x.l[p] : null)) })),
+    yLabel: 'latency (ms, log scale)',
+    logY: true,
+    references: PERCENTILES.map((p) => ({ value: TARGETS.latencyMs[p], label: `${p.toUpperCase()} target`, color: COLORS[p] })),
+    format: (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`),
+  });
+}
+
+export function throughputChart(run: ProfileRun): string {
+  if (run.intervals.length > 0) {
+    const rate = run.settings.rates[0];
+    return lineChart({
+      title: 'Achieved against requested throughput per interval',
+      categories: run.intervals.map((i) => `+${(i.elapsedMs / 60000).toFixed(i.elapsedMs < 600_000 ? 1 : 0)} min`),
+      series: [
+        { name: 'requested', color: COLORS.requested, values: run.intervals.map(() => rate) },
+        { name: 'achieved', color: COLORS.achieved, values: run.intervals.map((i) => i.achievedRate) },
+      ],
+      yLabel: 'requests per second',
+    });
+  }
+  return barChart({
+    title: 'Achieved against requested throughput',
+    categories: run.steps.map((st) => st.label),
+    series: [
+      { name: 'requested', color: COLORS.requested, values: run.steps.map((st) => st.requestedRate) },
+      { name: 'achieved', color: COLORS.achieved, values: run.steps.map((st) => st.achievedRate) },
+    ],
+    yLabel: 'requests per second',
+  });
+}

@@ -1,0 +1,250 @@
+/**
+ * The one request matcher every stage asks "which route is this, and what are its params".
+ *
+ * Routes are compiled once per policy: path templates become segment arrays, param sources become
+ * accessor paths. Matching is two-phase so bodies are only read when needed:
+ *   1. needsBody(method, path): does any route that could match by method and path look at the body?
+ *   2. match(...): the first route (policy order) whose every condition holds.
+ */
+import type { JsonScalar, Priority, RoutePolicy } from '../policy/types';
+
+export type ParamSource =
+  | { readonly kind: 'path' | 'query' | 'header'; readonly name: string }
+  | { readonly kind: 'body' | 'response'; readonly path: readonly string[] }
+  | { readonly kind: 'identity' };
+
+export interface CompiledRoute {
+  readonly index: number;
+  readonly name: string;
+  readonly policy: RoutePolicy;
+  readonly priority: Priority | null;
+  /** The route looks at JSON body fields (match or params). */
+  readonly needsBody: boolean;
+  readonly params: ReadonlyArray<readonly [string, ParamSource]>;
+  /** Params that come from the upstream response (only for events). */
+  readonly responseParams: ReadonlyArray<readonly [string, readonly string[]]>;
+  /** Dotted body paths the route matched on (part of cache variant keys). */
+  readonly bodyMatchPaths: ReadonlyArray<readonly string[]>;
+  readonly usesIdentity: boolean;
+}
+
+interface CompiledMatcher {
+  readonly route: CompiledRoute;
+  readonly method: string | null;
+  /** null: any path. Otherwise literal segments, '{name}' captures as [name], '*' as the rest. */
+  readonly segments: ReadonlyArray<string | readonly [string] | '*'> | null;
+  readonly query: ReadonlyArray<readonly [string, string]> | null;
+  readonly headers: ReadonlyArray<readonly [string, string]> | null;
+  readonly body: ReadonlyArray<readonly [readonly string[], JsonScalar]> | null;
+  readonly jsonrpc: string | null;
+}
+
+export interface MatchInput {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON body when it was read, else undefined. */
+  json: unknown;
+}
+
+export interface RouteMatch {
+  readonly route: CompiledRoute;
+  readonly params: Record<string, string>;
+}
+
+export function parseParamSource(expr: string): ParamSource {
+  if (expr === 'identity') return { kind: 'identity' };
+  const dot = expr.indexOf('.');
+  const kind = dot === -1 ? expr : expr.slice(0, dot);
+  const rest = dot === -1 ? '' : expr.slice(dot + 1);
+  switch (kind) {
+    case 'path':
+    case 'query':
+      if (rest) return { kind, name: rest };
+      break;
+    case 'header':
+      if (rest) return { kind, name: rest.toLowerCase() };
+      break;
+    case 'body':
+    case 'response':
+      if (rest) return { kind, path: rest.split('.') };
+      break;
+  }
+  throw new Error(`param source "${expr}" must be path.X, query.X, header.X, body.a.b, response.a.b or identity`);
+}
+
+/** Split a path template into matcher segments; throws on a malformed template. */
+export function compilePathTemplate(template: string): Array<string | readonly [string] | '*'> {
+  if (!template.startsWith('/')) throw new Error(`path "${template}" must start with /`);
+  const parts = template.split('/').slice(1);
+  return parts.map((p, i) => {
+    if (p === '*') {
+      if (i !== parts.length - 1) throw new Error(`"*" may only end a path template ("${template}")`);
+      return '*' as const;
+    }
+    const m = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(p);
+    if (m) return [m[1]] as const;
+    if (p.includes('{') || p.includes('}')) throw new Error(`path segment "${p}" must be a literal or a whole {name}`);
+    return p;
+  });
+}
+
+export function getPath(obj: unknown, path: readonly string[]): unknown {
+  let cur = obj;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+function scalarToParam(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+export class Router {
+  private readonly matchers: CompiledMatcher[];
+  readonly routes: readonly CompiledRoute[];
+  /** True when some route needs the body: lets the pass-through path skip the check entirely. */
+  readonly anyBody: boolean;
+
+  constructor(routes: readonly RoutePolicy[]) {
+    this.matchers = routes.map((r, index) => compileRoute(r, index));
+    this.routes = this.matchers.map((m) => m.route);
+    this.anyBody = this.routes.some((r) => r.needsBody);
+  }
+
+  get empty(): boolean {
+    return this.matchers.length === 0;
+  }
+
+  /** Whether reading the body could change which route matches or its params. */
+  needsBody(method: string, path: string): boolean {
+    if (!this.anyBody) return false;
+    let pathSegs: string[] | null = null;
+    for (const m of this.matchers) {
+      if (m.method !== null && m.method !== method) continue;
+      if (m.segments !== null) {
+        pathSegs ??= path.split('/').slice(1);
+        if (!matchSegments(m.segments, pathSegs, null)) continue;
+      }
+      if (m.route.needsBody) return true;
+      // a route that needs no body and matches method+path may still fail on query/headers: keep looking
+      if (m.query === null && m.headers === null) return false;
+    }
+    return false;
+  }
+
+  match(input: MatchInput): RouteMatch | null {
+    let pathSegs: string[] | null = null;
+    let query: URLSearchParams | null = null;
+    for (const m of this.matchers) {
+      if (m.method !== null && m.method !== input.method) continue;
+      let captures: Record<string, string> | null = null;
+      if (m.segments !== null) {
+        pathSegs ??= input.path.split('/').slice(1);
+        captures = {};
+        if (!matchSegments(m.segments, pathSegs, captures)) continue;
+      }
+      if (m.query !== null) {
+        query ??= new URLSearchParams(input.query);
+        if (!m.query.every(([k, v]) => (v === '*' ? query!.has(k) : query!.get(k) === v))) continue;
+      }
+      if (m.headers !== null && !m.headers.every(([k, v]) => headerMatches(input.headers[k], v))) continue;
+      if (m.jsonrpc !== null && getPath(input.json, ['method']) !== m.jsonrpc) continue;
+      if (m.body !== null && !m.body.every(([p, v]) => getPath(input.json, p) === v)) continue;
+      return { route: m.route, params: this.resolveParams(m.route, input, captures, query) };
+    }
+    return null;
+  }
+
+  private resolveParams(
+    route: CompiledRoute,
+    input: MatchInput,
+    captures: Record<string, string> | null,
+    query: URLSearchParams | null,
+  ): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, src] of route.params) {
+      let v: string | undefined;
+      switch (src.kind) {
+        case 'path':
+          v = captures?.[src.name];
+          if (v !== undefined) {
+            try { v = decodeURIComponent(v); } catch { /* keep raw */ }
+          }
+          break;
+        case 'query':
+          query ??= new URLSearchParams(input.query);
+          v = query.get(src.name) ?? undefined;
+          break;
+        case 'header': {
+          const h = input.headers[src.name];
+          v = Array.isArray(h) ? h[0] : h;
+          break;
+        }
+        case 'body':
+          v = scalarToParam(getPath(input.json, src.path));
+          break;
+        default:
+          break; // identity and response params are filled later
+      }
+      if (v !== undefined) out[name] = v;
+    }
+    return out;
+  }
+}
+
+function headerMatches(actual: string | string[] | undefined, want: string): boolean {
+  if (actual === undefined) return false;
+  if (want === '*') return true;
+  return Array.isArray(actual) ? actual.includes(want) : actual === want;
+}
+
+function matchSegments(
+  segs: ReadonlyArray<string | readonly [string] | '*'>,
+  path: string[],
+  captures: Record<string, string> | null,
+): boolean {
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i];
+    if (s === '*') return true;
+    const p = path[i];
+    if (p === undefined) return false;
+    if (typeof s === 'string') {
+      if (s !== p) return false;
+    } else {
+      if (p === '') return false;
+      if (captures) captures[s[0]] = p;
+    }
+  }
+  return segs.length === path.length;
+}
+
+function compileRoute(r: RoutePolicy, index: number): CompiledMatcher {
+  const params = Object.entries(r.params).map(([k, expr]) => [k, parseParamSource(expr)] as const);
+  const body = r.match.body ? Object.entries(r.match.body).map(([k, v]) => [k.split('.'), v] as const) : null;
+  const route: CompiledRoute = {
+    index,
+    name: r.name,
+    policy: r,
+    priority: r.priority,
+    needsBody: body !== null || r.match.jsonrpc_method !== null || params.some(([, s]) => s.kind === 'body'),
+    params: params.filter(([, s]) => s.kind !== 'response'),
+    responseParams: params.flatMap(([k, s]) => (s.kind === 'response' ? [[k, s.path] as const] : [])),
+    bodyMatchPaths: body ? body.map(([p]) => p) : [],
+    usesIdentity: params.some(([, s]) => s.kind === 'identity'),
+  };
+  return {
+    route,
+    method: r.match.method,
+    segments: r.match.path === null ? null : compilePathTemplate(r.match.path),
+    query: r.match.query ? Object.entries(r.match.query) : null,
+    headers: r.match.headers ? Object.entries(r.match.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : null,
+    body,
+    jsonrpc: r.match.jsonrpc_method,
+  };
+}

@@ -1,0 +1,415 @@
+/**
+ * A request's path through the sidecar, for one policy:
+ *
+ *   client ─▶ body limit ─▶ route match ─▶ rate limit ─▶ cache lookup ─▶ queue ─▶ proxy ─▶ upstream
+ *   client ◀─ response filters (events, compression, cache store) ◀──────────────────────────┘
+ *
+ * A Pipeline is an immutable snapshot built from one policy. The RequestHandler holds the current one and every
+ * request takes it once at arrival, so a reload never gives a request half of one policy and half of another.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, pipeline as streamPipeline, type Readable } from 'node:stream';
+import type { LoadedPolicy, Policy } from '../policy/types';
+import { Router } from '../routes/router';
+import { RequestContext } from '../stages/context';
+import type { CacheStage, QueueStage, RateLimitStage, Release, ResponseFilter, ResponseHead } from '../stages/types';
+import { ShedError } from '../stages/types';
+import { UpstreamProxy, type UpstreamFailure } from '../stages/proxy';
+import { resolveIdentity } from '../stages/identity';
+import { sendRateLimited } from '../stages/ratelimit';
+import { sendShed } from '../stages/queue';
+import { sendProblem, VIA } from './problem';
+import { isHopByHop, stripRequestHopByHop } from './hop-by-hop';
+import type { Runtime } from './runtime';
+import type { Logger } from '../observe/logger';
+
+/** Bodies up to this size are kept in memory when the request may need replaying on a retry. */
+const REPLAY_BODY_LIMIT = 64 * 1024;
+
+export interface PipelineStages {
+  rateLimit: RateLimitStage | null;
+  cache: CacheStage | null;
+  queue: QueueStage | null;
+  filters: readonly ResponseFilter[];
+}
+
+export class Pipeline {
+  readonly policy: Policy;
+  readonly router: Router;
+  /** Per-endpoint limit paths double as metric labels for requests that match no route. */
+  private readonly endpointPaths: ReadonlySet<string>;
+  readonly needsIdentity: boolean;
+
+  constructor(
+    readonly loaded: LoadedPolicy,
+    readonly stages: PipelineStages,
+  ) {
+    this.policy = loaded.policy;
+    this.router = new Router(this.policy.routes);
+    this.endpointPaths = new Set(Object.keys(this.policy.rate_limiting?.per_endpoint ?? {}).filter((k) => k.startsWith('/')));
+    this.needsIdentity = this.policy.rate_limiting !== null || this.router.routes.some((r) => r.usesIdentity);
+  }
+
+  endpointFor(ctx: RequestContext): string {
+    if (ctx.route) return ctx.route.name;
+    return this.endpointPaths.has(ctx.path) ? ctx.path : 'other';
+  }
+}
+
+class BodyTooLarge extends Error {}
+
+export class RequestHandler {
+  private current: Pipeline;
+  /** Set on SIGTERM: responses carry Connection: close so keep-alive clients move on. */
+  draining = false;
+  private readonly log: Logger;
+
+  constructor(
+    pipeline: Pipeline,
+    private readonly proxy: UpstreamProxy,
+    private readonly rt: Runtime,
+  ) {
+    this.current = pipeline;
+    this.log = rt.log;
+  }
+
+  get pipeline(): Pipeline {
+    return this.current;
+  }
+
+  swap(next: Pipeline): void {
+    this.current = next;
+    this.rt.metrics.setBuckets(next.policy.metrics.buckets);
+  }
+
+  /** The server's 'request' listener. */
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const p = this.current;
+    const ctx = new RequestContext(req, res, performance.now());
+    res.once('close', () => this.finished(p, ctx));
+    if (this.draining) res.shouldKeepAlive = false;
+
+    const max = p.policy.server.client_max_body_size;
+    const cl = req.headers['content-length'];
+    const declared = cl === undefined ? -1 : Number(cl);
+    if (declared > max) {
+      // refuse before reading: the connection is closed so the unread body cannot be taken for a next request
+      ctx.endpoint = p.endpointFor(ctx);
+      sendProblem(res, 413, 'body-too-large', 'Content Too Large', `request body of ${declared} bytes exceeds client_max_body_size (${max})`, null, true);
+      return;
+    }
+    const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    // Small bodies are read whole when retries are on: a request can only be replayed (after a stale pooled
+    // socket, or for idempotent calls after an error) if its body is still at hand.
+    const needBody = hasBody && (p.router.needsBody(ctx.method, ctx.path) ||
+      (declared > 0 && declared <= REPLAY_BODY_LIMIT && p.policy.upstream.pool.retries > 0));
+    if (needBody) {
+      readBody(req, max).then(
+        (body) => {
+          ctx.body = body;
+          ctx.json = parseJson(body, req.headers['content-type']);
+          this.route(p, ctx);
+        },
+        (err: unknown) => {
+          if (err instanceof BodyTooLarge) sendProblem(res, 413, 'body-too-large', 'Content Too Large', `request body exceeds client_max_body_size (${max})`, null, true);
+          else if (!res.headersSent) sendProblem(res, 400, 'bad-request', 'Bad Request', 'the request body could not be read', null, true);
+        },
+      );
+      return;
+    }
+    this.route(p, ctx);
+  };
+
+  private route(p: Pipeline, ctx: RequestContext): void {
+    if (!p.router.empty) {
+      const m = p.router.match({ method: ctx.method, path: ctx.path, query: ctx.query, headers: ctx.req.headers, json: ctx.json });
+      if (m) {
+        ctx.route = m.route;
+        ctx.params = m.params;
+      }
+    }
+    ctx.endpoint = p.endpointFor(ctx);
+    ctx.priority = ctx.route?.priority ?? p.policy.queues?.default_priority ?? 'medium';
+    if (p.needsIdentity) {
+      ctx.identity = resolveIdentity(ctx, p.policy.rate_limiting?.identity ?? null);
+      if (ctx.route?.usesIdentity) {
+        for (const [name, src] of ctx.route.params) if (src.kind === 'identity') ctx.params[name] = ctx.identity;
+      }
+    }
+    const rl = p.stages.rateLimit;
+    if (rl) {
+      const d = rl.check(ctx);
+      if (isPromise(d)) {
+        d.then((dec) => this.afterLimit(p, ctx, dec), (err: unknown) => this.internalError(ctx, err));
+        return;
+      }
+      this.afterLimit(p, ctx, d);
+      return;
+    }
+    this.lookup(p, ctx);
+  }
+
+  private afterLimit(p: Pipeline, ctx: RequestContext, d: Awaited<ReturnType<RateLimitStage['check']>>): void {
+    if (!d.allowed) {
+      ctx.limitOutcome = 'rejected:' + d.scope;
+      this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'rate_limited' });
+      sendRateLimited(ctx.res, d);
+      return;
+    }
+    if (d.headers) for (const [k, v] of d.headers) ctx.addHeader(k, v);
+    this.lookup(p, ctx);
+  }
+
+  private lookup(p: Pipeline, ctx: RequestContext): void {
+    const cache = p.stages.cache;
+    if (cache) {
+      const served = cache.lookup(ctx);
+      if (isPromise(served)) {
+        served.then((s) => { if (!s) this.admit(p, ctx); }, (err: unknown) => this.internalError(ctx, err));
+        return;
+      }
+      if (served) return;
+    }
+    this.admit(p, ctx);
+  }
+
+  private admit(p: Pipeline, ctx: RequestContext): void {
+    if (ctx.res.destroyed) return;
+    const q = p.stages.queue;
+    if (!q) {
+      this.forward(p, ctx, null);
+      return;
+    }
+    const queuedAt = performance.now();
+    let r: Release | Promise<Release>;
+    try {
+      r = q.acquire(ctx);
+    } catch (err) {
+      this.shed(p, ctx, err);
+      return;
+    }
+    if (isPromise(r)) {
+      r.then(
+        (release) => {
+          ctx.queueMs = performance.now() - queuedAt;
+          if (ctx.res.destroyed) release({ ok: true, latencyMs: 0 });
+          else this.forward(p, ctx, release);
+        },
+        (err: unknown) => this.shed(p, ctx, err),
+      );
+      return;
+    }
+    ctx.queueMs = 0;
+    this.forward(p, ctx, r);
+  }
+
+  private shed(p: Pipeline, ctx: RequestContext, err: unknown): void {
+    if (!(err instanceof ShedError)) {
+      this.internalError(ctx, err);
+      return;
+    }
+    if (err.reason === 'client_gone' || ctx.res.destroyed) return;
+    this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'shed' });
+    const cache = p.stages.cache;
+    if (cache) {
+      const s = cache.onFailure(ctx, 'shed');
+      if (isPromise(s)) {
+        s.then((served) => { if (!served) sendShed(ctx.res, err); }, () => sendShed(ctx.res, err));
+        return;
+      }
+      if (s) return;
+    }
+    sendShed(ctx.res, err);
+  }
+
+  private forward(p: Pipeline, ctx: RequestContext, release: Release | null): void {
+    const req = ctx.req;
+    // decide how the body travels before hop-by-hop fields (Transfer-Encoding among them) are stripped
+    let stream: Readable | null = null;
+    if (ctx.body === null && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
+      stream = req.headers['content-length'] !== undefined ? req
+        : req.pipe(sizeLimiter(p.policy.server.client_max_body_size, ctx, () => this.proxy.abort(ctx)));
+    }
+    stripRequestHopByHop(req.headers);
+    const xff = req.headers['x-forwarded-for'];
+    const addr = req.socket.remoteAddress ?? '';
+    req.headers['x-forwarded-for'] = xff ? `${xff}, ${addr}` : addr;
+    req.headers['x-forwarded-proto'] ??= 'http';
+    if (req.headers.host !== undefined) req.headers['x-forwarded-host'] ??= req.headers.host;
+    const via = req.headers.via;
+    req.headers.via = via ? `${via}, ${VIA}` : VIA;
+
+    const started = performance.now();
+    let released = false;
+    const done = (ok: boolean) => {
+      if (release && !released) {
+        released = true;
+        release({ ok, latencyMs: performance.now() - started });
+      }
+    };
+    this.proxy.forward(ctx, {
+      onResponse: (c, upstreamRes) => this.respond(p, c, upstreamRes, done),
+      onFailure: (c, kind, err) => {
+        done(false);
+        this.upstreamFailed(p, c, kind, err);
+      },
+    }, ctx.body, stream);
+  }
+
+  private respond(p: Pipeline, ctx: RequestContext, up: IncomingMessage, done: (ok: boolean) => void): void {
+    const res = ctx.res;
+    const headers: Record<string, string | string[]> = {};
+    const src = up.headers;
+    const connection = src.connection;
+    for (const name in src) {
+      const v = src[name];
+      if (v === undefined || isHopByHop(name, connection)) continue;
+      headers[name] = v;
+    }
+    const prevVia = headers.via;
+    headers.via = prevVia ? `${prevVia}, ${VIA}` : VIA;
+    if (ctx.extraHeaders) for (const [k, v] of ctx.extraHeaders) headers[k] = v;
+    const head: ResponseHead = { status: up.statusCode ?? 502, headers };
+    if (head.status >= 500) this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'upstream_5xx' });
+
+    const filters = p.stages.filters;
+    let transforms: Transform[] | null = null;
+    for (let i = 0; i < filters.length; i++) {
+      const t = filters[i].onResponse(ctx, head);
+      if (t) (transforms ??= []).push(t);
+    }
+    if (res.destroyed) {
+      up.destroy();
+      done(true);
+      return;
+    }
+    if (this.draining) head.headers.connection = 'close';
+    res.writeHead(head.status, head.headers);
+    ctx.responded = true;
+    if (transforms === null) {
+      up.on('error', () => res.destroy());
+      up.on('end', () => done(true));
+      up.pipe(res);
+    } else {
+      streamPipeline([up, ...transforms, res], (err) => {
+        done(!err);
+        if (err && !res.destroyed) res.destroy();
+      });
+    }
+  }
+
+  private upstreamFailed(p: Pipeline, ctx: RequestContext, kind: UpstreamFailure, err: Error | null): void {
+    if (ctx.res.destroyed || ctx.res.headersSent) return;
+    this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: kind === 'timeout' ? 'upstream_timeout' : 'upstream_error' });
+    const send = () => {
+      if (kind === 'timeout') sendProblem(ctx.res, 504, 'upstream-timeout', 'Gateway Timeout', err?.message ?? 'the upstream did not answer in time');
+      else sendProblem(ctx.res, 502, 'upstream-unavailable', 'Bad Gateway', `the upstream could not be reached: ${err?.message ?? 'error'}`);
+    };
+    const cache = p.stages.cache;
+    if (cache) {
+      const s = cache.onFailure(ctx, kind);
+      if (isPromise(s)) {
+        s.then((served) => { if (!served) send(); }, send);
+        return;
+      }
+      if (s) return;
+    }
+    send();
+  }
+
+  private internalError(ctx: RequestContext, err: unknown): void {
+    this.log.error({ err, path: ctx.path }, 'internal error in request pipeline');
+    this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'internal' });
+    sendProblem(ctx.res, 500, 'internal', 'Internal Server Error', 'the sidecar failed to handle the request');
+  }
+
+  private finished(p: Pipeline, ctx: RequestContext): void {
+    const res = ctx.res;
+    const status = res.headersSent ? res.statusCode : 499; // 499: client closed before a response (nginx)
+    const ms = performance.now() - ctx.startedAt;
+    this.rt.metrics.observeRequest(ctx.endpoint, ctx.method, status, ms / 1000);
+    if (status === 499) this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'client_closed' });
+    const slow = ms > p.policy.server.slow_request_threshold;
+    if (slow || this.log.isLevelEnabled('info')) {
+      const line = {
+        msg: slow ? 'slow request' : 'access',
+        method: ctx.method,
+        path: ctx.path,
+        route: ctx.route?.name ?? null,
+        status,
+        duration_ms: round(ms),
+        upstream_ms: ctx.upstreamMs < 0 ? null : round(ctx.upstreamMs),
+        queue_ms: ctx.queueMs < 0 ? null : round(ctx.queueMs),
+        cache: ctx.cacheStatus,
+        limit: ctx.limitOutcome,
+        retries: ctx.retries || undefined,
+        bytes_out: res.getHeader('content-length') ?? undefined,
+        client: ctx.clientAddress,
+        trace_id: ctx.traceId ?? undefined,
+      };
+      if (slow) this.log.warn(line);
+      else this.log.info(line);
+    }
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function parseJson(body: Buffer, contentType: string | undefined): unknown {
+  if (body.length === 0) return undefined;
+  if (contentType !== undefined && !contentType.includes('json') && body[0] !== 0x7b && body[0] !== 0x5b) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Counts a streamed (chunked) body and fails the exchange with 413 once it passes the limit. It never emits an
+ * error (nothing would handle it): past the limit it aborts the upstream request, answers 413 with
+ * Connection: close, and swallows the rest.
+ */
+function sizeLimiter(limit: number, ctx: RequestContext, abortUpstream: () => void): Transform {
+  let size = 0;
+  let over = false;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (over) return cb();
+      size += chunk.length;
+      if (size > limit) {
+        over = true;
+        // the upstream must never see a truncated body as if it were whole: abort its request first
+        abortUpstream();
+        sendProblem(ctx.res, 413, 'body-too-large', 'Content Too Large', `request body exceeds client_max_body_size (${limit})`, null, true);
+        return cb();
+      }
+      cb(null, chunk);
+    },
+  });
+}

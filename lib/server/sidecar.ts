@@ -1,0 +1,267 @@
+/**
+ * Process roles. `serve` calls runSidecar():
+ *  - server.workers >= 1: this process is the primary (policy, admin port, worker supervision, pod-wide
+ *    services such as token leases) and forks the workers (node:cluster), which each run a proxy listener on the
+ *    same port. A worker that dies unexpectedly is restarted.
+ *  - server.workers == 0: one process does both (the admin port and the proxy), for tests and tiny pods.
+ * A cluster worker re-enters through the same command and lands in runWorkerProcess().
+ */
+import cluster from 'node:cluster';
+import { connect } from 'node:net';
+import { Registry, AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { loadPolicyFile, formatErrors, summarize, deepFreeze } from '../policy/load';
+import type { LoadedPolicy } from '../policy/types';
+import { createLogger, type Logger } from '../observe/logger';
+import { PrimaryMetrics } from '../observe/metrics';
+import { PrimaryCoordinator, SingleCoordinator, WorkerCoordinator, type Coordinator } from './ipc';
+import { AdminServer } from './admin';
+import { registerPrimaryServices, type PrimaryServices } from './components';
+import { startProxyWorker, type ProxyWorker } from './worker';
+import { describeChanges } from './policy-diff';
+
+export class PolicyRefusedError extends Error {}
+
+export interface SidecarHandle {
+  /** Resolves when the process group has shut down. */
+  done: Promise<void>;
+}
+
+export function runSidecar(policyFile: string): Promise<SidecarHandle> {
+  if (cluster.isWorker) return runWorkerProcess();
+  return runPrimary(policyFile);
+}
+
+/** What the primary (or single process) knows about the pod, shown by /readyz and /policy. */
+interface PodState {
+  loaded: LoadedPolicy;
+  draining: boolean;
+  listening: Map<number, { host: string; port: number }>;
+  /** Gates /readyz until start-up work (e.g. cache warm-up) is done; features add their promises here. */
+  startupPending: Set<string>;
+  upstreamCheckedAt: number;
+  upstreamOk: boolean;
+}
+
+async function runPrimary(policyFile: string): Promise<SidecarHandle> {
+  const first = loadPolicyFile(policyFile);
+  if (!first.ok) {
+    throw new PolicyRefusedError(formatErrors(first.errors));
+  }
+  const loaded0 = first.loaded;
+  const p0 = loaded0.policy;
+  // The libuv pool is sized before anything uses it (zlib, fs, dns run on it).
+  if (p0.queues) process.env.UV_THREADPOOL_SIZE = String(p0.queues.worker_threads);
+  const single = p0.server.workers === 0;
+  const log = createLogger(p0.server.log_level, { role: single ? 'single' : 'primary' });
+  log.info({ file: policyFile, version: loaded0.version }, summarize(loaded0));
+
+  const state: PodState = {
+    loaded: loaded0, draining: false, listening: new Map(), startupPending: new Set(),
+    upstreamCheckedAt: 0, upstreamOk: false,
+  };
+  const pm = new PrimaryMetrics();
+  pm.setPolicyVersion(loaded0.version);
+  const coordinator: Coordinator = single ? new SingleCoordinator() : new PrimaryCoordinator();
+  const services: PrimaryServices[] = registerPrimaryServices(coordinator, log);
+  for (const s of services) s.configure(loaded0);
+  coordinator.handle('policy:get', () => state.loaded);
+  coordinator.handle('worker:listening', (addr: { host: string; port: number }, from: number) => {
+    state.listening.set(from, addr);
+    return true;
+  });
+
+  let local: ProxyWorker | null = null;
+  const admin = new AdminServer(log);
+  admin.tokenFile = () => state.loaded.policy.server.admin_token_file;
+
+  const metricsText = async (): Promise<string> => {
+    if (local) return Registry.merge([local.runtime.metrics.registry, pm.registry]).metrics();
+    const ids = (coordinator as PrimaryCoordinator).workerIds();
+    const parts = await Promise.allSettled(ids.map((id) => (coordinator as PrimaryCoordinator).requestWorker<WorkerMetricsJson>(id, 'metrics:get', null, 3000)));
+    const jsons = parts.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const agg: Registry = jsons.length > 0 ? (AggregatorRegistry.aggregate(jsons) as unknown as Registry) : new Registry();
+    return Registry.merge([agg, pm.registry]).metrics();
+  };
+
+  admin.route('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
+  admin.route('GET', '/readyz', async () => {
+    const reasons: string[] = [];
+    if (state.draining) reasons.push('draining');
+    const want = single ? 1 : state.loaded.policy.server.workers;
+    if (state.listening.size < want) reasons.push(`workers listening ${state.listening.size}/${want}`);
+    if (!(await upstreamReachable(state))) reasons.push('upstream unreachable');
+    for (const s of state.startupPending) reasons.push(`waiting for ${s}`);
+    return reasons.length === 0
+      ? { status: 200, body: { status: 'ready', version: state.loaded.version } }
+      : { status: 503, body: { status: 'not ready', reasons } };
+  });
+  admin.route('GET', '/metrics', async () => ({ status: 200, body: await metricsText(), contentType: Registry.PROMETHEUS_CONTENT_TYPE }));
+  admin.route('GET', '/policy', () => ({
+    status: 200,
+    body: { version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy },
+  }));
+
+  const adminAddr = await admin.listen(p0.server.admin_listen);
+
+  const reload = (why: string): void => {
+    const r = loadPolicyFile(policyFile);
+    if (!r.ok) {
+      pm.policyReloads.inc({ result: 'error' });
+      log.error({ why, errors: formatErrors(r.errors).split('\n'), kept_version: state.loaded.version }, 'policy reload refused: the old policy keeps serving');
+      return;
+    }
+    if (r.loaded.version === state.loaded.version) {
+      log.debug({ why }, 'policy unchanged');
+      return;
+    }
+    const prev = state.loaded;
+    const changes = describeChanges(prev.policy, r.loaded.policy);
+    if (changes.restartNeeded.length > 0) {
+      log.warn({ keys: changes.restartNeeded }, 'these settings need a restart to take effect; everything else is applied now');
+    }
+    state.loaded = r.loaded;
+    for (const s of services) s.configure(r.loaded);
+    pm.policyReloads.inc({ result: 'success' });
+    pm.setPolicyVersion(r.loaded.version);
+    if (local) local.applyPolicy(r.loaded);
+    else coordinator.broadcast('policy:apply', r.loaded);
+    log.info({ why, from: prev.version, to: r.loaded.version, changed: changes.changed }, 'policy reloaded');
+  };
+
+  if (single) {
+    local = await startProxyWorker(loaded0, coordinator, log);
+    state.listening.set(0, local.address());
+  } else {
+    await forkWorkers(state, pm, log, coordinator as PrimaryCoordinator);
+  }
+
+  const proxyAddr = [...state.listening.values()][0];
+  log.info({ listen: `${proxyAddr.host}:${proxyAddr.port}`, admin: `${adminAddr.host}:${adminAddr.port}`, workers: p0.server.workers, version: loaded0.version }, 'listening');
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    state.draining = true; // /readyz answers 503 from now on
+    log.info({ signal }, 'shutting down: draining in-flight requests');
+    if (local) await local.shutdown();
+    else await stopWorkers(state, coordinator as PrimaryCoordinator, log);
+    await Promise.allSettled(services.map((s) => s.close()));
+    await admin.close();
+    log.info('shutdown complete');
+    resolveDone();
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  // hot reload from the watched file is wired in by the policy watcher (lib/policy/watch.ts) when present
+  hooks.onPrimaryReady?.({ policyFile, reload, state, admin, coordinator, log, metrics: pm });
+  return { done };
+}
+
+/** Extension points for features that run in the primary (policy watcher, warm-up gate, admin endpoints). */
+export interface PrimaryContext {
+  policyFile: string;
+  reload(why: string): void;
+  state: PodState;
+  admin: AdminServer;
+  coordinator: Coordinator;
+  log: Logger;
+  metrics: PrimaryMetrics;
+}
+export const hooks: { onPrimaryReady?: (c: PrimaryContext) => void } = {};
+
+type WorkerMetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+async function upstreamReachable(state: PodState): Promise<boolean> {
+  const now = Date.now();
+  if (now - state.upstreamCheckedAt < 1000) return state.upstreamOk;
+  const u = state.loaded.policy.upstream;
+  state.upstreamOk = await new Promise<boolean>((resolve) => {
+    const s = connect({ host: u.host, port: u.port });
+    const t = setTimeout(() => { s.destroy(); resolve(false); }, Math.min(1000, u.pool.connect_timeout));
+    s.once('connect', () => { clearTimeout(t); s.end(); resolve(true); });
+    s.once('error', () => { clearTimeout(t); resolve(false); });
+  });
+  state.upstreamCheckedAt = now;
+  return state.upstreamOk;
+}
+
+const RESTART_WINDOW_MS = 10_000;
+
+async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coordinator: PrimaryCoordinator): Promise<void> {
+  const env = (): Record<string, string> => {
+    const q = state.loaded.policy.queues;
+    return q ? { UV_THREADPOOL_SIZE: String(q.worker_threads) } : {};
+  };
+  const recentRestarts: number[] = [];
+  const fork = () => {
+    const w = cluster.fork(env());
+    pm.workers.set(coordinator.workerIds().length + 1);
+    w.on('exit', (code, signal) => {
+      state.listening.delete(w.id);
+      pm.workers.set(coordinator.workerIds().length);
+      if (state.draining) return;
+      pm.workersRestarted.inc();
+      const now = Date.now();
+      while (recentRestarts.length && now - recentRestarts[0] > RESTART_WINDOW_MS) recentRestarts.shift();
+      recentRestarts.push(now);
+      // a worker that keeps crashing is restarted with a growing delay instead of a tight loop
+      const delay = recentRestarts.length > 3 ? Math.min(5000, 250 * 2 ** (recentRestarts.length - 3)) : 0;
+      log.error({ worker: w.id, code, signal, restart_in_ms: delay }, 'worker exited unexpectedly: restarting it');
+      setTimeout(() => { if (!state.draining) fork(); }, delay);
+    });
+  };
+  const want = state.loaded.policy.server.workers;
+  for (let i = 0; i < want; i++) fork();
+  const deadline = Date.now() + 30_000;
+  while (state.listening.size < want) {
+    if (Date.now() > deadline) throw new Error(`only ${state.listening.size} of ${want} workers started listening within 30 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Ask every worker to drain and wait for all of them to exit (each bounded by its drain timeout). */
+async function stopWorkers(state: PodState, coordinator: PrimaryCoordinator, log: Logger): Promise<void> {
+  const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+  const exits = workers.map((w) => new Promise<void>((r) => {
+    if (w.isDead()) return r();
+    w.once('exit', () => r());
+  }));
+  coordinator.broadcast('shutdown', null);
+  const hard = setTimeout(() => {
+    log.warn('workers did not exit after the drain timeout: killing them');
+    for (const w of workers) if (!w.isDead()) w.kill('SIGKILL');
+  }, state.loaded.policy.server.drain_timeout + 5000);
+  hard.unref();
+  await Promise.all(exits);
+  clearTimeout(hard);
+}
+
+async function runWorkerProcess(): Promise<SidecarHandle> {
+  const coordinator = new WorkerCoordinator();
+  const loaded = deepFreeze(await coordinator.request<LoadedPolicy>('policy:get', null, 10_000));
+  const log = createLogger(loaded.policy.server.log_level, { role: 'worker', worker: coordinator.id });
+  const worker = await startProxyWorker(loaded, coordinator, log);
+  coordinator.handle('metrics:get', () => worker.runtime.metrics.registry.getMetricsAsJSON());
+  coordinator.on('policy:apply', (next: LoadedPolicy) => worker.applyPolicy(deepFreeze(next)));
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await worker.shutdown();
+    resolveDone();
+    // the IPC channel keeps the process alive; leave once drained
+    process.exit(0);
+  };
+  coordinator.on('shutdown', () => void stop());
+  // a signal sent to the whole process group (Ctrl-C) drains this worker too; the primary will not restart it
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  await coordinator.request('worker:listening', worker.address());
+  return { done };
+}

@@ -1,0 +1,132 @@
+/**
+ * One proxy process: the client listener, the stage components, and the pipeline for the policy in force.
+ * Runs as a cluster worker (server.workers >= 1) or inside the single process (server.workers: 0).
+ */
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { LoadedPolicy } from '../policy/types';
+import type { Coordinator } from './ipc';
+import { WorkerMetrics } from '../observe/metrics';
+import type { Logger } from '../observe/logger';
+import { RedisHolder, type Runtime } from './runtime';
+import { createComponents, type StageComponents } from './components';
+import { Pipeline, RequestHandler, type PipelineStages } from './pipeline';
+import { UpstreamProxy } from '../stages/proxy';
+
+/** Idle keep-alive connections are closed this long after SIGTERM (see shutdown()). */
+const IDLE_CLOSE_GRACE_MS = 1000;
+
+export interface ProxyWorker {
+  readonly server: Server;
+  readonly runtime: Runtime;
+  readonly handler: RequestHandler;
+  readonly components: StageComponents;
+  readonly proxy: UpstreamProxy;
+  /** Address actually bound (port 0 resolves here). */
+  address(): { host: string; port: number };
+  applyPolicy(next: LoadedPolicy): void;
+  /** Stop accepting, let in-flight requests finish (up to drain_timeout), close idle keep-alives, release. */
+  shutdown(): Promise<void>;
+}
+
+export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordinator, log: Logger): Promise<ProxyWorker> {
+  let policy = loaded;
+  const metrics = new WorkerMetrics(loaded.policy.metrics.buckets);
+  const redis = new RedisHolder(log);
+  redis.configure(loaded);
+  const runtime: Runtime = { coordinator, log, metrics, redis: () => redis.get() };
+  const components = createComponents(runtime);
+  const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
+
+  const build = (next: LoadedPolicy, previous: LoadedPolicy | null): Pipeline => {
+    const stages: PipelineStages = {
+      rateLimit: components.rateLimit?.configure(next, previous) ?? null,
+      cache: components.cache?.configure(next, previous) ?? null,
+      queue: components.queue?.configure(next, previous) ?? null,
+      filters: components.filters.map((f) => f.configure(next, previous)).filter((f) => f !== null),
+    };
+    return new Pipeline(next, stages);
+  };
+  const handler = new RequestHandler(build(loaded, null), proxy, runtime);
+
+  const s = loaded.policy.server;
+  const server = createServer({
+    keepAliveTimeout: s.keepalive_timeout,
+    requestTimeout: s.request_timeout,
+    headersTimeout: Math.min(s.request_timeout, 60_000),
+    // refuse oversized headers with 431 (node's default is 16 KB; nginx's large_client_header_buffers 4x8k)
+    maxHeaderSize: 32 * 1024,
+    // no Nagle delay on small JSON answers
+    noDelay: true,
+  }, handler.handle);
+  server.maxConnections = s.worker_connections;
+
+  server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+    proxy.upgrade(req, socket, head, (err) => {
+      log.warn({ err: err.message, path: req.url }, 'upgrade proxy failed');
+      if (!socket.destroyed) socket.end('HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
+  });
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    // node answers malformed requests with 400 by default; keep its codes (431, 408) and close the connection
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: s.listen.host, port: s.listen.port, backlog: 511 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  const worker: ProxyWorker = {
+    server,
+    runtime,
+    handler,
+    components,
+    proxy,
+    address() {
+      const a = server.address();
+      return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: s.listen.host, port: s.listen.port };
+    },
+    applyPolicy(next: LoadedPolicy) {
+      const previous = policy;
+      policy = next;
+      redis.configure(next);
+      proxy.reconfigure(next.policy.upstream);
+      server.maxConnections = next.policy.server.worker_connections;
+      server.keepAliveTimeout = next.policy.server.keepalive_timeout;
+      server.requestTimeout = next.policy.server.request_timeout;
+      handler.swap(build(next, previous));
+    },
+    async shutdown() {
+      handler.draining = true;
+      const drainMs = policy.policy.server.drain_timeout;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Busy connections close after their current response (Connection: close). Idle keep-alive connections are
+      // closed after a short grace: one closed at the very moment its client sends a request would fail that
+      // request, and a client that is mid-request gets its answer with Connection: close instead.
+      let idleSweep: NodeJS.Timeout | null = null;
+      const grace = setTimeout(() => {
+        server.closeIdleConnections();
+        idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+      }, Math.min(IDLE_CLOSE_GRACE_MS, drainMs));
+      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), drainMs).unref());
+      const outcome = await Promise.race([closed.then(() => 'drained' as const), timer]);
+      clearTimeout(grace);
+      if (idleSweep) clearInterval(idleSweep);
+      if (outcome === 'timeout') {
+        log.warn({ drain_timeout_ms: drainMs }, 'drain timeout: closing remaining connections');
+        server.closeAllConnections();
+      }
+      await Promise.allSettled(components.all.map((c) => c.close()));
+      proxy.close();
+      await redis.close();
+    },
+  };
+  return worker;
+}

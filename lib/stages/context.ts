@@ -1,0 +1,67 @@
+/**
+ * Everything the stages of one request share. One object per request, created by the pipeline; fields that
+ * are not needed stay at their cheap defaults, so a pass-through request allocates little.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Priority } from '../policy/types';
+import type { CompiledRoute } from '../routes/router';
+
+export class RequestContext {
+  /** Request path without the query string, as sent (not decoded). */
+  readonly path: string;
+  /** Raw query string without '?', or ''. */
+  readonly query: string;
+  readonly method: string;
+  /** performance.now() when the request arrived. */
+  readonly startedAt: number;
+
+  route: CompiledRoute | null = null;
+  /** Route params (path.X, query.X, header.X, body.a.b, identity), resolved at match time. */
+  params: Record<string, string> = EMPTY_PARAMS;
+  /** The request body when a route needed it (bounded by client_max_body_size), else null: it streams. */
+  body: Buffer | null = null;
+  /** The body parsed as JSON when it was read and is JSON, else undefined. */
+  json: unknown = undefined;
+  /** Metric label: route name, else the per-endpoint limit path, else "other". Never the raw path. */
+  endpoint = 'other';
+  priority: Priority = 'medium';
+  /** Who the caller is for per-user limits and `identity` params; set by the identity resolver. */
+  identity: string | null = null;
+
+  // Outcome fields for the access log and metrics; stages fill them in.
+  cacheStatus: string | null = null;
+  limitOutcome: string | null = null;
+  upstreamMs = -1;
+  queueMs = -1;
+  retries = 0;
+  /** Extra response headers stages want on the final response (RateLimit, Cache-Status, ...). */
+  extraHeaders: Array<readonly [string, string]> | null = null;
+  /** W3C trace id when tracing is on, for the access log. */
+  traceId: string | null = null;
+  /** Set once the response head has been written (by any stage). */
+  responded = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    startedAt: number,
+  ) {
+    this.startedAt = startedAt;
+    this.method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    this.path = q === -1 ? url : url.slice(0, q);
+    this.query = q === -1 ? '' : url.slice(q + 1);
+  }
+
+  addHeader(name: string, value: string): void {
+    (this.extraHeaders ??= []).push([name, value]);
+  }
+
+  /** The client's address: the socket peer (X-Forwarded-For is only trusted by the identity resolver). */
+  get clientAddress(): string {
+    return this.req.socket.remoteAddress ?? 'unknown';
+  }
+}
+
+const EMPTY_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;

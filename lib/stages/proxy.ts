@@ -1,0 +1,233 @@
+/**
+ * The last stage: forward the request to the upstream with http-proxy over a keep-alive agent built from
+ * `upstream.pool`, and hand the response to the pipeline (selfHandleResponse), which runs the response filters.
+ *
+ * What this file owns, and why it is here rather than in http-proxy's defaults:
+ *  - timeouts: connect_timeout (nginx: "upstream timed out while connecting" -> 504) and read_timeout (-> 504),
+ *    measured by us so a timeout is never confused with a reset;
+ *  - retries only where safe: idempotent methods or X-Idempotency-Key, with a replayable (buffered) body, and
+ *    the classic keep-alive race (the upstream closed a pooled socket just as we reused it: ECONNRESET on a
+ *    reused socket before any response byte) for any method, since the upstream never saw that request;
+ *  - upstream_connection_wait_seconds: time from dispatch until the request had a socket.
+ */
+import { Agent, type IncomingMessage, type ClientRequest } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
+import httpProxy from 'http-proxy';
+import type { UpstreamPolicy } from '../policy/types';
+import type { WorkerMetrics } from '../observe/metrics';
+import type { RequestContext } from './context';
+
+export type UpstreamFailure = 'error' | 'timeout';
+
+export interface ForwardCallbacks {
+  /** The upstream answered; the pipeline writes it to the client. */
+  onResponse(ctx: RequestContext, upstreamRes: IncomingMessage): void;
+  /** No response could be had: 502 (error) or 504 (timeout). Never called after onResponse. */
+  onFailure(ctx: RequestContext, kind: UpstreamFailure, err: Error | null): void;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const STATE = Symbol('bridge-sidecar.forward');
+
+/** Per-request forwarding state, hung on the request so http-proxy's shared events find it without a map. */
+interface ForwardState {
+  ctx: RequestContext;
+  cb: ForwardCallbacks;
+  attempt: number;
+  proxyReq: ClientRequest | null;
+  dispatchedAt: number;
+  readTimer: NodeJS.Timeout | null;
+  connectTimer: NodeJS.Timeout | null;
+  done: boolean;
+  timedOut: 'connect' | 'read' | null;
+  body: Buffer | null;
+  /** Stream that feeds the upstream when the body is not buffered (size-limited). */
+  stream: Readable | null;
+}
+
+export function isRetryEligible(method: string, headers: IncomingMessage['headers']): boolean {
+  return IDEMPOTENT.has(method) || headers['x-idempotency-key'] !== undefined;
+}
+
+export class UpstreamProxy {
+  readonly agent: Agent;
+  private readonly proxy: httpProxy;
+  private policy: UpstreamPolicy;
+
+  constructor(policy: UpstreamPolicy, private readonly metrics: WorkerMetrics) {
+    this.policy = policy;
+    this.agent = makeAgent(policy);
+    this.proxy = httpProxy.createProxyServer({
+      target: { protocol: policy.protocol, host: policy.host, port: policy.port } as unknown as string,
+      agent: this.agent,
+      selfHandleResponse: true,
+      xfwd: false,
+      ws: true,
+      changeOrigin: false,
+      // http-proxy would otherwise add its own Connection header handling on responses; we write them ourselves
+    });
+    this.proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.onSocket(proxyReq, req));
+    this.proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => this.onProxyRes(proxyRes, req));
+    // errors are delivered to the per-call callback; this keeps an unhandled one from crashing the process
+    this.proxy.on('error', () => {});
+  }
+
+  /** Pool sizes may be changed by a reload or auto-tuning without dropping pooled connections. */
+  reconfigure(policy: UpstreamPolicy): void {
+    this.policy = policy;
+    this.agent.maxSockets = policy.pool.max_connections_per_host;
+    this.agent.maxTotalSockets = Math.max(policy.pool.max_connections, policy.pool.max_connections_per_host);
+    (this.agent as unknown as { options: { timeout?: number } }).options.timeout = policy.pool.keepalive_timeout;
+  }
+
+  get upstream(): UpstreamPolicy {
+    return this.policy;
+  }
+
+  /**
+   * Send ctx's request upstream. `body` is the buffered request body when one was read (routes matching on it,
+   * or small bodies kept for retries); otherwise `stream` (the request or a size-limiting transform) feeds it.
+   */
+  forward(ctx: RequestContext, cb: ForwardCallbacks, body: Buffer | null, stream: Readable | null): void {
+    const st: ForwardState = {
+      ctx, cb, attempt: 0, proxyReq: null, dispatchedAt: 0, readTimer: null, connectTimer: null,
+      done: false, timedOut: null, body, stream,
+    };
+    (ctx.req as unknown as Record<symbol, ForwardState>)[STATE] = st;
+    this.dispatch(st);
+  }
+
+  /** Give up on ctx's exchange (e.g. its streamed body broke a limit): the upstream request is destroyed. */
+  abort(ctx: RequestContext): void {
+    const st = (ctx.req as unknown as Record<symbol, ForwardState | undefined>)[STATE];
+    if (!st || st.done) return;
+    st.done = true;
+    this.clearTimers(st);
+    st.proxyReq?.destroy();
+  }
+
+  /** WebSocket (and other Upgrade) requests pass straight through. */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer, onError: (err: Error) => void): void {
+    this.proxy.ws(req, socket, head, {}, (err: Error) => onError(err));
+  }
+
+  private dispatch(st: ForwardState): void {
+    const { ctx } = st;
+    st.dispatchedAt = performance.now();
+    st.proxyReq = null;
+    const readTimeout = this.policy.pool.read_timeout;
+    // The read timer covers waiting for a pooled socket too, so a saturated pool cannot hang a request.
+    st.readTimer = setTimeout(() => this.timeout(st, 'read'), readTimeout);
+    const buffer = st.body !== null ? Readable.from(st.body.length ? [st.body] : []) : (st.stream ?? undefined);
+    this.proxy.web(ctx.req, ctx.res, { buffer } as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
+  }
+
+  private onSocket(proxyReq: ClientRequest, req: IncomingMessage): void {
+    const st = (req as unknown as Record<symbol, ForwardState | undefined>)[STATE];
+    if (!st) return;
+    if (st.done) {
+      proxyReq.destroy();
+      return;
+    }
+    st.proxyReq = proxyReq;
+    this.metrics.upstreamConnectionWait.observe((performance.now() - st.dispatchedAt) / 1000);
+    const socket = proxyReq.socket;
+    if (socket && socket.connecting) {
+      st.connectTimer = setTimeout(() => this.timeout(st, 'connect'), this.policy.pool.connect_timeout);
+      socket.once('connect', () => {
+        if (st.connectTimer) clearTimeout(st.connectTimer);
+        st.connectTimer = null;
+      });
+    }
+  }
+
+  private onProxyRes(proxyRes: IncomingMessage, req: IncomingMessage): void {
+    const st = (req as unknown as Record<symbol, ForwardState | undefined>)[STATE];
+    if (!st) return;
+    if (st.done) {
+      proxyRes.destroy();
+      return;
+    }
+    st.done = true;
+    this.clearTimers(st);
+    // the read timeout also bounds the body: a response that stalls mid-body is cut off
+    const readTimeout = this.policy.pool.read_timeout;
+    proxyRes.setTimeout?.(readTimeout, () => proxyRes.destroy(new Error('upstream read timeout')));
+    st.ctx.upstreamMs = performance.now() - st.dispatchedAt;
+    st.cb.onResponse(st.ctx, proxyRes);
+  }
+
+  private timeout(st: ForwardState, which: 'connect' | 'read'): void {
+    if (st.done) return;
+    st.timedOut = which;
+    if (st.proxyReq) st.proxyReq.destroy();
+    // If no socket was ever assigned, destroy() is impossible; fail now and drop the request when it gets one.
+    this.fail(st, 'timeout', new Error(`upstream ${which} timeout`));
+  }
+
+  private onError(st: ForwardState, err: Error & { code?: string }): void {
+    if (st.done) return;
+    this.clearTimers(st);
+    if (st.timedOut) {
+      this.fail(st, 'timeout', err);
+      return;
+    }
+    const { ctx } = st;
+    if (ctx.res.destroyed || ctx.req.destroyed && !ctx.req.complete) {
+      // the client went away: nothing to answer
+      this.fail(st, 'error', err);
+      return;
+    }
+    const reused = st.proxyReq?.reusedSocket === true;
+    const replayable = st.body !== null || st.stream === null;
+    const code = err.code ?? (err.message === 'socket hang up' ? 'ECONNRESET' : '');
+    const raceOnReuse = reused && (code === 'ECONNRESET' || code === 'EPIPE');
+    const safe = raceOnReuse || isRetryEligible(ctx.method, ctx.req.headers);
+    if (replayable && safe && RETRYABLE_CODES.has(code) && st.attempt < this.policy.pool.retries) {
+      st.attempt++;
+      ctx.retries = st.attempt;
+      this.metrics.upstreamRetries.inc({ reason: raceOnReuse ? 'stale_keepalive' : code.toLowerCase() });
+      // a stale pooled socket is retried at once; other failures back off (25, 50, 100 ms ... with jitter)
+      const delay = raceOnReuse && st.attempt === 1 ? 0 : Math.round(25 * 2 ** (st.attempt - 1) * (0.5 + Math.random()));
+      if (delay === 0) this.dispatch(st);
+      else setTimeout(() => this.dispatch(st), delay);
+      return;
+    }
+    this.fail(st, 'error', err);
+  }
+
+  private fail(st: ForwardState, kind: UpstreamFailure, err: Error | null): void {
+    if (st.done) return;
+    st.done = true;
+    this.clearTimers(st);
+    st.ctx.upstreamMs = performance.now() - st.dispatchedAt;
+    st.cb.onFailure(st.ctx, kind, err);
+  }
+
+  private clearTimers(st: ForwardState): void {
+    if (st.readTimer) clearTimeout(st.readTimer);
+    if (st.connectTimer) clearTimeout(st.connectTimer);
+    st.readTimer = st.connectTimer = null;
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.proxy.close();
+  }
+}
+
+function makeAgent(policy: UpstreamPolicy): Agent {
+  const pool = policy.pool;
+  return new Agent({
+    keepAlive: true,
+    keepAliveMsecs: 1000,
+    maxSockets: pool.max_connections_per_host,
+    maxTotalSockets: Math.max(pool.max_connections, pool.max_connections_per_host),
+    maxFreeSockets: pool.max_connections_per_host,
+    // idle pooled sockets are closed after keepalive_timeout
+    timeout: pool.keepalive_timeout,
+    scheduling: 'lifo',
+  });
+}

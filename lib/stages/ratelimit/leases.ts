@@ -1,0 +1,203 @@
+/**
+ * A worker's token leases. The exact counters live elsewhere (the primary, or Redis); a worker asks for a small
+ * batch of tokens for one limit, spends them locally with no round trip, and gives back what it did not spend
+ * within `leaseMs`. Admitted requests are always <= tokens granted <= what the counters allow, so the pod (or
+ * the cluster) never admits more than its limit; tokens parked in an idle worker's lease are the only slack,
+ * and they go back within leaseMs.
+ *
+ * When the counters say "empty, next token in X ms" the worker remembers that (deniedUntil) and refuses
+ * locally until then, so an overloaded worker also makes no round trip per refused request.
+ *
+ * Batch size follows the worker's recent demand for that limit (what it would spend in one lease period),
+ * capped at a quarter of the limit's burst, so busy workers ask rarely and a quiet limit is not hoarded.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Clock } from './clock';
+import type { LimitSpec } from './limits';
+import type { GiveItem, TakeItem } from './protocol';
+import type { TokenSource } from './sources';
+
+export const DEFAULT_LEASE_MS = 50;
+const MAX_BATCH = 256;
+
+export class LeaseEntry {
+  /** Leased tokens not yet spent. */
+  tokens = 0;
+  /** When unspent tokens go back. */
+  expiresAt = 0;
+  /** The counters were empty: refuse locally until then. */
+  deniedUntil = 0;
+  /** Tokens left in the counters at the last answer (for the RateLimit field). */
+  avail: number;
+  /** Tokens spent since the last fetch, and when that was: the demand estimate. */
+  used = 0;
+  fetchedAt = -1e12;
+  pending: Promise<void> | null = null;
+  /** Checks waiting on `pending`: the next batch covers them too. */
+  waiting = 0;
+  /** These tokens came from the pod fallback, not Redis: give them back there. */
+  fromFallback = false;
+  /** Cached admitted-response headers for (r, t). */
+  hdrR = -1;
+  hdrT = -1;
+  hdr: ReadonlyArray<readonly [string, string]> | null = null;
+
+  constructor(readonly code: number, readonly key: string, public spec: LimitSpec) {
+    this.avail = spec.capacity;
+  }
+}
+
+export class Leases {
+  private globalEntry: LeaseEntry | null = null;
+  private readonly endpoints = new Map<string, LeaseEntry>();
+  private readonly users: LRUCache<string, LeaseEntry>;
+  /** Entries that hold tokens: the sweep looks only at these. */
+  private readonly holders = new Set<LeaseEntry>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private source: TokenSource,
+    private fallback: TokenSource,
+    private readonly clock: Clock,
+    readonly leaseMs = DEFAULT_LEASE_MS,
+    maxUsers = 10_000,
+  ) {
+    this.users = new LRUCache<string, LeaseEntry>({
+      max: maxUsers,
+      dispose: (e, _k, reason) => {
+        if (reason === 'evict' && e.tokens > 0) this.giveBack([e]);
+      },
+    });
+    this.timer = setInterval(() => this.sweep(), Math.max(5, leaseMs));
+    this.timer.unref();
+  }
+
+  /** Switch where tokens come from (scope pod <-> cluster, new Redis link): every lease goes back first. */
+  setSources(source: TokenSource, fallback: TokenSource): void {
+    if (source === this.source && fallback === this.fallback) return;
+    this.returnAll();
+    this.source = source;
+    this.fallback = fallback;
+    for (const e of this.allEntries()) e.deniedUntil = 0;
+  }
+
+  private adopt(e: LeaseEntry, spec: LimitSpec): LeaseEntry {
+    if (e.spec !== spec) {
+      // a reload: same numbers keep everything; new numbers forget a denial computed under the old ones
+      if (e.spec.signature !== spec.signature) e.deniedUntil = 0;
+      e.spec = spec;
+    }
+    return e;
+  }
+
+  global(spec: LimitSpec): LeaseEntry {
+    const e = this.globalEntry;
+    if (e !== null) return e.spec === spec ? e : this.adopt(e, spec);
+    return (this.globalEntry = new LeaseEntry(spec.code, '', spec));
+  }
+
+  endpoint(key: string, spec: LimitSpec): LeaseEntry {
+    let e = this.endpoints.get(key);
+    if (e === undefined) this.endpoints.set(key, (e = new LeaseEntry(spec.code, key, spec)));
+    return e.spec === spec ? e : this.adopt(e, spec);
+  }
+
+  user(identity: string, spec: LimitSpec): LeaseEntry {
+    let e = this.users.get(identity);
+    if (e === undefined) this.users.set(identity, (e = new LeaseEntry(spec.code, identity, spec)));
+    return e.spec === spec ? e : this.adopt(e, spec);
+  }
+
+  /** 1: a token was spent; -1: refused (counters empty until deniedUntil); 0: must ask the counters. */
+  tryLocal(e: LeaseEntry, now: number): 1 | 0 | -1 {
+    if (e.tokens > 0) {
+      e.tokens--;
+      e.used++;
+      return 1;
+    }
+    return now < e.deniedUntil ? -1 : 0;
+  }
+
+  /** Put back a token spent by a request that another scope then refused. */
+  unspend(e: LeaseEntry): void {
+    e.tokens++;
+    if (e.used > 0) e.used--;
+    if (!this.holders.has(e)) {
+      e.expiresAt = this.clock() + this.leaseMs;
+      this.holders.add(e);
+    }
+  }
+
+  /** Ask the counters for a batch for this entry (one request in flight per entry). */
+  fetch(e: LeaseEntry): Promise<void> {
+    if (e.pending !== null) return e.pending;
+    const now = this.clock();
+    const elapsed = now - e.fetchedAt;
+    let want = 1 + e.waiting;
+    if (e.used > 0 && elapsed < 1000) want = Math.max(want, Math.ceil((e.used * this.leaseMs) / Math.max(elapsed, 1)));
+    want = Math.min(want, Math.max(1, Math.min(MAX_BATCH, Math.floor(e.spec.capacity / 4))));
+    e.used = 0;
+    e.fetchedAt = now;
+    const item: TakeItem = [e.code, e.key, want, e.spec.ratePerSec, e.spec.capacity];
+    const p = this.source.take(item).then(
+      (r) => {
+        e.pending = null;
+        const t = this.clock();
+        const fromFallback = r[4] === 1;
+        if (e.tokens > 0 && fromFallback !== e.fromFallback) this.giveBack([e]);
+        e.fromFallback = fromFallback;
+        e.avail = r[1];
+        e.deniedUntil = r[1] === 0 ? t + Math.max(1, r[2]) : 0;
+        if (r[0] > 0) {
+          e.tokens += r[0];
+          e.expiresAt = t + this.leaseMs;
+          this.holders.add(e);
+        }
+      },
+      () => {
+        // sources do not reject (they fall back); if one ever does, the caller's retry decides
+        e.pending = null;
+      },
+    );
+    e.pending = p;
+    return p;
+  }
+
+  /** Give back the unspent tokens of leases that are past their time. */
+  sweep(now = this.clock()): void {
+    let expired: LeaseEntry[] | null = null;
+    for (const e of this.holders) {
+      if (e.tokens === 0) this.holders.delete(e);
+      else if (now >= e.expiresAt) (expired ??= []).push(e);
+    }
+    if (expired) this.giveBack(expired);
+  }
+
+  private giveBack(entries: LeaseEntry[]): void {
+    const toSource: GiveItem[] = [];
+    const toFallback: GiveItem[] = [];
+    for (const e of entries) {
+      if (e.tokens <= 0) continue;
+      (e.fromFallback ? toFallback : toSource).push([e.code, e.key, e.tokens, e.spec.ratePerSec, e.spec.capacity]);
+      e.tokens = 0;
+      this.holders.delete(e);
+    }
+    if (toSource.length) this.source.give(toSource);
+    if (toFallback.length) this.fallback.give(toFallback);
+  }
+
+  private *allEntries(): Iterable<LeaseEntry> {
+    if (this.globalEntry) yield this.globalEntry;
+    yield* this.endpoints.values();
+    yield* this.users.values();
+  }
+
+  returnAll(): void {
+    this.giveBack([...this.holders]);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.returnAll();
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The lease protocol between a worker and whatever holds the exact counters (the primary's LocalStore, or Redis).
+ * Tuples, not objects: they cross IPC in batches and are small.
+ *
+ * A request carries the limit's numbers, so the store needs no copy of the policy and a worker and the primary
+ * never disagree about a limit during a reload: the store reconfigures a limit (keeping its state) when the
+ * numbers it receives change.
+ */
+export const TAKE_TOPIC = 'ratelimit.take';
+export const GIVE_TOPIC = 'ratelimit.give';
+
+/** [scope code, key, want (tokens), ratePerSec, capacity] */
+export type TakeItem = [number, string, number, number, number];
+/**
+ * [granted, available after the grant, ms until the next token, ms until full, 1 when a cluster-scope take was
+ * served by the pod's fallback counters instead of Redis]
+ */
+export type TakeResult = [number, number, number, number, number?];
+/** [scope code, key, tokens given back, ratePerSec, capacity] */
+export type GiveItem = [number, string, number, number, number];
+
+/**
+ * How much of what is there one taker may get at once: all it asks for, but at most half of the available
+ * tokens (at least 1), so two workers hitting the limit together both keep getting tokens.
+ */
+export function grantSize(want: number, available: number): number {
+  if (available <= 0 || want <= 0) return 0;
+  return Math.min(want, available, Math.max(1, Math.ceil(available / 2)));
+}

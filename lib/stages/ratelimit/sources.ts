@@ -1,0 +1,69 @@
+/**
+ * Where a worker gets tokens from:
+ *  - PodSource: the pod's lease server over the Coordinator (IPC to the primary, or a direct call in the single
+ *    process). Requests made in the same event-loop turn travel as one message. If the primary does not answer
+ *    in time the worker falls back to a store of its own (per-worker limits) rather than hang or fail open.
+ *  - RedisSource (redis-source.ts): the cluster-wide counters, falling back to a PodSource.
+ */
+import type { Coordinator } from '../../server/ipc';
+import type { Logger } from '../../observe/logger';
+import type { Clock } from './clock';
+import { LocalStore } from './store';
+import { GIVE_TOPIC, TAKE_TOPIC, type GiveItem, type TakeItem, type TakeResult } from './protocol';
+
+export interface TokenSource {
+  take(item: TakeItem): Promise<TakeResult>;
+  give(items: GiveItem[]): void;
+}
+
+/** How long a worker waits for its primary before using its own counters. */
+const IPC_TIMEOUT_MS = 250;
+
+export class PodSource implements TokenSource {
+  private queue: TakeItem[] = [];
+  private waiters: Array<(r: TakeResult) => void> = [];
+  private scheduled = false;
+  private ownStore: LocalStore | null = null;
+
+  constructor(private readonly coordinator: Coordinator, private readonly clock: Clock, private readonly log: Logger) {}
+
+  take(item: TakeItem): Promise<TakeResult> {
+    return new Promise<TakeResult>((resolve) => {
+      this.queue.push(item);
+      this.waiters.push(resolve);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const items = this.queue;
+    const waiters = this.waiters;
+    this.queue = [];
+    this.waiters = [];
+    this.coordinator.request<TakeResult[]>(TAKE_TOPIC, items, IPC_TIMEOUT_MS).then(
+      (results) => {
+        for (let i = 0; i < waiters.length; i++) waiters[i]!(results[i] ?? this.fallback(items[i]!));
+      },
+      (err: unknown) => {
+        this.log.warn({ err: String(err) }, 'rate-limit lease server did not answer; using this worker\'s own counters');
+        for (let i = 0; i < waiters.length; i++) waiters[i]!(this.fallback(items[i]!));
+      },
+    );
+  };
+
+  private fallback(item: TakeItem): TakeResult {
+    this.ownStore ??= new LocalStore(this.clock, 10_000);
+    return this.ownStore.takeOne(item);
+  }
+
+  give(items: GiveItem[]): void {
+    if (items.length === 0) return;
+    this.coordinator.request(GIVE_TOPIC, items, IPC_TIMEOUT_MS).catch(() => {
+      /* lost tokens only make the limit a little stricter until they refill */
+    });
+  }
+}

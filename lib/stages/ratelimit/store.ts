@@ -1,0 +1,88 @@
+/**
+ * The exact counters of one pod. Lives in the primary (served over IPC to the workers, see service.ts), in the
+ * single process when server.workers is 0, and as the last-resort fallback inside a worker that lost its primary.
+ *
+ * Global and per-endpoint limits are token buckets in a Map (their keys come from the policy: bounded).
+ * Per-user limits are sliding windows (GCRA) in an LRU bounded in entries; an entry also expires once its user
+ * is back to a full allowance, when forgetting it changes nothing.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Clock } from './clock';
+import type { Limiter } from './limiter';
+import { SlidingWindow } from './sliding-window';
+import { TokenBucket } from './token-bucket';
+import { grantSize, type GiveItem, type TakeItem, type TakeResult } from './protocol';
+import { SCOPE_CODES } from './limits';
+
+export const DEFAULT_MAX_USERS = 100_000;
+
+export class LocalStore {
+  private readonly buckets = new Map<string, Limiter>();
+  private readonly users: LRUCache<string, SlidingWindow>;
+
+  constructor(private readonly clock: Clock, maxUsers = DEFAULT_MAX_USERS) {
+    this.users = new LRUCache<string, SlidingWindow>({ max: maxUsers, perf: { now: clock } });
+  }
+
+  get userCount(): number {
+    return this.users.size;
+  }
+
+  private limiter(code: number, key: string, rate: number, cap: number, now: number): Limiter {
+    if (code === SCOPE_CODES.per_user) {
+      let w = this.users.get(key);
+      if (w === undefined) {
+        w = new SlidingWindow(rate, cap, now);
+      } else if (w.ratePerSec !== rate || w.capacity !== cap) {
+        w.reconfigure(rate, cap, now);
+      }
+      return w;
+    }
+    const id = code + '\0' + key;
+    let b = this.buckets.get(id);
+    if (b === undefined) {
+      b = new TokenBucket(rate, cap, now);
+      this.buckets.set(id, b);
+    } else if (b.ratePerSec !== rate || b.capacity !== cap) {
+      b.reconfigure(rate, cap, now);
+    }
+    return b;
+  }
+
+  /** Remember a user's window until it is full again (after that a fresh one is the same). */
+  private keepUser(key: string, w: SlidingWindow, now: number): void {
+    const ttl = Math.ceil(w.msUntilFull(now)) + 1;
+    this.users.set(key, w, { ttl });
+  }
+
+  takeOne(item: TakeItem, now = this.clock()): TakeResult {
+    const [code, key, want, rate, cap] = item;
+    const l = this.limiter(code, key, rate, cap, now);
+    const granted = l.take(grantSize(want, l.available(now)), now);
+    if (code === SCOPE_CODES.per_user) this.keepUser(key, l as SlidingWindow, now);
+    return [granted, l.available(now), Math.ceil(l.msUntil(1, now)), Math.ceil(l.msUntilFull(now))];
+  }
+
+  take(items: readonly TakeItem[]): TakeResult[] {
+    const now = this.clock();
+    const out: TakeResult[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) out[i] = this.takeOne(items[i]!, now);
+    return out;
+  }
+
+  give(items: readonly GiveItem[]): void {
+    const now = this.clock();
+    for (const [code, key, n, rate, cap] of items) {
+      if (code === SCOPE_CODES.per_user) {
+        const w = this.users.get(key);
+        // an evicted or expired window is already full: nothing to give back to
+        if (w === undefined) continue;
+        if (w.ratePerSec !== rate || w.capacity !== cap) w.reconfigure(rate, cap, now);
+        w.refund(n, now);
+        this.keepUser(key, w, now);
+      } else {
+        this.limiter(code, key, rate, cap, now).refund(n, now);
+      }
+    }
+  }
+}

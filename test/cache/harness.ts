@@ -1,0 +1,170 @@
+/**
+ * Test rig for the cache: a real upstream (node:http, programmable, counting requests) and a real sidecar
+ * request path (lib/server/pipeline.ts RequestHandler + UpstreamProxy) with the CacheComponent as its cache
+ * stage and store filter, built from a policy YAML. Nothing is mocked.
+ */
+import http, { type IncomingMessage, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { parsePolicy } from '../../lib/policy/load';
+import type { LoadedPolicy } from '../../lib/policy/types';
+import { Pipeline, RequestHandler } from '../../lib/server/pipeline';
+import { UpstreamProxy } from '../../lib/stages/proxy';
+import { SingleCoordinator } from '../../lib/server/ipc';
+import { WorkerMetrics } from '../../lib/observe/metrics';
+import { silentLogger } from '../../lib/observe/logger';
+import { RedisConnection } from '../../lib/redis/client';
+import type { Runtime } from '../../lib/server/runtime';
+import { CacheComponent } from '../../lib/stages/cache';
+
+export interface UpstreamReply {
+  status?: number;
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+  /** Wait this long before answering. */
+  delayMs?: number;
+  /** Destroy the socket instead of answering. */
+  hangUp?: boolean;
+}
+
+export type UpstreamHandler = (req: IncomingMessage, body: Buffer, n: number) => UpstreamReply | Promise<UpstreamReply>;
+
+export interface TestUpstream {
+  port: number;
+  url: string;
+  /** Requests received so far. */
+  count: number;
+  /** Every request's method, url and headers. */
+  log: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: string }>;
+  handler: UpstreamHandler;
+  close(): Promise<void>;
+}
+
+export async function startUpstream(handler: UpstreamHandler, port = 0): Promise<TestUpstream> {
+  const up: TestUpstream = {
+    port: 0, url: '', count: 0, log: [], handler,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+  const server: Server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      const n = ++up.count;
+      up.log.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: body.toString() });
+      const reply = await up.handler(req, body, n);
+      if (reply.delayMs) await new Promise((r) => setTimeout(r, reply.delayMs));
+      if (reply.hangUp) { req.socket.destroy(); return; }
+      const b = reply.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body);
+      res.writeHead(reply.status ?? 200, { 'content-length': String(b.length), ...(reply.headers ?? {}) });
+      res.end(b);
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  up.port = (server.address() as AddressInfo).port;
+  up.url = `http://127.0.0.1:${up.port}`;
+  return up;
+}
+
+export interface Sidecar {
+  url: string;
+  port: number;
+  cache: CacheComponent;
+  metrics: WorkerMetrics;
+  redis: RedisConnection | null;
+  close(): Promise<void>;
+}
+
+export interface SidecarOptions {
+  /** Redis for L2: a URL or cluster seeds ("host:port"). */
+  redisUrl?: string;
+  redisCluster?: string[];
+  fsync?: boolean;
+}
+
+export function loadPolicy(yaml: string): LoadedPolicy {
+  const r = parsePolicy(yaml, 'test-policy.yaml');
+  if (!r.ok) throw new Error('bad test policy: ' + JSON.stringify(r.errors));
+  return r.loaded;
+}
+
+/** A sidecar (in this process) in front of `upstreamUrl`, with the cache from `policyYaml`. */
+export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}): Promise<Sidecar> {
+  const loaded = loadPolicy(policyYaml);
+  const metrics = new WorkerMetrics(undefined, { defaultMetrics: false });
+  let redis: RedisConnection | null = null;
+  if (loaded.policy.redis) {
+    redis = new RedisConnection(loaded.policy.redis, silentLogger);
+    const r = redis;
+    await waitUntil(() => r.healthy, 10_000);
+  }
+  const rt: Runtime = { coordinator: new SingleCoordinator(), log: silentLogger, metrics, redis: () => redis };
+  const cache = new CacheComponent(rt, { fsync: opts.fsync ?? false });
+  const view = cache.configure(loaded);
+  const filter = cache.filter.configure(loaded, null);
+  const pipeline = new Pipeline(loaded, { rateLimit: null, cache: view, queue: null, filters: filter ? [filter] : [] });
+  const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
+  const handler = new RequestHandler(pipeline, proxy, rt);
+  const server = http.createServer(handler.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  if (cache.tiers.l3) await cache.tiers.l3.ready;
+  return {
+    url: `http://127.0.0.1:${port}`, port, cache, metrics, redis,
+    async close() {
+      await cache.flush();
+      await cache.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      proxy.agent.destroy();
+      await redis?.close();
+    },
+  };
+}
+
+export async function waitUntil(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export function tempDir(t: { after(fn: () => void | Promise<void>): void }): string {
+  const d = mkdtempSync(join(tmpdir(), 'bridge-cache-'));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request to the sidecar over a fresh connection (no pooling surprises between tests). */
+export function request(url: string, opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(opts.path ?? '/', url);
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.body !== undefined) {
+      headers['content-length'] = String(Buffer.byteLength(opts.body));
+      headers['content-type'] ??= 'application/json';
+    }
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: opts.method ?? 'GET', headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error('client timeout')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+export function policy(upstreamUrl: string, extra: string): string {
+  return `version: 1\nupstream: { url: "${upstreamUrl}", pool: { retries: 0, read_timeout: 5s, connect_timeout: 1s } }\n${extra}`;
+}

@@ -1,0 +1,122 @@
+/**
+ * The cache stage through the real request path (pipeline + proxy) against a real upstream: L1 hits, POST
+ * reads with store_if, keys, Cache-Status/Age, coalescing, safety rules.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { policy, request, startSidecar, startUpstream } from './harness';
+
+const ROUTES = `
+routes:
+  - name: query_script
+    match: { method: POST, path: /query_script, body: { force_update: false } }
+    params: { draft_id: body.draft_id }
+    cache: { key: "draft:{draft_id}:script", ttl: 5m, store_if: { "response.success": true } }
+  - name: static
+    match: { method: GET, path: "/get_font_types" }
+    cache: { key: "static:fonts", ttl: 1m }
+  - name: pattern
+    match: { method: GET, path: "/api/patterns/get/{id}" }
+    params: { id: path.id }
+    cache: { key: "template:{id}", ttl: 1m }
+cache:
+  l1: { size: 1MB }
+`;
+
+test('GET: miss then L1 hit with Cache-Status and Age; one upstream request', async (t) => {
+  const up = await startUpstream(() => ({ headers: { 'content-type': 'application/json' }, body: '{"fonts":["a"]}' }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  const a = await request(sc.url, { path: '/get_font_types' });
+  assert.equal(a.status, 200);
+  assert.equal(a.headers['cache-status'], 'bridge-sidecar; fwd=miss; stored');
+  const b = await request(sc.url, { path: '/get_font_types' });
+  assert.equal(b.status, 200);
+  assert.equal(b.body, '{"fonts":["a"]}');
+  assert.match(String(b.headers['cache-status']), /^bridge-sidecar; hit; ttl=\d+; detail=l1$/);
+  assert.equal(b.headers['age'], '0');
+  assert.equal(b.headers['content-length'], String('{"fonts":["a"]}'.length));
+  assert.match(String(b.headers['via']), /1\.1 bridge-sidecar/);
+  assert.equal(up.count, 1);
+});
+
+test('POST read: key from body param, store_if refuses success:false, other draft is a separate entry', async (t) => {
+  const up = await startUpstream((_req, body) => {
+    const j = JSON.parse(body.toString());
+    if (j.draft_id === 'bad') return { headers: { 'content-type': 'application/json' }, body: '{"success":false,"error":"x"}' };
+    return { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ success: true, draft: j.draft_id }) };
+  });
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  const q = (id: string, force = false) => request(sc.url, { method: 'POST', path: '/query_script', body: JSON.stringify({ draft_id: id, force_update: force }) });
+  assert.equal((await q('42')).headers['cache-status'], 'bridge-sidecar; fwd=miss');
+  const hit = await q('42');
+  assert.match(String(hit.headers['cache-status']), /hit; ttl=\d+; detail=l1/);
+  assert.equal(JSON.parse(hit.body).draft, '42');
+  assert.equal(up.count, 1);
+  await q('43');
+  assert.equal(up.count, 2);
+  assert.equal(JSON.parse((await q('43')).body).draft, '43');
+  assert.equal(up.count, 2);
+  // success:false is never stored
+  await q('bad');
+  await q('bad');
+  assert.equal(up.count, 4);
+  // force_update: true matches no cache route: always upstream
+  await q('42', true);
+  await q('42', true);
+  assert.equal(up.count, 6);
+  // the readable key is the template filled with the param
+  assert.ok([...sc.cache.tiers.l1!.keys()].some((k) => k.startsWith('draft:42:script#')));
+});
+
+test('a POST with no cache route is never cached', async (t) => {
+  const up = await startUpstream(() => ({ headers: { 'cache-control': 'max-age=600' }, body: 'ok' }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  for (let i = 0; i < 3; i++) await request(sc.url, { method: 'POST', path: '/mcp/add_video', body: '{"draft_id":"1"}' });
+  assert.equal(up.count, 3);
+});
+
+test('param values cannot inject key segments or globs: they are percent-encoded', async (t) => {
+  const up = await startUpstream((req) => ({ body: 'for ' + req.url }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  await request(sc.url, { path: '/api/patterns/get/a%3Ab*c' });
+  await request(sc.url, { path: '/api/patterns/get/..%2F..%2Fetc' });
+  const keys = [...sc.cache.tiers.l1!.keys()].map((k) => k.split('#')[0]).sort();
+  assert.deepEqual(keys, ['template:%2E%2E%2F%2E%2E%2Fetc', 'template:a%3Ab%2Ac']);
+  // a purge of template:a* must not reach into other keys by way of an injected ':'
+  assert.equal(await sc.cache.purge('template:a%3A*'), 1);
+});
+
+test('100 concurrent misses for one key -> exactly one upstream request, all get the body', async (t) => {
+  const up = await startUpstream(() => ({ delayMs: 300, headers: { 'content-type': 'application/json' }, body: '{"success":true,"n":1}' }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  const replies = await Promise.all(Array.from({ length: 100 }, () =>
+    request(sc.url, { method: 'POST', path: '/query_script', body: '{"draft_id":"7","force_update":false}' })));
+  assert.equal(up.count, 1);
+  for (const r of replies) {
+    assert.equal(r.status, 200);
+    assert.equal(r.body, '{"success":true,"n":1}');
+  }
+  assert.ok(replies.filter((r) => String(r.headers['cache-status']).includes('detail=coalesced')).length >= 90);
+});
+
+test('coalescing does not share a non-cacheable answer: waiters go upstream themselves', async (t) => {
+  const up = await startUpstream((_r, _b, n) => ({ delayMs: 200, status: n === 1 ? 500 : 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ success: n !== 1, n }) }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  const replies = await Promise.all(Array.from({ length: 5 }, () =>
+    request(sc.url, { method: 'POST', path: '/query_script', body: '{"draft_id":"9","force_update":false}' })));
+  assert.equal(replies.filter((r) => r.status === 500).length, 1, 'only the leader sees its own 500');
+  assert.equal(replies.filter((r) => r.status === 200).length, 4);
+  assert.ok(up.count >= 2 && up.count <= 5);
+});

@@ -1,0 +1,132 @@
+/**
+ * The benchmark helpers (bench/lib, bench/results.ts): they decide the figures in bench/RESULTS.md, so
+ * they are tested like the rest: wrk output parsing, the shared results file, nginx as a real proxy in
+ * front of the example service, and the open-loop generator's coordinated-omission correction.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDraftService, type DraftService } from '../../examples/draft-service';
+import { parseWrkOutput, parseWrkDuration } from '../../bench/lib/wrk';
+import { replaceSection, updateSection } from '../../bench/results';
+import { startNginx } from '../../bench/lib/nginx';
+import { runFixedRate } from '../../bench/lib/fixed-rate';
+import { passThroughPolicy } from '../../bench/lib/services';
+
+const services: DraftService[] = [];
+after(async () => {
+  await Promise.all(services.map((s) => s.close()));
+});
+
+const WRK_SAMPLE = `Running 10s test @ http://127.0.0.1:9101/get_font_types
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.21ms    1.02ms  1.22s    85.12%
+    Req/Sec     7.85k   512.11     8.91k    70.00%
+  Latency Distribution
+     50%  812.00us
+     75%    3.50ms
+     90%    4.20ms
+     99%    6.80ms
+  156234 requests in 10.00s, 150.11MB read
+  Socket errors: connect 0, read 3, write 0, timeout 2
+  Non-2xx or 3xx responses: 12
+Requests/sec:  15612.34
+Transfer/sec:     15.00MB
+`;
+
+test('parseWrkOutput reads rates, latency percentiles in ms and errors', () => {
+  const r = parseWrkOutput(WRK_SAMPLE);
+  assert.equal(r.requestsPerSec, 15612.34);
+  assert.equal(r.requests, 156234);
+  assert.equal(r.durationSec, 10);
+  assert.equal(r.latency.avg, 3.21);
+  assert.equal(r.latency.max, 1220);
+  assert.ok(Math.abs(r.latency.p50 - 0.812) < 1e-9);
+  assert.equal(r.latency.p99, 6.8);
+  assert.deepEqual(r.errors, { connect: 0, read: 3, write: 0, timeout: 2, non2xx3xx: 12 });
+  assert.equal(r.transferPerSec, '15.00MB');
+  assert.equal(parseWrkDuration('2.00m'), 120_000);
+  assert.throws(() => parseWrkOutput('wrk: connection refused'));
+});
+
+test('replaceSection replaces only its own section and appends new ones', () => {
+  const text = '# Benchmark results\n\nintro\n\n## A\n\nold a\n\n## B\n\nkeep b\n';
+  const replaced = replaceSection(text, 'A', 'new a');
+  assert.equal(replaced, '# Benchmark results\n\nintro\n\n## A\n\nnew a\n\n## B\n\nkeep b\n');
+  const appended = replaceSection(replaced, 'C (issue 9)', '| x |\n|---|');
+  assert.ok(appended.startsWith(replaced.trimEnd()));
+  assert.ok(appended.endsWith('## C (issue 9)\n\n| x |\n|---|\n'));
+  const last = replaceSection(appended, 'B', 'new b');
+  assert.match(last, /## A\n\nnew a\n\n## B\n\nnew b\n\n## C \(issue 9\)/);
+
+  const dir = mkdtempSync(join(tmpdir(), 'results-'));
+  try {
+    const file = join(dir, 'RESULTS.md');
+    updateSection('Core', 'first-figures', file);
+    updateSection('Other', 'two', file);
+    updateSection('Core', 'three', file);
+    const out = readFileSync(file, 'utf8');
+    assert.match(out, /^# Benchmark results/);
+    assert.match(out, /## Core\n\nthree\n/);
+    assert.match(out, /## Other\n\ntwo\n/);
+    assert.doesNotMatch(out, /first-figures/);
+    writeFileSync(file, 'custom\n');
+    updateSection('Core', 'x', file);
+    assert.equal(readFileSync(file, 'utf8'), 'custom\n\n## Core\n\nx\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('passThroughPolicy writes only server and upstream', () => {
+  const yaml = passThroughPolicy('http://127.0.0.1:9101', 2)({ port: 1111, adminPort: 2222 });
+  assert.match(yaml, /listen: 127\.0\.0\.1:1111/);
+  assert.match(yaml, /admin_listen: 127\.0\.0\.1:2222/);
+  assert.match(yaml, /workers: 2/);
+  assert.match(yaml, /url: http:\/\/127\.0\.0\.1:9101/);
+  assert.doesNotMatch(yaml, /routes|cache|rate_limiting/);
+});
+
+test('startNginx proxies to the example service with upstream keep-alive, and stops cleanly', async () => {
+  const svc = await startDraftService({ seedDrafts: 5 });
+  services.push(svc);
+  const ngx = await startNginx({ upstreamPort: svc.port, workers: 1 });
+  try {
+    assert.match(ngx.conf, /keepalive 64;/);
+    assert.match(ngx.conf, /proxy_http_version 1\.1;/);
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${ngx.url}/get_font_types`);
+      assert.equal(r.status, 200);
+      assert.equal(((await r.json()) as { success: boolean }).success, true);
+    }
+    const body = await fetch(`${ngx.url}/query_script`, { method: 'POST', body: '{"draft_id":"dft_000002"}' }).then((r) => r.json()) as { output: { draft_id: string } };
+    assert.equal(body.output.draft_id, 'dft_000002');
+    assert.ok(svc.stats().byPath['/get_font_types']! >= 5);
+  } finally {
+    await ngx.stop();
+  }
+  await assert.rejects(fetch(`${ngx.url}/health`), 'nginx is gone after stop()');
+});
+
+test('runFixedRate keeps its schedule and measures from the due time (no coordinated omission)', async () => {
+  const svc = await startDraftService({ seedDrafts: 1 });
+  services.push(svc);
+  // fast service: everything sent, latency at least the service time asked for
+  const ok = await runFixedRate({ url: `${svc.url}/get_font_types`, rate: 100, durationMs: 1000, connections: 8, headers: { 'x-service-time-ms': '20' } });
+  assert.equal(ok.sent, 100);
+  assert.equal(ok.ok, 100);
+  assert.equal(ok.errors + ok.badStatus, 0);
+  assert.ok(ok.latency.p50 >= 19, `p50 ${ok.latency.p50} >= service time`);
+
+  // a service that can do 20/s asked for 40/s on one connection: the backlog grows, and latency from the
+  // due time shows it (a closed-loop measurement from the send time would stay near 50 ms)
+  const slow = await startDraftService({ seedDrafts: 1, serviceTimeMs: 50, maxConcurrency: 1 });
+  services.push(slow);
+  const behind = await runFixedRate({ url: `${slow.url}/get_font_types`, rate: 40, durationMs: 1000, connections: 1 });
+  assert.equal(behind.sent, 40);
+  assert.ok(behind.latency.max > 500, `max ${behind.latency.max} ms grows with the backlog`);
+  assert.ok(behind.latency.p50 > 200, `p50 ${behind.latency.p50} ms`);
+});

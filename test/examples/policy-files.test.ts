@@ -1,0 +1,90 @@
+/**
+ * examples/policy.yaml and examples/demo-policy.yaml are documentation that runs: both must load, the
+ * complete one must use every section, the demo must be the same without Redis, and the routes must send
+ * the draft service's real calls where their comments say.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadPolicyFile } from '../../lib/policy/load';
+import type { Policy } from '../../lib/policy/types';
+import { Router, type MatchInput } from '../../lib/routes/router';
+import { repoRoot } from '../helpers/repo';
+
+function load(name: string): Policy {
+  const file = join(repoRoot(), 'examples', name);
+  const r = loadPolicyFile(file);
+  if (!r.ok) assert.fail(`${name} does not load:\n${r.errors.map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`).join('\n')}`);
+  return r.loaded.policy;
+}
+
+test('examples/policy.yaml loads and turns on every section of the contract', () => {
+  const p = load('policy.yaml');
+  for (const section of ['redis', 'rate_limiting', 'queues', 'cache', 'compression', 'memory', 'tracing', 'profiling', 'auto_tuning'] as const) {
+    assert.notEqual(p[section], null, `section ${section} is present`);
+  }
+  assert.ok(p.routes.length > 10);
+  assert.equal(p.rate_limiting!.scope, 'cluster');
+  assert.ok(p.rate_limiting!.global && p.rate_limiting!.per_user);
+  assert.ok(Object.keys(p.rate_limiting!.per_endpoint).length >= 3);
+  assert.ok(p.cache!.l1 && p.cache!.l2 && p.cache!.l3 && p.cache!.warmup && p.cache!.invalidation);
+  assert.equal(p.upstream.port, 9101);
+  assert.equal(p.server.listen.port, 15006);
+});
+
+test('examples/demo-policy.yaml is the same without Redis, on loopback, with identical routes', () => {
+  const full = load('policy.yaml');
+  const demo = load('demo-policy.yaml');
+  assert.equal(demo.redis, null);
+  assert.equal(demo.cache!.l2, null);
+  assert.equal(demo.rate_limiting!.scope, 'pod');
+  assert.deepEqual(demo.server.listen, { host: '127.0.0.1', port: 15006 });
+  assert.deepEqual(demo.server.admin_listen, { host: '127.0.0.1', port: 9901 });
+  assert.match(demo.cache!.l3!.path, /^\/tmp\//);
+  assert.deepEqual(demo.routes, full.routes);
+  assert.deepEqual(demo.queues, full.queues);
+  assert.deepEqual(demo.cache!.invalidation, full.cache!.invalidation);
+  assert.deepEqual(demo.rate_limiting!.per_endpoint, full.rate_limiting!.per_endpoint);
+});
+
+test('the example routes match the draft service calls and take their params where documented', () => {
+  const router = new Router(load('policy.yaml').routes);
+  const req = (method: string, url: string, json?: unknown, headers: Record<string, string> = {}): MatchInput => {
+    const q = url.indexOf('?');
+    return { method, path: q === -1 ? url : url.slice(0, q), query: q === -1 ? '' : url.slice(q + 1), headers, json };
+  };
+  const route = (input: MatchInput) => {
+    const m = router.match(input);
+    return m ? { name: m.route.name, params: m.params } : null;
+  };
+
+  assert.deepEqual(route(req('POST', '/query_script', { draft_id: 'dft_000001', force_update: false }, { 'x-user-id': 'u1' })),
+    { name: 'query_script', params: { draft_id: 'dft_000001' } });
+  assert.equal(route(req('POST', '/query_script', { draft_id: 'dft_000001', force_update: true }))!.name, 'query_script_fresh');
+  assert.deepEqual(route(req('POST', '/query_draft_status', { task_id: 't1' })), { name: 'query_draft_status', params: { task_id: 't1' } });
+  assert.deepEqual(route(req('GET', '/get_font_types')), { name: 'type_lists', params: { type_list: 'get_font_types' } });
+  assert.equal(route(req('GET', '/health'))!.name, 'health');
+  assert.deepEqual(route(req('GET', '/api/patterns/get/tpl_0001')), { name: 'pattern_get', params: { template_id: 'tpl_0001' } });
+  assert.deepEqual(route(req('GET', '/api/patterns/list?category=food')), { name: 'patterns_by_category', params: { category: 'food' } });
+  assert.equal(route(req('GET', '/api/patterns/list'))!.name, 'patterns_list');
+  // the JSON-RPC id is in the cache key: a cached answer must carry the id its client sent
+  assert.deepEqual(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' })), { name: 'mcp_tools_list', params: { rpc_id: '1' } });
+  assert.match(router.routes.find((r) => r.name === 'mcp_tools_list')!.policy.cache!.key, /\{rpc_id\}/);
+  assert.deepEqual(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'capcut_add_video', arguments: { draft_id: 'd9' } } })),
+    { name: 'mcp_add_video', params: { draft_id: 'd9' } });
+  assert.equal(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 3, method: 'initialize' }))!.name, 'mcp_other');
+  for (const w of ['add_video', 'add_text', 'add_audio', 'add_image', 'save_draft']) {
+    const m = router.match(req('POST', `/mcp/${w}`, { draft_id: 'dft_000002' }, { 'x-user-id': 'u2' }))!;
+    assert.equal(m.route.name, w);
+    assert.deepEqual(m.params, { draft_id: 'dft_000002', user_id: 'u2' });
+    assert.equal(m.route.priority, 'high');
+    assert.deepEqual(m.route.policy.emits, ['draft_updated']);
+  }
+  const create = router.match(req('POST', '/mcp/create_draft', {}))!;
+  assert.equal(create.route.name, 'create_draft');
+  assert.deepEqual(create.route.responseParams, [['draft_id', ['output', 'draft_id']]]);
+  // what the sidecar must not cache: writes and forced reads have no cache block
+  for (const name of ['create_draft', 'add_video', 'save_draft', 'query_script_fresh', 'mcp_other']) {
+    assert.equal(router.routes.find((r) => r.name === name)!.policy.cache, null, name);
+  }
+});

@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parsePrometheusText, sampleFromPrometheus, sampleFromProc, sampleTarget, usageBetween } from '../../lib/loadtest/target-stats';
+
+const PAGE = (n: number) => `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total ${10 + n}
+process_resident_memory_bytes ${100 * 2 ** 20 + n * 2 ** 20}
+bridge_sidecar_cache_requests_total{layer="l1",result="hit"} ${80 * n}
+bridge_sidecar_cache_requests_total{layer="l1",result="miss"} ${20 * n}
+bridge_sidecar_cache_requests_total{layer="l2",result="hit"} ${10 * n}
+bridge_sidecar_cache_requests_total{layer="l2",result="miss"} ${10 * n}
+bridge_sidecar_shed_total{reason="queue_full"} ${n > 1 ? 5 : 0}
+bridge_sidecar_ratelimit_rejected_total{scope="global"} ${3 * n}
+bridge_sidecar_http_requests_total{endpoint="a \\"quoted\\" name",method="POST"} 7 1700000000000
+`;
+
+test('Prometheus text: labels (with escapes), timestamps and comments', () => {
+  const samples = parsePrometheusText(PAGE(1));
+  assert.equal(samples.length, 9);
+  const last = samples[samples.length - 1];
+  assert.deepEqual(last, { name: 'bridge_sidecar_http_requests_total', labels: { endpoint: 'a "quoted" name', method: 'POST' }, value: 7 });
+});
+
+test('usage between two scrapes: CPU cores, memory, cache hit ratio over tiers, shedding and rate limiting', () => {
+  const a = sampleFromPrometheus(PAGE(1), 1_000_000);
+  const b = sampleFromPrometheus(PAGE(3), 1_004_000);
+  const u = usageBetween(a, b);
+  assert.equal(u.cpuCores, 0.5, '2 CPU seconds in 4 wall seconds');
+  assert.equal(u.rssBytes, 103 * 2 ** 20);
+  assert.deepEqual(u.cache, { l1: { hits: 160, lookups: 200 }, l2: { hits: 20, lookups: 40 } });
+  assert.equal(u.cacheHitRatio, (160 + 20) / 200, 'hits in any tier over lookups at the first tier');
+  assert.deepEqual(u.shed, { queue_full: 5 });
+  assert.equal(u.shedTotal, 5);
+  assert.equal(u.rateLimitedTotal, 6);
+});
+
+test('sampleTarget scrapes a real /metrics page; a dead page is recorded, not thrown', async (t) => {
+  let n = 0;
+  const server = createServer((_req, res) => res.end(PAGE(++n)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+  const s = await sampleTarget({ metricsUrl: url, pid: null });
+  assert.equal(s?.cpuSeconds, 11);
+  assert.equal(s?.cache.l1.hit, 80);
+  const dead = await sampleTarget({ metricsUrl: 'http://127.0.0.1:1/metrics', pid: null });
+  assert.ok(dead?.error?.includes('127.0.0.1:1'));
+  assert.equal(await sampleTarget({ metricsUrl: null, pid: null }), null);
+});
+
+test('--pid: memory and CPU of a real process from /proc', async (t) => {
+  const child = spawn(process.execPath, ['-e', 'const a = Buffer.alloc(64 * 2 ** 20, 1); const end = Date.now() + 400; while (Date.now() < end); setInterval(() => a, 1000)']);
+  t.after(() => child.kill());
+  await new Promise((r) => setTimeout(r, 1500));
+  const s = sampleFromProc(child.pid!, Date.now());
+  assert.ok((s.rssBytes ?? 0) > 64 * 2 ** 20, `rss ${s.rssBytes}`);
+  assert.ok((s.cpuSeconds ?? 0) >= 0.2, `cpu ${s.cpuSeconds} s after a 400 ms busy loop`);
+});
