@@ -13,6 +13,7 @@
  *   node dist/bench/loadtest-accuracy.js [--duration 10s] [--quick] [--no-write]
  */
 import { parseArgs } from 'node:util';
+import { loadavg } from 'node:os';
 import { machineInfo, machineLine } from './lib/machine';
 import { startDraftServiceProcess, type ServiceProcess } from './lib/services';
 import { runWrk } from './lib/wrk';
@@ -90,7 +91,7 @@ async function main(): Promise<number> {
 
   const f = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(2));
   const md = [
-    `Run \`node dist/bench/loadtest-accuracy.js\` on ${machineLine(machine)}; load average ${machine.load1} at the start; ${durationMs / 1000} s per measurement.`,
+    `Run \`node dist/bench/loadtest-accuracy.js\` on ${machineLine(machine)}; load average ${machine.load1} at the start and ${loadavg()[0].toFixed(2)} at the end (other work on the machine shows up as noise); ${durationMs / 1000} s per measurement.`,
     'Target: the example draft service (its own process, `GET /get_font_types`) with a fixed service time. wrk and the generator run on the same 2 cores as the target.',
     '',
     '| Case | Tool | Requests/s | P50 (ms) | P99 (ms) | Max (ms) | Notes |',

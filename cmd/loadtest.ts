@@ -84,19 +84,19 @@ export async function run(argv: string[]): Promise<number> {
   const progress = ProgressLine.forStdout();
   const target = new URL(settings.target);
   process.stdout.write(`loadtest: ${settings.profile} against ${settings.target}, ${settings.connections} connections, ${settings.threads} thread(s)\n`);
-  let interrupted = false;
+  const interrupt = new AbortController();
   const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
+    if (interrupt.signal.aborted) process.exit(130);
+    interrupt.abort();
     progress?.clear();
-    process.stdout.write('loadtest: interrupted, stopping after this step (Ctrl-C again to quit now)\n');
+    process.stdout.write('loadtest: interrupted: finishing this step early and writing the report (Ctrl-C again to quit at once)\n');
   };
   process.on('SIGINT', onSigint);
   try {
     const result = await runProfile(settings, {
       log: (line) => process.stdout.write(line + '\n'),
       progress,
-      stopped: () => interrupted,
+      signal: interrupt.signal,
     });
     progress?.clear();
     if (reportPath) {

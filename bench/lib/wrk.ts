@@ -2,6 +2,9 @@
  * Runs wrk and parses what it prints (with --latency), so benchmarks report numbers, not text.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface WrkOptions {
   threads?: number;
@@ -102,4 +105,20 @@ export function wrkVersion(wrkPath = 'wrk'): Promise<string> {
     child.on('error', () => resolve('unknown'));
     child.on('exit', () => resolve(/^(wrk [^\n]*?)(?:\s+Copyright.*)?$/m.exec(out)?.[1]?.trim() ?? 'unknown'));
   });
+}
+
+/**
+ * A wrk Lua script that sends every request with this method, body and headers (wrk itself only GETs).
+ * Returns the file and a cleanup function; pass the file as `script` to runWrk.
+ */
+export function writeWrkScript(req: { method?: string; body?: string; headers?: Record<string, string> }): { file: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'wrk-script-'));
+  const file = join(dir, 'request.lua');
+  const lua = (s: string) => JSON.stringify(s); // a JSON string literal is a valid Lua string literal for printable text
+  const lines = [`wrk.method = ${lua(req.method ?? 'POST')}`];
+  if (req.body !== undefined) lines.push(`wrk.body = ${lua(req.body)}`);
+  const headers = { ...(req.body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...req.headers };
+  for (const [k, v] of Object.entries(headers)) lines.push(`wrk.headers[${lua(k)}] = ${lua(v)}`);
+  writeFileSync(file, lines.join('\n') + '\n');
+  return { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }

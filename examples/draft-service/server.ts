@@ -67,7 +67,8 @@ export interface DraftService {
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
-const BODY_LIMIT = 10 * 1024 * 1024;
+// Above the sidecar's default client_max_body_size (50MB), so the sidecar's own 413 is what tests see.
+const BODY_LIMIT = 64 * 1024 * 1024;
 
 type Reply = { status: number; body: Buffer; replayed?: boolean };
 
@@ -250,7 +251,7 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
       send(res, { status: 404, body: jsonBuffer({ success: false, error: `no route for ${req.method} ${path}` }) });
       return;
     }
-    if (req.method !== route.method) {
+    if (req.method !== route.method && !(req.method === 'HEAD' && route.method === 'GET')) {
       req.resume();
       res.setHeader('allow', route.method);
       send(res, { status: 405, body: jsonBuffer({ success: false, error: `${path} takes ${route.method}` }) });

@@ -16,7 +16,7 @@
  * holds a small "vary marker" listing the header names, and the entry itself lives at `base.<hash of those
  * headers' values>`. A lookup that finds a marker computes the second key and looks again.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { CompiledRoute } from '../routes/router';
 import { getPath } from '../routes/router';
 
@@ -81,8 +81,12 @@ export interface VariantInput {
   readonly identity: string | null;
 }
 
+/** crypto.hash (one-shot, Node >= 20.12) is about twice as fast as createHash for short strings. */
+const oneShot = (crypto as unknown as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
+
+/** 64 bits of sha256: a collision an attacker could aim at another user's entry is out of reach. */
 function hash16(s: string): string {
-  return createHash('sha256').update(s).digest('hex').slice(0, 16);
+  return (oneShot ? oneShot('sha256', s, 'hex') : crypto.createHash('sha256').update(s).digest('hex')).slice(0, 16);
 }
 
 /**

@@ -194,6 +194,7 @@ export class L3Cache {
   }
 
   async get(key: string): Promise<L3Hit | null> {
+    if (!this.isReady) return this.getBeforeIndexed(key);
     const e = this.index.get(key);
     if (e === undefined) return null;
     if (e.expiresAt <= Date.now()) {
@@ -238,6 +239,27 @@ export class L3Cache {
         return src.pipe(verify);
       },
     };
+  }
+
+  /**
+   * While the start-up scan runs, look at the key's file directly (entries survive restarts: the first
+   * requests after one should hit too). Whole entries only; a large entry waits for the index.
+   */
+  private async getBeforeIndexed(key: string): Promise<L3Hit | null> {
+    let buf: Buffer;
+    try {
+      buf = await fsp.readFile(this.fileFor(key));
+    } catch {
+      return null;
+    }
+    try {
+      const entry = decodeEntry(buf);
+      const expiresAt = (entry.meta as EntryMeta & { l3ExpiresAt?: number }).l3ExpiresAt ?? 0;
+      if (entry.meta.key !== key || entry.meta.external === true || expiresAt <= Date.now()) return null;
+      return { kind: 'whole', entry };
+    } catch {
+      return null; // the scan deletes it
+    }
   }
 
   /** Write a whole entry: temp file, fsync, rename. */

@@ -81,7 +81,7 @@ export class Tiers {
       }
       this.counters.inc('l2', r.error ? 'error' : 'miss');
     }
-    if (this.l3 !== null && this.l3.loaded) {
+    if (this.l3 !== null) {
       const h = await this.l3.get(key);
       if (h !== null) {
         this.counters.inc('l3', 'hit');

@@ -26,15 +26,18 @@ const RUN_TIMEOUT_MS = 30_000;
 
 function run(cmd: string, args: string[], input: string | null): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: RUN_TIMEOUT_MS });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Our own timer rather than spawn's `timeout`: that one is only cleared on exit, and a binary that
+    // was never found never exits, so it would keep this process alive for the whole timeout.
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', (err: NodeJS.ErrnoException) => reject(explainSpawnError(cmd, err)));
+    child.on('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); reject(explainSpawnError(cmd, err)); });
     // A binary that dies before reading stdin makes the write fail with EPIPE: the exit code says more.
     child.stdin.on('error', () => undefined);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }); });
     child.stdin.end(input ?? '');
   });
 }

@@ -71,7 +71,7 @@ export function recommendations(run: ProfileRun, env: Environment): string[] {
     if (best) {
       const meets = best.requestedRate! >= TARGETS.instanceRps;
       out.push(`Highest step that met every target: ${best.label} (achieved ${best.achievedRate} req/s, errors ${pct(best.errorRate, 2)}). ` +
-        (meets ? `This meets the guide's > ${TARGETS.instanceRps} RPS per instance.` :
+        (meets ? `This reaches the guide's ${TARGETS.instanceRps} RPS per instance.` :
           `Below the guide's > ${TARGETS.instanceRps} RPS per instance: add instances or find the bottleneck below before raising traffic.`));
     } else {
       out.push(`No step met every target (latency, errors ≤ 0.1 %, achieved ≥ 95 % of requested): the target is overloaded already at ${open[0].label}.`);

@@ -61,6 +61,8 @@ export interface Tick {
   final: boolean;
   /** final tick only: requests due in the window that could not be sent before it closed */
   unsent: number;
+  /** final tick only: how long the window really was (shorter than durationMs when stopped early) */
+  windowMs: number;
 }
 
 /** How long after the window a late-firing timer may still send a request that was due inside it. */
@@ -95,9 +97,10 @@ class Engine {
   private readonly idle: Connection[] = [];
   private readonly all: Connection[] = [];
   private readonly start: number;
-  private readonly end: number;
+  private end: number;
   private readonly interval: number;
-  private readonly total: number;
+  private total: number;
+  private wake: (() => void) | null = null;
   private next = 0;
   private inFlight = 0;
   private closed = false;
@@ -138,17 +141,37 @@ class Engine {
     try {
       await sleepUntil(this.spec.startAt);
       this.pump();
-      await sleepUntil(this.end + LATE_SEND_GRACE_MS);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        const wait = () => {
+          const ms = this.end + LATE_SEND_GRACE_MS - now();
+          if (ms <= 0 || this.wake === null) return resolve();
+          setTimeout(wait, Math.min(Math.ceil(ms), 1000));
+        };
+        wait();
+      });
+      this.wake = null;
       this.closed = true;
       if (this.timer) clearTimeout(this.timer);
       const unsent = this.spec.mode === 'open' ? this.total - this.next : 0;
       await this.drain(this.spec.timeoutMs + 1000);
       clearInterval(ticker);
-      onTick(this.takeTick(true, unsent));
+      onTick({ ...this.takeTick(true, unsent), windowMs: this.end - this.spec.startAt });
     } finally {
       clearInterval(ticker);
       await Promise.all(this.all.map((c) => c.client.destroy().catch(() => undefined)));
     }
+  }
+
+  /** Close the window now (Ctrl-C): nothing further is scheduled, the answers still out are awaited. */
+  stop(): void {
+    const t = now();
+    if (t >= this.end) return;
+    this.end = Math.max(t, this.spec.startAt);
+    if (this.spec.mode === 'open') this.total = Math.min(this.total, this.next);
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
   }
 
   /** Send every due request that has a free connection; otherwise arm one timer for the next due time. */
@@ -261,6 +284,7 @@ class Engine {
       perEntry: this.entryLatency.map((h, i) => ({ latency: encodeHistogram(h), errors: this.entryErrors[i] })),
       final,
       unsent,
+      windowMs: 0,
     };
     this.tickBase.sent = this.sent;
     this.completed = this.inWindow = this.errors = this.bytes = 0;
@@ -288,6 +312,16 @@ function sleepUntil(at: number): Promise<void> {
   return ms > 0 ? new Promise((r) => setTimeout(r, Math.ceil(ms))) : Promise.resolve();
 }
 
+export interface RunningEngine {
+  done: Promise<void>;
+  stop(): void;
+}
+
+export function startEngine(spec: EngineSpec, onTick: (t: Tick) => void): RunningEngine {
+  const engine = new Engine(spec);
+  return { done: engine.run(onTick), stop: () => engine.stop() };
+}
+
 export function runEngine(spec: EngineSpec, onTick: (t: Tick) => void): Promise<void> {
-  return new Engine(spec).run(onTick);
+  return startEngine(spec, onTick).done;
 }

@@ -88,8 +88,8 @@ export interface Hooks {
   /** a finished line of output (step summary, soak interval) */
   log(line: string): void;
   progress: ProgressLine | null;
-  /** stop early (Ctrl-C): the current phase ends at its scheduled time, no further phases start */
-  stopped?: () => boolean;
+  /** stop early (Ctrl-C): the current phase closes its window at once, no further phase starts */
+  signal?: AbortSignal;
 }
 
 export async function runProfile(settings: RunSettings, hooks: Hooks): Promise<ProfileRun> {
@@ -99,10 +99,11 @@ export async function runProfile(settings: RunSettings, hooks: Hooks): Promise<P
   const phases: { label: string; rate: number | null }[] =
     settings.profile === 'baseline' ? [{ label: 'baseline', rate: null }] : settings.rates.map((r) => ({ label: `${r} req/s`, rate: r }));
   for (let i = 0; i < phases.length; i++) {
-    if (hooks.stopped?.()) break;
+    if (hooks.signal?.aborted) break;
     if (i > 0 && settings.pauseMs > 0) {
       hooks.progress?.message(`pausing ${settings.pauseMs / 1000} s before ${phases[i].label}`);
-      await sleep(settings.pauseMs);
+      await sleep(settings.pauseMs, hooks.signal);
+      if (hooks.signal?.aborted) break;
     }
     const label = phases.length > 1 ? `[${i + 1}/${phases.length}] ${phases[i].label}` : phases[i].label;
     const step = await runStep(settings, phases[i].rate, phases[i].label, probe, seq, hooks, label, run);
@@ -134,6 +135,7 @@ async function runStep(
     timeoutMs: settings.timeoutMs,
     threads: settings.threads,
     seqStart,
+    signal: hooks.signal,
   };
   const startedAt = Date.now();
   const result = await runPhase(spec, (tick, soFar) => {
@@ -145,11 +147,11 @@ async function runStep(
   await soak?.finish();
   const after = await sampleTarget(probe);
   const t = result.tally;
-  const seconds = settings.durationMs / 1000;
+  const seconds = result.windowMs / 1000;
   return {
     label,
     requestedRate: rate,
-    durationMs: settings.durationMs,
+    durationMs: Math.round(result.windowMs),
     startedAt: new Date(result.startedAt).toISOString(),
     sent: t.sent,
     completed: t.completed,
@@ -252,6 +254,14 @@ function round(v: number, digits: number): number {
   return Math.round(v * f) / f;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
+  });
 }

@@ -200,6 +200,7 @@ export function latencyChart(run: ProfileRun): string {
     categories: points.map((p) => p.label),
     series: PERCENTILES.map((p) => ({ name: p.toUpperCase(), color: COLORS[p], values: points.map((x) => (x.l ? x.l[p] : null)) })),
     yLabel: 'latency (ms, log scale)',
+    xLabel: soak ? 'time since the start' : 'step (requested rate)',
     logY: true,
     references: PERCENTILES.map((p) => ({ value: TARGETS.latencyMs[p], label: `${p.toUpperCase()} target`, color: COLORS[p] })),
     format: (v) => (v >= 1000 ? `${v / 1000} s` : `${v} ms`),
@@ -217,6 +218,7 @@ export function throughputChart(run: ProfileRun): string {
         { name: 'achieved', color: COLORS.achieved, values: run.intervals.map((i) => i.achievedRate) },
       ],
       yLabel: 'requests per second',
+      xLabel: 'time since the start',
     });
   }
   return barChart({
@@ -227,5 +229,7 @@ export function throughputChart(run: ProfileRun): string {
       { name: 'achieved', color: COLORS.achieved, values: run.steps.map((st) => st.achievedRate) },
     ],
     yLabel: 'requests per second',
+    xLabel: 'step',
+    valueLabels: true,
   });
 }

@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runEngine, type EngineSpec, type Tick } from './engine';
+import { startEngine, type EngineSpec, type Tick } from './engine';
 import type { MixEntry } from './mix';
 import { Tally } from './tally';
 import { warmUpHttpClient } from './warmup';
@@ -27,6 +27,8 @@ export interface PhaseSpec {
   tickMs?: number;
   /** first {seq} value, so successive phases keep {seq} unique */
   seqStart?: number;
+  /** aborting closes the window early (Ctrl-C); the figures cover the shorter window */
+  signal?: AbortSignal;
 }
 
 export interface PhaseResult {
@@ -34,6 +36,8 @@ export interface PhaseResult {
   /** epoch ms */
   startedAt: number;
   elapsedMs: number;
+  /** the window the requests were scheduled in: durationMs, or less when stopped early */
+  windowMs: number;
 }
 
 const START_LEAD_MS = 50;
@@ -63,9 +67,31 @@ export async function runPhase(spec: PhaseSpec, onTick?: (t: Tick, soFar: Tally)
     seqStart: (spec.seqStart ?? 0) + i,
     seqStride: threads,
   }));
-  if (threads === 1) await runEngine(specs[0], take);
-  else await Promise.all(workers.map((w, i) => driveWorker(w, specs[i], take)));
-  return { tally, startedAt: startAt, elapsedMs: performance.timeOrigin + performance.now() - startAt };
+  if (threads === 1) {
+    const engine = startEngine(specs[0], take);
+    const stop = () => engine.stop();
+    spec.signal?.addEventListener('abort', stop);
+    if (spec.signal?.aborted) stop();
+    try {
+      await engine.done;
+    } finally {
+      spec.signal?.removeEventListener('abort', stop);
+    }
+  } else {
+    const stop = () => workers.forEach((w) => w.postMessage({ type: 'stop' }));
+    spec.signal?.addEventListener('abort', stop);
+    try {
+      await Promise.all(workers.map((w, i) => driveWorker(w, specs[i], take, spec.signal?.aborted === true)));
+    } finally {
+      spec.signal?.removeEventListener('abort', stop);
+    }
+  }
+  return {
+    tally,
+    startedAt: startAt,
+    elapsedMs: performance.timeOrigin + performance.now() - startAt,
+    windowMs: tally.windowMs > 0 ? tally.windowMs : spec.durationMs,
+  };
 }
 
 function startWorker(): Promise<Worker> {
@@ -80,7 +106,7 @@ function startWorker(): Promise<Worker> {
   });
 }
 
-function driveWorker(w: Worker, spec: EngineSpec, take: (t: Tick) => void): Promise<void> {
+function driveWorker(w: Worker, spec: EngineSpec, take: (t: Tick) => void, stopAtOnce: boolean): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     w.on('message', (m: { type: string; tick?: Tick; message?: string }) => {
       if (m.type === 'tick') take(m.tick!);
@@ -90,5 +116,6 @@ function driveWorker(w: Worker, spec: EngineSpec, take: (t: Tick) => void): Prom
     w.once('error', reject);
     w.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`load-test thread exited with ${code}`))));
     w.postMessage(spec);
+    if (stopAtOnce) w.postMessage({ type: 'stop' });
   }).finally(() => w.terminate());
 }

@@ -14,6 +14,9 @@ export interface ChartSpec {
   categories: string[];
   series: Series[];
   yLabel: string;
+  xLabel?: string;
+  /** bar charts: print each bar's value above it */
+  valueLabels?: boolean;
   /** logarithmic y axis (latencies span several decades) */
   logY?: boolean;
   /** dashed horizontal lines, e.g. the guide's targets */
@@ -92,6 +95,9 @@ function axes(spec: ChartSpec, f: Frame): string[] {
     if (i % every !== 0) return;
     out.push(`<text x="${f.x(i).toFixed(1)}" y="${MARGIN.top + f.plotH + 18}" text-anchor="middle" font-size="11" ${FONT}>${escapeXml(c)}</text>`);
   });
+  if (spec.xLabel) {
+    out.push(`<text x="${MARGIN.left + f.plotW / 2}" y="${MARGIN.top + f.plotH + 42}" text-anchor="middle" font-size="12" ${FONT}>${escapeXml(spec.xLabel)}</text>`);
+  }
   const cy = MARGIN.top + f.plotH / 2;
   out.push(`<text x="16" y="${cy}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${cy})" ${FONT}>${escapeXml(spec.yLabel)}</text>`);
   for (const r of spec.references ?? []) {
@@ -160,6 +166,10 @@ export function barChart(spec: ChartSpec): string {
       const y = f.y(v);
       const h = MARGIN.top + f.plotH - y;
       body.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${s.color}"/>`);
+      if (spec.valueLabels) {
+        const label = (spec.format ?? ((n: number) => String(Math.round(n))))(v);
+        body.push(`<text x="${(x + (barW - 2) / 2).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle" font-size="10" ${FONT}>${escapeXml(label)}</text>`);
+      }
     });
   });
   body.push(...legend(spec.series, f, 0));

@@ -12,6 +12,8 @@ export class Tally {
   errors = 0;
   bytes = 0;
   unsent = 0;
+  /** the longest window any engine reported (set by final ticks) */
+  windowMs = 0;
   readonly outcomes: Record<string, number> = {};
   readonly latency: Histogram = newHistogram();
   readonly uncorrected: Histogram = newHistogram();
@@ -25,6 +27,7 @@ export class Tally {
     this.errors += t.errors;
     this.bytes += t.bytes;
     this.unsent += t.unsent;
+    this.windowMs = Math.max(this.windowMs, t.windowMs);
     for (const [k, v] of Object.entries(t.outcomes)) this.outcomes[k] = (this.outcomes[k] ?? 0) + v;
     addEncoded(this.latency, t.latency);
     addEncoded(this.uncorrected, t.uncorrected);
@@ -42,6 +45,7 @@ export class Tally {
     this.errors += o.errors;
     this.bytes += o.bytes;
     this.unsent += o.unsent;
+    this.windowMs = Math.max(this.windowMs, o.windowMs);
     for (const [k, v] of Object.entries(o.outcomes)) this.outcomes[k] = (this.outcomes[k] ?? 0) + v;
     this.latency.add(o.latency);
     this.uncorrected.add(o.uncorrected);

@@ -12,6 +12,7 @@ import type { Logger } from '../observe/logger';
 import { QueueComponent } from '../stages/queue';
 import { RateLimitComponent, RateLimitLeaseService } from '../stages/ratelimit'; // rate limiting (issue 3)
 import { CacheComponent } from '../stages/cache'; // cache (issue 5)
+import { CompressionComponent } from '../stages/compress'; // compression (issue 7)
 
 export interface StageComponents {
   rateLimit: Component<RateLimitStage> | null;
@@ -30,6 +31,7 @@ export function createComponents(rt: Runtime): StageComponents {
   set.rateLimit = new RateLimitComponent(rt); // rate limiting (issue 3)
   set.queue = new QueueComponent(rt); // queue (issue 4)
   set.cache = new CacheComponent(rt); // cache (issue 5): its store filter must stay the LAST filter
+  set.filters.push(new CompressionComponent(rt)); // compression (issue 7): before the cache store filter
   if (set.cache instanceof CacheComponent) set.filters.push(set.cache.filter); // cache (issue 5): after compression
   set.all.push(...[set.rateLimit, set.cache, set.queue, ...set.filters].filter((c): c is Component<any> => c !== null));
   return set;

@@ -1,18 +1,80 @@
 /**
- * What a reload changes, for the log line ("the log says what changed") and for the few settings that cannot be
- * applied to a running process (listen addresses): those are reported, never half-applied.
+ * What a reload changes, for the log line ("the log says what changed"), and the few settings that a running
+ * process cannot take on: those are reported as needing a restart and are never half-applied.
+ *
+ * Settings bound when the process starts:
+ *  - server.listen, server.admin_listen: the sockets are bound once (re-binding would drop connections);
+ *  - server.workers: the number of forked processes;
+ *  - upstream.url: the proxy's target is fixed when the upstream proxy is built (its pool is retuned in place);
+ *  - queues.worker_threads: libuv reads UV_THREADPOOL_SIZE once, before its pool is first used.
+ * A reload keeps the running values of these in the EFFECTIVE policy (what the workers get and /policy shows)
+ * and lists every difference from the file in `pending`, until a restart (or the file going back) clears it.
  */
-import type { Policy } from '../policy/types';
+import type { HostPort, Policy, UpstreamPolicy } from '../policy/types';
 
-export interface PolicyChanges {
-  /** Dotted paths (down to the second level) whose values differ. */
-  changed: string[];
-  /** Changed settings that only take effect after a restart. */
-  restartNeeded: string[];
+/** The start-only settings of the running process. */
+export interface RunningSettings {
+  readonly listen: HostPort;
+  readonly admin_listen: HostPort;
+  readonly workers: number;
+  readonly upstream: Pick<UpstreamPolicy, 'url' | 'protocol' | 'host' | 'port'>;
+  /** libuv thread pool size in force (queues.worker_threads at start, else UV_THREADPOOL_SIZE, else 4). */
+  readonly worker_threads: number;
 }
 
-const RESTART_KEYS = ['server.listen', 'server.admin_listen'];
+/** A setting whose value in the file differs from the one the process runs with. */
+export interface PendingRestart {
+  readonly key: string;
+  readonly running: unknown;
+  readonly file: unknown;
+}
 
+export interface EffectivePolicy {
+  readonly policy: Policy;
+  readonly pending: readonly PendingRestart[];
+}
+
+export function runningSettings(boot: Policy, env: NodeJS.ProcessEnv = process.env): RunningSettings {
+  const { url, protocol, host, port } = boot.upstream;
+  return {
+    listen: boot.server.listen,
+    admin_listen: boot.server.admin_listen,
+    workers: boot.server.workers,
+    upstream: { url, protocol, host, port },
+    worker_threads: boot.queues?.worker_threads ?? (Number(env.UV_THREADPOOL_SIZE) || 4),
+  };
+}
+
+/** The file's policy with the start-only settings held at their running values, and what differs. */
+export function effectivePolicy(running: RunningSettings, file: Policy): EffectivePolicy {
+  const pending: PendingRestart[] = [];
+  const hold = <T>(key: string, runningValue: T, fileValue: T): T => {
+    if (same(runningValue, fileValue)) return fileValue;
+    pending.push({ key, running: runningValue, file: fileValue });
+    return runningValue;
+  };
+  const server = {
+    ...file.server,
+    listen: hold('server.listen', running.listen, file.server.listen),
+    admin_listen: hold('server.admin_listen', running.admin_listen, file.server.admin_listen),
+    workers: hold('server.workers', running.workers, file.server.workers),
+  };
+  let upstream = file.upstream;
+  if (file.upstream.url !== running.upstream.url) {
+    pending.push({ key: 'upstream.url', running: running.upstream.url, file: file.upstream.url });
+    upstream = { ...file.upstream, ...running.upstream };
+  }
+  const queues = file.queues === null ? null
+    : { ...file.queues, worker_threads: hold('queues.worker_threads', running.worker_threads, file.queues.worker_threads) };
+  return { policy: { ...file, server, upstream, queues }, pending };
+}
+
+export interface PolicyChanges {
+  /** Dotted paths (down to the second level; routes by name) whose values differ. */
+  changed: string[];
+}
+
+/** What differs between two (effective) policies, for the reload log line. */
 export function describeChanges(prev: Policy, next: Policy): PolicyChanges {
   const changed: string[] = [];
   const keys = new Set([...Object.keys(prev), ...Object.keys(next)]) as Set<keyof Policy>;
@@ -20,14 +82,35 @@ export function describeChanges(prev: Policy, next: Policy): PolicyChanges {
     const a = prev[k] as unknown;
     const b = next[k] as unknown;
     if (same(a, b)) continue;
-    if (isPlain(a) && isPlain(b)) {
+    if (k === 'routes') {
+      changed.push(...routeChanges(prev.routes, next.routes));
+    } else if (isPlain(a) && isPlain(b)) {
       const sub = new Set([...Object.keys(a), ...Object.keys(b)]);
       for (const s of sub) if (!same(a[s], b[s])) changed.push(`${k}.${s}`);
+    } else if (a === null || a === undefined) {
+      changed.push(`${k} (added)`);
+    } else if (b === null || b === undefined) {
+      changed.push(`${k} (removed)`);
     } else {
       changed.push(String(k));
     }
   }
-  return { changed, restartNeeded: changed.filter((c) => RESTART_KEYS.includes(c)) };
+  return { changed };
+}
+
+/** Routes by name: added, removed, changed, and "routes (order)" when only their order moved (first match wins). */
+function routeChanges(prev: Policy['routes'], next: Policy['routes']): string[] {
+  const out: string[] = [];
+  const before = new Map(prev.map((r) => [r.name, r]));
+  const after = new Map(next.map((r) => [r.name, r]));
+  for (const [name, r] of after) {
+    const old = before.get(name);
+    if (!old) out.push(`routes.${name} (added)`);
+    else if (!same(old, r)) out.push(`routes.${name}`);
+  }
+  for (const name of before.keys()) if (!after.has(name)) out.push(`routes.${name} (removed)`);
+  if (out.length === 0) out.push('routes (order)');
+  return out;
 }
 
 function isPlain(v: unknown): v is Record<string, unknown> {

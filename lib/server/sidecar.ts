@@ -11,13 +11,13 @@ import { connect } from 'node:net';
 import { Registry, AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { loadPolicyFile, formatErrors, summarize, deepFreeze } from '../policy/load';
 import type { LoadedPolicy } from '../policy/types';
-import { createLogger, type Logger } from '../observe/logger';
+import { createLogger, announce, type Logger } from '../observe/logger';
 import { PrimaryMetrics } from '../observe/metrics';
 import { PrimaryCoordinator, SingleCoordinator, WorkerCoordinator, type Coordinator } from './ipc';
 import { AdminServer } from './admin';
 import { registerPrimaryServices, type PrimaryServices } from './components';
 import { startProxyWorker, type ProxyWorker } from './worker';
-import { describeChanges } from './policy-diff';
+import { PolicyReloader, type WorkerPolicyReport } from './reload';
 
 export class PolicyRefusedError extends Error {}
 
@@ -65,6 +65,23 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const services: PrimaryServices[] = registerPrimaryServices(coordinator, log);
   for (const s of services) s.configure(loaded0);
   coordinator.handle('policy:get', () => state.loaded);
+  // hot reload (issue 8): workers report the policy version they run; reload.ts owns the reload itself
+  const reloader = new PolicyReloader({
+    policyFile, state, services, metrics: pm, log,
+    applyToProxies: (next) => {
+      if (local) {
+        local.applyPolicy(next);
+        reloader.workerReported(0, { version: next.version });
+      } else {
+        coordinator.broadcast('policy:apply', next);
+      }
+    },
+  });
+  coordinator.handle('policy:applied', (report: WorkerPolicyReport, from: number) => {
+    reloader.workerReported(from, report);
+    return true;
+  });
+  if (!single) cluster.on('exit', (w) => reloader.workerGone(w.id));
   coordinator.handle('worker:listening', (addr: { host: string; port: number }, from: number) => {
     state.listening.set(from, addr);
     return true;
@@ -98,45 +115,27 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   admin.route('GET', '/metrics', async () => ({ status: 200, body: await metricsText(), contentType: Registry.PROMETHEUS_CONTENT_TYPE }));
   admin.route('GET', '/policy', () => ({
     status: 200,
-    body: { version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy },
+    body: { version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy, ...reloader.status() },
   }));
 
   const adminAddr = await admin.listen(p0.server.admin_listen);
 
-  const reload = (why: string): void => {
-    const r = loadPolicyFile(policyFile);
-    if (!r.ok) {
-      pm.policyReloads.inc({ result: 'error' });
-      log.error({ why, errors: formatErrors(r.errors).split('\n'), kept_version: state.loaded.version }, 'policy reload refused: the old policy keeps serving');
-      return;
-    }
-    if (r.loaded.version === state.loaded.version) {
-      log.debug({ why }, 'policy unchanged');
-      return;
-    }
-    const prev = state.loaded;
-    const changes = describeChanges(prev.policy, r.loaded.policy);
-    if (changes.restartNeeded.length > 0) {
-      log.warn({ keys: changes.restartNeeded }, 'these settings need a restart to take effect; everything else is applied now');
-    }
-    state.loaded = r.loaded;
-    for (const s of services) s.configure(r.loaded);
-    pm.policyReloads.inc({ result: 'success' });
-    pm.setPolicyVersion(r.loaded.version);
-    if (local) local.applyPolicy(r.loaded);
-    else coordinator.broadcast('policy:apply', r.loaded);
-    log.info({ why, from: prev.version, to: r.loaded.version, changed: changes.changed }, 'policy reloaded');
-  };
+  const reload = (why: string): void => void reloader.reload(why);
 
   if (single) {
     local = await startProxyWorker(loaded0, coordinator, log);
     state.listening.set(0, local.address());
+    reloader.workerReported(0, { version: loaded0.version });
   } else {
     await forkWorkers(state, pm, log, coordinator as PrimaryCoordinator);
   }
 
+  // hot reload: the policy file's directory is watched (ConfigMap-safe) and polled by content hash; in place
+  // before "listening" is logged, so an update made right after start-up is seen by an event, not only the poll
+  await reloader.watch();
+
   const proxyAddr = [...state.listening.values()][0];
-  log.info({ listen: `${proxyAddr.host}:${proxyAddr.port}`, admin: `${adminAddr.host}:${adminAddr.port}`, workers: p0.server.workers, version: loaded0.version }, 'listening');
+  announce(log, { listen: `${proxyAddr.host}:${proxyAddr.port}`, admin: `${adminAddr.host}:${adminAddr.port}`, workers: p0.server.workers, version: loaded0.version }, 'listening');
 
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -146,6 +145,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     stopping = true;
     state.draining = true; // /readyz answers 503 from now on
     log.info({ signal }, 'shutting down: draining in-flight requests');
+    await reloader.close();
     if (local) await local.shutdown();
     else await stopWorkers(state, coordinator as PrimaryCoordinator, log);
     await Promise.allSettled(services.map((s) => s.close()));
@@ -156,7 +156,6 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGHUP', () => reload('SIGHUP'));
-  // hot reload from the watched file is wired in by the policy watcher (lib/policy/watch.ts) when present
   hooks.onPrimaryReady?.({ policyFile, reload, state, admin, coordinator, log, metrics: pm });
   return { done };
 }
@@ -242,18 +241,46 @@ async function stopWorkers(state: PodState, coordinator: PrimaryCoordinator, log
 
 async function runWorkerProcess(): Promise<SidecarHandle> {
   const coordinator = new WorkerCoordinator();
+  // Listen for policy swaps before asking for the policy: a reload broadcast while this worker starts is kept
+  // and applied once it is up, so a (re)started worker never stays on an older policy than its siblings.
+  let worker: ProxyWorker | null = null;
+  const early: { policy: LoadedPolicy | null } = { policy: null };
+  let log: Logger | null = null;
+  let applied = '';
+  const apply = (next: LoadedPolicy) => {
+    if (!worker || !log) {
+      early.policy = next;
+      return;
+    }
+    if (next.version === applied) return;
+    let report: WorkerPolicyReport;
+    try {
+      log.level = next.policy.server.log_level;
+      worker.applyPolicy(deepFreeze(next));
+      applied = next.version;
+      report = { version: applied };
+    } catch (err) {
+      log.error({ err: String(err), version: next.version }, 'failed to apply the new policy: keeping the previous one');
+      report = { version: applied, error: String(err) };
+    }
+    coordinator.request('policy:applied', report).catch(() => {});
+  };
+  coordinator.on('policy:apply', apply);
   const loaded = deepFreeze(await coordinator.request<LoadedPolicy>('policy:get', null, 10_000));
-  const log = createLogger(loaded.policy.server.log_level, { role: 'worker', worker: coordinator.id });
-  const worker = await startProxyWorker(loaded, coordinator, log);
-  coordinator.handle('metrics:get', () => worker.runtime.metrics.registry.getMetricsAsJSON());
-  coordinator.on('policy:apply', (next: LoadedPolicy) => worker.applyPolicy(deepFreeze(next)));
+  log = createLogger(loaded.policy.server.log_level, { role: 'worker', worker: coordinator.id });
+  worker = await startProxyWorker(loaded, coordinator, log);
+  applied = loaded.version;
+  coordinator.request('policy:applied', { version: applied } satisfies WorkerPolicyReport).catch(() => {});
+  if (early.policy) apply(early.policy);
+  const running = worker;
+  coordinator.handle('metrics:get', () => running.runtime.metrics.registry.getMetricsAsJSON());
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await worker.shutdown();
+    await running.shutdown();
     resolveDone();
     // the IPC channel keeps the process alive; leave once drained
     process.exit(0);
@@ -262,6 +289,6 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   // a signal sent to the whole process group (Ctrl-C) drains this worker too; the primary will not restart it
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
-  await coordinator.request('worker:listening', worker.address());
+  await coordinator.request('worker:listening', running.address());
   return { done };
 }

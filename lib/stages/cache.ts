@@ -26,7 +26,8 @@ import { L1Cache } from '../cache/l1';
 import { L2Cache } from '../cache/l2';
 import { L3Cache, type LargeWriter } from '../cache/l3';
 import { Tiers, type Found } from '../cache/tiers';
-import { LocalWriteQueue, type BackgroundWriter } from '../cache/write-queue';
+import { CacheWriteQueue, type BackgroundWriter } from '../cache/write-queue';
+import { writeBehindOptions } from './queue/write-behind';
 import { FillRegistry, type Fill } from '../cache/coalesce';
 import { KeyTemplate, baseKey, varyKey } from '../cache/keys';
 import type { RouteRules, RequestDirectives } from '../cache/http-semantics';
@@ -35,7 +36,7 @@ import type { StoreIf, StoreRequest, Built } from '../cache/admission';
 import { buildEntry, buildMeta, compileStoreIf, headNotStorable, markerFor, refreshWith304, storeIfPasses } from '../cache/admission';
 import type { CacheEntry } from '../cache/entry';
 import { retentionMs } from '../cache/entry';
-import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
+import { CACHE_NAME, headFor, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
 import { PREFIX } from '../observe/metrics';
 
@@ -103,7 +104,7 @@ export class CacheComponent implements Component<CacheView> {
 
   constructor(private readonly rt: Runtime, private readonly opts: CacheComponentOptions = {}) {
     this.evictions = evictionCounter(rt.metrics.registry);
-    const writer = opts.writer ?? new LocalWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log });
+    const writer = opts.writer ?? new CacheWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log, metrics: rt.metrics });
     this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, rt.metrics.cacheSize, DEFAULT_LARGE_BODY);
     this.gaugeTimer = setInterval(() => this.tiers.updateSizeGauges(), 5000);
     this.gaugeTimer.unref();
@@ -128,9 +129,14 @@ export class CacheComponent implements Component<CacheView> {
     const c = p.cache;
     const t = this.tiers;
     t.largeBodyThreshold = p.memory?.large_body_threshold ?? DEFAULT_LARGE_BODY;
+    t.writer.reconfigure?.(writeBehindOptions(p));
     if (c === null || (c.l1 === null && c.l2 === null && c.l3 === null)) {
       t.l1 = null; t.l2 = null; t.l3 = null;
       return null;
+    }
+    for (const [tier, want] of [['l1', 'lru'], ['l3', 'fifo']] as const) {
+      const got = c[tier]?.strategy;
+      if (got !== undefined && got !== want) this.rt.log.warn({ tier, strategy: got }, `cache.${tier}.strategy ${got} is not supported: ${tier} evicts ${want}`);
     }
     this.setupL1(c);
     this.setupL2(c);
@@ -360,7 +366,8 @@ export class CacheView implements CacheStage, ResponseFilter {
   /** Make the upstream request conditional on our stale copy, or strip the client's conditional headers. */
   private prepareUpstreamRequest(ctx: RequestContext, st: RequestState): void {
     const h = ctx.req.headers;
-    if (isConditional(h) && (ctx.method === 'GET')) {
+    if (ctx.method === 'GET' && st.clientConditional === null) {
+      // from here on the client's conditionals are answered by us, against whatever the upstream returns
       const saved: Record<string, string> = {};
       const inm = h['if-none-match'];
       const ims = h['if-modified-since'];
@@ -439,6 +446,8 @@ export class CacheView implements CacheStage, ResponseFilter {
       this.setStatus(ctx, head, `${fwd}; detail=${reason}`);
       return null;
     }
+    // what is stored is the head as the upstream (and compressor) made it, before this filter edits it
+    const storedHeaders = { ...head.headers };
     this.setStatus(ctx, head, st.route.storeIf === null ? `${fwd}; stored` : fwd);
     let suppressBody = false;
     if (st.clientConditional !== null && status === 200) {
@@ -451,7 +460,7 @@ export class CacheView implements CacheStage, ResponseFilter {
         suppressBody = true;
       }
     }
-    return new StoreTransform(this.comp, st, sr, status, { ...head.headers }, suppressBody, ctx);
+    return new StoreTransform(this.comp, st, sr, status, storedHeaders, suppressBody, ctx);
   }
 
   private setStatus(ctx: RequestContext, head: ResponseHead, status: string): void {

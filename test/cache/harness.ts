@@ -18,6 +18,8 @@ import { silentLogger } from '../../lib/observe/logger';
 import { RedisConnection } from '../../lib/redis/client';
 import type { Runtime } from '../../lib/server/runtime';
 import { CacheComponent } from '../../lib/stages/cache';
+import { QueueComponent } from '../../lib/stages/queue';
+import { CompressionComponent } from '../../lib/stages/compress';
 
 export interface UpstreamReply {
   status?: number;
@@ -104,7 +106,12 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
   const cache = new CacheComponent(rt, { fsync: opts.fsync ?? false });
   const view = cache.configure(loaded);
   const filter = cache.filter.configure(loaded, null);
-  const pipeline = new Pipeline(loaded, { rateLimit: null, cache: view, queue: null, filters: filter ? [filter] : [] });
+  // the real admission queue when the policy has `queues` (shedding -> stale-if-error)
+  const queue = loaded.policy.queues ? new QueueComponent(rt) : null;
+  // and the real compressor before the cache store filter when the policy has `compression`
+  const compressor = loaded.policy.compression ? new CompressionComponent(rt).configure(loaded) : null;
+  const filters = [compressor, filter].filter((f): f is NonNullable<typeof f> => f !== null);
+  const pipeline = new Pipeline(loaded, { rateLimit: null, cache: view, queue: queue?.configure(loaded) ?? null, filters });
   const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
   const handler = new RequestHandler(pipeline, proxy, rt);
   const server = http.createServer(handler.handle);
@@ -116,6 +123,7 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
     async close() {
       await cache.flush();
       await cache.close();
+      await queue?.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       proxy.agent.destroy();

@@ -11,7 +11,7 @@ function rig(extraRoute = '', cacheExtra = '') {
   return `
 routes:
   - name: any
-    match: { method: GET, path: "/*" }
+    match: { path: "/*" }
     cache: { key: "get", ttl: 1m ${extraRoute} }
 cache:
   l1: { size: 1MB }
@@ -277,4 +277,22 @@ test('responses to other statuses: 404 cached with ttl, 500 and 206 not', async 
   await get('/500'); await get('/500');
   assert.equal(hits('/404'), 1);
   assert.equal(hits('/500'), 2);
+});
+
+test('stale-if-error when the request is shed by the admission queue', async (t) => {
+  const replies: Replies = {
+    '/slow': () => ({ delayMs: 1500, body: 'slow' }),
+    '/sie': (n) => ({ headers: { 'cache-control': 'max-age=1, stale-if-error=60' }, body: 'kept' + n }),
+  };
+  const { get, hits } = await setup(t, replies, '', '\nqueues: { max_in_flight: 1, max_queue_size: 10, queue_timeout: 200ms }');
+  await get('/sie');
+  await sleep(1100);
+  const slow = get('/slow'); // holds the only upstream slot
+  await sleep(100);
+  const r = await get('/sie');
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'kept1');
+  assert.match(String(r.headers['cache-status']), /hit; ttl=-\d+; detail=stale-if-error/);
+  assert.equal(hits('/sie'), 1);
+  await slow;
 });

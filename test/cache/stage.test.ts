@@ -3,6 +3,7 @@
  * reads with store_if, keys, Cache-Status/Age, coalescing, safety rules.
  */
 import { test } from 'node:test';
+import type { IncomingHttpHeaders } from 'node:http';
 import assert from 'node:assert/strict';
 import { policy, request, startSidecar, startUpstream } from './harness';
 
@@ -119,4 +120,74 @@ test('coalescing does not share a non-cacheable answer: waiters go upstream them
   assert.equal(replies.filter((r) => r.status === 500).length, 1, 'only the leader sees its own 500');
   assert.equal(replies.filter((r) => r.status === 200).length, 4);
   assert.ok(up.count >= 2 && up.count <= 5);
+});
+
+test('a response for one user is never served to another when the route keys on identity', async (t) => {
+  const up = await startUpstream((req) => ({ headers: { 'cache-control': 'max-age=60' }, body: 'drafts of ' + String(req.headers['x-user-id']) }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, `
+rate_limiting: { identity: { header: x-user-id } }
+routes:
+  - name: my_drafts
+    match: { method: GET, path: /my/drafts }
+    params: { user: identity }
+    cache: { key: "user:drafts", ttl: 1m }
+cache:
+  l1: { size: 1MB }
+`));
+  t.after(() => sc.close());
+  const get = (u: string) => request(sc.url, { path: '/my/drafts', headers: { 'x-user-id': u } });
+  assert.equal((await get('alice')).body, 'drafts of alice');
+  assert.equal((await get('bob')).body, 'drafts of bob');
+  const again = await get('alice');
+  assert.equal(again.body, 'drafts of alice');
+  assert.match(String(again.headers['cache-status']), /hit/);
+  assert.equal((await get('bob')).body, 'drafts of bob');
+  assert.equal(up.count, 2);
+});
+
+test('metrics: cache_requests_total by layer/result, cache_size_bytes, evictions counter registered', async (t) => {
+  const up = await startUpstream(() => ({ body: 'm' }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, ROUTES));
+  t.after(() => sc.close());
+  await request(sc.url, { path: '/get_font_types' });
+  await request(sc.url, { path: '/get_font_types' });
+  sc.cache.tiers.updateSizeGauges();
+  const text = await sc.metrics.registry.metrics();
+  assert.match(text, /bridge_sidecar_cache_requests_total\{layer="l1",result="miss"\} 1/);
+  assert.match(text, /bridge_sidecar_cache_requests_total\{layer="l1",result="hit"\} 1/);
+  assert.match(text, /bridge_sidecar_cache_size_bytes\{layer="l1"\} [1-9]\d*/);
+  assert.match(text, /# TYPE bridge_sidecar_cache_evictions_total counter/);
+});
+
+test('with the compressor in front: gzip and identity bodies are separate variants, stored with their encoding', async (t) => {
+  const { gunzipSync } = await import('node:zlib');
+  const http = await import('node:http');
+  const json = JSON.stringify({ success: true, pad: 'p'.repeat(4000) });
+  const up = await startUpstream(() => ({ headers: { 'content-type': 'application/json', etag: '"e1"', 'cache-control': 'max-age=60' }, body: json }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, `${ROUTES}\ncompression: { enabled: true, algorithm: gzip, threshold: 1KB }\n`));
+  t.after(() => sc.close());
+  const raw = (headers: Record<string, string>) => new Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    http.get(sc.url + '/get_font_types', { headers, agent: false }, (res) => {
+      const c: Buffer[] = [];
+      res.on('data', (d: Buffer) => c.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(c) }));
+    }).on('error', reject);
+  });
+  // a conditional miss that is answered 304 must still store the encoded body with its Content-Encoding
+  const cond = await raw({ 'accept-encoding': 'gzip', 'if-none-match': '"e1"' });
+  assert.equal(cond.status, 304);
+  const gz = await raw({ 'accept-encoding': 'gzip' });
+  assert.match(String(gz.headers['cache-status']), /hit/);
+  assert.equal(gz.headers['content-encoding'], 'gzip');
+  assert.equal(gunzipSync(gz.body).toString(), json);
+  const plain = await raw({});
+  assert.equal(plain.headers['content-encoding'], undefined, 'a client that did not ask for gzip never gets it');
+  assert.equal(plain.body.toString(), json);
+  const plain2 = await raw({});
+  assert.match(String(plain2.headers['cache-status']), /hit/);
+  assert.equal(plain2.body.toString(), json);
+  assert.equal(up.count, 2);
 });

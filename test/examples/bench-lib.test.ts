@@ -9,11 +9,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDraftService, type DraftService } from '../../examples/draft-service';
-import { parseWrkOutput, parseWrkDuration } from '../../bench/lib/wrk';
+import { parseWrkOutput, parseWrkDuration, runWrk, writeWrkScript } from '../../bench/lib/wrk';
 import { replaceSection, updateSection } from '../../bench/results';
 import { startNginx } from '../../bench/lib/nginx';
 import { runFixedRate } from '../../bench/lib/fixed-rate';
 import { passThroughPolicy } from '../../bench/lib/services';
+import { cpuSnapshot, foreignCpuShare } from '../../bench/lib/machine';
+import { spawn } from 'node:child_process';
 
 const services: DraftService[] = [];
 after(async () => {
@@ -120,6 +122,7 @@ test('runFixedRate keeps its schedule and measures from the due time (no coordin
   assert.equal(ok.ok, 100);
   assert.equal(ok.errors + ok.badStatus, 0);
   assert.ok(ok.latency.p50 >= 19, `p50 ${ok.latency.p50} >= service time`);
+  assert.ok(ok.serviceLatency.p50 >= 19 && ok.serviceLatency.p50 <= ok.latency.p50, 'from-send latency: >= service time, <= from-due latency');
 
   // a service that can do 20/s asked for 40/s on one connection: the backlog grows, and latency from the
   // due time shows it (a closed-loop measurement from the send time would stay near 50 ms)
@@ -129,4 +132,41 @@ test('runFixedRate keeps its schedule and measures from the due time (no coordin
   assert.equal(behind.sent, 40);
   assert.ok(behind.latency.max > 500, `max ${behind.latency.max} ms grows with the backlog`);
   assert.ok(behind.latency.p50 > 200, `p50 ${behind.latency.p50} ms`);
+});
+
+test('writeWrkScript + runWrk: wrk sends the method, body and headers of the script', async () => {
+  const svc = await startDraftService({ seedDrafts: 3 });
+  services.push(svc);
+  const script = writeWrkScript({ body: '{"project_name":"from wrk","width":640,"height":480}', headers: { 'X-User-Id': 'bench' } });
+  try {
+    const r = await runWrk(`${svc.url}/mcp/create_draft`, { threads: 1, connections: 2, duration: '1s', script: script.file });
+    assert.ok(r.requests > 0);
+    assert.equal(r.errors.non2xx3xx, 0);
+    assert.ok(svc.stats().byPath['/mcp/create_draft']! >= r.requests, 'every request wrk counted reached the service');
+    assert.match(r.command, /-s .*request\.lua/);
+    // the first draft wrk created carries its body and header
+    const doc = await fetch(`${svc.url}/query_script`, { method: 'POST', body: '{"draft_id":"dft_000004"}' }).then((x) => x.json()) as { output: { name: string; user_id: string; canvas_config: { width: number } } };
+    assert.equal(doc.output.name, 'from wrk');
+    assert.equal(doc.output.user_id, 'bench');
+    assert.equal(doc.output.canvas_config.width, 640);
+  } finally {
+    script.cleanup();
+  }
+});
+
+test('cpuSnapshot counts the CPU of this process tree as ours, not as other processes', async () => {
+  const a = cpuSnapshot();
+  assert.ok(a, '/proc is readable');
+  // a child that burns CPU for ~1 s: its time must show up in `ours` (it is reaped into our cutime)
+  await new Promise<void>((resolve, reject) => {
+    const c = spawn(process.execPath, ['-e', 'const end = Date.now() + 1000; while (Date.now() < end) {}']);
+    c.once('error', reject);
+    c.once('exit', () => resolve());
+  });
+  const b = cpuSnapshot()!;
+  assert.ok(b.ours - a.ours >= 50, `ours grew by ${b.ours - a.ours} jiffies for ~100 jiffies of child CPU`);
+  assert.ok(b.total > a.total && b.busy >= a.busy);
+  const share = foreignCpuShare(a, b);
+  assert.ok(share !== null && share >= 0 && share <= 1);
+  assert.equal(foreignCpuShare(null, b), null);
 });

@@ -58,6 +58,9 @@ test('health, static type lists, 404 and 405 as JSON', async () => {
   const missing = await get(svc, '/no/such/path');
   assert.equal(missing.status, 404);
   assert.equal(missing.json.success, false);
+  const head = await fetch(svc.url + '/get_font_types', { method: 'HEAD' });
+  assert.equal(head.status, 200, 'HEAD works on GET routes, as in Flask');
+  assert.equal(await head.text(), '');
   const wrongMethod = await post(svc, '/get_font_types', {});
   assert.equal(wrongMethod.status, 405);
   assert.equal(wrongMethod.headers.get('allow'), 'GET');

@@ -108,7 +108,7 @@ function run(cmd: string, argv: string[], cwd: string): void {
 }
 
 /** Replays one RUN line, command by command; a command the replay does not know fails the test. */
-function replayRun(line: string, st: Replayed, stages: Map<string, Replayed>): void {
+function replayRun(line: string, st: Replayed): void {
   const here = join(st.rootDir, st.workdir);
   for (const cmd of line.split('&&').map((c) => c.trim())) {
     if (/^npm ci\b/.test(cmd) && !cmd.includes('--omit=dev')) {
@@ -141,7 +141,6 @@ function replayRun(line: string, st: Replayed, stages: Map<string, Replayed>): v
       assert.fail(`RUN ${cmd}: the replay does not know this step; add it to test/k8s/dockerfile.test.ts`);
     }
   }
-  void stages;
 }
 
 function replayStage(s: Stage, dir: string, stages: Map<string, Replayed>): Replayed {
@@ -172,7 +171,7 @@ function replayStage(s: Stage, dir: string, stages: Map<string, Replayed>): Repl
         break;
       }
       case 'RUN':
-        replayRun(ins.args, st, stages);
+        replayRun(ins.args, st);
         break;
       case 'ENV':
         Object.assign(st.env, envPairs(ins.args));

@@ -25,7 +25,8 @@ export function runHelm(args: string[]): { status: number | null; stdout: string
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
-export type Values = Record<string, string | number | boolean>;
+/** --set values; null removes a key (Helm's way to drop a default). */
+export type Values = Record<string, string | number | boolean | null>;
 
 export function setArgs(values: Values): string[] {
   return Object.entries(values).flatMap(([k, v]) => [typeof v === 'string' ? '--set-string' : '--set', `${k}=${String(v)}`]);

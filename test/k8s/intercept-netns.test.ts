@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildRoot } from '../helpers/repo';
 import { waitFor } from '../helpers/ports';
-import { httpFrom, PodAndClient, type Started } from './netns';
+import { assertReadableBy, httpFrom, PodAndClient, type Started } from './netns';
+import { repoRoot } from '../helpers/repo';
 
 const PROXY_UID = 1337;
 const OTHER_UID = 65534;
@@ -47,6 +48,7 @@ describe('bridge-sidecar intercept in a network namespace (root)', { timeout: 30
 
   before(() => {
     assert.equal(process.getuid?.(), 0, 'this test creates network namespaces and iptables rules: run it as root (CI does)');
+    for (const uid of [PROXY_UID, OTHER_UID]) assertReadableBy(uid, [cli, join(repoRoot(), 'node_modules', 'pino', 'package.json')]);
     tmp = mkdtempSync(join(tmpdir(), 'bridge-k8s-netns-'));
     chmodSync(tmp, 0o755);
     net.create();

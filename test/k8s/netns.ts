@@ -135,3 +135,16 @@ export function httpFrom(net: PodAndClient, ns: string, url: string, opts: { met
   if (parsed.error) throw new Error(`${opts.method ?? 'GET'} ${url} from ${ns}: ${parsed.error}`);
   return parsed;
 }
+
+/**
+ * Fails with a clear message when `uid` cannot read the files a test runs under it (a checkout below a
+ * private home directory, say), instead of a confusing error from the process started later.
+ */
+export function assertReadableBy(uid: number, paths: readonly string[]): void {
+  for (const p of paths) {
+    const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'test', '-r', p], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      throw new Error(`uid ${uid} cannot read ${p}: this test runs the sidecar (or the CLI) as that uid; check out and build the repository under world-readable directories`);
+    }
+  }
+}

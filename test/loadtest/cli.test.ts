@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -127,4 +127,38 @@ test('end to end: steps with a mix against a real server, sidecar figures from i
   assert.equal(json.steps.length, 2);
   assert.equal(json.steps[0].perEntry.length, 2);
   assert.ok(existsSync(report));
+});
+
+test('Ctrl-C ends the step early and still writes the report', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'loadtest-int-'));
+  const target = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    target.closeAllConnections();
+    target.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const report = join(dir, 'r.md');
+  const child = spawn(process.execPath, [CLI, 'loadtest', '--target', `http://127.0.0.1:${(target.address() as AddressInfo).port}/`,
+    '--profile', 'soak', '--rate', '50', '--duration', '10m', '--connections', '4', '--report', report], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const deadline = Date.now() + 20_000;
+  while (!out.includes('loadtest: soak') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 30_000))]);
+  assert.equal(code, 0, out);
+  assert.match(out, /interrupted/);
+  const json = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as { steps: { durationMs: number; sent: number }[]; intervals: unknown[] };
+  assert.equal(json.steps.length, 1);
+  assert.ok(json.steps[0].durationMs < 60_000, `the window was cut short: ${json.steps[0].durationMs} ms`);
+  assert.ok(json.steps[0].sent > 0);
+  assert.equal(json.intervals.length, 1, 'the partial soak interval is reported');
 });

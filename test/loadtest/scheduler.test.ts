@@ -150,3 +150,25 @@ test('a request that exceeds --timeout is an error of kind timeout', async (t) =
   assert.ok((tally.outcomes.timeout ?? 0) >= 1, JSON.stringify(tally.outcomes));
   assert.equal(tally.errors, tally.completed);
 });
+
+test('aborting closes the window early: figures cover the shorter window', async (t) => {
+  let received = 0;
+  const server = createServer((req, res) => {
+    received++;
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  const origin = await listen(server);
+  t.after(() => close(server));
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 1000);
+  const r = await runPhase({
+    origin, basePath: '', mix: GET_ROOT, mode: 'open', rate: 200, connections: 4, durationMs: 20_000, timeoutMs: 10_000, threads: 1, signal: ac.signal,
+  });
+  assert.ok(r.windowMs >= 900 && r.windowMs < 10_000, `window ${r.windowMs} ms`);
+  assert.ok(received < 2000, `stopped early: ${received} of the 4000 scheduled requests`);
+  assert.equal(r.tally.sent, received);
+  assert.equal(r.tally.unsent, 0, 'requests after the stop are not scheduled, so not counted as unsent');
+  const achieved = r.tally.inWindow / (r.windowMs / 1000);
+  assert.ok(Math.abs(achieved - 200) <= 200 * 0.1, `achieved ${achieved} req/s over the shortened window`);
+});

@@ -108,29 +108,32 @@ function simulate(phases: Array<{ seconds: number; knee: number; offered?: numbe
 }
 
 test('converges just above the knee of an upstream with 8 servers and 50 ms service time', (t) => {
-  const r = simulate([{ seconds: 120, knee: 8 }]);
+  // starts far above the knee: it must come down to it
+  const r = simulate([{ seconds: 120, knee: 8 }], { initialLimit: 40 });
   t.diagnostic(`mean limit ${r.meanLimit[0].toFixed(2)}, throughput ${r.throughput[0].toFixed(1)}/s, minRTT ${r.limiter.minRttMs.toFixed(1)} ms`);
   const mean = r.meanLimit[0];
-  assert.ok(mean >= 8 && mean <= 10, `mean limit ${mean.toFixed(2)} within [8, 10] (trace ${r.trace.slice(-10).join(',')})`);
+  assert.ok(mean >= 7.2 && mean <= 10, `mean limit ${mean.toFixed(2)} within [0.9, 1.25] x knee (trace ${r.trace.slice(-10).join(',')})`);
   // at the knee the upstream is fully used: throughput near 8 / 50 ms = 160/s
-  assert.ok(r.throughput[0] >= 150, `throughput ${r.throughput[0].toFixed(1)}/s`);
-  assert.ok(Math.abs(r.limiter.minRttMs - 50) < 6, `minRTT ${r.limiter.minRttMs.toFixed(1)} ms`);
+  assert.ok(r.throughput[0] >= 0.9 * 160, `throughput ${r.throughput[0].toFixed(1)}/s`);
+  assert.ok(r.limiter.minRttMs >= 44 && r.limiter.minRttMs <= 52, `minRTT ${r.limiter.minRttMs.toFixed(1)} ms`);
 });
 
 test('finds a large knee from a small initial limit (64 servers)', (t) => {
   const r = simulate([{ seconds: 60, knee: 64 }]);
   t.diagnostic(`mean limit ${r.meanLimit[0].toFixed(2)}, trace ${r.trace.slice(0, 12).join(',')}`);
-  assert.ok(r.meanLimit[0] >= 64 && r.meanLimit[0] <= 64 * 1.25, `mean limit ${r.meanLimit[0].toFixed(1)}`);
-  const reached = r.trace.findIndex((l) => l >= 64);
+  assert.ok(r.meanLimit[0] >= 64 * 0.9 && r.meanLimit[0] <= 64 * 1.25, `mean limit ${r.meanLimit[0].toFixed(1)}`);
+  const reached = r.trace.findIndex((l) => l >= 64 * 0.9);
   assert.ok(reached >= 0 && reached <= 15, `reached the knee after ${reached} s`);
 });
 
 test('follows the upstream down when its capacity drops, and back up when it recovers', (t) => {
   const r = simulate([{ seconds: 60, knee: 32 }, { seconds: 60, knee: 8 }, { seconds: 60, knee: 32 }]);
   t.diagnostic(`mean limits ${r.meanLimit.map((x) => x.toFixed(2)).join(' / ')}`);
-  assert.ok(r.meanLimit[0] >= 32 && r.meanLimit[0] <= 40, `phase 1 ${r.meanLimit[0].toFixed(1)}`);
-  assert.ok(r.meanLimit[1] >= 8 && r.meanLimit[1] <= 10, `phase 2 ${r.meanLimit[1].toFixed(1)}`);
-  assert.ok(r.meanLimit[2] >= 32 && r.meanLimit[2] <= 40, `phase 3 ${r.meanLimit[2].toFixed(1)}`);
+  const near = (v: number, knee: number) => v >= knee * 0.9 && v <= knee * 1.25;
+  assert.ok(near(r.meanLimit[0], 32), `phase 1 ${r.meanLimit[0].toFixed(1)}`);
+  assert.ok(near(r.meanLimit[1], 8), `phase 2 ${r.meanLimit[1].toFixed(1)}`);
+  assert.ok(near(r.meanLimit[2], 32), `phase 3 ${r.meanLimit[2].toFixed(1)}`);
+  assert.ok(r.throughput[1] >= 0.9 * 160, `phase 2 throughput ${r.throughput[1].toFixed(1)}/s`);
 });
 
 test('does not inflate the limit while traffic never reaches it', () => {

@@ -3,8 +3,9 @@
  * filter (gradient controller) and Netflix's concurrency-limits Gradient:
  *
  *   - min-RTT probe: now and then (every probeIntervalMs, jittered) the limit drops to probeLimit until
- *     probeSamples requests that started with the upstream that quiet have finished; their median latency is
+ *     probeSamples requests that started with the upstream that quiet have finished; the fastest of them is
  *     the ideal, unqueued round-trip time (minRTT). The upstream's own queue is empty while it is measured.
+ *     Between probes a window whose mean is below minRTT lowers it (the upstream got faster).
  *   - sampling: between probes the latencies of finished requests are averaged over a window (windowMs and at
  *     least minWindowSamples samples). The mean, not p90: a queue forming at the upstream moves the mean at once,
  *     and with ~10-20 samples a window a p90 is one sample and mostly noise.
@@ -152,8 +153,12 @@ export class GradientLimiter {
       // a probe under very light traffic must not hold the limit down forever
       if (now - this.probeStartedAt < this.o.maxWindowMs * 10 || this.probeLatencies.length === 0) return;
     }
-    const sorted = this.probeLatencies.slice().sort((a, b) => a - b);
-    this.minRtt = sorted[(sorted.length - 1) >> 1];
+    // the minimum: queueing, GC pauses and a busy CPU only ever add latency, so the fastest exchange of the
+    // probe is the best estimate of the unqueued round trip (a median taken while the process is still cold
+    // or the machine busy settles the limit well above the knee)
+    let min = Infinity;
+    for (const v of this.probeLatencies) if (v < min) min = v;
+    this.minRtt = min;
     this.mode = 'sample';
     const jitter = 1 + this.o.probeJitter * (2 * this.random() - 1);
     this.nextProbeAt = now + this.o.probeIntervalMs * jitter;

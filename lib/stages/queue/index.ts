@@ -33,6 +33,13 @@ export function concurrencyLimitGauge(registry: Registry): Gauge<string> {
   });
 }
 
+/** A gauge of the adaptive limiter's RTT estimates; averaged (not summed) over workers. */
+function rttGauge(registry: Registry, name: string, help: string): Gauge<string> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Gauge<string>;
+  return new Gauge({ name, help, registers: [registry], aggregator: 'average' });
+}
+
 /** The per-policy view the pipeline holds. It is stateless: every view talks to the one scheduler. */
 class QueueView implements QueueStage {
   constructor(private readonly scheduler: AdmissionScheduler) {}
@@ -50,7 +57,14 @@ export class QueueComponent implements Component<QueueStage> {
     const m = rt.metrics;
     this.scheduler = new AdmissionScheduler({
       ...opts,
-      metrics: { queueLength: m.queueLength, queueWait: m.queueWait, shed: m.shed, concurrencyLimit: concurrencyLimitGauge(m.registry) },
+      metrics: {
+        queueLength: m.queueLength,
+        queueWait: m.queueWait,
+        shed: m.shed,
+        concurrencyLimit: concurrencyLimitGauge(m.registry),
+        minRtt: rttGauge(m.registry, 'bridge_sidecar_concurrency_min_rtt_seconds', 'max_in_flight auto: the unqueued upstream round trip measured by the last probe.'),
+        sampleRtt: rttGauge(m.registry, 'bridge_sidecar_concurrency_sample_rtt_seconds', 'max_in_flight auto: mean upstream latency of the last sampling window.'),
+      },
     });
     this.view = new QueueView(this.scheduler);
   }

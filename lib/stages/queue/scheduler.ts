@@ -26,6 +26,9 @@ export interface QueueMetrics {
   readonly shed: Counter<'reason'>;
   /** bridge_sidecar_concurrency_limit: the limit in force (fixed share or adaptive). */
   readonly concurrencyLimit?: Gauge<string> | null;
+  /** The adaptive limiter's view of the upstream (seconds), like Envoy's min_rtt_msecs / sample_rtt_msecs. */
+  readonly minRtt?: Gauge<string> | null;
+  readonly sampleRtt?: Gauge<string> | null;
 }
 
 export interface SchedulerOptions {
@@ -62,6 +65,9 @@ export class AdmissionScheduler {
   private readonly shedCounter: Counter<'reason'> | null;
   private readonly shedChildren = new Map<string, Child>();
   private readonly limitGauge: Gauge<string> | null;
+  private readonly minRttGauge: Gauge<string> | null;
+  private readonly sampleRttGauge: Gauge<string> | null;
+  private limiterUpdates = -1;
 
   constructor(opts: SchedulerOptions = {}) {
     this.now = opts.now ?? (() => performance.now());
@@ -73,6 +79,8 @@ export class AdmissionScheduler {
     this.waitHistogram = m ? m.queueWait : null;
     this.shedCounter = m ? m.shed : null;
     this.limitGauge = m?.concurrencyLimit ?? null;
+    this.minRttGauge = m?.minRtt ?? null;
+    this.sampleRttGauge = m?.sampleRtt ?? null;
   }
 
   /** The limit in force: Infinity when the queue stage is off. */
@@ -181,6 +189,7 @@ export class AdmissionScheduler {
       if (this.limiter) {
         this.limiter.onSample(latencyMs, startedAt, inFlight);
         if (this.limiter.limit !== this.reportedLimit) this.reportLimit();
+        if (this.limiter.updates !== this.limiterUpdates) this.reportRtt(this.limiter);
       }
     }
     this.pump();
@@ -279,6 +288,12 @@ export class AdmissionScheduler {
     const l = this.limit;
     this.reportedLimit = l;
     this.limitGauge?.set(Number.isFinite(l) ? l : 0);
+  }
+
+  private reportRtt(l: GradientLimiter): void {
+    this.limiterUpdates = l.updates;
+    if (Number.isFinite(l.minRttMs)) this.minRttGauge?.set(l.minRttMs / 1000);
+    if (Number.isFinite(l.sampleRttMs)) this.sampleRttGauge?.set(l.sampleRttMs / 1000);
   }
 
   // --- queue timeout: one timer for the oldest waiter ------------------------------------------------------
