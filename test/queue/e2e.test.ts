@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { startDraftService, type DraftService } from '../../examples/draft-service';
 import { basicPolicy, startSidecar, type SidecarProcess } from '../helpers/sidecar';
@@ -190,4 +191,23 @@ test('max_in_flight: auto exports the adaptive limit as bridge_sidecar_concurren
   assert.ok(replies.every((r) => r.status === 200));
   const limit = await metric(sc, 'bridge_sidecar_concurrency_limit');
   assert.ok(limit >= 1 && limit <= 1000, `limit ${limit}`);
+});
+
+test('a policy reload applies a new max_in_flight to the live queue and keeps its waiters', async (t) => {
+  const { sc, svc } = await setup(t, { serviceTimeMs: 3000, maxConcurrency: 10 }, `queues:
+  max_in_flight: 1
+  queue_timeout: 60s
+`);
+  const holder = get(sc.url + PATH.high);
+  await waitFor('holder in flight', () => svc.stats().inFlight === 1, 15_000);
+  const waiters = [get(sc.url + PATH.low), get(sc.url + PATH.low), get(sc.url + PATH.medium)];
+  await waitFor('three queued', async () =>
+    (await metric(sc, 'bridge_sidecar_queue_length{priority="low"}')) === 2 && (await metric(sc, 'bridge_sidecar_queue_length{priority="medium"}')) === 1, 15_000);
+  writeFileSync(sc.policyFile, readFileSync(sc.policyFile, 'utf8').replace('max_in_flight: 1', 'max_in_flight: 4'));
+  process.kill(sc.proc.pid!, 'SIGHUP');
+  // all three waiters reach the service while the holder is still there: nobody was dropped by the reload
+  await waitFor('waiters admitted under the new limit', () => svc.stats().inFlight === 4, 20_000);
+  assert.equal(await metric(sc, 'bridge_sidecar_concurrency_limit'), 4);
+  for (const r of await Promise.all([holder, ...waiters])) assert.equal(r.status, 200);
+  assert.equal(await metric(sc, 'bridge_sidecar_shed_total{reason="queue_timeout"}'), 0);
 });

@@ -9,7 +9,9 @@
  * locally until then, so an overloaded worker also makes no round trip per refused request.
  *
  * Batch size follows the worker's recent demand for that limit (what it would spend in one lease period),
- * capped at a quarter of the limit's burst, so busy workers ask rarely and a quiet limit is not hoarded.
+ * capped at a quarter of the limit's burst, so busy workers ask rarely and a quiet limit is not hoarded. A busy
+ * limit (batches of 8 or more while the counters still have tokens) asks for its next batch in the background
+ * when a quarter of the current one is left, so its requests do not wait for the round trip.
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from './clock';
@@ -35,6 +37,8 @@ export class LeaseEntry {
   pending: Promise<void> | null = null;
   /** Checks waiting on `pending`: the next batch covers them too. */
   waiting = 0;
+  /** Ask for the next batch in the background when this few tokens are left (0: no prefetch). */
+  prefetchAt = 0;
   /** These tokens came from the pod fallback, not Redis: give them back there. */
   fromFallback = false;
   /** Cached admitted-response headers for (r, t). */
@@ -113,6 +117,8 @@ export class Leases {
     if (e.tokens > 0) {
       e.tokens--;
       e.used++;
+      // a busy limit gets its next batch before this one runs out, so its requests never wait for it
+      if (e.tokens === e.prefetchAt && e.pending === null && e.prefetchAt > 0) void this.fetch(e);
       return 1;
     }
     return now < e.deniedUntil ? -1 : 0;
@@ -148,6 +154,7 @@ export class Leases {
         e.fromFallback = fromFallback;
         e.avail = r[1];
         e.deniedUntil = r[1] === 0 ? t + Math.max(1, r[2]) : 0;
+        e.prefetchAt = r[0] >= 8 && r[1] > 0 ? r[0] >> 2 : 0;
         if (r[0] > 0) {
           e.tokens += r[0];
           e.expiresAt = t + this.leaseMs;
