@@ -31,13 +31,12 @@ type Child = { inc(v?: number): void };
 
 /** Metric children by layer and result, resolved once. */
 class LookupCounters {
-  private children = new Map<string, Child>();
+  /** layer -> result -> child: two property lookups per count, no string built on the hot path. */
+  private children: Record<string, Record<string, Child>> = Object.create(null) as Record<string, Record<string, Child>>;
   constructor(private readonly counter: Counter<'layer' | 'result'>) {}
   inc(layer: string, result: string): void {
-    const k = layer + '/' + result;
-    let c = this.children.get(k);
-    if (c === undefined) this.children.set(k, (c = this.counter.labels(layer, result)));
-    c.inc();
+    const byResult = (this.children[layer] ??= Object.create(null) as Record<string, Child>);
+    (byResult[result] ??= this.counter.labels(layer, result)).inc();
   }
 }
 

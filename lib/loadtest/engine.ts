@@ -107,6 +107,8 @@ class Engine {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private onDrained: (() => void) | null = null;
+  /** inside dispatch(): a request rejected synchronously must not re-enter pump() (unbounded recursion) */
+  private dispatching = false;
   // figures since the last tick
   private sent = 0;
   private completed = 0;
@@ -213,17 +215,22 @@ class Engine {
     c.status = 0;
     this.sent++;
     this.inFlight++;
-    c.client.dispatch(
-      {
-        path: req.path,
-        method: req.method as Dispatcher.HttpMethod,
-        headers: req.headers,
-        body: req.body,
-        headersTimeout: this.spec.timeoutMs,
-        bodyTimeout: this.spec.timeoutMs,
-      },
-      c,
-    );
+    this.dispatching = true;
+    try {
+      c.client.dispatch(
+        {
+          path: req.path,
+          method: req.method as Dispatcher.HttpMethod,
+          headers: req.headers,
+          body: req.body,
+          headersTimeout: this.spec.timeoutMs,
+          bodyTimeout: this.spec.timeoutMs,
+        },
+        c,
+      );
+    } finally {
+      this.dispatching = false;
+    }
   }
 
   complete(c: Connection, err: Error | null): void {
@@ -252,7 +259,7 @@ class Engine {
     this.idle.push(c);
     if (this.closed) {
       if (this.inFlight === 0 && this.onDrained) this.onDrained();
-    } else if (err !== null && this.spec.mode === 'closed') {
+    } else if (this.dispatching || (err !== null && this.spec.mode === 'closed')) {
       // a closed loop against a refusing port would otherwise spin without yielding
       setImmediate(() => this.pump());
     } else {

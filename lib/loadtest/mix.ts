@@ -100,6 +100,8 @@ function headerList(raw: unknown, where: string): [string, string][] {
   if (!isPlainObject(raw)) throw new MixError(`${where} must be a mapping of header name to value`);
   return Object.entries(raw).map(([k, v]) => {
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new MixError(`${where}.${k} must be a string`);
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/i.test(k)) throw new MixError(`${where}: "${k}" is not a valid header name`);
+    if (/[\r\n\0]/.test(String(v))) throw new MixError(`${where}.${k}: a header value cannot hold line breaks`);
     return [k.toLowerCase(), String(v)];
   });
 }

@@ -4,8 +4,14 @@
  * workers' registries with prom-client's AggregatorRegistry and adds its own (policy, autotune) series.
  *
  * Labels never come from unbounded input: `endpoint` is a route name, a per-endpoint limit key or "other".
+ *
+ * Summing over workers: prom-client's AggregatorRegistry sums every series unless the metric says otherwise
+ * (`aggregator`). Counters and histograms sum; gauges that describe a share of the pod (cache bytes, queue
+ * length, concurrency limit) sum too; gauges that every worker reads from the same place (the cgroup's memory
+ * limit) take the max, and "is Redis up" takes the min (1 only when every worker's link is up).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { readMemory, readProcessIo, SocketBytes } from './resources';
 
 export const PREFIX = 'bridge_sidecar_';
 export const DEFAULT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0];
@@ -24,6 +30,17 @@ export class WorkerMetrics {
   readonly shed: Counter<'reason'>;
   readonly upstreamConnectionWait: Histogram<string>;
   readonly upstreamRetries: Counter<'reason'>;
+  /** Bytes on the proxy's sockets, by peer; feed sockets with `sockets.client.track(s)` (see observe/worker). */
+  readonly sockets = { client: new SocketBytes(), upstream: new SocketBytes() };
+  readonly networkReceive: Counter<'peer'>;
+  readonly networkTransmit: Counter<'peer'>;
+  readonly diskRead: Counter<string>;
+  readonly diskWritten: Counter<string>;
+  readonly memoryLimit: Gauge<string>;
+  readonly memoryUsage: Gauge<string>;
+  readonly redisUp: Gauge<string>;
+  /** Set by whoever owns the Redis link: true/false, or null when there is no `redis` section (no sample). */
+  redisHealth: (() => boolean | null) | null = null;
   private buckets: readonly number[];
   /** Cached children for the per-request histogram: label lookup by one string key, no object per request. */
   private durationChildren = new Map<string, { observe(v: number): void }>();
@@ -45,7 +62,77 @@ export class WorkerMetrics {
     this.upstreamConnectionWait = new Histogram({ name: PREFIX + 'upstream_connection_wait_seconds', help: 'Time from dispatch until the request had an upstream connection (socket assigned).', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers });
     this.upstreamRetries = new Counter({ name: PREFIX + 'upstream_retries_total', help: 'Upstream attempts retried, by reason.', labelNames: ['reason'], registers });
     for (const p of ['high', 'medium', 'low']) this.queueLength.set({ priority: p }, 0);
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+
+    // resource figures, computed at scrape time (collect) so nothing runs between scrapes
+    const sockets = this.sockets;
+    const networkReceive = new Counter({
+      name: PREFIX + 'network_receive_bytes_total', help: 'Bytes received on the proxy\'s sockets, by peer (client, upstream).',
+      labelNames: ['peer'], registers,
+      collect() {
+        this.reset();
+        this.inc({ peer: 'client' }, sockets.client.totals().read);
+        this.inc({ peer: 'upstream' }, sockets.upstream.totals().read);
+      },
+    });
+    const networkTransmit = new Counter({
+      name: PREFIX + 'network_transmit_bytes_total', help: 'Bytes sent on the proxy\'s sockets, by peer (client, upstream).',
+      labelNames: ['peer'], registers,
+      collect() {
+        this.reset();
+        this.inc({ peer: 'client' }, sockets.client.totals().written);
+        this.inc({ peer: 'upstream' }, sockets.upstream.totals().written);
+      },
+    });
+    this.networkReceive = networkReceive;
+    this.networkTransmit = networkTransmit;
+    this.diskRead = new Counter({
+      name: PREFIX + 'disk_read_bytes_total', help: 'Bytes this process read from storage (/proc/self/io read_bytes).', registers,
+      collect() {
+        const io = readProcessIo();
+        this.reset();
+        if (io) this.inc(io.readBytes);
+      },
+    });
+    this.diskWritten = new Counter({
+      name: PREFIX + 'disk_written_bytes_total', help: 'Bytes this process caused to be written to storage (/proc/self/io write_bytes).', registers,
+      collect() {
+        const io = readProcessIo();
+        this.reset();
+        if (io) this.inc(io.writeBytes);
+      },
+    });
+    this.memoryLimit = new Gauge({
+      name: PREFIX + 'memory_limit_bytes', help: 'Memory the container may use: the cgroup limit, else the machine\'s RAM.',
+      registers, aggregator: 'max',
+      collect() {
+        this.set(readMemory().limitBytes);
+      },
+    });
+    this.memoryUsage = new Gauge({
+      name: PREFIX + 'memory_usage_ratio', help: 'Memory in use in the container (cgroup usage, else the machine\'s used RAM) over memory_limit_bytes, 0..1.',
+      registers, aggregator: 'max',
+      collect() {
+        const m = readMemory();
+        this.set(m.limitBytes > 0 ? m.usedBytes / m.limitBytes : 0);
+      },
+    });
+    const redisHealth = () => this.redisHealth?.() ?? null;
+    this.redisUp = new Gauge({
+      name: PREFIX + 'redis_up', help: 'Whether the Redis link is up (1) or down (0); the min over workers. No sample without a redis section.',
+      registers, aggregator: 'min',
+      collect() {
+        const up = redisHealth();
+        this.reset();
+        if (up !== null) this.set(up ? 1 : 0);
+      },
+    });
+
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // defaults that must not be summed over workers: a per-process limit, and when the group started
+      setAggregator(this.registry, 'process_max_fds', 'max');
+      setAggregator(this.registry, 'process_start_time_seconds', 'min');
+    }
   }
 
   private makeDuration(buckets: readonly number[]): Histogram<'endpoint' | 'method' | 'status'> {
@@ -84,6 +171,11 @@ export class WorkerMetrics {
     }
     c.inc();
   }
+}
+
+function setAggregator(registry: Registry, name: string, aggregator: 'sum' | 'max' | 'min' | 'first' | 'average'): void {
+  const m = registry.getSingleMetric(name) as { aggregator?: string } | undefined;
+  if (m) m.aggregator = aggregator;
 }
 
 /** Series only the primary (or the single process) exports: they describe the process group, not a worker. */

@@ -22,6 +22,7 @@ import { sendProblem, VIA } from './problem';
 import { isHopByHop, stripRequestHopByHop } from './hop-by-hop';
 import type { Runtime } from './runtime';
 import type { Logger } from '../observe/logger';
+import { tracingFor, startChildSpan, endRequestSpan, type Tracing } from '../observe/tracing'; // tracing (issue 9)
 
 /** Bodies up to this size are kept in memory when the request may need replaying on a retry. */
 const REPLAY_BODY_LIMIT = 64 * 1024;
@@ -39,6 +40,8 @@ export class Pipeline {
   /** Per-endpoint limit paths double as metric labels for requests that match no route. */
   private readonly endpointPaths: ReadonlySet<string>;
   readonly needsIdentity: boolean;
+  /** tracing (issue 9): the process's tracer for this policy, or null when tracing is off (then no tracing work). */
+  readonly tracing: Tracing | null;
 
   constructor(
     readonly loaded: LoadedPolicy,
@@ -48,6 +51,7 @@ export class Pipeline {
     this.router = new Router(this.policy.routes);
     this.endpointPaths = new Set(Object.keys(this.policy.rate_limiting?.per_endpoint ?? {}).filter((k) => k.startsWith('/')));
     this.needsIdentity = this.policy.rate_limiting !== null || this.router.routes.some((r) => r.usesIdentity);
+    this.tracing = tracingFor(this.policy.tracing); // tracing (issue 9)
   }
 
   endpointFor(ctx: RequestContext): string {
@@ -86,6 +90,7 @@ export class RequestHandler {
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const p = this.current;
     const ctx = new RequestContext(req, res, performance.now());
+    if (p.tracing !== null) p.tracing.startRequest(ctx); // tracing (issue 9): server span, sets ctx.traceId
     res.once('close', () => this.finished(p, ctx));
     if (this.draining) res.shouldKeepAlive = false;
 
@@ -138,11 +143,13 @@ export class RequestHandler {
     }
     const rl = p.stages.rateLimit;
     if (rl) {
+      const span = startChildSpan(ctx, 'ratelimit.check'); // tracing (issue 9): no-op when off
       const d = rl.check(ctx);
       if (isPromise(d)) {
-        d.then((dec) => this.afterLimit(p, ctx, dec), (err: unknown) => this.internalError(ctx, err));
+        d.then((dec) => { span.end(); this.afterLimit(p, ctx, dec); }, (err: unknown) => { span.end(err); this.internalError(ctx, err); });
         return;
       }
+      span.end();
       this.afterLimit(p, ctx, d);
       return;
     }
@@ -163,11 +170,13 @@ export class RequestHandler {
   private lookup(p: Pipeline, ctx: RequestContext): void {
     const cache = p.stages.cache;
     if (cache) {
+      const span = startChildSpan(ctx, 'cache.lookup'); // tracing (issue 9): no-op when off
       const served = cache.lookup(ctx);
       if (isPromise(served)) {
-        served.then((s) => { if (!s) this.admit(p, ctx); }, (err: unknown) => this.internalError(ctx, err));
+        served.then((s) => { span.end(); if (!s) this.admit(p, ctx); }, (err: unknown) => { span.end(err); this.internalError(ctx, err); });
         return;
       }
+      span.end();
       if (served) return;
     }
     this.admit(p, ctx);
@@ -181,24 +190,28 @@ export class RequestHandler {
       return;
     }
     const queuedAt = performance.now();
+    const span = startChildSpan(ctx, 'queue.wait', { 'bridge_sidecar.priority': ctx.priority }); // tracing (issue 9)
     let r: Release | Promise<Release>;
     try {
       r = q.acquire(ctx);
     } catch (err) {
+      span.end(err instanceof ShedError ? 'shed_' + err.reason : err);
       this.shed(p, ctx, err);
       return;
     }
     if (isPromise(r)) {
       r.then(
         (release) => {
+          span.end();
           ctx.queueMs = performance.now() - queuedAt;
           if (ctx.res.destroyed) release({ ok: true, latencyMs: 0 });
           else this.forward(p, ctx, release);
         },
-        (err: unknown) => this.shed(p, ctx, err),
+        (err: unknown) => { span.end(err instanceof ShedError ? 'shed_' + err.reason : err); this.shed(p, ctx, err); },
       );
       return;
     }
+    span.end();
     ctx.queueMs = 0;
     this.forward(p, ctx, r);
   }
@@ -329,6 +342,7 @@ export class RequestHandler {
     const ms = performance.now() - ctx.startedAt;
     this.rt.metrics.observeRequest(ctx.endpoint, ctx.method, status, ms / 1000);
     if (status === 499) this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'client_closed' });
+    if (ctx.traceId !== null) endRequestSpan(ctx, status, ctx.route?.policy.match.path ?? null); // tracing (issue 9)
     const slow = ms > p.policy.server.slow_request_threshold;
     if (slow || this.log.isLevelEnabled('info')) {
       const line = {

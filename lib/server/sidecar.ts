@@ -18,6 +18,7 @@ import { AdminServer } from './admin';
 import { registerPrimaryServices, type PrimaryServices } from './components';
 import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
+import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
 
 export class PolicyRefusedError extends Error {}
 
@@ -118,12 +119,14 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     body: { version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy, ...reloader.status() },
   }));
 
+  registerAdminActions(admin, coordinator, () => local);
   const adminAddr = await admin.listen(p0.server.admin_listen);
 
   const reload = (why: string): void => void reloader.reload(why);
 
   if (single) {
     local = await startProxyWorker(loaded0, coordinator, log);
+    handleWorkerAdmin(coordinator, local);
     state.listening.set(0, local.address());
     reloader.workerReported(0, { version: loaded0.version });
   } else {
@@ -274,6 +277,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   if (early.policy) apply(early.policy);
   const running = worker;
   coordinator.handle('metrics:get', () => running.runtime.metrics.registry.getMetricsAsJSON());
+  handleWorkerAdmin(coordinator, running);
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let stopping = false;

@@ -31,12 +31,12 @@ import { writeBehindOptions } from './queue/write-behind';
 import { FillRegistry, type Fill } from '../cache/coalesce';
 import { KeyTemplate, baseKey, varyKey } from '../cache/keys';
 import type { RouteRules, RequestDirectives } from '../cache/http-semantics';
-import { requestDirectives } from '../cache/http-semantics';
+import { conditionalMatches, requestDirectives } from '../cache/http-semantics';
 import type { StoreIf, StoreRequest, Built } from '../cache/admission';
 import { buildEntry, buildMeta, compileStoreIf, headNotStorable, markerFor, refreshWith304, storeIfPasses } from '../cache/admission';
 import type { CacheEntry } from '../cache/entry';
 import { retentionMs } from '../cache/entry';
-import { CACHE_NAME, headFor, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
+import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
 import { PREFIX } from '../observe/metrics';
 
@@ -280,19 +280,30 @@ export class CacheView implements CacheStage, ResponseFilter {
       identity: route.usesIdentity ? ctx.identity : null,
     });
     const directives = requestDirectives(headers, this.honourClient);
-    const st: RequestState = { view: this, route: rv, base, directives, requestTime: Date.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
     if (directives.noCache) {
-      this.comp.states.set(ctx, st);
+      this.comp.states.set(ctx, this.state(rv, base, directives));
       this.bypass(ctx, 'fwd=request');
       return false;
     }
     const tiers = this.comp.tiers;
     const first = tiers.getL1(base);
-    if (first !== null && first.meta.kind === 'response') {
-      if (this.useFound(ctx, st, first)) return true;
-    }
+    // the hot path: a fresh L1 hit is served without allocating any per-request state
+    if (first !== null && first.meta.kind === 'response' && this.serveIfFresh(ctx, first)) return true;
+    const st = this.state(rv, base, directives);
+    if (first !== null && first.meta.kind === 'response' && this.useFound(ctx, st, first)) return true;
     if (first === null && tiers.l2 === null && tiers.l3 === null) return this.miss(ctx, st);
     return this.slowLookup(ctx, st, first);
+  }
+
+  private state(route: RouteView, base: string, directives: RequestDirectives): RequestState {
+    return { view: this, route, base, directives, requestTime: Date.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
+  }
+
+  private serveIfFresh(ctx: RequestContext, found: Found): boolean {
+    const now = Date.now();
+    if (now >= found.meta.freshUntil) return false;
+    this.serve(ctx, found, `hit; ttl=${ttlSeconds(found.meta, now)}; detail=${found.layer}`, now);
+    return true;
   }
 
   private bypass(ctx: RequestContext, status: string): void {
@@ -316,12 +327,9 @@ export class CacheView implements CacheStage, ResponseFilter {
 
   /** Serve `found` when fresh (or within stale-while-revalidate); otherwise remember it as the stale copy. */
   private useFound(ctx: RequestContext, st: RequestState, found: Found): boolean {
+    if (this.serveIfFresh(ctx, found)) return true;
     const now = Date.now();
     const meta = found.meta;
-    if (now < meta.freshUntil) {
-      this.serve(ctx, found, `hit; ttl=${ttlSeconds(meta, now)}; detail=${found.layer}`, now);
-      return true;
-    }
     if (!meta.mustRevalidate && now < meta.swrUntil && ctx.method !== 'HEAD') {
       this.serve(ctx, found, `hit; ttl=${ttlSeconds(meta, now)}; detail=stale-while-revalidate`, now);
       this.comp.tiers.counters.inc(found.layer, 'stale');
@@ -453,8 +461,8 @@ export class CacheView implements CacheStage, ResponseFilter {
     if (st.clientConditional !== null && status === 200) {
       const etag = first(head.headers['etag']) ?? null;
       const lm = first(head.headers['last-modified']) ?? null;
-      const probe = { etag, lastModified: lm, headers: [] } as unknown as import('../cache/entry').EntryMeta;
-      if (satisfiesConditional(ctx.method, st.clientConditional, probe)) {
+      const date = first(head.headers['date']) ?? null;
+      if (ctx.method === 'GET' && isConditional(st.clientConditional) && conditionalMatches(st.clientConditional, etag, lm, date)) {
         head.status = 304;
         for (const k of ['content-length', 'content-encoding', 'transfer-encoding']) delete head.headers[k];
         suppressBody = true;

@@ -17,6 +17,7 @@ import httpProxy from 'http-proxy';
 import type { UpstreamPolicy } from '../policy/types';
 import type { WorkerMetrics } from '../observe/metrics';
 import type { RequestContext } from './context';
+import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing'; // tracing (issue 9)
 
 export type UpstreamFailure = 'error' | 'timeout';
 
@@ -45,6 +46,8 @@ interface ForwardState {
   body: Buffer | null;
   /** Stream that feeds the upstream when the body is not buffered (size-limited). */
   stream: Readable | null;
+  /** tracing (issue 9): the current attempt's CLIENT span, null when the request is not traced. */
+  span: UpstreamSpan | null;
 }
 
 export function isRetryEligible(method: string, headers: IncomingMessage['headers']): boolean {
@@ -93,7 +96,7 @@ export class UpstreamProxy {
   forward(ctx: RequestContext, cb: ForwardCallbacks, body: Buffer | null, stream: Readable | null): void {
     const st: ForwardState = {
       ctx, cb, attempt: 0, proxyReq: null, dispatchedAt: 0, readTimer: null, connectTimer: null,
-      done: false, timedOut: null, body, stream,
+      done: false, timedOut: null, body, stream, span: null,
     };
     (ctx.req as unknown as Record<symbol, ForwardState>)[STATE] = st;
     this.dispatch(st);
@@ -105,6 +108,7 @@ export class UpstreamProxy {
     if (!st || st.done) return;
     st.done = true;
     this.clearTimers(st);
+    st.span?.fail('aborted'); // tracing (issue 9)
     st.proxyReq?.destroy();
   }
 
@@ -121,6 +125,8 @@ export class UpstreamProxy {
     // The read timer covers waiting for a pooled socket too, so a saturated pool cannot hang a request.
     st.readTimer = setTimeout(() => this.timeout(st, 'read'), readTimeout);
     const buffer = st.body !== null ? Readable.from(st.body.length ? [st.body] : []) : (st.stream ?? undefined);
+    // tracing (issue 9): one CLIENT span per attempt; it writes the traceparent http-proxy copies upstream
+    st.span = startUpstreamSpan(ctx, this.policy, st.attempt);
     this.proxy.web(ctx.req, ctx.res, { buffer } as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
   }
 
@@ -155,6 +161,7 @@ export class UpstreamProxy {
     // the read timeout also bounds the body: a response that stalls mid-body is cut off
     const readTimeout = this.policy.pool.read_timeout;
     proxyRes.setTimeout?.(readTimeout, () => proxyRes.destroy(new Error('upstream read timeout')));
+    st.span?.response(proxyRes); // tracing (issue 9)
     st.ctx.upstreamMs = performance.now() - st.dispatchedAt;
     st.cb.onResponse(st.ctx, proxyRes);
   }
@@ -162,6 +169,7 @@ export class UpstreamProxy {
   private timeout(st: ForwardState, which: 'connect' | 'read'): void {
     if (st.done) return;
     st.timedOut = which;
+    st.span?.fail(`${which}_timeout`); // tracing (issue 9)
     if (st.proxyReq) st.proxyReq.destroy();
     // If no socket was ever assigned, destroy() is impossible; fail now and drop the request when it gets one.
     this.fail(st, 'timeout', new Error(`upstream ${which} timeout`));
@@ -170,6 +178,7 @@ export class UpstreamProxy {
   private onError(st: ForwardState, err: Error & { code?: string }): void {
     if (st.done) return;
     this.clearTimers(st);
+    st.span?.fail(err); // tracing (issue 9): this attempt failed (a retry gets its own span)
     if (st.timedOut) {
       this.fail(st, 'timeout', err);
       return;

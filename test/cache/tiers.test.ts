@@ -250,3 +250,53 @@ test('L3: bounded by size, FIFO (oldest first), expired entries not served', asy
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(await l3.get('short'), null);
 });
+
+test('L3: a large body that was changed on disk fails its stream and is deleted, never served whole', async (t) => {
+  const { buildMeta } = await import('../../lib/cache/admission');
+  const dir = tempDir(t);
+  const l3 = new L3Cache({ dir, maxBytes: 16 * 1024 * 1024, ttl: 3_600_000, fsync: false });
+  await l3.ready;
+  const body = selfCheckingBody('large:1', 1, 200_000);
+  const w = await l3.openLargeWriter();
+  for (let off = 0; off < body.length; off += 50_000) await new Promise<void>((r) => w.write(body.subarray(off, off + 50_000), r));
+  const now = Date.now();
+  const meta = buildMeta({ method: 'GET', path: '/l', query: '', headers: {}, body: null, params: {}, baseKey: 'large:1', requestTime: now, rules: { ttl: 60_000, staleWhileRevalidate: 0, staleIfError: 0, override: false }, storeIf: null, noStore: false }, 200, {}, 0, '', now)!;
+  await w.finish(meta, 60_000);
+  const ok = await l3.get('large:1');
+  assert.equal(ok?.kind, 'stream');
+  const chunks: Buffer[] = [];
+  for await (const c of (ok as { open(): AsyncIterable<Buffer> }).open()) chunks.push(c);
+  assert.ok(Buffer.concat(chunks).equals(body));
+  // flip one byte of the body file
+  const sub = readdirSync(dir).find((d) => d !== 'tmp')!;
+  const bfile = join(dir, sub, readdirSync(join(dir, sub)).find((f) => f.endsWith('.b'))!);
+  const bytes = readFileSync(bfile);
+  bytes[123_456] ^= 0x20;
+  writeFileSync(bfile, bytes);
+  const bad = await l3.get('large:1');
+  assert.equal(bad?.kind, 'stream');
+  await assert.rejects(async () => { for await (const _c of (bad as { open(): AsyncIterable<Buffer> }).open()) void _c; }, /digest/);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(await l3.get('large:1'), null, 'deleted after the failed verification');
+});
+
+test('Vary through L2: a second sidecar finds the marker and the right variant in Redis', async (t) => {
+  const up = await startUpstream((req) => ({ headers: { vary: 'accept-language', 'cache-control': 'max-age=300' }, body: 'lang=' + String(req.headers['accept-language']) }));
+  t.after(() => up.close());
+  const r = await startRedis();
+  t.after(() => r.stop());
+  const pol = cachePolicy(up.url, '  l2: { ttl: 1h }', `redis: { url: "${r.url}", command_timeout: 500ms }`);
+  const a = await startSidecar(pol);
+  t.after(() => a.close());
+  await request(a.url, { path: '/drafts/1', headers: { 'accept-language': 'en' } });
+  await a.cache.flush();
+  const b = await startSidecar(pol);
+  t.after(() => b.close());
+  const en = await request(b.url, { path: '/drafts/1', headers: { 'accept-language': 'en' } });
+  assert.equal(en.body, 'lang=en');
+  assert.match(detail(en), /detail=l2/);
+  const fr = await request(b.url, { path: '/drafts/1', headers: { 'accept-language': 'fr' } });
+  assert.equal(fr.body, 'lang=fr');
+  assert.match(detail(fr), /fwd=miss/);
+  assert.equal(up.count, 2);
+});

@@ -93,6 +93,8 @@ test('mix errors name the file and the entry', () => {
     ['[{path: "/a/{choice:}"}]', /needs at least one word/],
     ['[{path: /a, headers: [x]}]', /headers must be a mapping/],
     ['{ not: [valid', /not valid YAML/],
+    ['[{path: /a, headers: {"bad name": x}}]', /"bad name" is not a valid header name/],
+    ['[{path: /a, headers: {x-a: "1\\n2"}}]', /cannot hold line breaks/],
   ];
   for (const [text, re] of cases) {
     assert.throws(() => parseMix(text, 'm.yaml'), (e: unknown) => e instanceof MixError && re.test(e.message) && e.message.startsWith('m.yaml'), text);

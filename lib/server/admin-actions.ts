@@ -1,0 +1,42 @@
+/**
+ * Token-guarded admin endpoints whose work happens where the state lives: in a worker (or the single process).
+ * The primary receives the HTTP call and asks one worker over IPC; that worker acts on the shared tiers (L2, and
+ * L3 where shared) and broadcasts to the other workers for their own L1.
+ *
+ *   POST /admin/purge {"pattern": "draft:42:*"}   -> {"purged": N}
+ */
+import type { AdminServer } from './admin';
+import type { Coordinator, PrimaryCoordinator } from './ipc';
+import type { ProxyWorker } from './worker';
+
+/** Worker side: what a worker answers to the primary's admin calls. */
+export function handleWorkerAdmin(coordinator: Coordinator, worker: ProxyWorker): void {
+  coordinator.handle('admin:purge', async (payload: { pattern: string }) => {
+    const cache = worker.components.cache as unknown as { purge?: (pattern: string) => Promise<number> } | null;
+    if (!cache?.purge) throw new Error('the cache is not enabled in this policy');
+    return { purged: await cache.purge(payload.pattern) };
+  });
+}
+
+/** Primary side: the HTTP endpoints. `local` is set in single-process mode. */
+export function registerAdminActions(admin: AdminServer, coordinator: Coordinator, local: () => ProxyWorker | null): void {
+  const callOneWorker = async <T>(topic: string, payload: unknown): Promise<T> => {
+    if (local()) return coordinator.request<T>(topic, payload);
+    const pc = coordinator as PrimaryCoordinator;
+    const ids = pc.workerIds();
+    if (ids.length === 0) throw new Error('no worker is running');
+    return pc.requestWorker<T>(ids[0], topic, payload, 30_000);
+  };
+
+  admin.route('POST', '/admin/purge', async ({ body }) => {
+    const pattern = (body as { pattern?: unknown } | undefined)?.pattern;
+    if (typeof pattern !== 'string' || pattern.length === 0 || pattern.length > 512) {
+      return { status: 400, body: { error: 'body must be {"pattern": "<glob on cache keys>"}' } };
+    }
+    try {
+      return { status: 200, body: await callOneWorker<{ purged: number }>('admin:purge', { pattern }) };
+    } catch (e) {
+      return { status: 409, body: { error: (e as Error).message } };
+    }
+  }, { guarded: true });
+}
