@@ -12,7 +12,7 @@
  *
  * Prints Markdown and rewrites the section "Cache (issue 5)" of bench/RESULTS.md.
  *
- *   node dist/bench/cache.js [--quick] [--duration 10s] [--rate 1000] [--rate-duration 20s] [--no-write]
+ *   node dist/bench/cache.js [--quick] [--runs 3] [--duration 10s] [--rate 1000] [--rate-duration 20s] [--no-write]
  *
  * Needs nginx, wrk, redis-server and varnishd (Debian: apt-get install -y nginx wrk redis-server varnish);
  * a missing one is reported and its rows skipped. Every process it starts is stopped before it exits.
@@ -20,7 +20,7 @@
 import http from 'node:http';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
@@ -37,11 +37,11 @@ import { updateSection } from './results';
 const SECTION = 'Cache (issue 5)';
 const VARNISHD = process.env.VARNISHD ?? '/usr/sbin/varnishd';
 
-interface Settings { duration: string; warmup: string; rate: number; rateDurationMs: number; write: boolean; quick: boolean }
+interface Settings { duration: string; warmup: string; rate: number; rateDurationMs: number; write: boolean; quick: boolean; runs: number }
 
 function settings(): Settings {
   const { values } = parseArgs({ options: {
-    quick: { type: 'boolean' }, duration: { type: 'string' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, 'no-write': { type: 'boolean' },
+    quick: { type: 'boolean' }, duration: { type: 'string' }, runs: { type: 'string' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, 'no-write': { type: 'boolean' },
   } });
   const quick = values.quick === true;
   return {
@@ -51,6 +51,7 @@ function settings(): Settings {
     rate: Number(values.rate ?? 1000),
     rateDurationMs: (Number((values['rate-duration'] ?? (quick ? '5s' : '20s')).replace(/s$/, '')) || 20) * 1000,
     write: values['no-write'] !== true,
+    runs: Math.max(1, Number(values.runs ?? (quick ? 1 : 3))),
   };
 }
 
@@ -109,7 +110,13 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   const proc = startProcess('nginx', NGINX, ['-c', join(dir, 'nginx.conf'), '-p', dir, '-e', join(dir, 'error.log')]);
-  await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
+  } catch (e) {
+    await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return { url: `http://127.0.0.1:${port}`, async stop() { await proc.stop(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
@@ -223,6 +230,7 @@ async function main(): Promise<void> {
   const log = (m: string) => process.stderr.write(m + '\n');
   try {
     const machine = await machineInfo();
+    const loadStart = loadavg().map((x) => x.toFixed(1)).join(' ');
     const origin = await startOrigin();
     cleanups.push(() => origin.close());
 
@@ -235,8 +243,11 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 300)); // let write-behind reach L2/L3
         await fetch(url).then((r) => r.arrayBuffer());
         await runWrk(url, { threads: 2, connections: 50, duration: s.warmup });
-        const r = await runWrk(url, { threads: 2, connections: 50, duration: s.duration, timeout: '5s' });
-        log(`${target} ${size}: ${r.requestsPerSec.toFixed(0)} req/s, p99 ${r.latency.p99} ms`);
+        const runs: WrkResult[] = [];
+        for (let i = 0; i < s.runs; i++) runs.push(await runWrk(url, { threads: 2, connections: 50, duration: s.duration, timeout: '5s' }));
+        runs.sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+        const r = runs[Math.floor(runs.length / 2)]; // the median run by requests/s
+        log(`${target} ${size}: ${runs.map((x) => x.requestsPerSec.toFixed(0)).join(' / ')} req/s (median ${r.requestsPerSec.toFixed(0)}), p99 ${r.latency.p99} ms`);
         rows.push({ target, size, r });
       }
     };
@@ -265,7 +276,8 @@ async function main(): Promise<void> {
     } catch (e) {
       rows.push({ target: 'Varnish', size: '-', r: null, note: 'varnishd unavailable: ' + String(e).split('\n')[0] });
     }
-    const nginx2k = rows.find((r) => r.target.startsWith('nginx') && r.size === '2k')?.r?.requestsPerSec;
+    const nginxRate = (size: string) => rows.find((r) => r.target.startsWith('nginx') && r.size === size)?.r?.requestsPerSec;
+    const nginx2k = nginxRate('2k');
     const originHits = origin.count();
 
     // read-heavy mix
@@ -298,11 +310,12 @@ cache:
     log(`mix sidecar: p50 ${via.p50.toFixed(2)} p95 ${via.p95.toFixed(2)} p99 ${via.p99.toFixed(2)} ms`);
 
     // report
-    lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}. wrk -t2 -c50 -d${s.duration} (after a ${s.warmup} warm-up), every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: varnishd ${spawnSync(VARNISHD, ['-V'], { encoding: 'utf8' }).stderr.split('\n')[0].replace(/^varnishd /, '')}.`, '');
-    lines.push('| cache | body | requests/s | p50 ms | p99 ms | vs nginx (2 KB) |', '|---|---|---:|---:|---:|---:|');
+    lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work shares these 2 cores: compare rows of the same run only). wrk -t2 -c50 -d${s.duration} (after a ${s.warmup} warm-up), median of ${s.runs} run(s) by requests/s, every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: varnishd ${spawnSync(VARNISHD, ['-V'], { encoding: 'utf8' }).stderr.split('\n')[0].replace(/^varnishd /, '')}.`, '');
+    lines.push('| cache | body | requests/s | p50 ms | p99 ms | vs nginx (same body) |', '|---|---|---:|---:|---:|---:|');
     for (const row of rows) {
       if (!row.r) { lines.push(`| ${row.target} | - | ${row.note} | | | |`); continue; }
-      const ratio = nginx2k ? (row.r.requestsPerSec / nginx2k).toFixed(2) + '×' : '-';
+      const ng = nginxRate(row.size);
+      const ratio = ng ? (row.r.requestsPerSec / ng).toFixed(2) + '×' : '-';
       lines.push(`| ${row.target} | ${row.size === '2k' ? '2 KB' : '10 KB'} | ${row.r.requestsPerSec.toFixed(0)} | ${row.r.latency.p50} | ${row.r.latency.p99} | ${ratio} |`);
     }
     lines.push('', `Origin requests during the hit runs: ${originHits} (fills only).`, '');

@@ -10,10 +10,37 @@
  * length, concurrency limit) sum too; gauges that every worker reads from the same place (the cgroup's memory
  * limit) take the max, and "is Redis up" takes the min (1 only when every worker's link is up).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import * as promClient from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { readMemory, readProcessIo, SocketBytes } from './resources';
 
 export const PREFIX = 'bridge_sidecar_';
+
+/**
+ * cache_size_bytes over workers: L1 and L3 are per worker (sum), L2 is the one Redis every worker reports
+ * (max, or it would count N times). prom-client looks aggregators up by name in this exported table.
+ */
+const CACHE_SIZE_AGGREGATOR = 'bridge_sidecar_cache_size';
+type AggregatorFn = (metrics: MetricObjectWithValues<MetricValue<string>>[]) => MetricObjectWithValues<MetricValue<string>> | undefined;
+// exported by prom-client (index.js: exports.aggregators) though its typings omit it
+const table = (promClient as unknown as { aggregators: Record<string, AggregatorFn> }).aggregators;
+table[CACHE_SIZE_AGGREGATOR] ??= (metrics) => {
+  const summed = table.sum(metrics);
+  const maxed = table.max(metrics);
+  if (!summed || !maxed) return summed;
+  const shared = (v: MetricValue<string>) => v.labels.layer === 'l2';
+  return { ...summed, values: [...summed.values.filter((v) => !shared(v)), ...maxed.values.filter(shared)] };
+};
+
+/** A label-less gauge that shows no sample while `present()` is false (prom-client would show 0). */
+class OptionalGauge extends Gauge<string> {
+  present: () => boolean = () => true;
+
+  override async get(): Promise<MetricObjectWithValues<MetricValue<string>>> {
+    const m = await super.get();
+    return this.present() ? m : { ...m, values: [] };
+  }
+}
 export const DEFAULT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0];
 
 /** Series every worker (or the single process) exports. */
@@ -38,7 +65,7 @@ export class WorkerMetrics {
   readonly diskWritten: Counter<string>;
   readonly memoryLimit: Gauge<string>;
   readonly memoryUsage: Gauge<string>;
-  readonly redisUp: Gauge<string>;
+  readonly redisUp: OptionalGauge;
   /** Set by whoever owns the Redis link: true/false, or null when there is no `redis` section (no sample). */
   redisHealth: (() => boolean | null) | null = null;
   private buckets: readonly number[];
@@ -54,7 +81,7 @@ export class WorkerMetrics {
     this.requests = new Counter({ name: PREFIX + 'http_requests_total', help: 'Requests received, by route.', labelNames: ['endpoint', 'method'], registers });
     this.errors = new Counter({ name: PREFIX + 'http_errors_total', help: 'Requests that ended in an error, by kind (upstream_error, upstream_timeout, rate_limited, shed, client_error, ...).', labelNames: ['endpoint', 'error_type'], registers });
     this.cacheRequests = new Counter({ name: PREFIX + 'cache_requests_total', help: 'Cache lookups by tier and result.', labelNames: ['layer', 'result'], registers });
-    this.cacheSize = new Gauge({ name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier.', labelNames: ['layer'], registers });
+    this.cacheSize = new Gauge({ name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers, aggregator: CACHE_SIZE_AGGREGATOR as Aggregator });
     this.ratelimitRejected = new Counter({ name: PREFIX + 'ratelimit_rejected_total', help: 'Requests refused with 429, by the scope that refused.', labelNames: ['scope'], registers });
     this.queueLength = new Gauge({ name: PREFIX + 'queue_length', help: 'Requests waiting for an upstream slot, by priority class.', labelNames: ['priority'], registers });
     this.queueWait = new Histogram({ name: PREFIX + 'queue_wait_seconds', help: 'Time requests waited in the priority queue.', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers });
@@ -117,18 +144,20 @@ export class WorkerMetrics {
       },
     });
     const redisHealth = () => this.redisHealth?.() ?? null;
-    this.redisUp = new Gauge({
+    this.redisUp = new OptionalGauge({
       name: PREFIX + 'redis_up', help: 'Whether the Redis link is up (1) or down (0); the min over workers. No sample without a redis section.',
       registers, aggregator: 'min',
       collect() {
-        const up = redisHealth();
-        this.reset();
-        if (up !== null) this.set(up ? 1 : 0);
+        this.set(redisHealth() === true ? 1 : 0);
       },
     });
+    this.redisUp.present = () => redisHealth() !== null;
 
     if (opts.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
+      // gauges named *_total (prom-client's totals of nodejs_active_handles/requests/resources, which stay):
+      // promtool refuses a _total suffix on a non-counter
+      for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);
       // defaults that must not be summed over workers: a per-process limit, and when the group started
       setAggregator(this.registry, 'process_max_fds', 'max');
       setAggregator(this.registry, 'process_start_time_seconds', 'min');

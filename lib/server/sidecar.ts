@@ -18,6 +18,7 @@ import { AdminServer } from './admin';
 import { registerPrimaryServices, type PrimaryServices } from './components';
 import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
+import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
 import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
 
 export class PolicyRefusedError extends Error {}
@@ -71,8 +72,12 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     policyFile, state, services, metrics: pm, log,
     applyToProxies: (next) => {
       if (local) {
-        local.applyPolicy(next);
-        reloader.workerReported(0, { version: next.version });
+        try {
+          local.applyPolicy(next);
+          reloader.workerReported(0, { version: next.version });
+        } catch (err) {
+          reloader.workerReported(0, { version: local.handler.pipeline.loaded.version, error: String(err) });
+        }
       } else {
         coordinator.broadcast('policy:apply', next);
       }
@@ -120,12 +125,14 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   }));
 
   registerAdminActions(admin, coordinator, () => local);
+  const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
   const adminAddr = await admin.listen(p0.server.admin_listen);
 
   const reload = (why: string): void => void reloader.reload(why);
 
   if (single) {
     local = await startProxyWorker(loaded0, coordinator, log);
+    observed.push(observeWorker(coordinator, local)); // observability (issue 9)
     handleWorkerAdmin(coordinator, local);
     state.listening.set(0, local.address());
     reloader.workerReported(0, { version: loaded0.version });
@@ -151,6 +158,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     await reloader.close();
     if (local) await local.shutdown();
     else await stopWorkers(state, coordinator as PrimaryCoordinator, log);
+    await Promise.allSettled(observed.map((o) => o.close())); // observability (issue 9): flush spans
     await Promise.allSettled(services.map((s) => s.close()));
     await admin.close();
     log.info('shutdown complete');
@@ -276,6 +284,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   coordinator.request('policy:applied', { version: applied } satisfies WorkerPolicyReport).catch(() => {});
   if (early.policy) apply(early.policy);
   const running = worker;
+  const observed = observeWorker(coordinator, running); // observability (issue 9)
   coordinator.handle('metrics:get', () => running.runtime.metrics.registry.getMetricsAsJSON());
   handleWorkerAdmin(coordinator, running);
   let resolveDone!: () => void;
@@ -285,6 +294,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
     if (stopping) return;
     stopping = true;
     await running.shutdown();
+    await observed.close(); // observability (issue 9): flush spans
     resolveDone();
     // the IPC channel keeps the process alive; leave once drained
     process.exit(0);

@@ -3,7 +3,7 @@
  * Runs as a cluster worker (server.workers >= 1) or inside the single process (server.workers: 0).
  */
 import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { LoadedPolicy } from '../policy/types';
 import type { Coordinator } from './ipc';
 import { WorkerMetrics } from '../observe/metrics';
@@ -106,7 +106,9 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     async shutdown() {
       handler.draining = true;
       const drainMs = policy.policy.server.drain_timeout;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stop accepting, but do not use http.Server#close(): since Node 19 it also closes idle keep-alive
+      // connections at once, which races with a client sending its next request on one (ECONNRESET).
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
       // Busy connections close after their current response (Connection: close). Idle keep-alive connections are
       // closed after a short grace: one closed at the very moment its client sends a request would fail that
       // request, and a client that is mid-request gets its answer with Connection: close instead.

@@ -76,9 +76,12 @@ for (const workers of [0, 2]) {
     let refused = 0;
     const failures: string[] = [];
     let stop = false;
+    // After SIGTERM the pod's endpoint is removed and clients stop opening requests to it (what a Service does);
+    // requests already sent, and those sent in the 100 ms before that, must all complete.
+    let endpointRemoved = false;
     // 16 keep-alive clients sending slow-ish requests in a loop until the sidecar stops accepting
     const loop = async () => {
-      for (let i = 0; i < 2000 && !stop; i++) {
+      for (let i = 0; i < 2000 && !stop && !endpointRemoved; i++) {
         try {
           const r = await get(`${sc.url}/slow?ms=150`, agent);
           if (r.status === 200) ok++;
@@ -95,6 +98,7 @@ for (const workers of [0, 2]) {
     await sleep(800);
     sc.proc.kill('SIGTERM');
     await sleep(100);
+    endpointRemoved = true;
     // readiness flips at once (the admin port stays up while draining)
     const ready = await get(`${sc.adminUrl}/readyz`).catch(() => ({ status: 0, body: '' }));
     assert.ok(ready.status === 503 || ready.status === 0, `readyz during drain: ${ready.status}`);

@@ -37,7 +37,7 @@ async function reloads(sc: ReloadSidecar, result: string): Promise<number> {
 test('a rate limit published while requests flow takes effect within 2 s, and its removal too', async (t) => {
   const up = await startCountingUpstream();
   t.after(() => up.close());
-  const base = policy(up.port, { server: { log_level: 'warn' } });
+  const base = policy(up.port);
   const sc = await startReloadSidecar(t, base);
   const load = startLoad(sc.url, { connections: 4, okStatuses: [200, 429] });
   t.after(() => load.stop());
@@ -45,7 +45,7 @@ test('a rate limit published while requests flow takes effect within 2 s, and it
   assert.equal((await get(sc.url + '/probe')).status, 200);
 
   const started = Date.now();
-  atomicUpdate(sc.mount, { 'policy.yaml': policy(up.port, { server: { log_level: 'warn' }, extra: GLOBAL_LIMIT }) });
+  atomicUpdate(sc.mount, { 'policy.yaml': policy(up.port, { extra: GLOBAL_LIMIT }) });
   let limitedAfterMs = -1;
   for (let i = 0; i < 400 && Date.now() - started < 10_000; i++) {
     if ((await get(sc.url + '/probe')).status === 429) {
@@ -190,24 +190,24 @@ test('a changed listen address is reported as needing a restart and not applied;
   await sc.waitForLog((l) => l.msg === 'the policy file matches the running start-only settings again: no restart pending');
 });
 
-test('state survives a reload: upstream keep-alive connection, cache entries, rate-limit tokens', async (t) => {
+test('state survives a reload: upstream keep-alive connection, cache entries (L1 resized), rate-limit tokens', async (t) => {
   const up = await startCountingUpstream();
   t.after(() => up.close());
-  const extra = [
+  const extra = (l1: string) => [
     '  - name: cached',
     '    match: { method: GET, path: /cached }',
     '    cache: { key: "c:1", ttl: 5m }',
     '  - name: limited',
     '    match: { method: GET, path: /limited }',
     'cache:',
-    '  l1: { size: 1MB }',
+    `  l1: { size: ${l1} }`,
     'rate_limiting:',
     '  per_endpoint: { limited: { rps: 0.2, burst: 3 } }',
     '',
   ].join('\n');
   // the extra route items continue the `routes:` list written by policy()
-  const make = (names: string[]) => policy(up.port, { routes: names, extra });
-  const sc = await startReloadSidecar(t, make(['plain']));
+  const make = (names: string[], l1: string) => policy(up.port, { routes: names, extra: extra(l1) });
+  const sc = await startReloadSidecar(t, make(['plain'], '1MB'));
 
   const miss = await get(sc.url + '/cached');
   assert.equal(miss.status, 200);
@@ -218,7 +218,8 @@ test('state survives a reload: upstream keep-alive connection, cache entries, ra
   assert.equal(up.connections(), 1, 'sequential requests share one pooled upstream connection');
   const upstreamRequests = up.requests();
 
-  await publish(sc, make(['plain', 'added']));
+  // a route added and the L1 grown: the L1 is resized in place, not rebuilt
+  await publish(sc, make(['plain', 'added'], '2MB'));
 
   const hit = await get(sc.url + '/cached');
   assert.equal(hit.status, 200);
@@ -232,7 +233,7 @@ test('state survives a reload: upstream keep-alive connection, cache entries, ra
   assert.equal(up.connections(), 1, 'the upstream keep-alive connection survived the reload');
 });
 
-test('queued requests (waiters) survive a reload and are all answered', async (t) => {
+test('queued requests (waiters) survive a reload that raises max_in_flight, and are all answered', async (t) => {
   const up = await startCountingUpstream();
   t.after(() => up.close());
   const queues = 'queues:\n  max_in_flight: 1\n  queue_timeout: 30s\n';
@@ -242,8 +243,39 @@ test('queued requests (waiters) survive a reload and are all answered', async (t
   for (const p of pending) void p.then(() => answered++, () => {});
   await waitFor('requests waiting in the queue', async () =>
     sumSeries(await metricsText(sc), 'bridge_sidecar_queue_length') >= 2, 10_000, 20);
-  await publish(sc, policy(up.port, { routes: ['during_queue'], extra: queues }));
+  await publish(sc, policy(up.port, { routes: ['during_queue'], extra: queues.replace('max_in_flight: 1', 'max_in_flight: 4') }));
   assert.ok(answered < 4, 'the reload happened while requests were still queued');
   const replies = await Promise.all(pending);
   assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200]);
+});
+
+test('a changed upstream.url is held (restart needed), never half-applied: traffic and /policy stay on the running upstream', async (t) => {
+  const up = await startCountingUpstream();
+  t.after(() => up.close());
+  const other = await startCountingUpstream();
+  t.after(() => other.close());
+  const sc = await startReloadSidecar(t, policy(up.port));
+  await publish(sc, policy(other.port, { routes: ['with_other_url'] }));
+  const warn = await sc.waitForLog((l) => String(l.msg ?? '').startsWith('RESTART NEEDED'));
+  assert.deepEqual(warn.restart_needed, ['upstream.url']);
+  const view = await policyView(sc);
+  assert.equal((view.policy.upstream as { url: string }).url, `http://127.0.0.1:${up.port}`);
+  assert.deepEqual(view.restart_pending, [{ key: 'upstream.url', running: `http://127.0.0.1:${up.port}`, file: `http://127.0.0.1:${other.port}` }]);
+  const before = up.requests();
+  assert.equal((await get(sc.url + '/r/with_other_url')).status, 200);
+  assert.equal(up.requests(), before + 1, 'the running upstream got the request');
+  assert.equal(other.requests(), 0);
+});
+
+test('a changed log_level applies at once (access lines stop at warn)', async (t) => {
+  const up = await startCountingUpstream();
+  t.after(() => up.close());
+  const sc = await startReloadSidecar(t, policy(up.port));
+  assert.equal((await get(sc.url + '/before')).status, 200);
+  await sc.waitForLog((l) => l.msg === 'access' && l.path === '/before');
+  await publish(sc, policy(up.port, { server: { log_level: 'warn' } }));
+  assert.equal((await get(sc.url + '/after')).status, 200);
+  // a request at info level after it would be logged within a moment; give it that moment
+  await sleep(300);
+  assert.equal(sc.logs.filter((l) => l.msg === 'access' && l.path === '/after').length, 0);
 });
