@@ -44,6 +44,7 @@ export interface PolicyWatcherOptions {
 
 export const DEFAULT_DEBOUNCE_MS = 200;
 export const DEFAULT_POLL_MS = 5000;
+const READY_TIMEOUT_MS = 5000;
 
 export class PolicyWatcher {
   private readonly file: string;
@@ -87,7 +88,12 @@ export class PolicyWatcher {
       this.watcher = w;
       w.on('all', (event: string, path: string) => this.onEvent(event, path));
       w.on('error', (err: unknown) => this.opts.log?.warn({ err: String(err), dir: this.dir }, 'policy watch error: the content poll still runs'));
-      await new Promise<void>((r) => w.once('ready', () => r()));
+      // a watch that cannot be set up (inotify limits reached) must not hold up start-up: the poll still runs
+      const ready = await new Promise<boolean>((r) => {
+        const t = setTimeout(() => r(false), READY_TIMEOUT_MS);
+        w.once('ready', () => { clearTimeout(t); r(true); });
+      });
+      if (!ready) this.opts.log?.warn({ dir: this.dir }, `policy directory watch not ready after ${READY_TIMEOUT_MS} ms: relying on the content poll until it is`);
     }
     if (this.pollMs > 0) {
       this.poller = setInterval(() => {

@@ -87,7 +87,16 @@ export async function startSidecar(policyYaml: string, opts: { dir?: string; env
     });
   };
 
-  const listening = await waitForLog((l) => l.msg === 'listening', opts.timeoutMs ?? 20_000);
+  let listening: Record<string, unknown>;
+  try {
+    listening = await waitForLog((l) => l.msg === 'listening', opts.timeoutMs ?? 20_000);
+  } catch (e) {
+    // never leave a half-started sidecar behind: the test file would hang on it
+    proc.kill('SIGKILL');
+    await exited;
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const [, port] = String(listening.listen).split(/:(?=\d+$)/);
   const [, adminPort] = String(listening.admin).split(/:(?=\d+$)/);
   const sc: SidecarProcess = {

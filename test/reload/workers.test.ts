@@ -67,13 +67,18 @@ test('20 reloads in a row under load (2 workers): zero failed requests', async (
   await waitFor('load flowing', () => load.result.ok > 50, 15_000);
 
   const RELOADS = 20;
+  const took: number[] = [];
   for (let i = 1; i <= RELOADS; i++) {
     // alternate: routes added/removed, a rate limiter (far above the load) switched on and off, a cache tier
     const extra = i % 2 === 1
       ? 'rate_limiting:\n  global: { requests_per_second: 1000000, burst_size: 1000000 }\n'
       : 'cache:\n  l1: { size: 1MB }\n';
+    const started = Date.now();
     await publishToAll(sc, policy(up.port, ['steady', `gen${i}`], extra));
+    took.push(Date.now() - started);
   }
+  took.sort((a, b) => a - b);
+  console.log(`# update published -> every worker on it (ms, as observed by polling /policy): min ${took[0]}, median ${took[RELOADS >> 1]}, max ${took[RELOADS - 1]}`);
   const okBeforeStop = load.result.ok;
   const r = await load.stop();
   console.log(`# ${RELOADS} reloads under load: ${r.ok} requests answered, ${r.failures.length} failed`);
