@@ -276,6 +276,17 @@ async function main(): Promise<void> {
     } catch (e) {
       rows.push({ target: 'Varnish', size: '-', r: null, note: 'varnishd unavailable: ' + String(e).split('\n')[0] });
     }
+    // the ceiling of any Node server on this machine: node:http answering from a Map, one process
+    {
+      const port = await freePort();
+      const script = `const b=new Map([['/body/2k',Buffer.alloc(2048,'a')],['/body/10k',Buffer.alloc(10240,'b')],['/health',Buffer.from('ok')]]);` +
+        `require('http').createServer((q,s)=>{const x=b.get(q.url);s.writeHead(x?200:404,{'content-type':'application/json','content-length':x?x.length:0});s.end(x);}).listen(${port},'127.0.0.1')`;
+      const proc = startProcess('node-map', process.execPath, ['-e', script]);
+      try {
+        await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
+        await measure('node:http from a Map (reference, 1 process)', `http://127.0.0.1:${port}`);
+      } finally { await proc.stop(); }
+    }
     const nginxRate = (size: string) => rows.find((r) => r.target.startsWith('nginx') && r.size === size)?.r?.requestsPerSec;
     const nginx2k = nginxRate('2k');
     const originHits = origin.count();

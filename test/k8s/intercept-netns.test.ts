@@ -12,16 +12,18 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { buildRoot } from '../helpers/repo';
 import { waitFor } from '../helpers/ports';
-import { assertReadableBy, httpFrom, PodAndClient, type Started } from './netns';
+import { assertReadableBy, httpFrom, PodAndClient, readableRepo, type Started } from './netns';
 import { repoRoot } from '../helpers/repo';
 
 const PROXY_UID = 1337;
 const OTHER_UID = 65534;
-const cli = join(buildRoot(), 'cmd', 'bridge-sidecar.js');
-const draftService = join(buildRoot(), 'examples', 'draft-service', 'main.js');
+// set in before(): paths under a root every test uid can read (see readableRepo)
+let cli = join(buildRoot(), 'cmd', 'bridge-sidecar.js');
+let draftService = join(buildRoot(), 'examples', 'draft-service', 'main.js');
+let releaseRepo = (): void => {};
 
 /** Runs `bridge-sidecar intercept` in the pod namespace, optionally as another uid or with another PATH. */
 function intercept(net: PodAndClient, args: string[], opts: { uid?: number; path?: string } = {}) {
@@ -48,7 +50,12 @@ describe('bridge-sidecar intercept in a network namespace (root)', { timeout: 30
 
   before(() => {
     assert.equal(process.getuid?.(), 0, 'this test creates network namespaces and iptables rules: run it as root (CI does)');
-    for (const uid of [PROXY_UID, OTHER_UID]) assertReadableBy(uid, [cli, join(repoRoot(), 'node_modules', 'pino', 'package.json')]);
+    const repo = readableRepo(repoRoot(), [PROXY_UID, OTHER_UID], join(relative(repoRoot(), buildRoot()), 'cmd', 'bridge-sidecar.js'));
+    releaseRepo = repo.release;
+    const build = join(repo.root, relative(repoRoot(), buildRoot()));
+    cli = join(build, 'cmd', 'bridge-sidecar.js');
+    draftService = join(build, 'examples', 'draft-service', 'main.js');
+    for (const uid of [PROXY_UID, OTHER_UID]) assertReadableBy(uid, [cli, join(repo.root, 'node_modules', 'pino', 'package.json')]);
     tmp = mkdtempSync(join(tmpdir(), 'bridge-k8s-netns-'));
     chmodSync(tmp, 0o755);
     net.create();
@@ -56,6 +63,7 @@ describe('bridge-sidecar intercept in a network namespace (root)', { timeout: 30
   after(async () => {
     await net.destroy();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
+    releaseRepo();
   });
 
   test('rules: one set however often it runs, foreign rules untouched, --uninstall restores the table exactly', () => {

@@ -6,6 +6,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sleep } from '../helpers/ports';
 
 export interface Started {
@@ -147,4 +150,30 @@ export function assertReadableBy(uid: number, paths: readonly string[]): void {
       throw new Error(`uid ${uid} cannot read ${p}: this test runs the sidecar (or the CLI) as that uid; check out and build the repository under world-readable directories`);
     }
   }
+}
+
+/**
+ * A path to the repository that `uids` can read. A checkout below a private directory (a CI runner's home,
+ * say) cannot be traversed by other uids; then the checkout is bind-mounted (as root) at a fresh world-readable
+ * temp dir, so the sidecar can run as its own uid without copying anything. `release()` unmounts it.
+ */
+export function readableRepo(root: string, uids: readonly number[], probe: string): { root: string; release(): void } {
+  const readable = (base: string) => uids.every((uid) =>
+    spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'test', '-r', join(base, probe)]).status === 0);
+  if (readable(root)) return { root, release() {} };
+  const mnt = mkdtempSync(join(tmpdir(), 'bridge-ro-'));
+  chmodSync(mnt, 0o755);
+  const m = spawnSync('mount', ['--bind', root, mnt], { encoding: 'utf8' });
+  if (m.status !== 0 || !readable(mnt)) {
+    spawnSync('umount', [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+    throw new Error(`uids ${uids.join(', ')} cannot read ${root} and bind-mounting it elsewhere failed (${m.stderr.trim()}): check out the repository under world-readable directories`);
+  }
+  return {
+    root: mnt,
+    release() {
+      spawnSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    },
+  };
 }
