@@ -3,6 +3,7 @@
  * Compression benchmark (issue 7). In one run, with wrk and bench/compress.lua (POST /query_script for drafts
  * dft_000001..dft_000100 in turn, 5-11 KB of JSON each, `Accept-Encoding: gzip`), against the example draft
  * service (service time 0):
+ *   (0) bridge-sidecar, 1 worker, no compression section: the pass-through cost, for reference
  *   (a) bridge-sidecar, 1 worker, gzip level 6, threshold 1KB, uncached
  *   (b) bridge-sidecar, 1 worker, same compression, L1 cache on the query_script route (hits serve the stored
  *       gzip variant: no upstream call, no compression)
@@ -23,7 +24,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { gunzipSync } from 'node:zlib';
+import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { machineInfo, machineLine, waitForQuiet } from './lib/machine';
 import { NGINX } from './lib/nginx';
 import { freePort, startProcess, waitForHttp } from './lib/proc';
@@ -39,13 +40,14 @@ const HELP = `usage: node dist/bench/compress.js [options]
   --connections N       wrk connections (default 50)
   --duration D          wrk duration per target (default 10s)
   --warmup D            wrk warm-up per target, not recorded; also fills the caches (default 3s)
-  --only LIST           comma list of sidecar,sidecar-cached,nginx,nginx-cached (default all)
+  --only LIST           comma list of sidecar-plain,sidecar,sidecar-cached,nginx,nginx-cached (default all)
   --wait-quiet SECONDS  wait up to this long for load average < 1.5 before starting (default 120)
   --no-write            print only; do not update bench/RESULTS.md`;
 
-type Target = 'sidecar' | 'sidecar-cached' | 'nginx' | 'nginx-cached';
-const TARGETS: Target[] = ['sidecar', 'sidecar-cached', 'nginx', 'nginx-cached'];
+type Target = 'sidecar-plain' | 'sidecar' | 'sidecar-cached' | 'nginx' | 'nginx-cached';
+const TARGETS: Target[] = ['sidecar-plain', 'sidecar', 'sidecar-cached', 'nginx', 'nginx-cached'];
 const LABEL: Record<Target, string> = {
+  'sidecar-plain': 'bridge-sidecar, no compression (reference)',
   sidecar: 'bridge-sidecar, gzip 6, uncached',
   'sidecar-cached': 'bridge-sidecar, gzip 6, L1 cache',
   nginx: 'nginx, gzip 6, uncached',
@@ -161,8 +163,9 @@ routes:
     cache: { key: "draft:{draft_id}:script", ttl: 5m }
 `;
 
-function sidecarPolicy(upstreamUrl: string, cached: boolean): (p: SidecarPorts) => string {
-  return (p) => `# bench/compress: gzip level 6 over 1 KB${cached ? ', L1 cache of query_script' : ''}
+function sidecarPolicy(upstreamUrl: string, cached: boolean, compress = true): (p: SidecarPorts) => string {
+  const compression = compress ? 'compression:\n  algorithm: gzip\n  level: 6\n  threshold: 1KB\n' : '';
+  return (p) => `# bench/compress: ${compress ? 'gzip level 6 over 1 KB' : 'no compression'}${cached ? ', L1 cache of query_script' : ''}
 version: 1
 server:
   listen: 127.0.0.1:${p.port}
@@ -171,11 +174,7 @@ server:
   log_level: warn
 upstream:
   url: ${upstreamUrl}
-compression:
-  algorithm: gzip
-  level: 6
-  threshold: 1KB
-${cached ? cachePolicyYaml : ''}`;
+${compression}${cached ? cachePolicyYaml : ''}`;
 }
 
 function nginxConf(dir: string, port: number, upstreamPort: number, cached: boolean): string {
@@ -250,8 +249,8 @@ async function startNginxGzip(upstreamPort: number, cached: boolean): Promise<Pr
   return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop };
 }
 
-async function startSidecarGzip(upstreamUrl: string, cached: boolean): Promise<Proxy> {
-  const sc = await startSidecar(sidecarPolicy(upstreamUrl, cached));
+async function startSidecarGzip(upstreamUrl: string, cached: boolean, compress: boolean): Promise<Proxy> {
+  const sc = await startSidecar(sidecarPolicy(upstreamUrl, cached, compress));
   return { url: sc.url, pid: sc.proc.child.pid!, stop: () => sc.stop() };
 }
 
@@ -296,7 +295,8 @@ async function measure(s: Settings, target: Target, proxy: Proxy, svc: ServicePr
   await probe(proxy.url, 1);
   const p = await probe(proxy.url, 1);
   let note = '';
-  if (p.status !== 200 || p.encoding !== 'gzip') note = `answer was ${p.status} ${p.encoding}, not 200 gzip`;
+  const want = target === 'sidecar-plain' ? 'identity' : 'gzip';
+  if (p.status !== 200 || p.encoding !== want) note = `answer was ${p.status} ${p.encoding}, not 200 ${want}`;
   if (cached && !/hit/i.test(p.cache)) note = `cache not working yet (repeat answered "${p.cache || 'no cache header'}"): measured uncached`;
   log(`${LABEL[target]}: probe ${p.status} ${p.encoding} ${p.wireBytes}/${p.identityBytes} bytes ${p.cache}`);
 
@@ -313,12 +313,53 @@ async function measure(s: Settings, target: Target, proxy: Proxy, svc: ServicePr
   return row;
 }
 
+interface ZlibCost { bytes: number; streamUs: number; syncUs: number }
+
+/**
+ * CPU per response of zlib alone in this process, for one draft JSON: the async stream the sidecar uses
+ * (createGzip, 50 at a time, work on the libuv pool) against one gzipSync call (what a synchronous compressor
+ * like nginx's costs). process.cpuUsage counts every thread, the pool's included.
+ */
+async function zlibCost(body: Buffer): Promise<ZlibCost> {
+  const once = () => new Promise<void>((resolve, reject) => {
+    const g = createGzip({ level: 6 });
+    g.on('data', () => undefined);
+    g.on('end', resolve);
+    g.on('error', reject);
+    g.end(body);
+  });
+  const rounds = 40;
+  const width = 50;
+  for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: width }, once));
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: width }, once));
+  const c1 = process.cpuUsage(c0);
+  const n = rounds * width;
+  const s0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) gzipSync(body, { level: 6 });
+  const s1 = process.cpuUsage(s0);
+  return { bytes: body.length, streamUs: (c1.user + c1.system) / n, syncUs: (s1.user + s1.system) / n };
+}
+
+function fetchDraft(url: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/query_script`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ draft_id: 'dft_000042', force_update: false }));
+  });
+}
+
 function errorsOf(r: WrkResult): number {
   const e = r.errors;
   return e.connect + e.read + e.write + e.timeout + e.non2xx3xx;
 }
 
-function report(s: Settings, machine: Awaited<ReturnType<typeof machineInfo>>, rows: Row[], argv: string[]): string {
+function report(s: Settings, machine: Awaited<ReturnType<typeof machineInfo>>, rows: Row[], argv: string[], zc: ZlibCost | null): string {
   const out: string[] = [];
   out.push(`Command: \`node dist/bench/compress.js${argv.length ? ' ' + argv.join(' ') : ''}\` (${new Date().toISOString().slice(0, 10)}).`);
   out.push('');
@@ -344,6 +385,13 @@ function report(s: Settings, machine: Awaited<ReturnType<typeof machineInfo>>, r
   out.push('The sidecar\'s cache stores the gzip variant its compression filter produced, so a hit costs no upstream call and no');
   out.push('compression; nginx\'s proxy_cache stores the identity answer and its gzip filter compresses every hit again.');
   out.push('A shared 2-core machine runs wrk, the upstream and the proxy together: compare rows of the same run, not absolute figures.');
+  if (zc) {
+    out.push('');
+    out.push(`zlib alone, one ${zc.bytes}-byte draft at level 6, CPU per response in one process (all threads): async stream`);
+    out.push(`(createGzip, 50 in flight, work on the libuv pool; what the sidecar does) ${zc.streamUs.toFixed(0)} µs, one gzipSync call`);
+    out.push(`${zc.syncUs.toFixed(0)} µs. The difference is the price of keeping compression off the event loop (thread hand-offs, zlib`);
+    out.push('state set-up per stream); nginx compresses synchronously in its worker.');
+  }
   return out.join('\n');
 }
 
@@ -367,7 +415,7 @@ async function main(argv: string[]): Promise<number> {
     const cached = target.endsWith('cached');
     let proxy: Proxy | null = null;
     try {
-      proxy = await started(target.startsWith('nginx') ? startNginxGzip(svc.port, cached) : startSidecarGzip(svc.url, cached));
+      proxy = await started(target.startsWith('nginx') ? startNginxGzip(svc.port, cached) : startSidecarGzip(svc.url, cached, target !== 'sidecar-plain'));
       rows.push(await measure(s, target, proxy, svc, script));
     } catch (e) {
       const note = `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
@@ -377,8 +425,15 @@ async function main(argv: string[]): Promise<number> {
       if (proxy) await stopped(proxy);
     }
   }
+  let zc: ZlibCost | null = null;
+  try {
+    zc = await zlibCost(await fetchDraft(svc.url));
+    log(`zlib alone: stream ${zc.streamUs.toFixed(0)} µs/response, gzipSync ${zc.syncUs.toFixed(0)} µs/response (${zc.bytes} bytes)`);
+  } catch (e) {
+    log(`zlib cost not measured: ${e instanceof Error ? e.message : String(e)}`);
+  }
   await stopAll();
-  const md = report(s, machine, rows, argv);
+  const md = report(s, machine, rows, argv, zc);
   process.stdout.write(md + '\n');
   if (s.write) {
     updateSection(SECTION, md);

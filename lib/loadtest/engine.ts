@@ -109,8 +109,10 @@ class Engine {
   private onDrained: (() => void) | null = null;
   /** inside dispatch(): a request rejected synchronously must not re-enter pump() (unbounded recursion) */
   private dispatching = false;
-  // figures since the last tick
+  /** requests sent so far (cumulative: {seq} values derive from it) */
   private sent = 0;
+  private sentAtLastTick = 0;
+  // figures since the last tick
   private completed = 0;
   private inWindow = 0;
   private errors = 0;
@@ -280,7 +282,7 @@ class Engine {
 
   private takeTick(final: boolean, unsent: number): Tick {
     const tick: Tick = {
-      sent: this.sent - this.tickBase.sent,
+      sent: this.sent - this.sentAtLastTick,
       completed: this.completed,
       inWindow: this.inWindow,
       errors: this.errors,
@@ -293,7 +295,7 @@ class Engine {
       unsent,
       windowMs: 0,
     };
-    this.tickBase.sent = this.sent;
+    this.sentAtLastTick = this.sent;
     this.completed = this.inWindow = this.errors = this.bytes = 0;
     this.outcomes = {};
     this.latency.reset();
@@ -302,8 +304,6 @@ class Engine {
     this.entryErrors.fill(0);
     return tick;
   }
-
-  private readonly tickBase = { sent: 0 };
 }
 
 function errorKind(err: Error): string {

@@ -16,22 +16,63 @@
 import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import {
-  ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, defaultTextMapGetter, defaultTextMapSetter,
+  ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, defaultTextMapGetter,
   type Attributes, type Context, type Span, type TextMapPropagator, type Tracer,
 } from '@opentelemetry/api';
 import type { TracingPolicy } from '../policy/types';
 import type { RequestContext } from '../stages/context';
+import { createLogger, type Logger } from './logger';
 
 type SdkTraceBase = typeof import('@opentelemetry/sdk-trace-base');
 type OtlpHttp = typeof import('@opentelemetry/exporter-trace-otlp-http');
 type Resources = typeof import('@opentelemetry/resources');
 type Core = typeof import('@opentelemetry/core');
+type SpanExporter = import('@opentelemetry/sdk-trace-base').SpanExporter;
 
-/** What a traced request carries: its server span and the context its children start from. */
+/**
+ * Logs when span export starts failing (collector down, wrong endpoint) and when it recovers: once per change,
+ * not once per batch, so an absent collector does not flood the logs.
+ */
+class ReportingExporter implements SpanExporter {
+  private failing = false;
+  private dropped = 0;
+
+  constructor(private readonly inner: SpanExporter, private readonly url: string, private readonly log: Logger) {}
+
+  export(spans: Parameters<SpanExporter['export']>[0], done: Parameters<SpanExporter['export']>[1]): void {
+    this.inner.export(spans, (result) => {
+      if (result.code !== 0) {
+        this.dropped += spans.length;
+        if (!this.failing) this.log.warn({ endpoint: this.url, err: result.error?.message }, 'trace export failing: spans are dropped until it recovers');
+        this.failing = true;
+      } else if (this.failing) {
+        this.log.info({ endpoint: this.url, dropped_spans: this.dropped }, 'trace export recovered');
+        this.failing = false;
+        this.dropped = 0;
+      }
+      done(result);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+let exportLog: Logger | null = null;
+
+/**
+ * What a traced request carries: its server span and, when that span is sampled (recording), the context its
+ * children start from. An unsampled request makes no other span: it only propagates its trace id upstream.
+ */
 interface RequestTrace {
   readonly tracing: Tracing;
   readonly span: Span;
-  readonly context: Context;
+  readonly context: Context | null;
 }
 
 const TRACE = Symbol('bridge-sidecar.trace');
@@ -56,7 +97,9 @@ export class Tracing {
     const { resourceFromAttributes } = require('@opentelemetry/resources') as Resources;
     const { W3CTraceContextPropagator } = require('@opentelemetry/core') as Core;
     /* eslint-enable @typescript-eslint/no-require-imports */
-    const exporter = new OTLPTraceExporter({ url: tracesUrl(policy.endpoint), timeoutMillis: 10_000 });
+    const url = tracesUrl(policy.endpoint);
+    exportLog ??= createLogger('info', { component: 'tracing' });
+    const exporter = new ReportingExporter(new OTLPTraceExporter({ url, timeoutMillis: 10_000 }), url, exportLog);
     const provider = new sdk.BasicTracerProvider({
       resource: resourceFromAttributes({
         'service.name': policy.service_name,
@@ -76,13 +119,23 @@ export class Tracing {
     this.propagator = new W3CTraceContextPropagator();
   }
 
-  /** Opens the request's SERVER span (continuing the client's traceparent) and sets ctx.traceId. */
+  /**
+   * Opens the request's SERVER span (continuing the client's traceparent) and sets ctx.traceId. Attributes are
+   * only built for sampled spans (the samplers used here do not look at them), so an unsampled request costs
+   * little more than its ids.
+   */
   startRequest(ctx: RequestContext): void {
     const req = ctx.req;
     const parent = req.headers.traceparent !== undefined
       ? this.propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter)
       : ROOT_CONTEXT;
     const method = KNOWN_METHODS.has(ctx.method) ? ctx.method : '_OTHER';
+    const span = this.tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
+    ctx.traceId = span.spanContext().traceId;
+    if (!span.isRecording()) {
+      (ctx as Traced)[TRACE] = { tracing: this, span, context: null };
+      return;
+    }
     const attributes: Attributes = {
       'http.request.method': method,
       'url.path': ctx.path,
@@ -94,14 +147,8 @@ export class Tracing {
     setServerAddress(attributes, req);
     const ua = req.headers['user-agent'];
     if (ua !== undefined) attributes['user_agent.original'] = ua;
-    const span = this.tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
+    span.setAttributes(attributes);
     (ctx as Traced)[TRACE] = { tracing: this, span, context: trace.setSpan(parent, span) };
-    ctx.traceId = span.spanContext().traceId;
-  }
-
-  /** Writes `traceparent` (and `tracestate`) for `span` into `headers`. */
-  inject(parent: Context, span: Span, headers: IncomingMessage['headers']): void {
-    this.propagator.inject(trace.setSpan(parent, span), headers, defaultTextMapSetter);
   }
 
   flush(): Promise<void> {
@@ -201,7 +248,7 @@ function markError(span: Span, error: unknown): void {
 export function startChildSpan(ctx: RequestContext, name: string, attributes?: Attributes, kind: SpanKind = SpanKind.INTERNAL): ChildSpan {
   if (ctx.traceId === null) return NOOP_SPAN;
   const rt = (ctx as Traced)[TRACE];
-  if (rt === undefined) return NOOP_SPAN;
+  if (rt === undefined || rt.context === null) return NOOP_SPAN;
   return new LiveChildSpan(rt.tracing.tracer.startSpan(name, { kind, attributes }, rt.context));
 }
 
@@ -222,6 +269,7 @@ export function endRequestSpan(ctx: RequestContext, status: number, routeTemplat
   const rt = (ctx as Traced)[TRACE];
   if (rt === undefined) return;
   const span = rt.span;
+  if (rt.context === null) return; // unsampled: nothing was recorded, nothing to end
   const method = KNOWN_METHODS.has(ctx.method) ? ctx.method : '_OTHER';
   if (routeTemplate !== null) {
     span.setAttribute('http.route', routeTemplate);
@@ -288,6 +336,11 @@ export function startUpstreamSpan(ctx: RequestContext, upstream: { host: string;
   if (ctx.traceId === null) return null;
   const rt = (ctx as Traced)[TRACE];
   if (rt === undefined) return null;
+  if (rt.context === null) {
+    // not sampled: no span, but the trace goes on upstream (flags 00) so the services agree on the trace id
+    writeTraceparent(ctx.req.headers, rt.span);
+    return null;
+  }
   const method = KNOWN_METHODS.has(ctx.method) ? ctx.method : '_OTHER';
   const attributes: Attributes = {
     'http.request.method': method,
@@ -297,6 +350,15 @@ export function startUpstreamSpan(ctx: RequestContext, upstream: { host: string;
   };
   if (attempt > 0) attributes['http.request.resend_count'] = attempt;
   const span = rt.tracing.tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, rt.context);
-  rt.tracing.inject(rt.context, span, ctx.req.headers);
+  writeTraceparent(ctx.req.headers, span);
   return new LiveUpstreamSpan(span);
+}
+
+/** W3C trace context of `span` into request headers (what W3CTraceContextPropagator.inject writes). */
+function writeTraceparent(headers: IncomingMessage['headers'], span: Span): void {
+  const sc = span.spanContext();
+  headers.traceparent = `00-${sc.traceId}-${sc.spanId}-0${(sc.traceFlags & TraceFlags.SAMPLED).toString(16)}`;
+  const state = sc.traceState?.serialize();
+  if (state) headers.tracestate = state;
+  else delete headers.tracestate;
 }

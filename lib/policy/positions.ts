@@ -2,7 +2,7 @@
  * Maps a path into the policy (['routes', 2, 'cache', 'key']) back to where it is written in the YAML text,
  * so every problem is reported as LINE:COL like a compiler error.
  */
-import { isAlias, isMap, isNode, isPair, isScalar, isSeq, type Document, type Node, type Pair } from 'yaml';
+import { isAlias, isMap, isNode, isPair, isScalar, isSeq, type Document, type Node, type Pair, type Scalar } from 'yaml';
 import type { PolicyPath } from './issues';
 
 export interface Position {
@@ -51,6 +51,8 @@ function startOf(node: unknown): number | undefined {
 /**
  * The offset of the key or value at `path`. When the path goes further than the document (a required key
  * that is missing), the deepest node that exists is used, so the error points at the mapping lacking it.
+ * A number after the path of a string value is a character index INSIDE that string (auto-tuning triggers
+ * point at the exact character of their expression): see offsetInString.
  */
 export function offsetOf(doc: Document, path: PolicyPath, at: 'key' | 'value'): number {
   let node: unknown = doc.contents;
@@ -76,6 +78,8 @@ export function offsetOf(doc: Document, path: PolicyPath, at: 'key' | 'value'): 
           if (!src || src[0] === src[1]) best = keyOff;
         }
       }
+    } else if (isScalar(node) && typeof node.value === 'string' && typeof seg === 'number' && i === path.length - 1) {
+      return offsetInString(node as Scalar<string>, seg) ?? best;
     } else if (isSeq(node) && typeof seg === 'number') {
       next = node.items[seg];
       const off = startOf(next);
@@ -87,4 +91,35 @@ export function offsetOf(doc: Document, path: PolicyPath, at: 'key' | 'value'): 
     node = next;
   }
   return best;
+}
+
+/**
+ * The file offset of character `index` of a string scalar's value. Exact for plain scalars on one line and for
+ * quoted ones on one line whose only escapes are \\ and \" (or '' in single quotes), which covers
+ * expressions as people write them; anything else (other escapes, folded lines, block scalars) cannot be
+ * mapped without the source text, and points at the string's first character instead.
+ */
+export function offsetInString(node: Scalar<string>, index: number): number | undefined {
+  const range = node.range;
+  if (!range) return undefined;
+  const [start, end] = range;
+  const value = node.value;
+  const i = Math.max(0, Math.min(index, value.length));
+  const count = (ch: string) => value.split(ch).length - 1;
+  switch (node.type) {
+    case 'PLAIN':
+      return end - start === value.length ? start + i : start;
+    case 'QUOTE_SINGLE':
+    case 'QUOTE_DOUBLE': {
+      const escaped = node.type === 'QUOTE_SINGLE' ? ["'"] : ['"', '\\'];
+      const rawLength = 2 + value.length + escaped.reduce((n, ch) => n + count(ch), 0);
+      const plainInside = !/[\n\r\t\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]/.test(value);
+      if (end - start !== rawLength || !plainInside) return start + 1;
+      let off = start + 1;
+      for (let j = 0; j < i; j++) off += escaped.includes(value[j]) ? 2 : 1;
+      return off;
+    }
+    default:
+      return start;
+  }
 }

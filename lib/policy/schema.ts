@@ -33,6 +33,12 @@ const tier = (size: string, ttl: string, strategy: string, what: string) =>
     strategy: { enum: ['lru', 'lfu', 'fifo'], default: strategy, description: 'eviction order' },
   });
 
+/** auto-tuning (issue 10): a strategy param is a number or a percentage; its range depends on the action. */
+const autoTuneParam = {
+  anyOf: [{ type: 'number' }, { type: 'string', pattern: PERCENT_PATTERN }],
+  errorMessage: 'must be a number (or a percentage like 80%)',
+};
+
 export const POLICY_SCHEMA: JsonSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://github.com/bridge-sidecar/bridge-sidecar/policy.schema.json',
@@ -256,16 +262,19 @@ export const POLICY_SCHEMA: JsonSchema = {
             trigger: {
               type: 'string',
               pattern: '\\S',
-              description: 'a condition on live metrics, e.g. "memory_usage > 85%"',
+              description: 'a condition on the figures of the interval, e.g. "memory_usage > 85% and queue_length > 100" (figures: memory_usage, cpu_usage, connection_wait_time, queue_length, error_rate, p99_latency, cache_hit_ratio; and/or/not, parentheses; units %, ms, s, MB)',
               errorMessage: 'must be a condition like "memory_usage > 85%"',
             },
             action: { enum: ['reduce_cache_size', 'increase_pool_size', 'increase_workers'] },
             params: {
               type: ['object', 'null'],
-              additionalProperties: {
-                anyOf: [{ type: 'number' }, { type: 'string', pattern: PERCENT_PATTERN }],
-                errorMessage: 'must be a number (or a percentage like 80%)',
-              },
+              // auto-tuning (issue 10): which keys each action takes, and their ranges, are checked in semantic.ts
+              // with the action at hand (lib/tuning/params.ts); here only their form
+              description: 'the action\'s bounds. reduce_cache_size: reduction_factor (0..1, default 0.8), floor (share of cache.l1.size or bytes; ' +
+                'default 10% or 16MB, the larger). increase_pool_size: increment (default 5), max_size (default 200). increase_workers: ' +
+                'increment (default 2), max_workers (default 16; never more than the container\'s CPUs). All: revert_after (intervals ' +
+                'the trigger stays false before one step back, default 3), cooldown (seconds, default auto_tuning.cooldown)',
+              additionalProperties: autoTuneParam,
             },
           },
         },

@@ -9,7 +9,9 @@
 import { Cron } from 'croner';
 import { compilePathTemplate, parseParamSource } from '../routes/router';
 import { formatPath, type PolicyIssue, type PolicyPath } from './issues';
-import { parseDuration, UnitError } from './units';
+import { parseDuration, parseRatio, UnitError } from './units';
+import { parseTrigger, TriggerError } from '../tuning/expr'; // auto-tuning (issue 10)
+import { ACTION_PARAMS, checkParam, type Action } from '../tuning/params'; // auto-tuning (issue 10)
 
 type Obj = Record<string, unknown>;
 
@@ -101,12 +103,54 @@ export function semanticIssues(root: unknown): PolicyIssue[] {
   }
 
   const at = root.auto_tuning;
-  if (isObj(at) && Array.isArray(at.strategies)) uniqueNames(at.strategies, ['auto_tuning', 'strategies'], 'auto-tuning strategy', issue);
+  if (isObj(at) && Array.isArray(at.strategies)) {
+    uniqueNames(at.strategies, ['auto_tuning', 'strategies'], 'auto-tuning strategy', issue);
+    checkAutoTuning(at.strategies, issue); // auto-tuning (issue 10)
+  }
 
   return out;
 }
 
 type Issue = (path: PolicyPath, message: string, at?: 'key' | 'value') => void;
+
+/**
+ * auto-tuning (issue 10): each trigger is parsed by the engine's own parser, and a mistake is reported at the
+ * exact character inside the string (the trailing number of the path is an index into it: positions.ts);
+ * each action's params must be ones it knows, within their bounds (lib/tuning/params.ts).
+ */
+function checkAutoTuning(strategies: unknown[], issue: Issue): void {
+  strategies.forEach((s, i) => {
+    if (!isObj(s)) return;
+    const base: PolicyPath = ['auto_tuning', 'strategies', i];
+    // an empty or non-string trigger was reported by the schema check
+    if (typeof s.trigger === 'string' && s.trigger.trim() !== '') {
+      try {
+        parseTrigger(s.trigger);
+      } catch (e) {
+        if (!(e instanceof TriggerError)) throw e;
+        issue([...base, 'trigger', e.index], `auto_tuning.strategies[${i}].trigger: ${e.message} (column ${e.col} of the trigger)`);
+      }
+    }
+    const action = s.action;
+    if (typeof action !== 'string' || !Object.prototype.hasOwnProperty.call(ACTION_PARAMS, action) || !isObj(s.params)) return;
+    for (const [name, raw] of Object.entries(s.params)) {
+      let value: number;
+      if (typeof raw === 'number') value = raw;
+      else if (typeof raw === 'string') {
+        try {
+          value = parseRatio(raw);
+        } catch {
+          value = NaN; // the schema reported its form; still say if the name is unknown
+        }
+      } else value = NaN;
+      const problem = checkParam(action as Action, name, value);
+      if (problem === null) continue;
+      const unknown = !Object.prototype.hasOwnProperty.call(ACTION_PARAMS[action as Action], name);
+      if (unknown) issue([...base, 'params', name], `auto_tuning.strategies[${i}].params: ${problem}`, 'key');
+      else if (!Number.isNaN(value)) issue([...base, 'params', name], `auto_tuning.strategies[${i}].${problem}`);
+    }
+  });
+}
 
 function durationOr(v: unknown, dflt: number): number | null {
   if (v === undefined) return dflt;

@@ -4,6 +4,8 @@
  * L3 where shared) and broadcasts to the other workers for their own L1.
  *
  *   POST /admin/purge {"pattern": "draft:42:*"}   -> {"purged": N}
+ *   POST /admin/invalidate {"event": "draft_updated", "params": {"draft_id": "42"}}
+ *                                                  -> {"event", "patterns": [...], "removed": {l1, l2, l3}}
  */
 import type { AdminServer } from './admin';
 import type { Coordinator, PrimaryCoordinator } from './ipc';
@@ -35,6 +37,19 @@ export function registerAdminActions(admin: AdminServer, coordinator: Coordinato
     }
     try {
       return { status: 200, body: await callOneWorker<{ purged: number }>('admin:purge', { pattern }) };
+    } catch (e) {
+      return { status: 409, body: { error: (e as Error).message } };
+    }
+  }, { guarded: true });
+
+  // invalidation (issue 6): the worker's handler is registered by lib/cache/invalidation (admin:invalidate)
+  admin.route('POST', '/admin/invalidate', async ({ body }) => {
+    const b = body as { event?: unknown; params?: unknown } | undefined;
+    if (typeof b?.event !== 'string' || b.event.length === 0 || b.event.length > 256 || (b.params !== undefined && (typeof b.params !== 'object' || b.params === null || Array.isArray(b.params)))) {
+      return { status: 400, body: { error: 'body must be {"event": "<name>", "params": {"name": "value", ...}}' } };
+    }
+    try {
+      return { status: 200, body: await callOneWorker<unknown>('admin:invalidate', { event: b.event, params: b.params ?? {} }) };
     } catch (e) {
       return { status: 409, body: { error: (e as Error).message } };
     }

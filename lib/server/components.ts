@@ -13,6 +13,8 @@ import { QueueComponent } from '../stages/queue';
 import { RateLimitComponent, RateLimitLeaseService } from '../stages/ratelimit'; // rate limiting (issue 3)
 import { CacheComponent } from '../stages/cache'; // cache (issue 5)
 import { CompressionComponent } from '../stages/compress'; // compression (issue 7)
+import { InvalidationComponent, InvalidationFanout } from '../cache/invalidation'; // invalidation (issue 6)
+import { WarmupWorker, WarmupScheduler, type PodGate } from '../cache/warmup'; // warm-up (issue 6)
 
 export interface StageComponents {
   rateLimit: Component<RateLimitStage> | null;
@@ -33,7 +35,9 @@ export function createComponents(rt: Runtime): StageComponents {
   set.cache = new CacheComponent(rt); // cache (issue 5): its store filter must stay the LAST filter
   set.filters.push(new CompressionComponent(rt)); // compression (issue 7): before the cache store filter
   if (set.cache instanceof CacheComponent) set.filters.push(set.cache.filter); // cache (issue 5): after compression
+  if (set.cache instanceof CacheComponent) set.filters.unshift(new InvalidationComponent(rt, set.cache)); // invalidation (issue 6): events filter FIRST
   set.all.push(...[set.rateLimit, set.cache, set.queue, ...set.filters].filter((c): c is Component<any> => c !== null));
+  if (set.cache instanceof CacheComponent) set.all.push(new WarmupWorker(rt, set.cache, set.queue instanceof QueueComponent ? set.queue : null)); // warm-up (issue 6)
   return set;
 }
 
@@ -44,9 +48,11 @@ export interface PrimaryServices {
 }
 
 /** Services that run once per pod (not per worker): lease servers, schedulers. */
-export function registerPrimaryServices(coordinator: Coordinator, log: Logger): PrimaryServices[] {
+export function registerPrimaryServices(coordinator: Coordinator, log: Logger, pod: PodGate | null = null): PrimaryServices[] {
   const services: PrimaryServices[] = [];
   services.push(new RateLimitLeaseService(coordinator, log)); // rate limiting (issue 3): the pod's token leases
+  services.push(new InvalidationFanout(coordinator, log)); // invalidation (issue 6): fan-out to every worker
+  services.push(new WarmupScheduler(coordinator, log, pod)); // warm-up (issue 6): the pod's one scheduler; gates /readyz
   void coordinator;
   void log;
   return services;

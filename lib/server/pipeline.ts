@@ -190,7 +190,7 @@ export class RequestHandler {
       return;
     }
     const queuedAt = performance.now();
-    const span = startChildSpan(ctx, 'queue.wait', { 'bridge_sidecar.priority': ctx.priority }); // tracing (issue 9)
+    const span = startChildSpan(ctx, 'queue.wait'); // tracing (issue 9): no-op when off
     let r: Release | Promise<Release>;
     try {
       r = q.acquire(ctx);

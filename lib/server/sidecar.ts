@@ -20,6 +20,7 @@ import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
 import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
 import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
+import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
 
 export class PolicyRefusedError extends Error {}
 
@@ -64,7 +65,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const pm = new PrimaryMetrics();
   pm.setPolicyVersion(loaded0.version);
   const coordinator: Coordinator = single ? new SingleCoordinator() : new PrimaryCoordinator();
-  const services: PrimaryServices[] = registerPrimaryServices(coordinator, log);
+  const services: PrimaryServices[] = registerPrimaryServices(coordinator, log, state); // warm-up (issue 6): state gates /readyz
   for (const s of services) s.configure(loaded0);
   coordinator.handle('policy:get', () => state.loaded);
   // hot reload (issue 8): workers report the policy version they run; reload.ts owns the reload itself
@@ -119,9 +120,14 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
       : { status: 503, body: { status: 'not ready', reasons } };
   });
   admin.route('GET', '/metrics', async () => ({ status: 200, body: await metricsText(), contentType: Registry.PROMETHEUS_CONTENT_TYPE }));
+  let tuning: AutoTuningService | null = null; // auto-tuning (issue 10): created once the workers run
   admin.route('GET', '/policy', () => ({
     status: 200,
-    body: { version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy, ...reloader.status() },
+    body: {
+      version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy, ...reloader.status(),
+      // auto-tuning (issue 10): the settings in force (cache budget, pool size, workers) and what the tuner saw
+      ...(tuning ? { effective: tuning.effective(), auto_tuning: tuning.status() } : {}),
+    },
   }));
 
   registerAdminActions(admin, coordinator, () => local);
@@ -129,16 +135,24 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const adminAddr = await admin.listen(p0.server.admin_listen);
 
   const reload = (why: string): void => void reloader.reload(why);
+  // auto-tuning (issue 10): workers it retires drain and exit on purpose (not restarted as crashes)
+  const retiring = new Set<number>();
+  let forkOne: (() => void) | null = null;
 
   if (single) {
     local = await startProxyWorker(loaded0, coordinator, log);
     observed.push(observeWorker(coordinator, local)); // observability (issue 9)
     handleWorkerAdmin(coordinator, local);
+    const single0 = local;
+    attachTuningToWorker(coordinator, single0, () => single0.handler.pipeline.loaded.version, null, log); // auto-tuning (issue 10)
     state.listening.set(0, local.address());
     reloader.workerReported(0, { version: loaded0.version });
   } else {
-    await forkWorkers(state, pm, log, coordinator as PrimaryCoordinator);
+    forkOne = await forkWorkers(state, pm, log, coordinator as PrimaryCoordinator, retiring);
   }
+  // auto-tuning (issue 10): a primary service, so a reload resets it to the new policy (lib/tuning/)
+  tuning = createAutoTuning({ coordinator, log, registry: pm.registry, actions: pm.autotuneActions, state, local: () => local, fork: forkOne, retiring });
+  services.push(tuning);
 
   // hot reload: the policy file's directory is watched (ConfigMap-safe) and polled by content hash; in place
   // before "listening" is logged, so an update made right after start-up is seen by an event, not only the poll
@@ -201,7 +215,8 @@ async function upstreamReachable(state: PodState): Promise<boolean> {
 
 const RESTART_WINDOW_MS = 10_000;
 
-async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coordinator: PrimaryCoordinator): Promise<void> {
+/** Forks the policy's workers and returns `fork` (one more, restarted on a crash) for auto-tuning to scale with. */
+async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coordinator: PrimaryCoordinator, retiring: Set<number>): Promise<() => void> {
   const env = (): Record<string, string> => {
     const q = state.loaded.policy.queues;
     return q ? { UV_THREADPOOL_SIZE: String(q.worker_threads) } : {};
@@ -209,10 +224,17 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
   const recentRestarts: number[] = [];
   const fork = () => {
     const w = cluster.fork(env());
-    pm.workers.set(coordinator.workerIds().length + 1);
+    // the new worker's IPC channel is connected as soon as fork returns, so it is already in workerIds()
+    // (auto-tuning, issue 10: "+ 1" here showed one worker too many)
+    pm.workers.set(coordinator.workerIds().length);
     w.on('exit', (code, signal) => {
       state.listening.delete(w.id);
       pm.workers.set(coordinator.workerIds().length);
+      // auto-tuning (issue 10): a worker retired by the tuner drained and left on purpose: not a crash
+      if (retiring.delete(w.id)) {
+        log.info({ worker: w.id, code }, 'retired worker exited');
+        return;
+      }
       if (state.draining) return;
       pm.workersRestarted.inc();
       const now = Date.now();
@@ -231,6 +253,7 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
     if (Date.now() > deadline) throw new Error(`only ${state.listening.size} of ${want} workers started listening within 30 s`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  return fork;
 }
 
 /** Ask every worker to drain and wait for all of them to exit (each bounded by its drain timeout). */
@@ -300,6 +323,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
     process.exit(0);
   };
   coordinator.on('shutdown', () => void stop());
+  attachTuningToWorker(coordinator, running, () => applied, () => void stop(), log); // auto-tuning (issue 10)
   // a signal sent to the whole process group (Ctrl-C) drains this worker too; the primary will not restart it
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());

@@ -437,6 +437,8 @@ export class CacheView implements CacheStage, ResponseFilter {
     if (st === undefined) return null;
     const now = Date.now();
     const status = head.status;
+    // RFC 9111 request_time is when the request went upstream, not when it arrived (it may have queued)
+    if (ctx.upstreamMs >= 0) st.requestTime = Math.max(st.requestTime, now - Math.ceil(ctx.upstreamMs));
     const sr = this.storeRequest(ctx, st);
 
     if (status === 304 && st.revalidating && st.stale !== null && st.stale.entry !== null) {
@@ -477,7 +479,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   }
 
   storeRequest(ctx: RequestContext, st: RequestState): StoreRequest {
-    // Vary is computed against the client's request headers, so put its conditionals back for that purpose
+    // the variant key is computed from the client's request headers (the ones Vary names)
     return {
       method: ctx.method,
       path: ctx.path,

@@ -85,6 +85,26 @@ export class UpstreamProxy {
     (this.agent as unknown as { options: { timeout?: number } }).options.timeout = policy.pool.keepalive_timeout;
   }
 
+  /**
+   * auto-tuning (issue 10): connections per worker to the upstream, set by lib/tuning until the next reload
+   * (reconfigure puts the policy's value back). Raising it lets new requests open sockets at once; requests
+   * already waiting get the freed sockets as before.
+   */
+  setPoolSize(n: number): void {
+    if (!Number.isSafeInteger(n) || n < 1) return;
+    this.agent.maxSockets = n;
+    this.agent.maxFreeSockets = n;
+    this.agent.maxTotalSockets = Math.max(this.policy.pool.max_connections, n);
+    // going down: idle sockets beyond the new size are closed now, or a burst would reuse them all (the agent
+    // takes a free socket before it looks at maxSockets); busy ones are closed when they are freed
+    for (const [name, list] of Object.entries(this.agent.freeSockets)) {
+      if (!list || list.length === 0) continue;
+      const busy = this.agent.sockets[name]?.length ?? 0;
+      const extra = Math.min(list.length, busy + list.length - n);
+      for (const socket of list.slice(0, Math.max(0, extra))) socket.destroy();
+    }
+  }
+
   get upstream(): UpstreamPolicy {
     return this.policy;
   }

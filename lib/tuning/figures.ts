@@ -113,7 +113,7 @@ function cacheCounts(m: MetricJson | undefined): { hits: number; lookups: number
 export function histogramOf(m: MetricJson | undefined): Histo | null {
   if (!m) return null;
   const byBound = new Map<number, number>();
-  for (const v of m.values) {
+  for (const v of m.values as ReadonlyArray<MetricValue<string> & { metricName?: string }>) {
     if (!v.metricName?.endsWith('_bucket') || !Number.isFinite(v.value)) continue;
     const le = v.labels.le;
     const bound = le === '+Inf' ? Infinity : Number(le);

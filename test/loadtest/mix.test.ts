@@ -140,3 +140,16 @@ requests:
   }
   assert.equal(keys.size, seen.length, '{seq} never repeats, across both threads');
 });
+
+test('bench/report/draft-mix.yaml drives the example draft service\'s real calls without errors', async (t) => {
+  const { startDraftService } = await import('../../examples/draft-service');
+  const { repoRoot } = await import('../helpers/repo');
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const mix = loadMixFile(join(repoRoot(), 'bench', 'report', 'draft-mix.yaml'));
+  const { tally } = await runPhase({ origin: svc.url, basePath: '', mix, mode: 'open', rate: 200, connections: 8, durationMs: 1500, timeoutMs: 10_000, threads: 1 });
+  assert.equal(tally.errors, 0, JSON.stringify(tally.outcomes));
+  assert.ok(tally.completed >= 290, `${tally.completed} answers`);
+  const byPath = svc.stats().byPath as Record<string, number>;
+  for (const p of ['/query_script', '/mcp/add_video', '/mcp']) assert.ok((byPath[p] ?? 0) > 0, `${p} reached the service: ${JSON.stringify(byPath)}`);
+});

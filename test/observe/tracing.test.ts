@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { startDraftService, type DraftService } from '../../examples/draft-service';
 import { startSidecar, basicPolicy, type SidecarProcess } from '../helpers/sidecar';
-import { waitFor } from '../helpers/ports';
+import { waitFor, freePort } from '../helpers/ports';
 import { http, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers';
 
 const SERVER = 2;
@@ -197,4 +197,16 @@ test('two workers: each exports its spans; the server span and the upstream span
     const server = ofTrace(id).find((s) => s.kind === SERVER)!;
     assert.equal(ofTrace(id).find((s) => s.kind === CLIENT)!.parentSpanId, server.spanId);
   }
+});
+
+test('a collector that is down: requests are unaffected, one warning (not one per batch)', { timeout: 60_000 }, async (t) => {
+  const dead = await freePort();
+  const sc = await startSidecar(basicPolicy(upstream.port, `tracing: { enabled: true, endpoint: "http://127.0.0.1:${dead}", sampling_rate: 1 }\n`));
+  t.after(() => sc.stop());
+  for (let i = 0; i < 3; i++) await echo(sc);
+  const warn = await sc.waitForLog((l) => l.msg === 'trace export failing: spans are dropped until it recovers', 20_000);
+  assert.equal(warn.endpoint, `http://127.0.0.1:${dead}/v1/traces`);
+  for (let i = 0; i < 3; i++) await echo(sc);
+  await new Promise((r) => setTimeout(r, 2500)); // more export rounds fail
+  assert.equal(sc.logs.filter((l) => l.msg === 'trace export failing: spans are dropped until it recovers').length, 1);
 });

@@ -1,0 +1,306 @@
+/**
+ * The invalidation engine of one worker process (or the single process).
+ *
+ * An event raised here (route `emits`, `X-Invalidate`, POST /admin/invalidate) goes:
+ *
+ *   1. this worker's L1, synchronously (before the write's response head is written);
+ *   2. every worker of this pod (IPC fan-out through the primary): each drains its background writer (so a
+ *      write-behind of an older copy cannot land after the removal), removes from its L1 and L3;
+ *   3. L2 (Redis), through the cache's tag index;
+ *   4. every worker's L1 once more (an L1 refilled from L2 between 2 and 3);
+ *   5. the other pods, through Redis pub/sub (channel `<key_prefix>invalidate`): each of their workers removes
+ *      the same patterns from its L1 and L3.
+ * Steps 1-4 are "local": the events filter holds the end of the write's response until they are done (bounded),
+ * so a client that writes then reads through this pod never sees its old data. Step 5 is "remote": with
+ * `async: true` the response does not wait for it.
+ *
+ * Cascade: a removed entry remembers its route params; the patterns those params fill are applied too, round
+ * after round, until a round removes nothing new. A set of applied patterns makes loops impossible, and the
+ * number of rounds and patterns is bounded anyway.
+ *
+ * Lost messages: each worker has its own subscriber connection. When it drops, the worker notes when; when it
+ * is back, entries of L1 and L3 stored before the outage began are dropped (they may have missed an event),
+ * with a warning log and bridge_sidecar_invalidation_resyncs_total.
+ */
+import cluster from 'node:cluster';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Runtime } from '../../server/runtime';
+import type { CacheComponent } from '../../stages/cache';
+import type { Policy } from '../../policy/types';
+import type { RedisConnection } from '../../redis/client';
+import { InvalidationRules } from './patterns';
+import { addRemoved, emptyRemoved, removeFromL1, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
+import { invalidationMetrics, type InvalidationMetrics } from './metrics';
+
+/** Bounds: a cascade never runs more rounds or applies more patterns than this. */
+const MAX_ROUNDS = 8;
+const MAX_PATTERNS = 1000;
+/** How long the local part may take before the write's response is let go anyway. */
+export const LOCAL_TIMEOUT_MS = 5000;
+const DRAIN_TIMEOUT_MS = 2000;
+const L2_TIMEOUT_MS = 2000;
+
+export const TOPIC_FANOUT = 'invalidate:fanout';
+export const TOPIC_APPLY = 'invalidate:apply';
+
+/** What the pub/sub channel carries. */
+export interface InvalidationMessage {
+  readonly id: string;
+  readonly event: string;
+  readonly params: Readonly<Record<string, string>>;
+  /** Every pattern applied in the origin pod (cascade included). */
+  readonly patterns: readonly string[];
+  /** Pod that raised it (skips its own message). */
+  readonly origin: string;
+  /** Epoch ms when it was raised. */
+  readonly time: number;
+}
+
+export interface ApplyRequest {
+  readonly patterns: readonly string[];
+  readonly cascade: boolean;
+  /** Only L1 (the last pass after L2). */
+  readonly l1Only: boolean;
+}
+
+export interface ApplyResult {
+  l1: number;
+  l3: number;
+  params: Array<Readonly<Record<string, string>>>;
+}
+
+export interface RaiseResult {
+  readonly event: string;
+  readonly patterns: string[];
+  readonly removed: { l1: number; l2: number; l3: number };
+}
+
+export interface Raised {
+  /** Settles when this pod's tiers are done (never rejects). */
+  readonly local: Promise<RaiseResult | null>;
+  /** Settles when the event has also been published to the other pods (never rejects). */
+  readonly all: Promise<RaiseResult | null>;
+}
+
+const NOTHING: Raised = { local: Promise.resolve(null), all: Promise.resolve(null) };
+
+/** This pod's id: the host name (the pod name in Kubernetes) and the primary's pid. */
+export function podId(): string {
+  return `${hostname()}/${cluster.isWorker ? process.ppid : process.pid}`;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    const t = setTimeout(() => resolve(fallback), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, () => { clearTimeout(t); resolve(fallback); });
+  });
+}
+
+export class Invalidator {
+  rules: InvalidationRules | null = null;
+  readonly pod = podId();
+  private readonly metrics: InvalidationMetrics;
+  private channel = '';
+  private conn: RedisConnection | null = null;
+  private sub: RedisConnection | null = null;
+  private subOff: Array<() => void> = [];
+  /** Set when the subscriber link went down; cleared by the resync when it is back. */
+  private downSince: number | null = null;
+  private readonly unhandle: Array<() => void> = [];
+  private closed = false;
+
+  constructor(private readonly rt: Runtime, private readonly cache: CacheComponent) {
+    this.metrics = invalidationMetrics(rt.metrics.registry);
+    rt.coordinator.handle(TOPIC_APPLY, (req: ApplyRequest) => this.applyLocal(req));
+  }
+
+  configure(policy: Policy): void {
+    const inv = policy.cache?.invalidation ?? null;
+    this.rules = inv ? new InvalidationRules(inv) : null;
+    const conn = this.rules ? this.rt.redis() : null;
+    if (conn !== this.conn) {
+      this.stopSubscriber();
+      this.conn = conn;
+      if (conn !== null) this.startSubscriber(conn);
+    }
+  }
+
+  /** Raise an event with params. Events not in `triggers` (or with invalidation off) do nothing. */
+  raise(event: string, params: Readonly<Record<string, string>>): Raised {
+    const rules = this.rules;
+    if (rules === null || !rules.triggers.has(event)) return NOTHING;
+    const patterns = rules.fill(params);
+    this.metrics.events.inc({ event });
+    if (patterns.length === 0) {
+      this.rt.log.debug({ event, params }, 'invalidation event fills no pattern');
+      return NOTHING;
+    }
+    const time = Date.now();
+    // 1. this worker's L1, now
+    const first = removeFromL1(this.cache.tiers, patterns, rules.cascade);
+    this.metrics.entries.inc({ layer: 'l1' }, first.l1);
+    const local = this.runLocal(event, patterns, first, rules).catch((err: unknown) => {
+      this.rt.log.error({ err, event }, 'invalidation failed in this pod');
+      return null;
+    });
+    const all = local.then(async (r) => {
+      if (r === null) return null;
+      await this.publish({ id: randomBytes(8).toString('hex'), event, params, patterns: r.patterns, origin: this.pod, time });
+      return r;
+    }).catch(() => null);
+    return { local, all };
+  }
+
+  private async runLocal(event: string, initial: string[], first: Removed, rules: InvalidationRules): Promise<RaiseResult> {
+    const applied = new Set<string>();
+    let total: Removed = { ...first, params: [] };
+    let next = [...initial, ...this.derive(first.params, rules)];
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const fresh = [...new Set(next)].filter((p) => !applied.has(p));
+      if (fresh.length === 0 || applied.size >= MAX_PATTERNS) break;
+      for (const p of fresh) applied.add(p);
+      // 2. every worker of the pod: drain background writes, L1, L3
+      const pod = await this.fanout({ patterns: fresh, cascade: rules.cascade, l1Only: false });
+      // 3. L2
+      let l2 = emptyRemoved();
+      try {
+        l2 = await removeFromL2(this.cache.tiers, this.rt.redis(), fresh, rules.cascade, L2_TIMEOUT_MS);
+      } catch (err) {
+        this.rt.log.warn({ err: (err as Error).message, event }, 'invalidation could not reach L2: its entries expire on their TTL');
+      }
+      this.metrics.entries.inc({ layer: 'l2' }, l2.l2);
+      total = addRemoved(total, { l1: pod.l1, l2: l2.l2, l3: pod.l3, params: [] });
+      next = rules.cascade ? this.derive(pod.params.concat(l2.params), rules) : [];
+    }
+    // 4. an L1 may have been refilled from L2 while step 3 ran
+    const last = await this.fanout({ patterns: [...applied], cascade: false, l1Only: true });
+    total.l1 += last.l1;
+    return { event, patterns: [...applied], removed: { l1: total.l1, l2: total.l2, l3: total.l3 } };
+  }
+
+  /** Patterns filled by the params of removed entries. */
+  private derive(params: ReadonlyArray<Readonly<Record<string, string>>>, rules: InvalidationRules): string[] {
+    if (!rules.cascade) return [];
+    const out = new Set<string>();
+    for (const p of params) for (const s of rules.fill(p)) out.add(s);
+    return [...out];
+  }
+
+  /** Ask every worker of this pod (through the primary) to apply patterns; sums their answers. */
+  private async fanout(req: ApplyRequest): Promise<ApplyResult> {
+    try {
+      return await this.rt.coordinator.request<ApplyResult>(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
+    } catch (err) {
+      // no primary to fan out through (or it timed out): at least this worker's own tiers
+      this.rt.log.warn({ err: (err as Error).message }, 'invalidation fan-out to the other workers failed');
+      return this.applyLocal(req);
+    }
+  }
+
+  /** One worker's part: drain its background writer, then remove from its L1 and L3. */
+  async applyLocal(req: ApplyRequest): Promise<ApplyResult> {
+    const tiers = this.cache.tiers;
+    const out = removeFromL1(tiers, req.patterns, req.cascade);
+    if (!req.l1Only) {
+      await withTimeout(this.cache.flush(), DRAIN_TIMEOUT_MS, undefined);
+      removeFromL1(tiers, req.patterns, req.cascade, out);
+      await removeFromL3(tiers, req.patterns, req.cascade, out);
+    }
+    this.metrics.entries.inc({ layer: 'l1' }, out.l1);
+    this.metrics.entries.inc({ layer: 'l3' }, out.l3);
+    return { l1: out.l1, l3: out.l3, params: out.params };
+  }
+
+  // ---- other pods ---------------------------------------------------------------------------------------
+
+  private async publish(msg: InvalidationMessage): Promise<void> {
+    const conn = this.rt.redis();
+    if (conn === null || this.rules === null) return;
+    try {
+      await conn.withTimeout((c) => c.publish(this.channelFor(conn), JSON.stringify(msg)), L2_TIMEOUT_MS);
+    } catch (err) {
+      this.rt.log.warn({ err: (err as Error).message, event: msg.event }, 'invalidation could not be published to the other pods');
+    }
+  }
+
+  private channelFor(conn: RedisConnection): string {
+    return conn.prefix + 'invalidate';
+  }
+
+  private startSubscriber(conn: RedisConnection): void {
+    const sub = conn.duplicate('invalidate');
+    this.sub = sub;
+    this.channel = this.channelFor(conn);
+    const subscribe = () => {
+      (sub.client.subscribe(this.channel) as Promise<unknown>).catch((err: unknown) => {
+        this.rt.log.warn({ err: (err as Error).message }, 'invalidation channel: subscribe failed');
+      });
+    };
+    const onMessage = (channel: string, message: string) => {
+      if (channel === this.channel) void this.receive(message);
+    };
+    sub.client.on('message', onMessage);
+    this.subOff.push(() => sub.client.off('message', onMessage));
+    this.subOff.push(sub.onDown(() => {
+      this.downSince ??= Date.now();
+    }));
+    this.subOff.push(sub.onUp(() => {
+      subscribe();
+      const since = this.downSince;
+      if (since !== null) {
+        this.downSince = null;
+        void this.resync(since);
+      }
+    }));
+    if (sub.healthy) subscribe();
+  }
+
+  private stopSubscriber(): void {
+    for (const off of this.subOff) off();
+    this.subOff = [];
+    if (this.sub) void this.sub.close();
+    this.sub = null;
+    this.downSince = null;
+  }
+
+  /** An event from another pod: remove its patterns (and local cascades) from this worker's L1 and L3. */
+  private async receive(raw: string): Promise<void> {
+    let msg: InvalidationMessage;
+    try {
+      msg = JSON.parse(raw) as InvalidationMessage;
+    } catch {
+      return;
+    }
+    if (!msg || typeof msg !== 'object' || msg.origin === this.pod || !Array.isArray(msg.patterns)) return;
+    const rules = this.rules;
+    if (rules === null) return;
+    const applied = new Set<string>();
+    let next = msg.patterns.filter((p): p is string => typeof p === 'string');
+    for (let round = 0; round < MAX_ROUNDS && next.length > 0 && applied.size < MAX_PATTERNS; round++) {
+      const fresh = [...new Set(next)].filter((p) => !applied.has(p));
+      if (fresh.length === 0) break;
+      for (const p of fresh) applied.add(p);
+      const r = await this.applyLocal({ patterns: fresh, cascade: rules.cascade, l1Only: false });
+      if (round === 0 && typeof msg.time === 'number') this.metrics.delay.observe(Math.max(0, Date.now() - msg.time) / 1000);
+      next = this.derive(r.params, rules);
+    }
+  }
+
+  /** The subscriber link is back after an outage: drop what may have missed an event while it was down. */
+  private async resync(since: number): Promise<void> {
+    if (this.closed) return;
+    const r = await removeStoredBefore(this.cache.tiers, since).catch(() => emptyRemoved());
+    this.metrics.resyncs.inc();
+    this.metrics.entries.inc({ layer: 'l1' }, r.l1);
+    this.metrics.entries.inc({ layer: 'l3' }, r.l3);
+    this.rt.log.warn({ outage_started: new Date(since).toISOString(), dropped_l1: r.l1, dropped_l3: r.l3 },
+      'invalidation channel was down: invalidations may have been missed, dropped local cache entries stored before the outage');
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stopSubscriber();
+    for (const u of this.unhandle) u();
+  }
+}

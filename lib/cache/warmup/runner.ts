@@ -1,0 +1,251 @@
+/**
+ * Worker side of warm-up. The primary's scheduler (scheduler.ts) asks every worker for its request counts
+ * (`warmup:counts`), then one worker to run the strategy (`warmup:run`):
+ *
+ *   1. rank: the counts the primary gathered + the fleet's shared counts in Redis; keys this worker's L3 holds
+ *      fill the list up to `top` when there are no counts yet (a restarted pod in one-pod mode);
+ *   2. for each key (and each of its variants): fresh in L1 -> nothing to do; fresh in L2/L3 -> promoted into
+ *      L1; expired (or only stale) and the entry remembers its request -> refetched from the upstream through
+ *      the queue class named by the strategy's `priority` (AdmissionScheduler.acquire, exactly like a client
+ *      request of that class, so warm-up never takes a slot ahead of more important traffic), and stored in
+ *      every tier;
+ *   3. the other workers are told (`warmup:promote`) to pull the warmed keys into their own L1.
+ */
+import type { Component, Runtime } from '../../server/runtime';
+import type { LoadedPolicy, Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
+import type { CacheComponent, CacheView } from '../../stages/cache';
+import type { QueueComponent } from '../../stages/queue';
+import type { RequestContext } from '../../stages/context';
+import type { EntryMeta } from '../entry';
+import { requestBody } from '../entry';
+import { KeyTemplate, globToRegExp, readablePart, VARIANT_SEPARATOR } from '../keys';
+import { fetchUpstream } from '../refresh';
+import { buildEntry, compileStoreIf, headNotStorable, storeIfPasses, type StoreRequest } from '../admission';
+import { RequestCounts, mergeCounts } from './counts';
+import { warmupMetrics, type WarmupMetrics } from './metrics';
+
+export const TOPIC_COUNTS = 'warmup:counts';
+export const TOPIC_RUN = 'warmup:run';
+export const TOPIC_PROMOTE = 'bridge-sidecar:warmup-promote';
+
+export interface RunRequest {
+  readonly strategy: WarmupStrategyPolicy;
+  /** Counts gathered from every worker of the pod. */
+  readonly counts: Array<[string, number]>;
+  /** Epoch ms: stop warming after this. */
+  readonly deadline: number;
+}
+
+export interface RunResult {
+  readonly strategy: string;
+  readonly result: 'ok' | 'partial' | 'timeout' | 'error';
+  readonly keys: number;
+  readonly sources: Record<string, number>;
+}
+
+/** Refetches of one run in flight at once (each also waits for its queue slot). */
+const REFETCH_PARALLEL = 2;
+const LARGE_BODY = 10 * 1024 * 1024;
+
+interface RouteInfo {
+  readonly route: RoutePolicy;
+  readonly template: KeyTemplate;
+}
+
+export class WarmupWorker implements Component<unknown> {
+  readonly counts: RequestCounts;
+  private readonly metrics: WarmupMetrics;
+  private policy: Policy | null = null;
+  private routes: RouteInfo[] = [];
+  private readonly wrapped = new WeakSet<object>();
+  private readonly offPromote: () => void;
+
+  constructor(private readonly rt: Runtime, private readonly cache: CacheComponent, private readonly queue: QueueComponent | null) {
+    this.counts = new RequestCounts(() => rt.redis(), rt.log);
+    this.metrics = warmupMetrics(rt.metrics.registry);
+    rt.coordinator.handle(TOPIC_COUNTS, async (p: { pattern: string; top: number }) => {
+      await this.counts.flush();
+      return this.counts.topLocal(p.pattern, p.top);
+    });
+    rt.coordinator.handle(TOPIC_RUN, (req: RunRequest) => this.run(req));
+    this.offPromote = rt.coordinator.on(TOPIC_PROMOTE, (p: { keys: string[] }, origin: number) => {
+      if (origin !== rt.coordinator.id && Array.isArray(p?.keys)) void this.promote(p.keys);
+    });
+    this.countLookups();
+  }
+
+  /** Called with every policy the cache is configured for (see countLookups). */
+  configure(next: LoadedPolicy): unknown {
+    this.policy = next.policy;
+    this.routes = next.policy.routes.flatMap((route) => (route.cache ? [{ route, template: new KeyTemplate(route.cache.key) }] : []));
+    return null;
+  }
+
+  /**
+   * Count every cache lookup (hits included) of the policies that configure warm-up: the cache stage's views are
+   * wrapped as the CacheComponent builds them (no change to lib/stages/cache.ts).
+   */
+  private countLookups(): void {
+    const cache = this.cache;
+    const configure = cache.configure.bind(cache);
+    cache.configure = (next: LoadedPolicy): CacheView | null => {
+      const view = configure(next);
+      this.configure(next);
+      if (view !== null && !this.wrapped.has(view) && next.policy.cache?.warmup?.enabled && next.policy.cache.warmup.strategies.length > 0) {
+        this.wrapped.add(view);
+        const templates: Array<KeyTemplate | undefined> = next.policy.routes.map((r) => (r.cache ? new KeyTemplate(r.cache.key) : undefined));
+        const lookup = view.lookup.bind(view);
+        const counts = this.counts;
+        view.lookup = (ctx: RequestContext) => {
+          const t = ctx.route === null ? undefined : templates[ctx.route.index];
+          if (t !== undefined) {
+            const key = t.fill(ctx.params);
+            if (key !== null) counts.hit(key);
+          }
+          return lookup(ctx);
+        };
+      }
+      return view;
+    };
+  }
+
+  /** Run one strategy in this worker. */
+  async run(req: RunRequest): Promise<RunResult> {
+    const s = req.strategy;
+    const sources: Record<string, number> = {};
+    const count = (source: string, n = 1) => {
+      sources[source] = (sources[source] ?? 0) + n;
+      this.metrics.entries.inc({ strategy: s.name, source }, n);
+    };
+    let result: RunResult['result'] = 'ok';
+    let keys: string[] = [];
+    try {
+      const tiers = this.cache.tiers;
+      await tiers.l3?.ready.catch(() => {});
+      const ranked = mergeCounts([req.counts, await this.counts.topShared(s.pattern, s.top)], s.top);
+      keys = ranked.map(([k]) => k);
+      if (keys.length < s.top && tiers.l3 !== null) {
+        // nothing counted yet (a fresh pod): what this pod's disk holds still beats a cold L1
+        const re = globToRegExp(s.pattern);
+        for (const k of tiers.l3.keys()) {
+          if (keys.length >= s.top) break;
+          const r = readablePart(k);
+          if (re.test(r) && !keys.includes(r)) keys.push(r);
+        }
+      }
+      const variants = await this.variantsOf(keys);
+      const refetch: EntryMeta[] = [];
+      const warmed: string[] = [];
+      for (const full of variants) {
+        if (Date.now() > req.deadline) { result = 'timeout'; break; }
+        const now = Date.now();
+        const inL1 = tiers.l1?.get(full);
+        if (inL1 !== undefined && now < inL1.meta.freshUntil) { count('l1'); continue; }
+        const found = await tiers.getLower(full);
+        if (found !== null && (found.meta.kind === 'vary' || Date.now() < found.meta.freshUntil)) {
+          count(found.layer);
+          warmed.push(full);
+          continue;
+        }
+        const meta = found?.meta ?? inL1?.meta;
+        if (meta !== undefined && meta.kind === 'response' && meta.request !== null) refetch.push(meta);
+        else count('missing');
+      }
+      // refetch through the queue, a few at a time
+      let failed = 0;
+      let next = 0;
+      const workers = Array.from({ length: Math.min(REFETCH_PARALLEL, refetch.length) }, async () => {
+        while (next < refetch.length) {
+          if (Date.now() > req.deadline) { result = 'timeout'; return; }
+          const meta = refetch[next++];
+          const ok = await this.refetch(meta, s.priority, req.deadline).catch((err: unknown) => {
+            this.rt.log.debug({ err: (err as Error).message, key: meta.key }, 'warm-up refetch failed');
+            return false;
+          });
+          if (ok) { count('upstream'); warmed.push(meta.key); } else { count('failed'); failed++; }
+        }
+      });
+      await Promise.all(workers);
+      if (failed > 0 && result === 'ok') result = 'partial';
+      if (warmed.length > 0) this.rt.coordinator.broadcast(TOPIC_PROMOTE, { keys: warmed });
+    } catch (err) {
+      result = 'error';
+      this.rt.log.warn({ err, strategy: s.name }, 'warm-up run failed');
+    }
+    this.metrics.runs.inc({ strategy: s.name, result });
+    this.rt.log.info({ strategy: s.name, result, keys: keys.length, sources }, 'warm-up run finished');
+    return { strategy: s.name, result, keys: keys.length, sources };
+  }
+
+  /** Every stored key (variants, vary markers) of these readable keys, in L1, L3 and L2's tag index. */
+  private async variantsOf(readable: readonly string[]): Promise<string[]> {
+    const want = new Set(readable);
+    const out = new Set<string>();
+    const tiers = this.cache.tiers;
+    if (tiers.l1 !== null) for (const k of tiers.l1.keys()) if (want.has(readablePart(k))) out.add(k);
+    if (tiers.l3 !== null) for (const k of tiers.l3.keys()) if (want.has(readablePart(k))) out.add(k);
+    const conn = this.rt.redis();
+    if (tiers.l2 !== null && conn !== null && conn.healthy) {
+      for (const r of readable) {
+        // the tag set's name mirrors lib/cache/l2.ts: every key is a member of ct:<its readable part>
+        const members = await conn.withTimeout((c) => c.smembers(conn.prefix + 'ct:' + r), 2000).catch(() => [] as string[]);
+        for (const k of members) out.add(k);
+      }
+    }
+    // markers (base keys) before the variants they point to
+    return [...out].sort((a, b) => a.length - b.length);
+  }
+
+  /** Replay an entry's request upstream through the queue class `priority`; store the answer. */
+  private async refetch(meta: EntryMeta, priority: Priority, deadline: number): Promise<boolean> {
+    const policy = this.policy;
+    const req = meta.request;
+    if (policy === null || req === null) return false;
+    const readable = readablePart(meta.key);
+    const info = this.routes.find((r) => r.template.fill(meta.params) === readable);
+    if (info === undefined || info.route.cache === null) return false;
+    const release = await this.queue?.scheduler.acquire(priority, null) ?? null;
+    const started = performance.now();
+    let ok = false;
+    try {
+      const path = req.query ? `${req.path}?${req.query}` : req.path;
+      const body = requestBody(req);
+      const timeout = Math.max(1, Math.min(policy.upstream.pool.read_timeout, deadline - Date.now()));
+      const r = await fetchUpstream(policy.upstream, req.method, path, { ...req.headers }, body, timeout, policy.memory?.large_body_threshold ?? LARGE_BODY);
+      const c = info.route.cache;
+      const sep = meta.key.indexOf(VARIANT_SEPARATOR);
+      const sr: StoreRequest = {
+        method: req.method, path: req.path, query: req.query, headers: { ...req.headers }, body, params: meta.params,
+        // the base key: readable part + '#' + the 16-hex request hash (keys.ts); a variant adds '.<hash>'
+        baseKey: sep === -1 ? meta.key : meta.key.slice(0, sep + 17),
+        requestTime: r.requestTime,
+        rules: { ttl: c.ttl, staleWhileRevalidate: c.stale_while_revalidate, staleIfError: c.stale_if_error, override: c.override_upstream },
+        storeIf: compileStoreIf(c.store_if),
+        noStore: false,
+      };
+      ok = r.status < 500;
+      if (headNotStorable(r.status, r.headers, sr) !== null || !storeIfPasses(sr.storeIf, r.headers, r.body)) return false;
+      const built = buildEntry(sr, r.status, r.headers, r.body, r.responseTime);
+      if (built === null) return false;
+      if (built.marker !== null) this.cache.tiers.store(built.marker.meta.key, built.marker);
+      this.cache.tiers.store(built.key, built.entry);
+      return true;
+    } finally {
+      if (release !== null) release({ ok, latencyMs: performance.now() - started });
+    }
+  }
+
+  /** Another worker warmed these keys: pull them into this worker's L1 from L2 (or this worker's L3). */
+  private async promote(keys: readonly string[]): Promise<void> {
+    const tiers = this.cache.tiers;
+    for (const k of keys) {
+      if (tiers.l1?.get(k) !== undefined) continue;
+      await tiers.getLower(k).catch(() => null);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.offPromote();
+    this.counts.close();
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The events response filter (the FIRST response filter: it sees the upstream's own body, before compression).
+ *
+ * - A route with `emits: [...]` raises its events when the upstream answers 2xx, with the route's params
+ *   (path/query/header/body/identity params are already resolved; `response.a.b` params are read from the
+ *   JSON response body, which is then collected, up to RESPONSE_PARAMS_LIMIT, while it passes unchanged).
+ * - An upstream response header `X-Invalidate: event; name=value; ..., event2; ...` raises those events
+ *   (any status: the upstream says it changed something) and is removed before the client sees it.
+ *
+ * The head is sent at once, but the end of the body is held until this pod's tiers are invalidated
+ * (bounded by LOCAL_TIMEOUT_MS): a client that writes and then reads through this pod never reads its old
+ * data. With `cache.invalidation.async: false` the end also waits for the publish to the other pods.
+ */
+import { Transform } from 'node:stream';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import type { ResponseFilter, ResponseHead } from './types';
+import type { RequestContext } from './context';
+import type { Invalidator, Raised } from '../cache/invalidation/engine';
+import { LOCAL_TIMEOUT_MS } from '../cache/invalidation/engine';
+import { parseInvalidateHeader } from '../cache/invalidation/patterns';
+import { getPath } from '../routes/router';
+
+/** Response bodies read for `response.*` params are collected up to this size; beyond it those params are unknown. */
+export const RESPONSE_PARAMS_LIMIT = 1024 * 1024;
+
+export class EventsFilter implements ResponseFilter {
+  readonly name = 'events';
+
+  constructor(private readonly inv: Invalidator) {}
+
+  onResponse(ctx: RequestContext, head: ResponseHead): Transform | null {
+    const rules = this.inv.rules;
+    const header = head.headers['x-invalidate'];
+    if (header !== undefined) delete head.headers['x-invalidate'];
+    if (rules === null) return null;
+    const raised: Raised[] = [];
+    if (header !== undefined) {
+      for (const e of parseInvalidateHeader(header)) raised.push(this.inv.raise(e.event, e.params));
+    }
+    const route = ctx.route;
+    const emits = route !== null && head.status >= 200 && head.status < 300 ? route.policy.emits : null;
+    if (emits !== null && emits.length > 0 && emits.some((e) => rules.triggers.has(e))) {
+      if (route!.responseParams.length > 0) {
+        return new CollectThenRaise(this.inv, emits, { ...ctx.params }, route!.responseParams, first(head.headers['content-encoding']), raised, !rules.async);
+      }
+      for (const e of emits) raised.push(this.inv.raise(e, ctx.params));
+    }
+    if (raised.length === 0) return null;
+    return new HoldEnd(raised, !rules.async);
+  }
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function settled(raised: readonly Raised[], remoteToo: boolean): Promise<unknown> {
+  const all = Promise.all(raised.map((r) => (remoteToo ? r.all : r.local)));
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, LOCAL_TIMEOUT_MS);
+    void all.then(() => { clearTimeout(t); resolve(undefined); });
+  });
+}
+
+/**
+ * Passes the body through, but keeps its last chunk until the invalidations are done: with a Content-Length a
+ * client has the whole response once it has every byte, so holding only the end of the stream would not hold
+ * the client back.
+ */
+class HoldEnd extends Transform {
+  private last: Buffer | null = null;
+
+  constructor(private readonly raised: readonly Raised[], private readonly remoteToo: boolean) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    const prev = this.last;
+    this.last = chunk;
+    if (prev !== null) cb(null, prev);
+    else cb();
+  }
+
+  override _flush(cb: (err?: Error | null, data?: Buffer) => void): void {
+    void settled(this.raised, this.remoteToo).then(() => {
+      if (this.last !== null) this.push(this.last);
+      this.last = null;
+      cb();
+    });
+  }
+}
+
+/**
+ * Passes the body through while keeping a copy; at the end reads `response.*` params, raises, and only then
+ * sends the last chunk (see HoldEnd).
+ */
+class CollectThenRaise extends Transform {
+  private chunks: Buffer[] = [];
+  private last: Buffer | null = null;
+  private bytes = 0;
+  private over = false;
+
+  constructor(
+    private readonly inv: Invalidator,
+    private readonly emits: readonly string[],
+    private readonly params: Record<string, string>,
+    private readonly responseParams: ReadonlyArray<readonly [string, readonly string[]]>,
+    private readonly encoding: string | undefined,
+    private readonly raised: Raised[],
+    private readonly remoteToo: boolean,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    if (!this.over) {
+      this.bytes += chunk.length;
+      if (this.bytes > RESPONSE_PARAMS_LIMIT) {
+        this.over = true;
+        this.chunks = [];
+      } else this.chunks.push(chunk);
+    }
+    const prev = this.last;
+    this.last = chunk;
+    if (prev !== null) cb(null, prev);
+    else cb();
+  }
+
+  override _flush(cb: (err?: Error | null) => void): void {
+    if (!this.over) {
+      const json = decodeJson(Buffer.concat(this.chunks), this.encoding);
+      this.chunks = [];
+      for (const [name, path] of this.responseParams) {
+        const v = getPath(json, path);
+        if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') this.params[name] = String(v);
+      }
+    }
+    for (const e of this.emits) this.raised.push(this.inv.raise(e, this.params));
+    void settled(this.raised, this.remoteToo).then(() => {
+      if (this.last !== null) this.push(this.last);
+      this.last = null;
+      cb();
+    });
+  }
+}
+
+function decodeJson(body: Buffer, encoding: string | undefined): unknown {
+  try {
+    const e = (encoding ?? '').trim().toLowerCase();
+    const max = { maxOutputLength: 8 * RESPONSE_PARAMS_LIMIT };
+    const raw = e === 'gzip' || e === 'x-gzip' ? gunzipSync(body, max) : e === 'br' ? brotliDecompressSync(body, max) : e === 'deflate' ? inflateSync(body, max) : body;
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}

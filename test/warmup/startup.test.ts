@@ -1,0 +1,68 @@
+/**
+ * Warm-up at start-up: a new pod ranks keys by the fleet's counts in Redis, warms them before it reports ready
+ * (/readyz 503 "waiting for warm-up"), and readiness is bounded by start_timeout.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { startSidecar } from '../helpers/sidecar';
+import { startRedis, REDIS_CLI } from '../helpers/redis';
+import { sleep, waitFor } from '../helpers/ports';
+import { startDraftService } from '../../examples/draft-service/server';
+import { queryScript, request, cacheStatus } from '../invalidation/helpers';
+import { metric, warmPolicy } from './helpers';
+
+async function readyzUntilReady(adminUrl: string, timeoutMs: number): Promise<Array<{ status: number; body: string }>> {
+  const seen: Array<{ status: number; body: string }> = [];
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await request(adminUrl, { path: '/readyz' });
+    seen.push({ status: r.status, body: r.body });
+    if (r.status === 200) break;
+    await sleep(20);
+  }
+  return seen;
+}
+
+test('on_start: /readyz stays 503 until the fleet\'s most requested keys are warm in the new pod\'s L1', async (t) => {
+  const svc = await startDraftService({ port: 0, serviceTimeMs: 300 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  // pod A serves traffic: counts go to the shared ZSET, entries to L2 (kept past their 1 s freshness)
+  const a = await startSidecar(warmPolicy(svc.port, { redis: redis.url }));
+  t.after(() => a.stop());
+  const ids = ['dft_000001', 'dft_000002', 'dft_000003', 'dft_000004', 'dft_000005', 'dft_000006'];
+  for (const id of ids) await queryScript(a.url, id);
+  await waitFor('counts in redis', () => {
+    const r = spawnSync(REDIS_CLI, ['-p', String(redis.port), 'zcard', 'warm:warm:counts'], { encoding: 'utf8' });
+    return Number(r.stdout.trim()) >= ids.length;
+  }, 10_000, 50);
+  await sleep(1100); // the entries are stale now: the new pod must refetch them (300 ms each)
+
+  const b = await startSidecar(warmPolicy(svc.port, { redis: redis.url, onStart: true }));
+  t.after(() => b.stop());
+  const seen = await readyzUntilReady(b.adminUrl, 60_000);
+  assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
+  assert.ok(seen.some((s) => s.status === 503 && s.body.includes('waiting for warm-up')), `never saw the warm-up gate: ${JSON.stringify(seen.slice(0, 3))}`);
+  const m = (await request(b.adminUrl, { path: '/metrics' })).body;
+  assert.equal(metric(m, 'bridge_sidecar_warmup_runs_total', 'strategy="popular_drafts",result="ok"'), 1);
+  assert.ok(metric(m, 'bridge_sidecar_warmup_entries_total', 'strategy="popular_drafts",source="upstream"') >= ids.length, m.split('\n').filter((l) => l.includes('warmup')).join('\n'));
+  // the first client request after ready is served from B's own L1
+  assert.match(cacheStatus(await queryScript(b.url, 'dft_000001')), /hit; .*detail=l1/);
+});
+
+test('start_timeout bounds the gate: a warm-up that cannot finish does not keep the pod unready', async (t) => {
+  const svc = await startDraftService({ port: 0, serviceTimeMs: 20_000 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const a = await startSidecar(warmPolicy(svc.port, { redis: redis.url, ttl: '5m' }));
+  t.after(() => a.stop());
+  // counts only (the entries never arrive: the upstream takes 20 s); seed the shared counts directly
+  spawnSync(REDIS_CLI, ['-p', String(redis.port), 'zadd', 'warm:warm:counts', '5', 'draft:dft_000001:script']);
+  const b = await startSidecar(warmPolicy(svc.port, { redis: redis.url, onStart: true, startTimeout: '2s' }));
+  t.after(() => b.stop());
+  const seen = await readyzUntilReady(b.adminUrl, 30_000);
+  assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
+});
