@@ -12,7 +12,7 @@
  *
  * Prints Markdown and rewrites the section "Cache (issue 5)" of bench/RESULTS.md.
  *
- *   node dist/bench/cache.js [--quick] [--runs 3] [--duration 10s] [--rate 1000] [--rate-duration 20s] [--no-write]
+ *   node dist/bench/cache.js [--quick] [--runs 3] [--only mix] [--mix-no-l3] [--duration 10s] [--rate 1000] [--rate-duration 20s] [--no-write]
  *
  * Needs nginx, wrk, redis-server and varnishd (Debian: apt-get install -y nginx wrk redis-server varnish);
  * a missing one is reported and its rows skipped. Every process it starts is stopped before it exits.
@@ -37,11 +37,11 @@ import { updateSection } from './results';
 const SECTION = 'Cache (issue 5)';
 const VARNISHD = process.env.VARNISHD ?? '/usr/sbin/varnishd';
 
-interface Settings { duration: string; warmup: string; rate: number; rateDurationMs: number; write: boolean; quick: boolean; runs: number }
+interface Settings { duration: string; warmup: string; rate: number; rateDurationMs: number; write: boolean; quick: boolean; runs: number; only: string | null; mixL3: boolean }
 
 function settings(): Settings {
   const { values } = parseArgs({ options: {
-    quick: { type: 'boolean' }, duration: { type: 'string' }, runs: { type: 'string' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, 'no-write': { type: 'boolean' },
+    quick: { type: 'boolean' }, duration: { type: 'string' }, runs: { type: 'string' }, only: { type: 'string' }, 'mix-no-l3': { type: 'boolean' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, 'no-write': { type: 'boolean' },
   } });
   const quick = values.quick === true;
   return {
@@ -52,7 +52,14 @@ function settings(): Settings {
     rateDurationMs: (Number((values['rate-duration'] ?? (quick ? '5s' : '20s')).replace(/s$/, '')) || 20) * 1000,
     write: values['no-write'] !== true,
     runs: Math.max(1, Number(values.runs ?? (quick ? 1 : 3))),
+    only: values.only === undefined ? null : values.only === 'mix' ? 'mix' : usage(`--only takes "mix", not ${values.only}`),
+    mixL3: values['mix-no-l3'] !== true,
   };
+}
+
+function usage(msg: string): never {
+  process.stderr.write(msg + '\n');
+  process.exit(2);
 }
 
 function have(cmd: string): boolean {
@@ -236,6 +243,7 @@ async function main(): Promise<void> {
 
     type Row = { target: string; size: string; r: WrkResult | null; note?: string };
     const rows: Row[] = [];
+    const doHits = s.only !== 'mix';
     const measure = async (target: string, base: string) => {
       for (const size of ['2k', '10k']) {
         const url = `${base}/body/${size}`;
@@ -254,7 +262,7 @@ async function main(): Promise<void> {
 
     // sidecar tiers, one at a time so each row measures that tier
     let redis: RedisInstance | null = null;
-    try { redis = await startRedis(); cleanups.push(() => redis!.stop()); } catch (e) { log('redis-server unavailable: ' + String(e)); }
+    if (doHits) try { redis = await startRedis(); cleanups.push(() => redis!.stop()); } catch (e) { log('redis-server unavailable: ' + String(e)); }
     const l3dir = mkdtempSync(join(tmpdir(), 'bench-l3-'));
     cleanups.push(async () => rmSync(l3dir, { recursive: true, force: true }));
     const tierSetups: Array<[string, string, string]> = [
@@ -262,22 +270,23 @@ async function main(): Promise<void> {
       ['bridge-sidecar L3 disk (1 worker)', `  l3: { path: "${l3dir}", size: 256MB }`, ''],
     ];
     if (redis) tierSetups.push(['bridge-sidecar L2 redis (1 worker)', '  l2: { ttl: 1h }', `redis: { url: "${redis.url}", command_timeout: 100ms }`]);
+    if (!doHits) tierSetups.length = 0;
     for (const [name, tiers, redisSection] of tierSetups) {
       const sc: SidecarProcess = await startSidecar(sidecarCachePolicy(origin.url, tiers, redisSection), { readyPath: '/body/2k' });
       try { await measure(name, sc.url); } finally { await sc.stop(); }
     }
-    if (have(NGINX)) {
+    if (!doHits) { /* hit rows skipped (--only mix) */ } else if (have(NGINX)) {
       const ng = await startNginxCache(origin.port);
       try { await measure('nginx proxy_cache (1 worker)', ng.url); } finally { await ng.stop(); }
     } else rows.push({ target: 'nginx proxy_cache', size: '-', r: null, note: 'nginx not installed' });
-    try {
+    if (doHits) try {
       const v = await startVarnish(origin.port);
       try { await measure('Varnish (malloc, default threads)', v.url); } finally { await v.stop(); }
     } catch (e) {
       rows.push({ target: 'Varnish', size: '-', r: null, note: 'varnishd unavailable: ' + String(e).split('\n')[0] });
     }
     // the ceiling of any Node server on this machine: node:http answering from a Map, one process
-    {
+    if (doHits) {
       const port = await freePort();
       const script = `const b=new Map([['/body/2k',Buffer.alloc(2048,'a')],['/body/10k',Buffer.alloc(10240,'b')],['/health',Buffer.from('ok')]]);` +
         `require('http').createServer((q,s)=>{const x=b.get(q.url);s.writeHead(x?200:404,{'content-type':'application/json','content-length':x?x.length:0});s.end(x);}).listen(${port},'127.0.0.1')`;
@@ -311,7 +320,7 @@ routes:
     cache: { key: "draft:{draft_id}:script", ttl: 5m, store_if: { "response.success": true } }
 cache:
   l1: { size: 64MB }
-  l3: { path: "${mixDir}", size: 256MB }
+${s.mixL3 ? `  l3: { path: "${mixDir}", size: 256MB }` : ''}
 `;
     const sc = await startSidecar(mixPolicy);
     cleanups.push(() => sc.stop());
@@ -330,7 +339,7 @@ cache:
       lines.push(`| ${row.target} | ${row.size === '2k' ? '2 KB' : '10 KB'} | ${row.r.requestsPerSec.toFixed(0)} | ${row.r.latency.p50.toFixed(2)} | ${row.r.latency.p99.toFixed(2)} | ${ratio} |`);
     }
     lines.push('', `Origin requests during the hit runs: ${originHits} (fills only).`, '');
-    lines.push(`Read-heavy mix: example draft service (service time 0), ${s.rate} requests/s open loop for ${s.rateDurationMs / 1000} s after a ${warm / 1000} s warm-up; 90 % \`POST /query_script\` of 1,000 drafts (Zipf s=1), 10 % \`POST /mcp/add_text\`; latency from each request's due time. Sidecar: 1 worker, L1 + L3, the example \`query_script\` route (no invalidation wired in this run).`, '');
+    lines.push(`Read-heavy mix: example draft service (service time 0), ${s.rate} requests/s open loop for ${s.rateDurationMs / 1000} s after a ${warm / 1000} s warm-up; 90 % \`POST /query_script\` of 1,000 drafts (Zipf s=1), 10 % \`POST /mcp/add_text\`; latency from each request's due time. Sidecar: 1 worker, ${s.mixL3 ? 'L1 + L3' : 'L1 only'}, the example \`query_script\` route (no invalidation wired in this run).`, '');
     lines.push('| target | p50 ms | p95 ms | p99 ms | max ms | errors | requests reaching the service |', '|---|---:|---:|---:|---:|---:|---:|');
     for (const [name, r, up] of [['direct', direct, directUp], ['through bridge-sidecar', via, viaUp]] as const) {
       lines.push(`| ${name} | ${r.p50.toFixed(2)} | ${r.p95.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(1)} | ${r.errors} | ${up} of ${r.sent + Math.round((s.rate * warm) / 1000)} |`);

@@ -80,9 +80,8 @@ export class UpstreamProxy {
   /** Pool sizes may be changed by a reload or auto-tuning without dropping pooled connections. */
   reconfigure(policy: UpstreamPolicy): void {
     this.policy = policy;
-    this.agent.maxSockets = policy.pool.max_connections_per_host;
-    this.agent.maxTotalSockets = Math.max(policy.pool.max_connections, policy.pool.max_connections_per_host);
     (this.agent as unknown as { options: { timeout?: number } }).options.timeout = policy.pool.keepalive_timeout;
+    this.setPoolSize(policy.pool.max_connections_per_host);
   }
 
   /**

@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import fc from 'fast-check';
+import { parseDocument, type Scalar } from 'yaml';
 import { parsePolicy } from '../../lib/policy/load';
+import { offsetInString } from '../../lib/policy/positions';
 import type { PolicyError } from '../../lib/policy/types';
 import { CLI } from '../helpers/sidecar';
 
@@ -104,4 +107,26 @@ test('bridge-sidecar validate prints FILE:LINE:COL pointing inside the trigger',
   assert.equal(r.code, 1);
   const { line, col } = posOf(text, '2"');
   assert.equal(r.stderr.trim(), `${file}:${line}:${col}: auto_tuning.strategies[0].trigger: p99_latency is a time: give the number a unit, like 100ms or 1s (column 38 of the trigger)`);
+});
+
+test('fuzz: a character index inside a quoted or plain string maps to that character in the file', () => {
+  const chars = fc.constantFrom(...'ab >%"\'\\(),.:#-_0123456789\té'.split(''));
+  fc.assert(fc.property(fc.array(chars, { minLength: 1, maxLength: 30 }).map((a) => a.join('')), fc.nat(), fc.constantFrom('double', 'single'), (value, n, style) => {
+    const quoted = style === 'double' ? JSON.stringify(value) : `'${value.replace(/'/g, "''")}'`;
+    const text = `x: 1\nt: ${quoted}\n`;
+    const doc = parseDocument(text);
+    const node = doc.get('t', true) as Scalar<string>;
+    assert.equal(node.value, value);
+    const i = n % value.length;
+    const off = offsetInString(node, i)!;
+    if (/[\t\x00-\x1f]/.test(value)) {
+      assert.equal(off, node.range![0] + 1, 'a string with escapes it cannot map points at its first character');
+      return;
+    }
+    // an escaped character is written as two: \" or \\ in double quotes, '' in single quotes
+    const escaped = style === 'double' ? value[i] === '"' || value[i] === '\\' : value[i] === "'";
+    if (escaped) assert.equal(text[off], style === 'double' ? '\\' : "'");
+    const at = escaped ? text[off + 1] : text[off];
+    assert.equal(at, value[i], `${quoted} index ${i} -> offset ${off}`);
+  }), { numRuns: 1000 });
 });

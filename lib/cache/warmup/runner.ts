@@ -9,7 +9,7 @@
  *      the queue class named by the strategy's `priority` (AdmissionScheduler.acquire, exactly like a client
  *      request of that class, so warm-up never takes a slot ahead of more important traffic), and stored in
  *      every tier;
- *   3. the other workers are told (`warmup:promote`) to pull the warmed keys into their own L1.
+ *   3. the scheduler then asks the other workers (`warmup:promote`) to pull the warmed keys into their own L1.
  */
 import type { Component, Runtime } from '../../server/runtime';
 import type { LoadedPolicy, Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
@@ -26,7 +26,7 @@ import { warmupMetrics, type WarmupMetrics } from './metrics';
 
 export const TOPIC_COUNTS = 'warmup:counts';
 export const TOPIC_RUN = 'warmup:run';
-export const TOPIC_PROMOTE = 'bridge-sidecar:warmup-promote';
+export const TOPIC_PROMOTE = 'warmup:promote';
 
 export interface RunRequest {
   readonly strategy: WarmupStrategyPolicy;
@@ -41,6 +41,8 @@ export interface RunResult {
   readonly result: 'ok' | 'partial' | 'timeout' | 'error';
   readonly keys: number;
   readonly sources: Record<string, number>;
+  /** Keys now warm in this worker's L1: the scheduler asks the other workers to pull them in. */
+  readonly warmed: string[];
 }
 
 /** Refetches of one run in flight at once (each also waits for its queue slot). */
@@ -58,7 +60,6 @@ export class WarmupWorker implements Component<unknown> {
   private policy: Policy | null = null;
   private routes: RouteInfo[] = [];
   private readonly wrapped = new WeakSet<object>();
-  private readonly offPromote: () => void;
 
   constructor(private readonly rt: Runtime, private readonly cache: CacheComponent, private readonly queue: QueueComponent | null) {
     this.counts = new RequestCounts(() => rt.redis(), rt.log);
@@ -68,8 +69,9 @@ export class WarmupWorker implements Component<unknown> {
       return this.counts.topLocal(p.pattern, p.top);
     });
     rt.coordinator.handle(TOPIC_RUN, (req: RunRequest) => this.run(req));
-    this.offPromote = rt.coordinator.on(TOPIC_PROMOTE, (p: { keys: string[] }, origin: number) => {
-      if (origin !== rt.coordinator.id && Array.isArray(p?.keys)) void this.promote(p.keys);
+    rt.coordinator.handle(TOPIC_PROMOTE, async (p: { keys: string[] }) => {
+      if (Array.isArray(p?.keys)) await this.promote(p.keys);
+      return true;
     });
     this.countLookups();
   }
@@ -119,6 +121,7 @@ export class WarmupWorker implements Component<unknown> {
     };
     let result: RunResult['result'] = 'ok';
     let keys: string[] = [];
+    let warmedKeys: string[] = [];
     try {
       const tiers = this.cache.tiers;
       await tiers.l3?.ready.catch(() => {});
@@ -167,14 +170,18 @@ export class WarmupWorker implements Component<unknown> {
       });
       await Promise.all(workers);
       if (failed > 0 && result === 'ok') result = 'partial';
-      if (warmed.length > 0) this.rt.coordinator.broadcast(TOPIC_PROMOTE, { keys: warmed });
+      if (warmed.length > 0) {
+        // refetched entries reach L2/L3 through the background writer: let them land before the others pull
+        await Promise.race([this.cache.flush(), new Promise((r) => setTimeout(r, 2000).unref())]);
+      }
+      warmedKeys = warmed;
     } catch (err) {
       result = 'error';
       this.rt.log.warn({ err, strategy: s.name }, 'warm-up run failed');
     }
     this.metrics.runs.inc({ strategy: s.name, result });
     this.rt.log.info({ strategy: s.name, result, keys: keys.length, sources }, 'warm-up run finished');
-    return { strategy: s.name, result, keys: keys.length, sources };
+    return { strategy: s.name, result, keys: keys.length, sources, warmed: warmedKeys };
   }
 
   /** Every stored key (variants, vary markers) of these readable keys, in L1, L3 and L2's tag index. */
@@ -245,7 +252,6 @@ export class WarmupWorker implements Component<unknown> {
   }
 
   async close(): Promise<void> {
-    this.offPromote();
     this.counts.close();
   }
 }

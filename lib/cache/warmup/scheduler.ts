@@ -9,7 +9,7 @@ import type { Coordinator, PrimaryCoordinator } from '../../server/ipc';
 import type { Logger } from '../../observe/logger';
 import type { LoadedPolicy, WarmupStrategyPolicy } from '../../policy/types';
 import { mergeCounts } from './counts';
-import { TOPIC_COUNTS, TOPIC_RUN, type RunRequest, type RunResult } from './runner';
+import { TOPIC_COUNTS, TOPIC_PROMOTE, TOPIC_RUN, type RunRequest, type RunResult } from './runner';
 
 export const STARTUP_GATE = 'warm-up';
 /** A scheduled run stops warming after this long (the next tick starts afresh). */
@@ -102,7 +102,12 @@ export class WarmupScheduler {
     const firstErr = lists.find((l) => l.status === 'rejected');
     if (firstErr && lists.every((l) => l.status === 'rejected')) throw (firstErr as PromiseRejectedResult).reason;
     const counts = mergeCounts(lists.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : [])), s.top);
-    return pc.requestWorker<RunResult>(ids[0], TOPIC_RUN, { strategy: s, counts, deadline } satisfies RunRequest, budget);
+    const result = await pc.requestWorker<RunResult>(ids[0], TOPIC_RUN, { strategy: s, counts, deadline } satisfies RunRequest, budget);
+    // every worker has its own L1: the others pull what the runner warmed (from L2, or their own L3)
+    if (result.warmed.length > 0) {
+      await Promise.allSettled(ids.slice(1).map((id) => pc.requestWorker(id, TOPIC_PROMOTE, { keys: result.warmed }, Math.max(1000, deadline - Date.now()))));
+    }
+    return result;
   }
 
   async close(): Promise<void> {
