@@ -6,7 +6,7 @@
  *   <dir>/<xx>/<sha256(key)>.e   one entry: the binary encoding of entry.ts (meta + body)
  *   <dir>/<xx>/<sha256(key)>.b   the raw body of a large entry, whose .e holds only the meta (external: true)
  *
- * Crash safety (a `kill -9` at any moment): a file is written under tmp/, fsynced, then renamed into place, so
+ * Crash safety (a `kill -9` at any moment): a file is written under tmp/ (fsynced only if asked), then renamed, so
  * a final name only ever points at a complete file. For a large entry the body is renamed first and the .e
  * last: the .e commits the entry and carries the body's length and sha256. On read every digest is checked;
  * a file that fails to parse or verify is deleted and treated as a miss. A large body is verified while it
@@ -31,7 +31,11 @@ export interface L3Options {
   maxBytes: number;
   /** Upper bound of an entry's retention. */
   ttl: number;
-  /** fsync files before renaming them (survives power loss, not only process crashes). Default true. */
+  /**
+   * fsync files before renaming them. Default false: rename is atomic for a process crash (kill -9), and
+   * after a power loss a file whose data never reached the disk fails its digest and is discarded, so
+   * correctness never depends on it; fsync only keeps such entries (at a cost on every store).
+   */
   fsync?: boolean;
   onEvict?: (count: number) => void;
   onCorrupt?: (file: string, why: string) => void;
@@ -62,7 +66,7 @@ export class L3Cache {
 
   constructor(private readonly opts: L3Options) {
     this.maxBytes = opts.maxBytes;
-    this.fsync = opts.fsync ?? true;
+    this.fsync = opts.fsync ?? false;
     this.ready = this.rebuild().then(() => { this.isReady = true; });
   }
 
@@ -262,7 +266,7 @@ export class L3Cache {
     }
   }
 
-  /** Write a whole entry: temp file, fsync, rename. */
+  /** Write a whole entry: temp file (fsync if asked), rename. */
   async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
     await this.ready;
     const ms = Math.min(ttlMs, this.opts.ttl);

@@ -66,7 +66,7 @@ interface RequestState {
 }
 
 export interface CacheComponentOptions {
-  /** fsync L3 files before renaming (default true). */
+  /** fsync L3 files before renaming (default false: the digests already keep torn files from being served). */
   fsync?: boolean;
   /** Replace the background writer (the pod's write-behind queue). */
   writer?: BackgroundWriter;
@@ -195,7 +195,7 @@ export class CacheComponent implements Component<CacheView> {
         dir,
         maxBytes: budget,
         ttl: c.l3.ttl,
-        fsync: this.opts.fsync ?? true,
+        fsync: this.opts.fsync ?? false,
         onEvict: (n) => this.evictions.inc({ layer: 'l3' }, n),
         onCorrupt: (file, why) => this.rt.log.warn({ file, why }, 'discarded a corrupt L3 cache file'),
       });
