@@ -126,7 +126,7 @@ export class Router {
     if (!this.anyBody) return false;
     let pathSegs: string[] | null = null;
     for (const m of this.matchers) {
-      if (m.method !== null && m.method !== method) continue;
+      if (m.method !== null && !methodMatches(m.method, method)) continue;
       if (m.segments !== null) {
         pathSegs ??= path.split('/').slice(1);
         if (!matchSegments(m.segments, pathSegs, null)) continue;
@@ -142,7 +142,7 @@ export class Router {
     let pathSegs: string[] | null = null;
     let query: URLSearchParams | null = null;
     for (const m of this.matchers) {
-      if (m.method !== null && m.method !== input.method) continue;
+      if (m.method !== null && !methodMatches(m.method, input.method)) continue;
       let captures: Record<string, string> | null = null;
       if (m.segments !== null) {
         pathSegs ??= input.path.split('/').slice(1);
@@ -196,6 +196,11 @@ export class Router {
     }
     return out;
   }
+}
+
+/** HEAD is GET without the body (RFC 9110 §9.3.2): a GET route also matches HEAD, so HEAD can use its cache. */
+function methodMatches(want: string, actual: string): boolean {
+  return want === actual || (want === 'GET' && actual === 'HEAD');
 }
 
 function headerMatches(actual: string | string[] | undefined, want: string): boolean {

@@ -222,13 +222,24 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
     return q ? { UV_THREADPOOL_SIZE: String(q.worker_threads) } : {};
   };
   const recentRestarts: number[] = [];
-  const fork = () => {
-    const w = cluster.fork(env());
+  // Each worker has a stable index 0..N-1 (BRIDGE_SIDECAR_WORKER_INDEX), reused by its replacement, so per-worker
+  // resources such as its L3 directory survive a restart instead of being orphaned under a new cluster id.
+  const slots = new Map<number, number>();
+  const freeSlot = (): number => {
+    const used = new Set(slots.values());
+    let i = 0;
+    while (used.has(i)) i++;
+    return i;
+  };
+  const fork = (index: number = freeSlot()) => {
+    const w = cluster.fork({ ...env(), BRIDGE_SIDECAR_WORKER_INDEX: String(index) });
+    slots.set(w.id, index);
     // the new worker's IPC channel is connected as soon as fork returns, so it is already in workerIds()
     // (auto-tuning, issue 10: "+ 1" here showed one worker too many)
     pm.workers.set(coordinator.workerIds().length);
     w.on('exit', (code, signal) => {
       state.listening.delete(w.id);
+      slots.delete(w.id);
       pm.workers.set(coordinator.workerIds().length);
       // auto-tuning (issue 10): a worker retired by the tuner drained and left on purpose: not a crash
       if (retiring.delete(w.id)) {
@@ -243,11 +254,11 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
       // a worker that keeps crashing is restarted with a growing delay instead of a tight loop
       const delay = recentRestarts.length > 3 ? Math.min(5000, 250 * 2 ** (recentRestarts.length - 3)) : 0;
       log.error({ worker: w.id, code, signal, restart_in_ms: delay }, 'worker exited unexpectedly: restarting it');
-      setTimeout(() => { if (!state.draining) fork(); }, delay);
+      setTimeout(() => { if (!state.draining) fork(index); }, delay);
     });
   };
   const want = state.loaded.policy.server.workers;
-  for (let i = 0; i < want; i++) fork();
+  for (let i = 0; i < want; i++) fork(i);
   const deadline = Date.now() + 30_000;
   while (state.listening.size < want) {
     if (Date.now() > deadline) throw new Error(`only ${state.listening.size} of ${want} workers started listening within 30 s`);

@@ -54,6 +54,10 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     keepAliveTimeout: s.keepalive_timeout,
     requestTimeout: s.request_timeout,
     headersTimeout: Math.min(s.request_timeout, 60_000),
+    // reliability (issue 13): node only enforces headersTimeout/requestTimeout when it sweeps its connections,
+    // every connectionsCheckingInterval (default 30 s): a slowloris client held a socket ~30 s past a 2 s
+    // request_timeout. Sweep at a quarter of the timeout, between 100 ms and 1 s (cheap: one pass per worker).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(Math.min(s.request_timeout, 60_000) / 4))),
     // refuse oversized headers with 431 (node's default is 16 KB; nginx's large_client_header_buffers 4x8k)
     maxHeaderSize: 32 * 1024,
     // no Nagle delay on small JSON answers
