@@ -10,6 +10,8 @@
  *   node dist/bench/tracing.js --quick      3 s per measurement, one round
  *   node dist/bench/tracing.js --help       all flags
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { parseArgs } from 'node:util';
 import { machineInfo, machineLine, waitForQuiet } from './lib/machine';
@@ -37,6 +39,41 @@ const RATE: Record<Mode, number | null> = { off: null, '1%': 0.01, '100%': 1 };
 interface Measurement {
   wrk: WrkResult;
   spans: number;
+  /** CPU time of the sidecar's process tree per request, microseconds: steadier than requests/s on a busy machine. */
+  cpuUsPerRequest: number;
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds used so far by `pid` and its live descendants (the sidecar primary and its workers). */
+function treeCpuSeconds(pid: number): number {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    const p = Number(name);
+    if (!Number.isInteger(p)) continue;
+    try {
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+      parent.set(p, Number(f[1]));
+      ticks.set(p, Number(f[11]) + Number(f[12]));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const inTree = (p: number): boolean => {
+    for (let q = p, hops = 0; q > 1 && hops < 16; q = parent.get(q) ?? 0, hops++) if (q === pid) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [p, t] of ticks) if (inTree(p)) total += t;
+  return total / CLK_TCK;
 }
 
 /** An OTLP/HTTP receiver that decodes and counts spans, like a collector's receiver would parse them. */
@@ -114,11 +151,14 @@ async function main(): Promise<void> {
           await runWrk(url, { threads, connections, duration: warmup });
           await new Promise((r) => setTimeout(r, 1500)); // the warm-up's spans are exported before counting
           const before = sink.spans();
+          const pid = sidecar.proc.child.pid!;
+          const cpu0 = treeCpuSeconds(pid);
           const wrk = await runWrk(url, { threads, connections, duration });
-          await new Promise((r) => setTimeout(r, 2500)); // batches still in flight
+          await new Promise((r) => setTimeout(r, 2500)); // batches still in flight (their export is part of the cost)
+          const cpuUsPerRequest = ((treeCpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, wrk.requests);
           const spans = sink.spans() - before;
-          results[mode].push({ wrk, spans });
-          console.error(`round ${round + 1}/${rounds} tracing ${mode}: ${wrk.requestsPerSec.toFixed(0)} req/s, p50 ${wrk.latency.p50.toFixed(2)} ms, p99 ${wrk.latency.p99.toFixed(2)} ms, ${spans} spans`);
+          results[mode].push({ wrk, spans, cpuUsPerRequest });
+          console.error(`round ${round + 1}/${rounds} tracing ${mode}: ${wrk.requestsPerSec.toFixed(0)} req/s, p50 ${wrk.latency.p50.toFixed(2)} ms, p99 ${wrk.latency.p99.toFixed(2)} ms, ${cpuUsPerRequest.toFixed(0)} µs CPU/request, ${spans} spans`);
         } finally {
           await sidecar.stop();
         }
@@ -130,13 +170,16 @@ async function main(): Promise<void> {
   }
 
   const off = median(results.off.map((m) => m.wrk.requestsPerSec));
+  const offCpu = median(results.off.map((m) => m.cpuUsPerRequest));
   const rows = MODES.map((mode) => {
     const ms = results[mode];
     const rps = median(ms.map((m) => m.wrk.requestsPerSec));
     const requests = median(ms.map((m) => m.wrk.requests));
     const spans = median(ms.map((m) => m.spans));
     const errors = ms.reduce((a, m) => a + m.wrk.errors.connect + m.wrk.errors.read + m.wrk.errors.write + m.wrk.errors.timeout + m.wrk.errors.non2xx3xx, 0);
-    return `| ${mode === 'off' ? 'off' : `on, ${mode} sampled`} | ${rps.toFixed(0)} | ${mode === 'off' ? '-' : `${(((rps - off) / off) * 100).toFixed(1)} %`} | ${median(ms.map((m) => m.wrk.latency.p50)).toFixed(2)} | ${median(ms.map((m) => m.wrk.latency.p99)).toFixed(2)} | ${(spans / Math.max(1, requests)).toFixed(2)} | ${errors} |`;
+    const cpu = median(ms.map((m) => m.cpuUsPerRequest));
+    const vs = (x: number, base: number) => (mode === 'off' ? '-' : `${x >= base ? '+' : ''}${(((x - base) / base) * 100).toFixed(1)} %`);
+    return `| ${mode === 'off' ? 'off' : `on, ${mode} sampled`} | ${rps.toFixed(0)} | ${vs(rps, off)} | ${cpu.toFixed(0)} | ${vs(cpu, offCpu)} | ${median(ms.map((m) => m.wrk.latency.p50)).toFixed(2)} | ${median(ms.map((m) => m.wrk.latency.p99)).toFixed(2)} | ${(spans / Math.max(1, requests)).toFixed(2)} | ${errors} |`;
   });
   const md = [
     `Pass-through \`GET /get_font_types\` (example draft service, service time 0) through bridge-sidecar with ${workers} worker(s);`,
@@ -144,8 +187,11 @@ async function main(): Promise<void> {
     'Spans are exported as OTLP/HTTP JSON to a local sink that decodes them. "Spans/request" is what the sink received',
     '(each sampled request makes a server span, a queue-less pass-through has no stage spans, and one upstream client span).',
     '',
-    '| tracing | requests/s | vs off | p50 ms | p99 ms | spans/request | errors |',
-    '|---|---|---|---|---|---|---|',
+    'CPU/request is the utime+stime of the sidecar\'s process tree (/proc/PID/stat) over the measured run and the',
+    'export that follows, divided by the requests: it is less sensitive than requests/s to other load on the machine.',
+    '',
+    '| tracing | requests/s | vs off | CPU µs/request | vs off | p50 ms | p99 ms | spans/request | errors |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     `Machine: ${machineLine(machine)}; load average at start ${load.toFixed(2)}. wrk, the draft service, the sink and the sidecar share the machine.`,

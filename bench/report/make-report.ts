@@ -5,7 +5,10 @@
  * bench/report/draft-mix.yaml.
  *
  *   node dist/bench/report/make-report.js [--steps 100,500,1000,2000,5000] [--duration 10s] [--pause 3s]
- *       [--service-time 10ms] [--max-concurrency 16] [--connections 400] [--out bench/report/report.md]
+ *       [--service-time 10ms] [--max-concurrency 16] [--connections 400] [--threads 1] [--quiet-below 1.5]
+ *       [--out bench/report/report.md]
+ *
+ * It first waits (up to 20 min) for the 1-minute load average to fall below --quiet-below.
  *
  * It starts, all on 127.0.0.1 with free ports: a redis-server (the policy's L2 tier, cluster-wide limits and
  * invalidation need one), the draft service (a fixed service time and a concurrency limit stand in for the
@@ -22,6 +25,7 @@ import { parseDocument } from 'yaml';
 import { freePort, waitForHttp } from '../lib/proc';
 import { startDraftServiceProcess, BUILD_ROOT } from '../lib/services';
 import { repoRoot } from '../results';
+import { waitForQuiet } from '../lib/machine';
 import { startRedis } from '../../test/helpers/redis';
 import { parseDuration } from '../../lib/policy/units';
 import { loadMixFile } from '../../lib/loadtest/mix';
@@ -40,6 +44,7 @@ async function main(): Promise<number> {
       'max-concurrency': { type: 'string', default: '16' },
       connections: { type: 'string', default: '400' },
       threads: { type: 'string', default: '1' },
+      'quiet-below': { type: 'string', default: '1.5' },
       out: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -52,7 +57,10 @@ async function main(): Promise<number> {
   const out = values.out ?? join(root, 'bench', 'report', 'report.md');
   const mixFile = join(root, 'bench', 'report', 'draft-mix.yaml');
   const log = (s: string) => process.stdout.write(s + '\n');
-  log(`load average ${loadavg()[0].toFixed(2)}`);
+  // figures taken while others load the machine measure them too: wait (up to 20 min) for a quiet moment
+  await waitForQuiet(Number(values['quiet-below']), 20 * 60_000, log);
+  const loadAtStart = loadavg()[0];
+  log(`load average ${loadAtStart.toFixed(2)}`);
 
   const tmp = mkdtempSync(join(tmpdir(), 'loadtest-report-'));
   const stops: (() => Promise<void>)[] = [];
@@ -119,13 +127,15 @@ async function main(): Promise<number> {
     const loadtestLine = ['bridge-sidecar loadtest --target', settings.target, '--profile steps --steps', values.steps, '--duration', values.duration,
       '--pause', values.pause, '--connections', values.connections, '--threads', values.threads, '--mix', relative(root, mixFile),
       '--metrics', settings.metricsUrl!, '--report', relative(root, out)].join(' ');
-    const command = [
-      `# made by: node dist/bench/report/make-report.js ${process.argv.slice(2).join(' ')}`.trimEnd(),
-      `# which started redis-server, the draft service (--service-time ${values['service-time']} --max-concurrency ${values['max-concurrency']})`,
-      '# and bridge-sidecar serve with examples/policy.yaml (ports, upstream/redis URLs, L3 path and admin token file changed), then ran:',
-      loadtestLine,
-    ].join('\n');
-    const files = writeReport(out, { generatedAt: new Date(), command, environment: describeEnvironment(new URL(settings.target)), run, version: packageVersion(root) });
+    const command = [`node dist/bench/report/make-report.js ${process.argv.slice(2).join(' ')}`.trimEnd(), '# which ran, with the ports it picked:', loadtestLine].join('\n');
+    const notes = [
+      'Set-up (all on this machine, 127.0.0.1, free ports): a redis-server; the example draft service with ' +
+        `--service-time ${values['service-time']} --max-concurrency ${values['max-concurrency']} (every call but /health takes that long, at most that many at once); ` +
+        '`bridge-sidecar serve` with examples/policy.yaml, changed only where a shared machine needs it: listen and admin ports, upstream and redis URLs, the L3 directory and the admin token file.',
+      `Steps of ${values.duration} with ${values.pause} pauses: shorter than the guide's 60 s and 30 s, so the whole run fits in a couple of minutes.`,
+      `Load average (1 min) ${loadAtStart.toFixed(2)} at the start and ${loadavg()[0].toFixed(2)} at the end: other work on this shared 2-core machine competes with the sidecar, the service and the generator, and shows up as latency.`,
+    ];
+    const files = writeReport(out, { generatedAt: new Date(), command, notes, environment: describeEnvironment(new URL(settings.target)), run, version: packageVersion(root) });
     log(`report: ${files.markdown}`);
     return 0;
   } finally {

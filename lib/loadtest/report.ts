@@ -21,6 +21,8 @@ export interface ReportInput {
   environment: Environment;
   run: ProfileRun;
   version: string;
+  /** extra lines about how the run was set up, printed under the command */
+  notes?: string[];
 }
 
 export interface ReportFiles {
@@ -52,6 +54,7 @@ export function reportJson(input: ReportInput): unknown {
     generatedAt: input.generatedAt.toISOString(),
     version: input.version,
     command: input.command,
+    notes: input.notes ?? [],
     environment: input.environment,
     settings: run.settings,
     targets: TARGETS,
@@ -73,6 +76,10 @@ export function renderMarkdown(input: ReportInput, files: ReportFiles): string {
   L.push('# Performance test report', '');
   L.push(`Made by \`bridge-sidecar loadtest\` ${input.version} on ${input.generatedAt.toISOString().replace('T', ' ').slice(0, 19)} UTC with:`, '');
   L.push('```sh', input.command, '```', '');
+  if (input.notes && input.notes.length > 0) {
+    for (const n of input.notes) L.push(`- ${n}`);
+    L.push('');
+  }
 
   L.push('## Test environment', '');
   L.push(`- CPU: ${env.cpuModel}, ${env.cores} cores${env.cpuMHz ? ` (${(env.cpuMHz / 1000).toFixed(1)} GHz)` : ''}`);

@@ -243,12 +243,21 @@ export class RequestHandler {
       stream = req.headers['content-length'] !== undefined ? req
         : req.pipe(sizeLimiter(p.policy.server.client_max_body_size, ctx, () => this.proxy.abort(ctx)));
     }
+    // reliability (issue 13): a streamed body that breaks off (parse error, client reset) ends the upstream
+    // exchange at once instead of leaving it to wait for the rest until read_timeout
+    if (stream !== null) req.once('close', () => { if (!req.complete) this.proxy.clientGone(ctx); });
     stripRequestHopByHop(req.headers);
     const xff = req.headers['x-forwarded-for'];
     const addr = req.socket.remoteAddress ?? '';
     req.headers['x-forwarded-for'] = xff ? `${xff}, ${addr}` : addr;
     req.headers['x-forwarded-proto'] ??= 'http';
-    if (req.headers.host !== undefined) req.headers['x-forwarded-host'] ??= req.headers.host;
+    // reliability (issue 13): a client's own X-Forwarded-Host is kept only behind a trusted proxy
+    // (identity.trust_forwarded_for); otherwise it is set from Host, so a client cannot make an upstream that
+    // reflects it put an attacker's host into a cached answer another client then gets (cache poisoning)
+    if (req.headers.host !== undefined) {
+      if (p.policy.rate_limiting?.identity.trust_forwarded_for === true) req.headers['x-forwarded-host'] ??= req.headers.host;
+      else req.headers['x-forwarded-host'] = req.headers.host;
+    }
     const via = req.headers.via;
     req.headers.via = via ? `${via}, ${VIA}` : VIA;
 

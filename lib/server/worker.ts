@@ -77,6 +77,9 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    // reliability (issue 13): end() only half-closes; a client that never closes its side kept the socket (and
+    // a request whose body broke off) open. Give the answer a moment to be read, then close for good.
+    setTimeout(() => socket.destroy(), 1000).unref();
   });
 
   await new Promise<void>((resolve, reject) => {

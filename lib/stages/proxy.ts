@@ -131,6 +131,18 @@ export class UpstreamProxy {
     st.proxyReq?.destroy();
   }
 
+  /**
+   * reliability (issue 13): the client's streamed body broke off (a malformed chunk, a reset) before its end.
+   * Without this the upstream request waited for the rest of the body until read_timeout, holding a pooled
+   * connection (and a queue slot) per hostile request. Fails the exchange like a timeout does.
+   */
+  clientGone(ctx: RequestContext): void {
+    const st = (ctx.req as unknown as Record<symbol, ForwardState | undefined>)[STATE];
+    if (!st || st.done) return;
+    st.proxyReq?.destroy();
+    this.fail(st, 'error', new Error('client request body broke off'));
+  }
+
   /** WebSocket (and other Upgrade) requests pass straight through. */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer, onError: (err: Error) => void): void {
     this.proxy.ws(req, socket, head, {}, (err: Error) => onError(err));

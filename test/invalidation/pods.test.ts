@@ -49,6 +49,33 @@ test('a write through pod A invalidates pod B\'s L1 and L3 (pub/sub) and the sha
   assert.doesNotMatch(m, /bridge_sidecar_invalidations_total\{event="draft_updated"\}/);
 });
 
+test('a read through pod B just before the write: B\'s late write-behind does not leave the old draft in L2', async (t) => {
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
+  t.after(() => a.stop());
+  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
+  t.after(() => b.stop());
+  for (let round = 0; round < 5; round++) {
+    const id = `dft_00001${round}`;
+    const old = (await queryScript(b.url, id)).body; // B stores it: L1 now, L2 within a write-behind batch
+    assert.equal((await addVideo(a.url, id)).status, 200); // at once, likely before B's batch reached L2
+    const written = Date.now();
+    let fresh = false;
+    while (Date.now() - written < 1000) {
+      if ((await queryScript(b.url, id)).body !== old) { fresh = true; break; }
+      await sleep(20);
+    }
+    assert.ok(fresh, `round ${round}: pod B still served the old draft after 1 s`);
+    await sleep(300); // any write-behind still pending has landed by now
+    // pod A never had it in L1: it reads L2, which must not hold the old draft
+    const viaA = await queryScript(a.url, id);
+    assert.notEqual(viaA.body, old, `round ${round}: L2 kept the old draft (${cacheStatus(viaA)})`);
+  }
+});
+
 test('reconnect rule: after losing Redis, entries stored before the outage are not served from L1/L3', async (t) => {
   const svc = await startDraftService({ port: 0 });
   t.after(() => svc.close());

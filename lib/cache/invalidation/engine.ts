@@ -154,7 +154,7 @@ export class Invalidator {
 
   private async runLocal(event: string, initial: string[], first: Removed, rules: InvalidationRules): Promise<RaiseResult> {
     const applied = new Set<string>();
-    let total: Removed = { ...first, params: [] };
+    let total: Removed = { ...first, params: [], keys: [] };
     let next = [...initial, ...this.derive(first.params, rules)];
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const fresh = [...new Set(next)].filter((p) => !applied.has(p));
@@ -170,7 +170,7 @@ export class Invalidator {
         this.rt.log.warn({ err: (err as Error).message, event }, 'invalidation could not reach L2: its entries expire on their TTL');
       }
       this.metrics.entries.inc({ layer: 'l2' }, l2.l2);
-      total = addRemoved(total, { l1: pod.l1, l2: l2.l2, l3: pod.l3, params: [] });
+      total = addRemoved(total, { l1: pod.l1, l2: l2.l2, l3: pod.l3, params: [], keys: [] });
       next = rules.cascade ? this.derive(pod.params.concat(l2.params), rules) : [];
     }
     // 4. an L1 may have been refilled from L2 while step 3 ran
@@ -198,14 +198,23 @@ export class Invalidator {
     }
   }
 
-  /** One worker's part: drain its background writer, then remove from its L1 and L3. */
-  async applyLocal(req: ApplyRequest): Promise<ApplyResult> {
+  /**
+   * One worker's part: drain its background writer, then remove from its L1 and L3. For an event from another
+   * pod (`remote`), the keys this worker held are also deleted from L2 one by one: this worker may have stored
+   * them a moment before the event, and its write-behind may have reached L2 after the origin pod cleaned it.
+   */
+  async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
     const tiers = this.cache.tiers;
     const out = removeFromL1(tiers, req.patterns, req.cascade);
     if (!req.l1Only) {
       await withTimeout(this.cache.flush(), DRAIN_TIMEOUT_MS, undefined);
       removeFromL1(tiers, req.patterns, req.cascade, out);
       await removeFromL3(tiers, req.patterns, req.cascade, out);
+      const l2 = tiers.l2;
+      if (remote && l2 !== null && out.keys.length > 0) {
+        await Promise.all([...new Set(out.keys)].map((k) => l2.delete(k).catch(() => {})));
+        removeFromL1(tiers, req.patterns, false, out); // refilled from L2 meanwhile
+      }
     }
     this.metrics.entries.inc({ layer: 'l1' }, out.l1);
     this.metrics.entries.inc({ layer: 'l3' }, out.l3);
@@ -281,7 +290,7 @@ export class Invalidator {
       const fresh = [...new Set(next)].filter((p) => !applied.has(p));
       if (fresh.length === 0) break;
       for (const p of fresh) applied.add(p);
-      const r = await this.applyLocal({ patterns: fresh, cascade: rules.cascade, l1Only: false });
+      const r = await this.applyLocal({ patterns: fresh, cascade: rules.cascade, l1Only: false }, true);
       if (round === 0 && typeof msg.time === 'number') this.metrics.delay.observe(Math.max(0, Date.now() - msg.time) / 1000);
       next = this.derive(r.params, rules);
     }

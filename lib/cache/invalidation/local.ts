@@ -15,14 +15,16 @@ export interface Removed {
   l3: number;
   /** Params of the removed entries (only collected when cascading). */
   params: Array<Readonly<Record<string, string>>>;
+  /** Keys removed from L1/L3. */
+  keys: string[];
 }
 
 export function emptyRemoved(): Removed {
-  return { l1: 0, l2: 0, l3: 0, params: [] };
+  return { l1: 0, l2: 0, l3: 0, params: [], keys: [] };
 }
 
 export function addRemoved(a: Removed, b: Removed): Removed {
-  return { l1: a.l1 + b.l1, l2: a.l2 + b.l2, l3: a.l3 + b.l3, params: a.params.concat(b.params) };
+  return { l1: a.l1 + b.l1, l2: a.l2 + b.l2, l3: a.l3 + b.l3, params: a.params.concat(b.params), keys: a.keys.concat(b.keys) };
 }
 
 function keepParams(out: Removed, meta: EntryMeta | undefined, cascade: boolean): void {
@@ -39,6 +41,7 @@ export function removeFromL1(tiers: Tiers, patterns: readonly string[], cascade:
     const e = cascade ? l1.get(key) : undefined;
     if (l1.delete(key)) {
       out.l1++;
+      out.keys.push(key);
       keepParams(out, e?.meta, cascade);
     }
   }
@@ -60,6 +63,7 @@ export async function removeFromL3(tiers: Tiers, patterns: readonly string[], ca
     }
     if (await l3.delete(key)) {
       out.l3++;
+      out.keys.push(key);
       keepParams(out, meta, cascade);
     }
   }

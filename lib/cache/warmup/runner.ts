@@ -211,6 +211,13 @@ export class WarmupWorker implements Component<unknown> {
     const readable = readablePart(meta.key);
     const info = this.routes.find((r) => r.template.fill(meta.params) === readable);
     if (info === undefined || info.route.cache === null) return false;
+    // a per-user entry cannot be replayed faithfully: the stored request keeps only content-type, accept and the
+    // Vary-named headers, not the identity or header the params came from (replaying it could store another
+    // user's answer under this user's key)
+    for (const expr of Object.values(info.route.params)) {
+      if (expr === 'identity') return false;
+      if (expr.startsWith('header.') && req.headers[expr.slice(7).toLowerCase()] === undefined) return false;
+    }
     const release = await this.queue?.scheduler.acquire(priority, null) ?? null;
     const started = performance.now();
     let ok = false;
