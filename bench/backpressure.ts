@@ -258,25 +258,35 @@ async function main(): Promise<void> {
 
   const results: { direct?: RunResult; sidecar?: RunResult; sweep: RunResult[]; auto?: RunResult } = { sweep: [] };
   try {
-    const service = await startDraftServiceProcess({ serviceTime: `${serviceTime}ms`, maxConcurrency: capacity });
-    cleanup.add(service.stop);
+    // a fresh service process for every run: the direct run leaves a big heap and thousands of closed sockets
+    // behind, and one run's leftovers must not slow the next
+    const withService = async <T>(fn: (service: ServiceProcess) => Promise<T>): Promise<T> => {
+      const service = await startDraftServiceProcess({ serviceTime: `${serviceTime}ms`, maxConcurrency: capacity });
+      cleanup.add(service.stop);
+      try {
+        return await fn(service);
+      } finally {
+        cleanup.delete(service.stop);
+        await service.stop();
+      }
+    };
     log(`service: ${serviceTime} ms, ${capacity} at once (${capacityRps.toFixed(0)} req/s); offered ${offered.toFixed(0)} req/s (high ${rates.high.toFixed(0)}, low ${rates.low.toFixed(0)})`);
 
     if (only.has('direct')) {
       log(`direct, ${durationMs / 1000} s (the service's backlog drains after the run)...`);
-      results.direct = { label: 'direct (no sidecar)', durationMs, classes: await openLoop(service.url, rates, durationMs, 120_000), limits: [] };
+      results.direct = await withService(async (service) => ({ label: 'direct (no sidecar)', durationMs, classes: await openLoop(service.url, rates, durationMs, 120_000), limits: [] }));
     }
     if (only.has('sidecar')) {
       log(`through the sidecar, max_in_flight ${capacity}, ${durationMs / 1000} s...`);
-      results.sidecar = await sidecarRun(`bridge-sidecar, max_in_flight ${capacity}`, service, capacity, rates, durationMs, warmupMs, cleanup);
+      results.sidecar = await withService((service) => sidecarRun(`bridge-sidecar, max_in_flight ${capacity}`, service, capacity, rates, durationMs, warmupMs, cleanup));
     }
     if (only.has('sweep')) {
       for (const n of sweep) {
         log(`sweep: max_in_flight ${n}, ${sweepMs / 1000} s...`);
-        results.sweep.push(await sidecarRun(`max_in_flight ${n}`, service, n, rates, sweepMs, warmupMs, cleanup));
+        results.sweep.push(await withService((service) => sidecarRun(`max_in_flight ${n}`, service, n, rates, sweepMs, warmupMs, cleanup)));
       }
       log(`sweep: max_in_flight auto, ${sweepMs / 1000} s...`);
-      results.auto = await sidecarRun('max_in_flight auto', service, 'auto', rates, sweepMs, warmupMs, cleanup);
+      results.auto = await withService((service) => sidecarRun('max_in_flight auto', service, 'auto', rates, sweepMs, warmupMs, cleanup));
     }
   } finally {
     await stopAll();

@@ -29,13 +29,12 @@ test('per-second schedule: the most requested expired keys are refetched from th
     return metric(m, 'bridge_sidecar_warmup_entries_total', 'strategy="popular_drafts",source="upstream"') >= 4 &&
       metric(m, 'bridge_sidecar_warmup_runs_total', 'strategy="popular_drafts",result="ok"') >= 2;
   }, 20_000, 200);
-  const bodies = new Set<string>();
   const byPath = svc.stats().byPath;
   assert.ok((byPath['/query_script'] ?? 0) >= 4, JSON.stringify(byPath));
   const runs = sc.logs.filter((l) => l.msg === 'warm-up run finished');
   assert.ok(runs.length >= 2);
-  for (const r of runs) bodies.add(String(r.keys));
-  assert.ok([...bodies].every((k) => Number(k) <= 2), 'more than `top` keys were warmed');
+  // only the top 2 (drafts 1 and 2) are ranked, never draft 3
+  for (const r of runs) assert.ok(Number(r.keys) <= 2, `a run ranked ${String(r.keys)} keys with top: 2`);
 });
 
 test('warm-up refetches go through the low queue class while a high-priority load runs', async (t) => {

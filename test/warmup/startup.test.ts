@@ -76,5 +76,7 @@ test('start_timeout bounds the gate: a warm-up that cannot finish does not keep 
   const seen = await readyzUntilReady(b.adminUrl, 12_000);
   assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
   assert.ok(seen.some((s) => s.status === 503 && s.body.includes('waiting for warm-up')), JSON.stringify(seen.slice(0, 3)));
-  await b.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('start-up warm-up did not finish'), 5000);
+  // either the gate gave up waiting, or the run itself stopped at the deadline: not a complete warm-up
+  await b.waitForLog((l) => (typeof l.msg === 'string' && l.msg.startsWith('start-up warm-up did not finish')) ||
+    (l.msg === 'warm-up run finished' && l.result !== 'ok'), 5000);
 });

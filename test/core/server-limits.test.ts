@@ -1,0 +1,103 @@
+/**
+ * server.* settings that shape connections and logs: keepalive_timeout closes idle client connections,
+ * worker_connections caps open connections per worker, and every request writes one access-log line (with a
+ * warning above slow_request_threshold).
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { startDraftService, type DraftService } from '../../examples/draft-service';
+import { startSidecar, basicPolicy } from '../helpers/sidecar';
+import { sleep, waitFor } from '../helpers/ports';
+
+let upstream: DraftService;
+before(async () => {
+  upstream = await startDraftService({ port: 0, host: '127.0.0.1' });
+});
+after(async () => {
+  await upstream.close();
+});
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+function exchange(s: Socket, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (/\r\n\r\n/.test(out) && /content-length: (\d+)/i.test(out)) {
+        const len = Number(/content-length: (\d+)/i.exec(out)![1]);
+        if (out.length - out.indexOf('\r\n\r\n') - 4 >= len) { s.off('data', onData); resolve(out); }
+      }
+    };
+    s.on('data', onData);
+    s.write(`GET ${path} HTTP/1.1\r\nHost: test\r\n\r\n`);
+  });
+}
+
+test('keepalive_timeout closes an idle client connection after that long', async () => {
+  const sc = await startSidecar(basicPolicy(upstream.port, '', { keepalive_timeout: '1s' }));
+  try {
+    const s = await open(sc.port);
+    const closed = new Promise<number>((r) => { const t0 = Date.now(); s.on('close', () => r(Date.now() - t0)); });
+    assert.match(await exchange(s, '/get_font_types'), /^HTTP\/1\.1 200/);
+    const after = await closed;
+    assert.ok(after >= 800 && after < 5000, `closed ${after} ms after the response`);
+  } finally {
+    await sc.stop();
+  }
+});
+
+test('worker_connections caps open connections per worker; others are served once one closes', async () => {
+  const sc = await startSidecar(basicPolicy(upstream.port, '', { worker_connections: 3 }));
+  const sockets: Socket[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const s = await open(sc.port);
+      sockets.push(s);
+      assert.match(await exchange(s, '/get_font_types'), /^HTTP\/1\.1 200/);
+    }
+    // the 4th connection is accepted by the kernel, then dropped by the server: no answer on it
+    const fourth = await open(sc.port);
+    const dropped = await new Promise<boolean>((resolve) => {
+      fourth.on('close', () => resolve(true));
+      fourth.on('error', () => {});
+      fourth.write('GET /get_font_types HTTP/1.1\r\nHost: t\r\n\r\n');
+      setTimeout(() => resolve(false), 3000);
+    });
+    assert.equal(dropped, true);
+    sockets.shift()!.destroy();
+    await sleep(100);
+    const again = await open(sc.port);
+    sockets.push(again);
+    assert.match(await exchange(again, '/get_font_types'), /^HTTP\/1\.1 200/);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await sc.stop();
+  }
+});
+
+test('one access-log line per request with its outcome; a warning above slow_request_threshold', async () => {
+  const sc = await startSidecar(basicPolicy(upstream.port, '', { slow_request_threshold: '200ms' }));
+  try {
+    await (await fetch(`${sc.url}/get_font_types`)).text();
+    await (await fetch(`${sc.url}/slow?ms=400`)).text();
+    const access = await sc.waitForLog((l) => l.msg === 'access' && l.path === '/get_font_types');
+    assert.equal(access.status, 200);
+    assert.equal(access.method, 'GET');
+    assert.equal(typeof access.duration_ms, 'number');
+    assert.equal(typeof access.upstream_ms, 'number');
+    assert.ok('cache' in access && 'limit' in access && 'route' in access);
+    const slow = await sc.waitForLog((l) => l.msg === 'slow request' && l.path === '/slow');
+    assert.equal(slow.level, 'warn');
+    assert.ok((slow.duration_ms as number) >= 200);
+    await waitFor('exactly one line per request', () => sc.logs.filter((l) => l.msg === 'access' || l.msg === 'slow request').length === 2);
+  } finally {
+    await sc.stop();
+  }
+});
