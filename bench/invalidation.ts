@@ -17,6 +17,7 @@
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { startRedis } from '../test/helpers/redis';
 import { startSidecar } from '../test/helpers/sidecar';
@@ -52,6 +53,7 @@ const ms = (x: number): string => x.toFixed(2);
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, 'no-write': { type: 'boolean' } } });
   const rounds = Math.max(5, Number(values.rounds ?? (values.quick ? 50 : 200)));
+  const loadBefore = loadavg()[0];
   const redis = await startRedis();
   const svc = await startDraftServiceProcess();
   const policy = (): string => draftPolicy(svc.port, { redis: redis.url, keyPrefix: 'bench:' }).replace('log_level: info', 'log_level: warn');
@@ -93,6 +95,8 @@ async function main(): Promise<void> {
       '|---|---:|---:|---:|',
       `| write through A (includes A's own invalidation of L1, L3, L2) | ${ms(pct(write, 50))} | ${ms(pct(write, 99))} | ${ms(Math.max(...write))} |`,
       `| write sent -> B serves the new draft (client's view) | ${ms(pct(toB, 50))} | ${ms(pct(toB, 99))} | ${ms(Math.max(...toB))} |`,
+      '',
+      `1-minute load average ${loadBefore.toFixed(2)} at the start, ${loadavg()[0].toFixed(2)} at the end (on a shared machine the tails are mostly other processes).`,
       '',
       `B's own histogram \`bridge_sidecar_invalidation_delay_seconds\` (event raised in A -> keys removed in B): ${count} events, mean ${ms((sum / count) * 1000)} ms, p50 <= ${bucketOf(0.5)} s, p99 <= ${bucketOf(0.99)} s (bucket bounds). ${polls} polls of B in all.`,
       '',

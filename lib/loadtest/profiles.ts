@@ -5,6 +5,7 @@
  *             (`wrk -R$rps -d60s; sleep 30`); a step that falls short of its rate is recorded, not aborted
  *   soak      one long open-loop run at a steady rate, a line every --report-every with the target's memory
  */
+import { loadavg } from 'node:os';
 import { summarize, encodeHistogram, type LatencySummary } from './histogram';
 import type { MixEntry } from './mix';
 import { runPhase, type PhaseSpec } from './runner';
@@ -64,6 +65,8 @@ export interface StepResult {
   target: TargetUsage | null;
   /** CPU used by this load generator (all its threads), in cores */
   generatorCpuCores: number;
+  /** the machine's 1-minute load average at the start and the end of the step (others' work shows here) */
+  machineLoad: [number, number];
   /** the corrected latency histogram, HdrHistogram compressed base64, microseconds */
   histogram: string;
 }
@@ -119,6 +122,7 @@ async function runStep(
   settings: RunSettings, rate: number | null, label: string, probe: TargetProbe, seqStart: number, hooks: Hooks,
   progressLabel: string, run: ProfileRun,
 ): Promise<StepResult> {
+  const loadBefore = loadavg()[0];
   const before = await sampleTarget(probe);
   const sampler = new PeakSampler(probe);
   sampler.start();
@@ -166,6 +170,7 @@ async function runStep(
     perEntry: entryResults(settings.mix, t),
     target: before && after ? usageBetween(before, after, sampler.peakRss) : null,
     generatorCpuCores: round((cpu.user + cpu.system) / 1000 / Math.max(1, result.elapsedMs), 2),
+    machineLoad: [round(loadBefore, 2), round(loadavg()[0], 2)],
     histogram: encodeHistogram(t.latency),
   };
 }

@@ -119,17 +119,18 @@ export function renderMarkdown(input: ReportInput, files: ReportFiles): string {
   L.push('');
 
   L.push('### Throughput', '');
-  L.push('| Requested (req/s) | Achieved (req/s) | Requests | Error rate | P50 | P99 | Sidecar CPU | Sidecar memory | Generator CPU | All targets |');
-  L.push('|---|---|---|---|---|---|---|---|---|---|');
+  L.push('| Requested (req/s) | Achieved (req/s) | Requests | Error rate | P50 | P99 | Sidecar CPU | Sidecar memory | Generator CPU | Machine load | All targets |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const st of steps) {
     const cpu = st.target?.cpuCores != null ? `${pct(st.target.cpuCores / env.cores, 0)} (${st.target.cpuCores.toFixed(2)} cores)` : '–';
     const mem = st.target?.rssBytes != null ? `${mb(st.target.peakRssBytes ?? st.target.rssBytes)} (${pct((st.target.peakRssBytes ?? st.target.rssBytes) / env.memoryBytes)})` : '–';
     L.push(`| ${st.requestedRate ?? 'closed loop'} | ${st.achievedRate}${st.unsent > 0 ? ` (${st.unsent} unsent)` : ''} | ${st.completed} | ${pct(st.errorRate, 2)} | ` +
-      `${st.latency ? fmtMs(st.latency.p50) : '–'} | ${st.latency ? fmtMs(st.latency.p99) : '–'} | ${cpu} | ${mem} | ${st.generatorCpuCores.toFixed(2)} cores | ${ok(stepHolds(st))} |`);
+      `${st.latency ? fmtMs(st.latency.p50) : '–'} | ${st.latency ? fmtMs(st.latency.p99) : '–'} | ${cpu} | ${mem} | ${st.generatorCpuCores.toFixed(2)} cores | ${st.machineLoad[0].toFixed(1)} → ${st.machineLoad[1].toFixed(1)} | ${ok(stepHolds(st))} |`);
   }
   L.push('');
   L.push('Achieved = answers received within the step\'s window ÷ its duration. CPU is the target process\'s CPU time per second ' +
-    `as a share of all ${env.cores} cores (target: < 70 %); memory is its peak resident set as a share of the machine (target: < 80 %).` +
+    `as a share of all ${env.cores} cores (target: < 70 %); memory is its peak resident set as a share of the machine (target: < 80 %); ` +
+    'machine load is the 1-minute load average at the start and end of the step (everything on the machine, this test included).' +
     (steps.some((st) => st.target) ? '' : ' No --metrics or --pid was given, so the target\'s CPU and memory are not known.'));
   L.push('');
 

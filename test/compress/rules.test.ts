@@ -268,3 +268,14 @@ test('content types: only the listed ones (wildcards, parameters, any case); SSE
   assert.equal(sse.headers['content-encoding'], undefined);
   assert.equal((sse.body.toString().match(/^event: progress$/gm) ?? []).length, 3);
 });
+
+test('many concurrent gzip answers for different drafts each decode to their own JSON (no cross-talk)', async () => {
+  const ids = Array.from({ length: 60 }, (_, i) => `dft_${String(100 + i).padStart(6, '0')}`);
+  const body = (id: string) => JSON.stringify({ draft_id: id, force_update: false });
+  const direct = await Promise.all(ids.map((id) => rawRequest(`${upstream.url}/query_script`, { method: 'POST', headers: JSON_HEADERS, body: body(id) })));
+  const viaSidecar = await Promise.all(ids.map((id) => rawRequest(`${sc.url}/query_script`, { method: 'POST', headers: { ...JSON_HEADERS, 'accept-encoding': 'gzip' }, body: body(id) })));
+  viaSidecar.forEach((r, i) => {
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.ok(gunzipSync(r.body).equals(direct[i].body), ids[i]);
+  });
+});

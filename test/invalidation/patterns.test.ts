@@ -51,3 +51,33 @@ test('admin params: strings, numbers and booleans only', () => {
   assert.equal(cleanParams({ a: { nested: 1 } }), null);
   assert.equal(cleanParams(['x']), null);
 });
+
+test('L1Sweeper: requests of one turn share a pass; each gets its own removals and params', async () => {
+  const { L1Cache } = await import('../../lib/cache/l1');
+  const { L1Sweeper } = await import('../../lib/cache/invalidation/local');
+  const l1 = new L1Cache(64 * 1024 * 1024);
+  const put = (key: string, params: Record<string, string>) => {
+    const now = Date.now();
+    l1.set(key, { meta: { v: 1, key, kind: 'response', vary: [], status: 200, headers: [], storedAt: now, initialAge: 0, freshUntil: now + 60_000, swrUntil: 0, sieUntil: 0, mustRevalidate: false, etag: null, lastModified: null, params, request: null, bodyLength: 1, bodySha256: '' }, body: Buffer.from('x') }, 60_000);
+  };
+  put('draft:42:script#0123456789abcdef', { draft_id: '42', user_id: '7' });
+  put('draft:42:script#0123456789abcdef.fedcba9876543210', { draft_id: '42', user_id: '7' });
+  put('draft:420:script#0123456789abcdef', { draft_id: '420' });
+  put('user:7:drafts:list#0123456789abcdef', { user_id: '7' });
+  put('template:t1:pattern#0123456789abcdef', { template_id: 't1' });
+  put('static:fonts#0123456789abcdef', {});
+  const sw = new L1Sweeper({ l1 } as never);
+  const [a, b, c, d] = await Promise.all([
+    sw.remove(['draft:42:*'], true),
+    sw.remove(['user:7:drafts:*', 'draft:42:*'], false),
+    sw.remove(['template:t1:pattern'], true),
+    sw.remove(['*:fonts'], true),
+  ]);
+  assert.equal(a.l1, 2);
+  assert.deepEqual(a.params, [{ draft_id: '42', user_id: '7' }, { draft_id: '42', user_id: '7' }]);
+  assert.equal(b.l1, 3);
+  assert.deepEqual(b.params, []);
+  assert.equal(c.l1, 1);
+  assert.equal(d.l1, 1);
+  assert.deepEqual([...l1.keys()], ['draft:420:script#0123456789abcdef']);
+});

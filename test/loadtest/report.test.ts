@@ -31,7 +31,7 @@ function step(rate: number, loMs: number, hiMs: number, over: Partial<StepResult
   return {
     label: `${rate} req/s`, requestedRate: rate, durationMs: 10_000, startedAt: new Date().toISOString(), sent: n, completed: n, unsent: 0,
     errors: 0, errorRate: 0, achievedRate: rate, bytesPerSecond: rate * 100, outcomes: { 200: n }, latency: summarize(h), uncorrected: summarize(h),
-    perEntry: [], target: usage(), generatorCpuCores: 0.2, histogram: encodeHistogram(h), ...over,
+    perEntry: [], target: usage(), generatorCpuCores: 0.2, machineLoad: [0.5, 1.25], histogram: encodeHistogram(h), ...over,
   };
 }
 
@@ -64,7 +64,7 @@ test('the Markdown report has every section of the guide\'s §15 template with �
   assert.ok(md.includes('bridge-sidecar loadtest --target http://127.0.0.1:15006/'), 'the command that made the report');
   assert.match(md, /\| P50 \| < 100 ms \| [\d.]+ ms ✅ \| [\d.]+ ms ✅ \| [\d.]+ (ms|s) ❌ \|/);
   assert.match(md, /\| P99 \| < 1000 ms \| [\d.]+ ms ✅ \| [\d.]+ ms ✅ \| [\d.]+ s ❌ \|/);
-  assert.match(md, /\| 2000 \| 1500 \| 20000 \| 3\.00 % \|/);
+  assert.match(md, /\| 2000 \| 1500 \| 20000 \| 3\.00 % \|.*\| 0\.20 cores \| 0\.5 → 1\.3 \| ❌ \|$/m);
   assert.match(md, /\| 2000 req\/s \| 60\.0 % \| l1 60\/100 \| 600 \| 0 \|/);
   assert.ok(md.includes('![Latency percentiles](report-latency.svg)'));
   assert.ok(md.includes('](report.json)'));

@@ -39,6 +39,7 @@ function load(url: string, loops: number, path: (i: number) => string, headers: 
   return {
     outcomes, cacheStatus,
     worst: () => worstMs,
+    /** Idempotent: called by the test, and again by t.after when an assertion failed first. */
     async stop() { stopped = true; await Promise.all(running); agent.destroy(); },
   };
 }
@@ -66,11 +67,14 @@ cache:
   l2: { size: 64MB, ttl: 1h }
 `);
   t.after(() => sc.stop());
-  const redisKeys = () => spawnSync(REDIS_CLI, ['-p', String(redis.port), '--scan', '--pattern', 'rel:*'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  // every key the sidecar writes carries the prefix: cache entries rel:c:..., rate-limit counters {rel:rl:...}
+  const redisKeys = () => spawnSync(REDIS_CLI, ['-p', String(redis.port), '--scan', '--pattern', '*rel:*'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  const hasLimitKeys = () => redisKeys().some((k) => k.includes('rel:rl:'));
 
   const l = load(sc.url, 6, (i) => `/get_${KINDS[i % KINDS.length]}_types`, (i) => ({ 'x-user-id': `u${i % 5}` }));
+  t.after(() => l.stop());
   await waitFor('L2 hits while Redis is up', () => l.cacheStatus.some((s) => /hit.*l2/.test(s)), 10_000);
-  assert.ok(redisKeys().length > 0, 'shared state lives in Redis');
+  assert.ok(hasLimitKeys(), `shared rate-limit counters live in Redis: ${redisKeys().join(' ')}`);
 
   await redis.kill(); // the fault
   const killedAt = l.cacheStatus.length;
@@ -83,7 +87,7 @@ cache:
   await redis.restart(); // the fault ends (an empty Redis: no persistence)
   const seenBefore = l.cacheStatus.length;
   const recovered = await timeUntil('L2 hits and shared rate-limit keys again after the Redis restart', async () =>
-    l.cacheStatus.slice(seenBefore).some((s) => /hit.*l2/.test(s)) && redisKeys().some((k) => !k.includes('static')), 30_000, 200);
+    l.cacheStatus.slice(seenBefore).some((s) => /hit.*l2/.test(s)) && hasLimitKeys(), 30_000, 200);
   recordFigure('redis restarted: shared behaviour (L2 hits, cluster limits) back after', Math.round(recovered), 'ms');
   await l.stop();
   const statuses = Object.fromEntries(l.outcomes);
@@ -128,6 +132,7 @@ cache:
   l3: { path: ${l3}, size: 10MB, ttl: 1h }
 `);
   t.after(() => sc.stop());
+  const direct = await send(up.url, { path: '/download?bytes=200000' });
   const round = async (tag: string) => {
     for (let rep = 0; rep < 2; rep++) {
       for (const k of KINDS) {
@@ -137,7 +142,8 @@ cache:
       }
       const big = await send(sc.url, { path: '/download?bytes=200000', timeoutMs: 10_000 });
       assert.equal(big.status, 200);
-      assert.equal(big.body.length, 200_000, `${tag}: the large body arrives whole although its L3 write fails`);
+      assert.equal(big.headers['content-length'], '200000');
+      assert.ok(big.body === direct.body, `${tag}: the large body arrives whole although its L3 write fails`);
     }
   };
   await round('full');
@@ -165,6 +171,7 @@ upstream: { url: "http://127.0.0.1:${up.port}" }
   t.after(() => sc.stop());
   const loops = 8;
   const l = load(sc.url, loops, (i) => (i % 3 === 0 ? '/slow?ms=50' : '/get_font_types'));
+  t.after(() => l.stop());
   await waitFor('access lines from a worker', () => sc.logs.some((x) => x.role === 'worker' && x.msg === 'access'), 10_000);
   await sleep(1000);
   const pid = sc.logs.find((x) => x.role === 'worker' && x.msg === 'access')?.pid as number;
@@ -206,6 +213,7 @@ cache:
   const version = async () => ((await (await fetch(`${sc.adminUrl}/policy`)).json()) as { version: string }).version;
   const v0 = await version();
   const l = load(sc.url, 4, (i) => `/get_${KINDS[i % KINDS.length]}_types`);
+  t.after(() => l.stop());
   const bad: Array<[string, string | Buffer]> = [
     ['garbage', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256))],
     ['yaml garbage', 'version: 1\nserver: [unclosed\n  - : :\n\t}{'],

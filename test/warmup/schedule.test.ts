@@ -81,3 +81,26 @@ test('warm-up refetches go through the low queue class while a high-priority loa
   assert.ok(upstreamWarmed >= 4, `warm-up refetched ${upstreamWarmed} entries under load`);
   assert.ok(statuses.length > 0 && statuses.every((s) => s === 200), `high-priority load saw ${[...new Set(statuses)].join(',')}`);
 });
+
+test('one-pod mode with 2 workers: each worker warms its own L1 (nothing is shared without L2)', async (t) => {
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const sc = await startSidecar(warmPolicy(svc.port, { schedule: '* * * * * *', top: 2, workers: 2 }));
+  t.after(() => sc.stop());
+  // fresh connections alternate between the workers: both store and count the drafts
+  for (let i = 0; i < 4; i++) {
+    await queryScript(sc.url, 'dft_000001');
+    await queryScript(sc.url, 'dft_000002');
+  }
+  const byWorker = new Map<number, number>();
+  await waitFor('both workers refetch', () => {
+    byWorker.clear();
+    for (const l of sc.logs) {
+      if (l.msg !== 'warm-up run finished') continue;
+      const up = Number((l.sources as Record<string, number> | undefined)?.upstream ?? 0);
+      byWorker.set(Number(l.worker), (byWorker.get(Number(l.worker)) ?? 0) + up);
+    }
+    return [...byWorker.values()].filter((n) => n > 0).length >= 2;
+  }, 20_000, 200);
+  assert.equal(byWorker.size, 2, JSON.stringify([...byWorker]));
+});

@@ -3,7 +3,7 @@
  *
  * An event raised here (route `emits`, `X-Invalidate`, POST /admin/invalidate) goes:
  *
- *   1. this worker's L1, synchronously (before the write's response head is written);
+ *   1. this worker's L1 (L1 passes are batched per event-loop turn, see L1Sweeper);
  *   2. every worker of this pod (IPC fan-out through the primary): each drains its background writer (so a
  *      write-behind of an older copy cannot land after the removal), removes from its L1 and L3;
  *   3. L2 (Redis), through the cache's tag index;
@@ -30,7 +30,7 @@ import type { CacheComponent } from '../../stages/cache';
 import type { Policy } from '../../policy/types';
 import type { RedisConnection } from '../../redis/client';
 import { InvalidationRules } from './patterns';
-import { addRemoved, emptyRemoved, removeFromL1, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
+import { L1Sweeper, addRemoved, emptyRemoved, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
 import { invalidationMetrics, type InvalidationMetrics } from './metrics';
 
 /** Bounds: a cascade never runs more rounds or applies more patterns than this. */
@@ -109,9 +109,11 @@ export class Invalidator {
   private downSince: number | null = null;
   private readonly unhandle: Array<() => void> = [];
   private closed = false;
+  private readonly sweeper: L1Sweeper;
 
   constructor(private readonly rt: Runtime, private readonly cache: CacheComponent) {
     this.metrics = invalidationMetrics(rt.metrics.registry);
+    this.sweeper = new L1Sweeper(cache.tiers);
     rt.coordinator.handle(TOPIC_APPLY, (req: ApplyRequest) => this.applyLocal(req));
   }
 
@@ -137,10 +139,7 @@ export class Invalidator {
       return NOTHING;
     }
     const time = Date.now();
-    // 1. this worker's L1, now
-    const first = removeFromL1(this.cache.tiers, patterns, rules.cascade);
-    this.metrics.entries.inc({ layer: 'l1' }, first.l1);
-    const local = this.runLocal(event, patterns, first, rules).catch((err: unknown) => {
+    const local = this.runLocal(event, patterns, rules).catch((err: unknown) => {
       this.rt.log.error({ err, event }, 'invalidation failed in this pod');
       return null;
     });
@@ -152,8 +151,11 @@ export class Invalidator {
     return { local, all };
   }
 
-  private async runLocal(event: string, initial: string[], first: Removed, rules: InvalidationRules): Promise<RaiseResult> {
+  private async runLocal(event: string, initial: string[], rules: InvalidationRules): Promise<RaiseResult> {
     const applied = new Set<string>();
+    // 1. this worker's L1 first (before the IPC round trip)
+    const first = await this.sweeper.remove(initial, rules.cascade);
+    this.metrics.entries.inc({ layer: 'l1' }, first.l1);
     let total: Removed = { ...first, params: [], keys: [] };
     let next = [...initial, ...this.derive(first.params, rules)];
     for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -205,15 +207,15 @@ export class Invalidator {
    */
   async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
     const tiers = this.cache.tiers;
-    const out = removeFromL1(tiers, req.patterns, req.cascade);
+    let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
       await withTimeout(this.cache.flush(), DRAIN_TIMEOUT_MS, undefined);
-      removeFromL1(tiers, req.patterns, req.cascade, out);
+      out = addRemoved(out, await this.sweeper.remove(req.patterns, req.cascade));
       await removeFromL3(tiers, req.patterns, req.cascade, out);
       const l2 = tiers.l2;
       if (remote && l2 !== null && out.keys.length > 0) {
         await Promise.all([...new Set(out.keys)].map((k) => l2.delete(k).catch(() => {})));
-        removeFromL1(tiers, req.patterns, false, out); // refilled from L2 meanwhile
+        out = addRemoved(out, await this.sweeper.remove(req.patterns, false)); // refilled from L2 meanwhile
       }
     }
     this.metrics.entries.inc({ layer: 'l1' }, out.l1);

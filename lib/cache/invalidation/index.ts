@@ -21,7 +21,7 @@ export class InvalidationComponent implements Component<ResponseFilter> {
   readonly invalidator: Invalidator;
   private readonly views = new WeakMap<LoadedPolicy, EventsFilter | null>();
 
-  constructor(private readonly rt: Runtime, cache: CacheComponent) {
+  constructor(rt: Runtime, cache: CacheComponent) {
     this.invalidator = new Invalidator(rt, cache);
     // POST /admin/invalidate lands here (the primary asks one worker): the whole invalidation is awaited
     rt.coordinator.handle(TOPIC_ADMIN_INVALIDATE, async (payload: { event?: unknown; params?: unknown }) => {

@@ -10,6 +10,8 @@
  *      request of that class, so warm-up never takes a slot ahead of more important traffic), and stored in
  *      every tier;
  *   3. the scheduler then asks the other workers (`warmup:promote`) to pull the warmed keys into their own L1.
+ * Without L2 (one-pod mode) nothing is shared between workers, so the scheduler asks every worker to run the
+ * strategy on its own tiers instead (each with the pod's merged counts).
  */
 import type { Component, Runtime } from '../../server/runtime';
 import type { LoadedPolicy, Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
@@ -161,11 +163,11 @@ export class WarmupWorker implements Component<unknown> {
         while (next < refetch.length) {
           if (Date.now() > req.deadline) { result = 'timeout'; return; }
           const meta = refetch[next++];
-          const ok = await this.refetch(meta, s.priority, req.deadline).catch((err: unknown) => {
+          const stored = await this.refetch(meta, s.priority, req.deadline).catch((err: unknown) => {
             this.rt.log.debug({ err: (err as Error).message, key: meta.key }, 'warm-up refetch failed');
-            return false;
+            return null;
           });
-          if (ok) { count('upstream'); warmed.push(meta.key); } else { count('failed'); failed++; }
+          if (stored !== null) { count('upstream'); warmed.push(stored); } else { count('failed'); failed++; }
         }
       });
       await Promise.all(workers);
@@ -204,19 +206,19 @@ export class WarmupWorker implements Component<unknown> {
   }
 
   /** Replay an entry's request upstream through the queue class `priority`; store the answer. */
-  private async refetch(meta: EntryMeta, priority: Priority, deadline: number): Promise<boolean> {
+  private async refetch(meta: EntryMeta, priority: Priority, deadline: number): Promise<string | null> {
     const policy = this.policy;
     const req = meta.request;
-    if (policy === null || req === null) return false;
+    if (policy === null || req === null) return null;
     const readable = readablePart(meta.key);
     const info = this.routes.find((r) => r.template.fill(meta.params) === readable);
-    if (info === undefined || info.route.cache === null) return false;
+    if (info === undefined || info.route.cache === null) return null;
     // a per-user entry cannot be replayed faithfully: the stored request keeps only content-type, accept and the
     // Vary-named headers, not the identity or header the params came from (replaying it could store another
     // user's answer under this user's key)
     for (const expr of Object.values(info.route.params)) {
-      if (expr === 'identity') return false;
-      if (expr.startsWith('header.') && req.headers[expr.slice(7).toLowerCase()] === undefined) return false;
+      if (expr === 'identity') return null;
+      if (expr.startsWith('header.') && req.headers[expr.slice(7).toLowerCase()] === undefined) return null;
     }
     const release = await this.queue?.scheduler.acquire(priority, null) ?? null;
     const started = performance.now();
@@ -238,12 +240,12 @@ export class WarmupWorker implements Component<unknown> {
         noStore: false,
       };
       ok = r.status < 500;
-      if (headNotStorable(r.status, r.headers, sr) !== null || !storeIfPasses(sr.storeIf, r.headers, r.body)) return false;
+      if (headNotStorable(r.status, r.headers, sr) !== null || !storeIfPasses(sr.storeIf, r.headers, r.body)) return null;
       const built = buildEntry(sr, r.status, r.headers, r.body, r.responseTime);
-      if (built === null) return false;
+      if (built === null) return null;
       if (built.marker !== null) this.cache.tiers.store(built.marker.meta.key, built.marker);
       this.cache.tiers.store(built.key, built.entry);
-      return true;
+      return built.key;
     } finally {
       if (release !== null) release({ ok, latencyMs: performance.now() - started });
     }

@@ -35,6 +35,8 @@ export class WarmupScheduler {
   private readonly running = new Set<string>();
   private started = false;
   private closed = false;
+  /** L2 is on: one worker warms the shared tier and the others pull from it. */
+  private sharedTier = false;
 
   constructor(private readonly coordinator: Coordinator, private readonly log: Logger, private readonly pod: PodGate | null) {}
 
@@ -42,6 +44,7 @@ export class WarmupScheduler {
     for (const j of this.jobs) j.stop();
     this.jobs = [];
     const w = next.policy.cache?.warmup ?? null;
+    this.sharedTier = next.policy.cache?.l2 != null && next.policy.redis !== null;
     const on = w !== null && w.enabled ? w.strategies : [];
     for (const s of on) {
       this.jobs.push(new Cron(s.schedule, { protect: true, catch: true, unref: true }, () => {
@@ -102,7 +105,15 @@ export class WarmupScheduler {
     const firstErr = lists.find((l) => l.status === 'rejected');
     if (firstErr && lists.every((l) => l.status === 'rejected')) throw (firstErr as PromiseRejectedResult).reason;
     const counts = mergeCounts(lists.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : [])), s.top);
-    const result = await pc.requestWorker<RunResult>(ids[0], TOPIC_RUN, { strategy: s, counts, deadline } satisfies RunRequest, budget);
+    const run: RunRequest = { strategy: s, counts, deadline };
+    if (!this.sharedTier) {
+      // one-pod mode: each worker's L1 and L3 are its own, and only it can warm them
+      const all = await Promise.allSettled(ids.map((id) => pc.requestWorker<RunResult>(id, TOPIC_RUN, run, budget)));
+      const ok = all.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      if (ok.length === 0) throw (all[0] as PromiseRejectedResult).reason;
+      return ok[0];
+    }
+    const result = await pc.requestWorker<RunResult>(ids[0], TOPIC_RUN, run, budget);
     // every worker has its own L1: the others pull what the runner warmed (from L2, or their own L3)
     if (result.warmed.length > 0) {
       await Promise.allSettled(ids.slice(1).map((id) => pc.requestWorker(id, TOPIC_PROMOTE, { keys: result.warmed }, Math.max(1000, deadline - Date.now()))));

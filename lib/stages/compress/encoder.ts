@@ -3,8 +3,9 @@
  * libuv thread pool (`queues.worker_threads`), never on the event loop.
  *
  * `level` is one number for both algorithms (policy `compression.level`, 0..11):
- *   gzip:   level clamped to 0..9 (6 = zlib's default, the guide's value); window and hash sized from
- *           Content-Length like nginx (see deflateSizes).
+ *   gzip:   level clamped to 0..9 (6 = zlib's default, the guide's value). Ordinary responses borrow a pooled
+ *           compressor (gzip-pool.ts); SSE streams get their own, with window and hash sized from Content-Length
+ *           like nginx (deflateSizes).
  *   brotli: quality from the table below. Brotli quality 11 is for offline precompression (tens of times slower
  *           than gzip -6); on the fly the useful range is 3..6. The table maps the gzip scale so the same `level`
  *           costs about the same CPU: gzip 6 -> br 5, which is about gzip 6's speed with ~10-20 % smaller output
@@ -18,6 +19,13 @@
 import type { Transform } from 'node:stream';
 import { constants, createBrotliCompress, createGzip } from 'node:zlib';
 import type { Coding } from './negotiate';
+import { GzipMember, type ByteSink } from './gzip-pool';
+
+/** Counter children for compression_bytes_total, bound once: the hot path only calls inc(n). */
+export interface ByteCounters {
+  readonly in: { inc(n: number): void };
+  readonly out: { inc(n: number): void };
+}
 
 /** Brotli quality for levels 0..11 (see above). */
 const BROTLI_QUALITY = [0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 10, 11] as const;
@@ -64,22 +72,51 @@ function deflateSizes(size: number): { windowBits: number; memLevel: number } {
   return { windowBits, memLevel: Math.max(1, memLevel) };
 }
 
-export function createEncoder(coding: Coding, o: EncoderOptions): Transform {
-  if (coding === 'gzip') {
-    return createGzip({
+export function createEncoder(coding: Coding, o: EncoderOptions, counters: ByteCounters | null = null): Transform {
+  if (coding === 'gzip' && !o.flushEachChunk) {
+    // the common case (a JSON answer): a pooled compressor, one gzip member per response (see gzip-pool.ts)
+    return new GzipMember(gzipLevel(o.level), counters === null ? null : sinkFor(counters));
+  }
+  const z = coding === 'gzip'
+    ? createGzip({
       level: gzipLevel(o.level),
       ...deflateSizes(o.size),
       flush: o.flushEachChunk ? constants.Z_SYNC_FLUSH : constants.Z_NO_FLUSH,
-    });
-  }
+    })
+    : createBrotliCompress({ params: brotliParams(o), flush: o.flushEachChunk ? constants.BROTLI_OPERATION_FLUSH : constants.BROTLI_OPERATION_PROCESS });
+  if (counters !== null) countBytes(z, counters);
+  return z;
+}
+
+function brotliParams(o: EncoderOptions): Record<number, number> {
   const params: Record<number, number> = {
     [constants.BROTLI_PARAM_QUALITY]: brotliQuality(o.level),
     [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
     [constants.BROTLI_PARAM_LGWIN]: brotliWindow(o.size),
   };
   if (o.size >= 0) params[constants.BROTLI_PARAM_SIZE_HINT] = Math.min(o.size, 0x3fffffff); // a uint32 hint
-  return createBrotliCompress({
-    params,
-    flush: o.flushEachChunk ? constants.BROTLI_OPERATION_FLUSH : constants.BROTLI_OPERATION_PROCESS,
-  });
+  return params;
+}
+
+function sinkFor(counters: ByteCounters): ByteSink {
+  return { in: (n) => counters.in.inc(n), out: (n) => counters.out.inc(n) };
+}
+
+/**
+ * Counts bytes in and out of a fresh zlib stream where zlib hands out its output (push), without a second
+ * stream in the body path: "in" is the engine's own input count (bytesWritten) advanced since the last output.
+ */
+function countBytes(z: Transform, counters: ByteCounters): void {
+  const zs = z as Transform & { bytesWritten: number };
+  let seenIn = 0;
+  const push = z.push;
+  z.push = function countingPush(chunk: unknown, encoding?: BufferEncoding): boolean {
+    const written = zs.bytesWritten;
+    if (written > seenIn) {
+      counters.in.inc(written - seenIn);
+      seenIn = written;
+    }
+    if (chunk !== null && chunk !== undefined) counters.out.inc((chunk as Buffer).length);
+    return push.call(this, chunk, encoding);
+  };
 }

@@ -31,19 +31,13 @@ import type { CompressionPolicy, LoadedPolicy } from '../../policy/types';
 import type { RequestContext } from '../context';
 import type { ResponseFilter, ResponseHead } from '../types';
 import { PREFIX } from '../../observe/metrics';
-import { createEncoder } from './encoder';
+import { createEncoder, type ByteCounters } from './encoder';
 import { hasToken, mergeVary, weakenEtag } from './headers';
 import { negotiate, typeListFor, type Choice, type TypeList } from './negotiate';
 
 const BYTES_METRIC = PREFIX + 'compression_bytes_total';
 /** Memo value for "nothing acceptable" (negotiate's null). */
 const NONE = 'none';
-
-/** Counter children, bound once: the hot path only calls inc(n). */
-export interface ByteCounters {
-  readonly in: { inc(n: number): void };
-  readonly out: { inc(n: number): void };
-}
 
 /** compression_bytes_total{direction="in"|"out"} on `registry` (created once per registry). */
 export function compressionCounters(registry: Registry): ByteCounters {
@@ -109,9 +103,7 @@ export class CompressionFilter implements ResponseFilter {
     if (typeof etag === 'string') h.etag = weakenEtag(etag);
 
     const sse = typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
-    const enc = createEncoder(coding, { level: this.policy.level, size: Number.isFinite(size) ? size : -1, flushEachChunk: sse });
-    countBytes(enc, this.counters);
-    return enc;
+    return createEncoder(coding, { level: this.policy.level, size: Number.isFinite(size) ? size : -1, flushEachChunk: sse }, this.counters);
   }
 
   /** negotiate(), memoised per Accept-Encoding value: clients send a handful of distinct ones. */
@@ -124,25 +116,6 @@ export class CompressionFilter implements ResponseFilter {
     this.chosen.set(acceptEncoding, c ?? NONE);
     return c;
   }
-}
-
-/**
- * Counts bytes in and out of a zlib stream where zlib hands out its output (push), without a second stream in
- * the body path: "in" is the engine's own input count (bytesWritten) advanced since the last output.
- */
-function countBytes(z: Transform, counters: ByteCounters): void {
-  const zs = z as Transform & { bytesWritten: number };
-  let seenIn = 0;
-  const push = z.push;
-  z.push = function countingPush(chunk: unknown, encoding?: BufferEncoding): boolean {
-    const written = zs.bytesWritten;
-    if (written > seenIn) {
-      counters.in.inc(written - seenIn);
-      seenIn = written;
-    }
-    if (chunk !== null && chunk !== undefined) counters.out.inc((chunk as Buffer).length);
-    return push.call(this, chunk, encoding);
-  };
 }
 
 /** Builds the filter for each policy; null when the policy has no `compression` section or disables it. */
