@@ -65,6 +65,9 @@ interface RequestState {
   clientConditional: Record<string, string> | null;
 }
 
+
+/** reliability (issue 13): an entry stored more than this far in our future was stored before a clock step back. */
+const CLOCK_STEP_TOLERANCE_MS = 60_000;
 export interface CacheComponentOptions {
   /** fsync L3 files before renaming (default false: the digests already keep torn files from being served). */
   fsync?: boolean;
@@ -302,6 +305,10 @@ export class CacheView implements CacheStage, ResponseFilter {
   private serveIfFresh(ctx: RequestContext, found: Found): boolean {
     const now = Date.now();
     if (now >= found.meta.freshUntil) return false;
+    // reliability (issue 13): stored "in the future" means the wall clock stepped back since (NTP, VM resume):
+    // its freshUntil is then up to that step too far ahead (a 5 m entry stayed fresh for hours). Treat it as
+    // stale, so it is refreshed; the tolerance absorbs ordinary clock skew between pods sharing L2.
+    if (found.meta.storedAt - now > CLOCK_STEP_TOLERANCE_MS) return false;
     this.serve(ctx, found, `hit; ttl=${ttlSeconds(found.meta, now)}; detail=${found.layer}`, now);
     return true;
   }

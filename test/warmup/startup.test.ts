@@ -40,7 +40,9 @@ test('on_start: /readyz stays 503 until the fleet\'s most requested keys are war
   }, 10_000, 50);
   await sleep(1100); // the entries are stale now: the new pod must refetch them (300 ms each)
 
-  const b = await startSidecar(warmPolicy(svc.port, { redis: redis.url, onStart: true, workers: 2 }));
+  // B stores what it refetches for 30 s (A's 1 s entries are stale by now), so a slow machine between B's
+  // warm-up and the client's first request cannot turn the expected L1 hit into a stale one
+  const b = await startSidecar(warmPolicy(svc.port, { redis: redis.url, onStart: true, workers: 2, ttl: '30s' }));
   t.after(() => b.stop());
   const seen = await readyzUntilReady(b.adminUrl, 60_000);
   assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
