@@ -62,3 +62,24 @@ test('a response destroyed mid-member does not return its compressor; the pool k
   const data = body(2, 30_000);
   assert.ok(gunzipSync(await member(data)).equals(data));
 });
+
+test('a response destroyed while its final flush is on the thread pool does not reuse or reset a closed compressor', async () => {
+  const idle0 = idleCompressors(LEVEL);
+  for (let i = 0; i < 20; i++) {
+    const m = new GzipMember(LEVEL, null);
+    m.on('error', () => {});
+    m.resume();
+    m.end(body(i, 20_000)); // write, then _flush(Z_FINISH) on the pool
+    await new Promise<void>((r) => setImmediate(r));
+    await new Promise<void>((r) => setTimeout(r, i % 3)); // destroy at different points of the flush
+    m.destroy(new Error('client went away'));
+    await new Promise<void>((r) => (m.closed ? r() : m.once('close', () => r())));
+  }
+  await new Promise<void>((r) => setTimeout(r, 100)); // let every pending zlib callback run
+  assert.ok(idleCompressors(LEVEL) <= idle0 + 1);
+  // the pool still hands out working compressors
+  for (let i = 0; i < 5; i++) {
+    const data = body(50 + i, 12_000);
+    assert.ok(gunzipSync(await member(data)).equals(data));
+  }
+});

@@ -163,3 +163,25 @@ test('compression_bytes_total{direction} is exported with both directions, ratio
   // the echo answers of the previous test were compressed (JSON over 1 KB, client accepts gzip)
   assert.ok(inBytes > 0 && outBytes > 0 && outBytes < inBytes, `in ${inBytes}, out ${outBytes}`);
 });
+
+test('clients that hang up at any point of a gzip answer leave the sidecar healthy', async () => {
+  const body = JSON.stringify({ draft_id: 'dft_000005', force_update: false });
+  const attempts = Array.from({ length: 120 }, (_, i) => new Promise<void>((resolve) => {
+    const req = request(`${scDraft.url}/query_script`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip' } }, (res) => {
+      // hang up on the head, on the first bytes, or a moment later (while the gzip trailer is being made)
+      if (i % 3 === 0) req.destroy();
+      else if (i % 3 === 1) res.once('data', () => req.destroy());
+      else setTimeout(() => req.destroy(), i % 5);
+      res.on('error', () => {});
+      res.resume();
+    });
+    req.on('error', () => {});
+    req.on('close', () => resolve());
+    req.end(body);
+  }));
+  await Promise.all(attempts);
+  assert.equal(scDraft.proc.exitCode, null, `the sidecar is still running; stderr: ${scDraft.stderr.join('')}`);
+  const res = await fetch(`${scDraft.url}/query_script`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  assert.equal(res.headers.get('content-encoding'), 'gzip');
+  assert.equal((JSON.parse(await res.text()) as { success: boolean }).success, true);
+});

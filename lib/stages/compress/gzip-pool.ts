@@ -24,27 +24,40 @@ interface Compressor {
   /** Node's Gzip has reset() (deflateReset); @types/node declares it apart. */
   readonly z: Gzip & ZlibReset;
   sink: GzipMember | null;
+  /** Closed or failed: never pooled, never reset again. */
+  dead: boolean;
 }
 
 const idle = new Map<number, Compressor[]>();
 
 function acquire(level: number): Compressor {
   const free = idle.get(level);
-  const c = free?.pop();
-  if (c !== undefined) return c;
+  for (let c = free?.pop(); c !== undefined; c = free?.pop()) if (!c.dead) return c;
   const z = createGzip({ level }) as Gzip & ZlibReset;
-  const made: Compressor = { z, sink: null };
+  const made: Compressor = { z, sink: null, dead: false };
   z.on('data', (chunk: Buffer) => made.sink?.deliver(chunk));
-  z.on('error', (err: Error) => made.sink?.destroy(err));
+  z.on('error', (err: Error) => {
+    made.dead = true;
+    made.sink?.destroy(err);
+  });
+  z.on('close', () => { made.dead = true; });
   return made;
 }
 
+function retire(c: Compressor): void {
+  c.sink = null;
+  if (c.dead) return;
+  c.dead = true;
+  c.z.close();
+}
+
 function release(level: number, c: Compressor): void {
+  if (c.dead) return;
   c.sink = null;
   let free = idle.get(level);
   if (free === undefined) idle.set(level, (free = []));
   if (free.length < MAX_IDLE) free.push(c);
-  else c.z.close();
+  else retire(c);
 }
 
 /** How many compressors sit idle (for tests). */
@@ -89,8 +102,11 @@ export class GzipMember extends Transform {
     const c = this.c;
     if (c === null) return cb();
     c.z.flush(constants.Z_FINISH, () => {
+      // destroyed while the flush was on the pool: _destroy already retired the compressor
+      if (this.c !== c || c.dead) return cb();
       // the trailer has been delivered: the compressor is between members again
       this.c = null;
+      c.sink = null;
       c.z.reset();
       release(this.level, c);
       cb();
@@ -102,8 +118,7 @@ export class GzipMember extends Transform {
     if (c !== null) {
       // ended mid-member (client gone, upstream error): the state cannot be reused
       this.c = null;
-      c.sink = null;
-      c.z.close();
+      retire(c);
     }
     cb(err);
   }
