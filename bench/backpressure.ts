@@ -22,6 +22,7 @@
  *
  * Every process it starts is stopped before it exits, also on failure or ^C.
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
@@ -301,12 +302,13 @@ async function main(): Promise<void> {
   }
 
   // --- report ------------------------------------------------------------------------------------------------
+  const loadAtEnd = loadavg()[0]!;
   const md: string[] = [];
   md.push(`Example service: ${serviceTime} ms service time, ${capacity} calls at once (capacity ${capacityRps.toFixed(0)} req/s), driven open-loop at ` +
     `${Number(values.overload)}x capacity = ${offered.toFixed(0)} req/s: ${(highShare * 100).toFixed(0)} % high priority (${rates.high.toFixed(0)} req/s, \`${PATHS.high}\`), ` +
     `${((1 - highShare) * 100).toFixed(0)} % low (${rates.low.toFixed(0)} req/s, \`${PATHS.low}\`). Sidecar: 1 worker, weights high 3 / low 1, ` +
     `low max_size 300, queue_timeout 10s. Latency from each request's due time (coordinated omission corrected), 200 answers only; ` +
-    `503 = shed by the sidecar. Machine: ${machineLine(machine)}; load average at start ${load.toFixed(2)}. \`node dist/bench/backpressure.js${quick ? ' --quick' : ''}\`.`);
+    `503 = shed by the sidecar. Machine: ${machineLine(machine)}; load average at start ${load.toFixed(2)}, at the end ${loadAtEnd.toFixed(2)} (the machine is shared; other processes' bursts show up as tail latency). \`node dist/bench/backpressure.js${quick ? ' --quick' : ''}\`.`);
   md.push('');
   const head = '| run | served req/s | high p50 | high p99 | high 503 / err | low p50 | low p99 | low 503 / err |';
   const sep = '|---|---|---|---|---|---|---|---|';

@@ -8,6 +8,7 @@
  *       [--service-time 10ms] [--max-concurrency 16] [--connections 400] [--threads 1] [--quiet-below 1.5]
  *       [--out bench/report/report.md]
  *
+ * --rerender writes the files again from the last run's JSON (after a change to the report code), without a run.
  * It first waits (up to 20 min) for the 1-minute load average to fall below --quiet-below.
  *
  * It starts, all on 127.0.0.1 with free ports: a redis-server (the policy's L2 tier, cluster-wide limits and
@@ -29,8 +30,8 @@ import { waitForQuiet } from '../lib/machine';
 import { startRedis } from '../../test/helpers/redis';
 import { parseDuration } from '../../lib/policy/units';
 import { loadMixFile } from '../../lib/loadtest/mix';
-import { runProfile, type RunSettings } from '../../lib/loadtest/profiles';
-import { describeEnvironment } from '../../lib/loadtest/environment';
+import { runProfile, type RunSettings, type SoakInterval, type StepResult } from '../../lib/loadtest/profiles';
+import { describeEnvironment, type Environment } from '../../lib/loadtest/environment';
 import { writeReport } from '../../lib/loadtest/report';
 import { ProgressLine } from '../../lib/loadtest/progress';
 
@@ -45,6 +46,7 @@ async function main(): Promise<number> {
       connections: { type: 'string', default: '400' },
       threads: { type: 'string', default: '1' },
       'quiet-below': { type: 'string', default: '1.5' },
+      rerender: { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean' },
     },
@@ -57,6 +59,18 @@ async function main(): Promise<number> {
   const out = values.out ?? join(root, 'bench', 'report', 'report.md');
   const mixFile = join(root, 'bench', 'report', 'draft-mix.yaml');
   const log = (s: string) => process.stdout.write(s + '\n');
+  if (values.rerender) {
+    // write the Markdown, SVG and JSON again from the JSON of the last run, with the current report code
+    const json = JSON.parse(readFileSync(out.replace(/\.md$/i, '') + '.json', 'utf8')) as {
+      generatedAt: string; command: string; notes: string[]; version: string; environment: Environment; settings: RunSettings;
+      steps: StepResult[]; intervals: SoakInterval[];
+    };
+    writeReport(out, { generatedAt: new Date(json.generatedAt), command: json.command, notes: json.notes, environment: json.environment,
+      run: { settings: json.settings, steps: json.steps.map(({ verdicts: _v, holds: _h, ...s }: StepResult & { verdicts?: unknown; holds?: unknown }) => s), intervals: json.intervals },
+      version: json.version });
+    log(`re-rendered ${out}`);
+    return 0;
+  }
   // figures taken while others load the machine measure them too: wait (up to 20 min) for a quiet moment
   await waitForQuiet(Number(values['quiet-below']), 20 * 60_000, log);
   const loadAtStart = loadavg()[0];

@@ -171,6 +171,15 @@ export function recommendations(run: ProfileRun, env: Environment): string[] {
     }
   }
 
+  // a target that broke its targets without using its share of the CPU while the machine was overloaded
+  const contended = steps.find((s) => !stepHolds(s) && s.machineLoad && s.machineLoad[1] > env.cores &&
+    (s.target?.cpuCores ?? 0) / env.cores < TARGETS.maxCpu);
+  if (contended) {
+    out.push(`At ${contended.label} the machine's load average reached ${contended.machineLoad[1].toFixed(1)} on ${env.cores} cores while the target itself ` +
+      (contended.target?.cpuCores != null ? `used ${contended.target.cpuCores.toFixed(2)} cores` : 'was measured') +
+      `: processes waited for a CPU, so part of the latency above is contention on this machine, not the target's own limit. Repeat on a quiet or bigger machine before sizing from these figures.`);
+  }
+
   if (env.targetIsLocal) {
     out.push(`The load generator ran on the same ${env.cores}-core machine as the target and took CPU from it ` +
       `(up to ${Math.max(...steps.map((s) => s.generatorCpuCores)).toFixed(2)} cores): treat the figures as a lower bound of what the target does alone.`);

@@ -204,7 +204,7 @@ export class RequestHandler {
         (release) => {
           span.end();
           ctx.queueMs = performance.now() - queuedAt;
-          if (ctx.res.destroyed) release({ ok: true, latencyMs: 0 });
+          if (ctx.res.destroyed) release({ ok: false, latencyMs: 0 }); // client gone: not a latency sample
           else this.forward(p, ctx, release);
         },
         (err: unknown) => { span.end(err instanceof ShedError ? 'shed_' + err.reason : err); this.shed(p, ctx, err); },

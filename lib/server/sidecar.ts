@@ -20,6 +20,7 @@ import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
 import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
 import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
+import { applyUvThreadpoolSize, uvThreadpoolEnv } from '../stages/queue';
 import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
 
 export class PolicyRefusedError extends Error {}
@@ -53,7 +54,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const loaded0 = first.loaded;
   const p0 = loaded0.policy;
   // The libuv pool is sized before anything uses it (zlib, fs, dns run on it).
-  if (p0.queues) process.env.UV_THREADPOOL_SIZE = String(p0.queues.worker_threads);
+  applyUvThreadpoolSize(p0);
   const single = p0.server.workers === 0;
   const log = createLogger(p0.server.log_level, { role: single ? 'single' : 'primary' });
   log.info({ file: policyFile, version: loaded0.version }, summarize(loaded0));
@@ -218,8 +219,7 @@ const RESTART_WINDOW_MS = 10_000;
 /** Forks the policy's workers and returns `fork` (one more, restarted on a crash) for auto-tuning to scale with. */
 async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coordinator: PrimaryCoordinator, retiring: Set<number>): Promise<() => void> {
   const env = (): Record<string, string> => {
-    const q = state.loaded.policy.queues;
-    return q ? { UV_THREADPOOL_SIZE: String(q.worker_threads) } : {};
+    return uvThreadpoolEnv(state.loaded.policy);
   };
   const recentRestarts: number[] = [];
   // Each worker has a stable index 0..N-1 (BRIDGE_SIDECAR_WORKER_INDEX), reused by its replacement, so per-worker

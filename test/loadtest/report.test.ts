@@ -82,6 +82,11 @@ test('recommendations are derived from the figures', () => {
   assert.match(recs, /Cache hit ratio 60\.0 % at 2000 req\/s \(below the 85 %/);
   assert.match(recs, /shedding at 2000 req\/s \(queue_full ×600\)/);
 
+  assert.doesNotMatch(recs, /load average reached/, 'the target used its CPU: no contention to report');
+  const contended = overloadedRun();
+  contended.steps[2] = { ...contended.steps[2], machineLoad: [3.1, 5.04], target: usage({ cpuCores: 0.6 }) };
+  assert.match(recommendations(contended, env).join('\n'), /At 2000 req\/s the machine's load average reached 5\.0 on 2 cores while the target itself used 0\.60 cores/);
+
   const calm = recommendations({ settings: settings({ rates: [100] }), intervals: [], steps: [step(100, 1, 20)] }, env).join('\n');
   assert.match(calm, /All latency targets .* held at every step/);
   assert.match(calm, /Below the guide's > 1000 RPS per instance/);
