@@ -1,6 +1,9 @@
 /**
  * `bridge-sidecar demo` (what `npm start` runs): the example draft service on 127.0.0.1:9101 and the sidecar on
- * 127.0.0.1:15006 in front of it, with examples/demo-policy.yaml (no Redis needed).
+ * :15006 in front of it, with examples/policy.yaml, as the contract says. That policy names a Redis; with none
+ * running the sidecar degrades as it would in production (L2 misses, pod-local rate limits,
+ * bridge_sidecar_redis_up 0), so no Redis is needed. `BRIDGE_SIDECAR_POLICY` picks another file, e.g.
+ * examples/demo-policy.yaml (the same without Redis, on loopback only).
  */
 import cluster from 'node:cluster';
 import { join } from 'node:path';
@@ -11,10 +14,10 @@ const ROOT = join(__dirname, '..', '..');
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('usage: bridge-sidecar demo\n\nStarts the example draft service on 127.0.0.1:9101 and the sidecar on 127.0.0.1:15006\n(admin on 127.0.0.1:9901) with examples/demo-policy.yaml.\n');
+    process.stdout.write('usage: bridge-sidecar demo\n\nStarts the example draft service on 127.0.0.1:9101 and the sidecar on :15006 (admin on :9901)\nwith examples/policy.yaml (or $BRIDGE_SIDECAR_POLICY). No Redis is needed: without one the sidecar degrades.\n');
     return 0;
   }
-  const policy = process.env.BRIDGE_SIDECAR_POLICY ?? join(ROOT, 'examples', 'demo-policy.yaml');
+  const policy = process.env.BRIDGE_SIDECAR_POLICY ?? join(ROOT, 'examples', 'policy.yaml');
   if (cluster.isWorker) {
     await (await runSidecar(policy)).done;
     return 0;
@@ -27,9 +30,11 @@ export async function run(argv: string[]): Promise<number> {
       `  example draft service   http://127.0.0.1:${service.port}`,
       '  bridge-sidecar          http://127.0.0.1:15006   (policy: ' + policy + ')',
       '  admin                   http://127.0.0.1:9901/metrics  /policy  /readyz',
+      '  (no Redis running? the sidecar goes on without it: L2 misses, pod-local limits, bridge_sidecar_redis_up 0)',
       '',
       '  try:  curl -si -X POST http://127.0.0.1:15006/query_script -H "content-type: application/json" \\',
-      "             -d '{\"draft_id\":\"dft_000001\",\"force_update\":false}'   (twice: the second is a cache hit)",
+      "             -d '{\"draft_id\":\"dft_000001\",\"force_update\":false}'   (a few times: Cache-Status shows the",
+      '        L1 hit once each of the 2 workers has the draft; the per-user limit, 60/min in bursts of 10, answers 429 after that)',
       '        curl -si http://127.0.0.1:15006/get_font_types --compressed',
       '',
       '  Ctrl-C stops both.',
