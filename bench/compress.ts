@@ -21,7 +21,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
@@ -31,6 +31,7 @@ import { freePort, startProcess, waitForHttp } from './lib/proc';
 import { startDraftServiceProcess, startSidecar, type ServiceProcess, type SidecarPorts } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
 import { repoRoot, updateSection } from './results';
+import { GzipMember } from '../lib/stages/compress/gzip-pool';
 
 const SECTION = 'Compression (issue 7)';
 
@@ -313,7 +314,7 @@ async function measure(s: Settings, target: Target, proxy: Proxy, svc: ServicePr
   return row;
 }
 
-interface ZlibCost { bytes: number; streamUs: number; syncUs: number }
+interface ZlibCost { bytes: number; streamUs: number; pooledUs: number; syncUs: number }
 
 /**
  * CPU per response of zlib alone in this process, for one draft JSON: the async stream the sidecar uses
@@ -328,17 +329,29 @@ async function zlibCost(body: Buffer): Promise<ZlibCost> {
     g.on('error', reject);
     g.end(body);
   });
+  const pooled = () => new Promise<void>((resolve, reject) => {
+    const g = new GzipMember(6, null);
+    g.on('data', () => undefined);
+    g.on('end', resolve);
+    g.on('error', reject);
+    g.end(body);
+  });
   const rounds = 40;
   const width = 50;
-  for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: width }, once));
-  const c0 = process.cpuUsage();
-  for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: width }, once));
-  const c1 = process.cpuUsage(c0);
   const n = rounds * width;
+  const cpuPer = async (f: () => Promise<void>) => {
+    for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: width }, f));
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < rounds; i++) await Promise.all(Array.from({ length: width }, f));
+    const c1 = process.cpuUsage(c0);
+    return (c1.user + c1.system) / n;
+  };
+  const streamUs = await cpuPer(once);
+  const pooledUs = await cpuPer(pooled);
   const s0 = process.cpuUsage();
   for (let i = 0; i < n; i++) gzipSync(body, { level: 6 });
   const s1 = process.cpuUsage(s0);
-  return { bytes: body.length, streamUs: (c1.user + c1.system) / n, syncUs: (s1.user + s1.system) / n };
+  return { bytes: body.length, streamUs, pooledUs, syncUs: (s1.user + s1.system) / n };
 }
 
 function fetchDraft(url: string): Promise<Buffer> {
@@ -363,7 +376,8 @@ function report(s: Settings, machine: Awaited<ReturnType<typeof machineInfo>>, r
   const out: string[] = [];
   out.push(`Command: \`node dist/bench/compress.js${argv.length ? ' ' + argv.join(' ') : ''}\` (${new Date().toISOString().slice(0, 10)}).`);
   out.push('');
-  out.push(`- Machine: ${machineLine(machine)}; load average at start ${machine.load1}.`);
+  out.push(`- Machine: ${machineLine(machine)}; load average at start ${machine.load1}, at the end ${loadavg()[0]!.toFixed(2)}`);
+  out.push('  (the machine is shared: a higher figure at the end means other work ran during the measurements).');
   out.push(`- Load: wrk -t${s.threads} -c${s.connections} -d${s.duration} (after a ${s.warmup} warm-up that also fills the caches) with \`bench/compress.lua\`:`);
   out.push('  `POST /query_script` for drafts dft_000001..dft_000100 in turn (5-11 KB of JSON), `Accept-Encoding: gzip`.');
   out.push('- Upstream: the example draft service, service time 0. Proxies: 1 worker each; gzip level 6, min length 1 KB,');
@@ -387,10 +401,10 @@ function report(s: Settings, machine: Awaited<ReturnType<typeof machineInfo>>, r
   out.push('A shared 2-core machine runs wrk, the upstream and the proxy together: compare rows of the same run, not absolute figures.');
   if (zc) {
     out.push('');
-    out.push(`zlib alone, one ${zc.bytes}-byte draft at level 6, CPU per response in one process (all threads): async stream`);
-    out.push(`(createGzip, 50 in flight, work on the libuv pool; what the sidecar does) ${zc.streamUs.toFixed(0)} µs, one gzipSync call`);
-    out.push(`${zc.syncUs.toFixed(0)} µs. The difference is the price of keeping compression off the event loop (thread hand-offs, zlib`);
-    out.push('state set-up per stream); nginx compresses synchronously in its worker.');
+    out.push(`zlib alone, one ${zc.bytes}-byte draft at level 6, CPU per response in one process (all threads, 50 in flight):`);
+    out.push(`a fresh createGzip stream ${zc.streamUs.toFixed(0)} µs; a pooled compressor (what the sidecar does, lib/stages/compress/gzip-pool.ts)`);
+    out.push(`${zc.pooledUs.toFixed(0)} µs; one gzipSync call ${zc.syncUs.toFixed(0)} µs. The async API's thread-pool hand-offs are the price of keeping`);
+    out.push('compression off the event loop; nginx compresses synchronously in its worker.');
   }
   return out.join('\n');
 }
@@ -428,7 +442,7 @@ async function main(argv: string[]): Promise<number> {
   let zc: ZlibCost | null = null;
   try {
     zc = await zlibCost(await fetchDraft(svc.url));
-    log(`zlib alone: stream ${zc.streamUs.toFixed(0)} µs/response, gzipSync ${zc.syncUs.toFixed(0)} µs/response (${zc.bytes} bytes)`);
+    log(`zlib alone: stream ${zc.streamUs.toFixed(0)}, pooled ${zc.pooledUs.toFixed(0)}, gzipSync ${zc.syncUs.toFixed(0)} µs/response (${zc.bytes} bytes)`);
   } catch (e) {
     log(`zlib cost not measured: ${e instanceof Error ? e.message : String(e)}`);
   }

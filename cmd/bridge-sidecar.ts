@@ -4,7 +4,8 @@
  * cmd/<name>.ts, only parses its own flags, and calls into lib/.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { packageRoot } from './package-root';
 
 type Command = { run(argv: string[]): Promise<number> };
 
@@ -16,15 +17,11 @@ const COMMANDS: Record<string, { load: () => Command; help: string }> = {
   demo: { load: () => require('./demo'), help: 'demo                             example draft service on :9101 + sidecar on :15006' },
 };
 
-/** The package's version, from the nearest package.json above this file (dist/, .build/<name>/ or the image). */
+/** The package's version, from bridge-sidecar's package.json. */
 function version(): string {
-  for (let dir = __dirname; ; dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version: string };
-      if (pkg.name === 'bridge-sidecar') return pkg.version;
-    } catch { /* not here */ }
-    if (dirname(dir) === dir) return 'unknown';
-  }
+  const root = packageRoot();
+  if (!root) return 'unknown';
+  return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function usage(): string {

@@ -7,17 +7,18 @@
  */
 import cluster from 'node:cluster';
 import { join } from 'node:path';
+import { packageRoot } from './package-root';
 import { runSidecar, PolicyRefusedError } from '../lib/server/sidecar';
 import { startDraftService } from '../examples/draft-service';
 
-const ROOT = join(__dirname, '..', '..');
+const ROOT = packageRoot() ?? join(__dirname, '..', '..');
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write('usage: bridge-sidecar demo\n\nStarts the example draft service on 127.0.0.1:9101 and the sidecar on :15006 (admin on :9901)\nwith examples/policy.yaml (or $BRIDGE_SIDECAR_POLICY). No Redis is needed: without one the sidecar degrades.\n');
     return 0;
   }
-  const policy = process.env.BRIDGE_SIDECAR_POLICY ?? join(ROOT, 'examples', 'policy.yaml');
+  const policy = process.env.BRIDGE_SIDECAR_POLICY || join(ROOT, 'examples', 'policy.yaml');
   if (cluster.isWorker) {
     await (await runSidecar(policy)).done;
     return 0;
