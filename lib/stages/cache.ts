@@ -289,7 +289,7 @@ export class CacheView implements CacheStage, ResponseFilter {
       return false;
     }
     const tiers = this.comp.tiers;
-    const first = tiers.getL1(base);
+    const first = tiers.getL1(base, ctx);
     // the hot path: a fresh L1 hit is served without allocating any per-request state
     if (first !== null && first.meta.kind === 'response' && this.serveIfFresh(ctx, first)) return true;
     const st = this.state(rv, base, directives);
@@ -321,10 +321,10 @@ export class CacheView implements CacheStage, ResponseFilter {
   private async slowLookup(ctx: RequestContext, st: RequestState, first: Found | null): Promise<boolean> {
     const tiers = this.comp.tiers;
     let found = first;
-    if (found === null) found = await tiers.getLower(st.base);
+    if (found === null) found = await tiers.getLower(st.base, ctx);
     if (found !== null && found.meta.kind === 'vary') {
       const vk = varyKey(st.base, found.meta.vary, ctx.req.headers);
-      found = tiers.getL1(vk) ?? (await tiers.getLower(vk));
+      found = tiers.getL1(vk, ctx) ?? (await tiers.getLower(vk, ctx));
       if (found !== null && found.meta.kind !== 'response') found = null;
     }
     if (ctx.res.destroyed) return true;

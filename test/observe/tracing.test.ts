@@ -210,3 +210,28 @@ test('a collector that is down: requests are unaffected, one warning (not one pe
   await new Promise((r) => setTimeout(r, 2500)); // more export rounds fail
   assert.equal(sc.logs.filter((l) => l.msg === 'trace export failing: spans are dropped until it recovers').length, 1);
 });
+
+test('each cache tier looked up is a child span with its result (L1 miss then hit)', { timeout: 60_000 }, async (t) => {
+  const policy = `routes:
+  - name: fonts
+    match: { method: GET, path: /get_font_types }
+    cache: { key: "static:fonts", ttl: 1m }
+cache:
+  l1: { size: 4MB }
+` + tracing(rx, 1);
+  const sc = await startSidecar(basicPolicy(upstream.port, policy));
+  t.after(() => sc.stop());
+  const results: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const client = ids();
+    const r = await http(`${sc.url}/get_font_types`, { headers: { traceparent: `00-${client.traceId}-${client.spanId}-01` } });
+    assert.equal(r.status, 200);
+    const spans = await rx.waitForSpans(() => ofTrace(client.traceId).some((s) => s.name === 'cache.lookup l1'));
+    const server = spans.find((s) => s.traceId === client.traceId && s.kind === SERVER);
+    const tier = spans.find((s) => s.traceId === client.traceId && s.name === 'cache.lookup l1')!;
+    if (server) assert.equal(tier.parentSpanId, server.spanId, 'the tier span is a child of the request span');
+    assert.equal(tier.attributes['cache.layer'], 'l1');
+    results.push(String(tier.attributes['cache.result']));
+  }
+  assert.deepEqual(results, ['miss', 'hit']);
+});
