@@ -43,9 +43,12 @@ test('a write through pod A invalidates pod B\'s L1 and L3 (pub/sub) and the sha
     await sleep(20);
   }
   assert.ok(seen >= 0, 'pod B still served the old draft 1 s after the write through pod A');
-  const m = (await request(b.adminUrl, { path: '/metrics' })).body;
-  assert.match(m, /bridge_sidecar_invalidation_delay_seconds_count [1-9]/);
+  // the delay is observed once B's whole removal (L1, L3 and its L2 keys) has finished: that may be a moment
+  // after the read above already saw the new draft
+  await waitFor('pod B to record the event-to-removal delay', async () =>
+    /bridge_sidecar_invalidation_delay_seconds_count [1-9]/.test((await request(b.adminUrl, { path: '/metrics' })).body), 5000, 50);
   // pod B did not raise it, so it does not count it as its own event
+  const m = (await request(b.adminUrl, { path: '/metrics' })).body;
   assert.doesNotMatch(m, /bridge_sidecar_invalidations_total\{event="draft_updated"\}/);
 });
 
