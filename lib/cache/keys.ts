@@ -119,14 +119,32 @@ export function parseVary(value: string | string[] | undefined): string[] {
   return [...new Set(raw)].sort();
 }
 
-/** Request header value normalised for variant matching (whitespace, case of tokens for accept-encoding). */
+/**
+ * Accept-Encoding reduced to the set of codings the sidecar can produce that the client accepts (q > 0): `gzip`,
+ * `br`, `*` meaning both. Any coding stored under that set is one this client accepts, so "gzip", "gzip, deflate"
+ * and "deflate, gzip, zstd" share one stored gzip variant instead of one copy each (issue 7: store the encoded
+ * variant once, serve it to every client that accepts it). Clients accepting neither share the identity variant.
+ */
+function producibleCodings(header: string): string {
+  let gzip = false;
+  let br = false;
+  for (const raw of header.split(',')) {
+    const [token, ...params] = raw.split(';');
+    const coding = token.trim().toLowerCase();
+    const q = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('q='));
+    if (q !== undefined && Number(q.slice(2)) === 0) continue;
+    if (coding === 'gzip' || coding === 'x-gzip') gzip = true;
+    else if (coding === 'br') br = true;
+    else if (coding === '*') gzip = br = true;
+  }
+  return br ? (gzip ? 'br,gzip' : 'br') : gzip ? 'gzip' : '';
+}
+
+/** Request header value normalised for variant matching (whitespace; Accept-Encoding: see producibleCodings). */
 function normaliseHeaderValue(name: string, v: string | string[] | undefined): string {
   if (v === undefined) return '';
   const s = Array.isArray(v) ? v.join(', ') : v;
-  if (name === 'accept-encoding') {
-    // "gzip, br" and "br,gzip" choose the same encoding: compare the set of accepted codings
-    return s.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && !/;\s*q=0(\.0*)?$/.test(t)).sort().join(',');
-  }
+  if (name === 'accept-encoding') return producibleCodings(s);
   return s.trim().replace(/\s+/g, ' ');
 }
 
