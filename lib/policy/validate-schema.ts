@@ -7,6 +7,7 @@
  */
 import { formatPath, type PolicyIssue, type PolicyPath } from './issues';
 import type { JsonSchema } from './schema';
+import { editDistance } from '../util/edit-distance';
 
 type Schema = { readonly [k: string]: unknown };
 
@@ -207,7 +208,7 @@ function suggest(key: string, known: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = Infinity;
   for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k);
+    const d = editDistance(key.toLowerCase(), k, 3);
     if (d < bestD) {
       bestD = d;
       best = k;
@@ -216,17 +217,3 @@ function suggest(key: string, known: readonly string[]): string | null {
   return best !== null && bestD <= Math.max(1, Math.floor(best.length / 3)) ? best : null;
 }
 
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 3) return 99;
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length];
-}

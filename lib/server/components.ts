@@ -28,8 +28,6 @@ export interface StageComponents {
 
 export function createComponents(rt: Runtime): StageComponents {
   const set: StageComponents = { rateLimit: null, cache: null, queue: null, filters: [], all: [] };
-  // Stages register here as they are built (ratelimit, cache, queue, compression, events).
-  void rt;
   set.rateLimit = new RateLimitComponent(rt); // rate limiting (issue 3)
   set.queue = new QueueComponent(rt); // queue (issue 4)
   set.cache = new CacheComponent(rt); // cache (issue 5): its store filter must stay the LAST filter

@@ -22,6 +22,7 @@
  * say) is unknown, a comparison with it is unknown, `false and unknown` is false, `true or unknown` is true, and
  * a trigger fires only when its value is true.
  */
+import { editDistance } from '../util/edit-distance';
 
 export const FIGURE_NAMES = [
   'memory_usage', 'cpu_usage', 'connection_wait_time', 'queue_length', 'error_rate', 'p99_latency', 'cache_hit_ratio',
@@ -414,26 +415,12 @@ function closest(word: string, names: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = Infinity;
   for (const n of names) {
-    const d = editDistance(word, n);
+    const d = editDistance(word, n, 4);
     if (d < bestD) { bestD = d; best = n; }
   }
   return best !== null && bestD <= Math.max(2, Math.floor(best.length / 4)) ? best : null;
 }
 
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 4) return 99;
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length];
-}
 
 /** Parse a trigger. Throws TriggerError (and nothing else) for any input. */
 export function parseTrigger(source: string): Trigger {
