@@ -51,7 +51,5 @@ export function registerPrimaryServices(coordinator: Coordinator, log: Logger, p
   services.push(new RateLimitLeaseService(coordinator, log)); // rate limiting (issue 3): the pod's token leases
   services.push(new InvalidationFanout(coordinator, log)); // invalidation (issue 6): fan-out to every worker
   services.push(new WarmupScheduler(coordinator, log, pod)); // warm-up (issue 6): the pod's one scheduler; gates /readyz
-  void coordinator;
-  void log;
   return services;
 }
