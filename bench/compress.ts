@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { machineInfo, machineLine, waitForQuiet } from './lib/machine';
-import { NGINX } from './lib/nginx';
+import { NGINX, nginxPreamble } from './lib/nginx';
 import { freePort, startProcess, waitForHttp } from './lib/proc';
 import { startDraftServiceProcess, startSidecar, type ServiceProcess, type SidecarPorts } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
@@ -180,21 +180,7 @@ ${compression}${cached ? cachePolicyYaml : ''}`;
 
 function nginxConf(dir: string, port: number, upstreamPort: number, cached: boolean): string {
   return `# bench/compress: nginx gzip level 6 over 1 KB${cached ? ', proxy_cache of the POST' : ''}
-worker_processes 1;
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_timeout 65s;
-  keepalive_requests 100000;
+${nginxPreamble(dir)}
   gzip on;
   gzip_comp_level 6;
   gzip_min_length 1024;

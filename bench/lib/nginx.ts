@@ -30,9 +30,12 @@ export interface NginxInstance {
   stop(): Promise<void>;
 }
 
-export function nginxProxyConf(dir: string, o: Required<Omit<NginxOptions, 'readyPath'>>): string {
-  return `# bench: nginx as a pass-through reverse proxy, configured like bridge-sidecar's pass-through
-worker_processes ${o.workers};
+/**
+ * The start of every bench nginx.conf: foreground, files under `dir`, no access log, long keep-alive, and the
+ * `http {` block opened (the caller adds its directives and closes it).
+ */
+export function nginxPreamble(dir: string, workers = 1): string {
+  return `worker_processes ${workers};
 daemon off;
 master_process on;
 pid ${dir}/nginx.pid;
@@ -46,7 +49,12 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   keepalive_timeout 65s;
-  keepalive_requests 100000;
+  keepalive_requests 100000;`;
+}
+
+export function nginxProxyConf(dir: string, o: Required<Omit<NginxOptions, 'readyPath'>>): string {
+  return `# bench: nginx as a pass-through reverse proxy, configured like bridge-sidecar's pass-through
+${nginxPreamble(dir, o.workers)}
   upstream draft_service {
     server ${o.upstreamHost}:${o.upstreamPort};
     keepalive ${o.keepalive};

@@ -100,7 +100,7 @@ export class RequestHandler {
     if (declared > max) {
       // refuse before reading: the connection is closed so the unread body cannot be taken for a next request
       ctx.endpoint = p.endpointFor(ctx);
-      sendProblem(res, 413, 'body-too-large', 'Content Too Large', `request body of ${declared} bytes exceeds client_max_body_size (${max})`, null, true);
+      refuseTooLarge(res, `request body of ${declared} bytes exceeds client_max_body_size (${max})`);
       return;
     }
     const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -116,7 +116,7 @@ export class RequestHandler {
           this.route(p, ctx);
         },
         (err: unknown) => {
-          if (err instanceof BodyTooLarge) sendProblem(res, 413, 'body-too-large', 'Content Too Large', `request body exceeds client_max_body_size (${max})`, null, true);
+          if (err instanceof BodyTooLarge) refuseTooLarge(res, `request body exceeds client_max_body_size (${max})`);
           else if (!res.headersSent) sendProblem(res, 400, 'bad-request', 'Bad Request', 'the request body could not be read', null, true);
         },
       );
@@ -223,16 +223,7 @@ export class RequestHandler {
     }
     if (err.reason === 'client_gone' || ctx.res.destroyed) return;
     this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'shed' });
-    const cache = p.stages.cache;
-    if (cache) {
-      const s = cache.onFailure(ctx, 'shed');
-      if (isPromise(s)) {
-        s.then((served) => { if (!served) sendShed(ctx.res, err); }, () => sendShed(ctx.res, err));
-        return;
-      }
-      if (s) return;
-    }
-    sendShed(ctx.res, err);
+    staleOr(p, ctx, 'shed', () => sendShed(ctx.res, err));
   }
 
   private forward(p: Pipeline, ctx: RequestContext, release: Release | null): void {
@@ -327,16 +318,7 @@ export class RequestHandler {
       if (kind === 'timeout') sendProblem(ctx.res, 504, 'upstream-timeout', 'Gateway Timeout', err?.message ?? 'the upstream did not answer in time');
       else sendProblem(ctx.res, 502, 'upstream-unavailable', 'Bad Gateway', `the upstream could not be reached: ${err?.message ?? 'error'}`);
     };
-    const cache = p.stages.cache;
-    if (cache) {
-      const s = cache.onFailure(ctx, kind);
-      if (isPromise(s)) {
-        s.then((served) => { if (!served) send(); }, send);
-        return;
-      }
-      if (s) return;
-    }
-    send();
+    staleOr(p, ctx, kind, send);
   }
 
   private internalError(ctx: RequestContext, err: unknown): void {
@@ -374,6 +356,23 @@ export class RequestHandler {
       else this.log.info(line);
     }
   }
+}
+
+/**
+ * The request could not be forwarded (shed, upstream error or timeout): serve a stale cached copy if the cache's
+ * rules allow (stale-if-error), else `send` the refusal.
+ */
+function staleOr(p: Pipeline, ctx: RequestContext, kind: 'shed' | UpstreamFailure, send: () => void): void {
+  const cache = p.stages.cache;
+  if (cache === null) return send();
+  const served = cache.onFailure(ctx, kind);
+  if (isPromise(served)) served.then((ok) => { if (!ok) send(); }, send);
+  else if (!served) send();
+}
+
+/** 413 with Connection: close, so an unread body cannot be taken for the connection's next request. */
+function refuseTooLarge(res: ServerResponse, detail: string): void {
+  sendProblem(res, 413, 'body-too-large', 'Content Too Large', detail, null, true);
 }
 
 function round(ms: number): number {
@@ -429,7 +428,7 @@ function sizeLimiter(limit: number, ctx: RequestContext, abortUpstream: () => vo
         over = true;
         // the upstream must never see a truncated body as if it were whole: abort its request first
         abortUpstream();
-        sendProblem(ctx.res, 413, 'body-too-large', 'Content Too Large', `request body exceeds client_max_body_size (${limit})`, null, true);
+        refuseTooLarge(ctx.res, `request body exceeds client_max_body_size (${limit})`);
         return cb();
       }
       cb(null, chunk);
