@@ -29,7 +29,8 @@ scheduled time, so a stalled target cannot hide its queueing (coordinated omissi
   --connections N       keep-alive connections (default: 400, soak 200, as the guide's wrk lines)
   --threads N|auto      generator threads (default auto: one per 8000 req/s, at most one per core)
   --mix FILE            request mix, YAML or JSON (method, path, headers, body, weight; {seq}, {random},
-                        {int:A-B}, {choice:a|b}, {uuid} substitutions); default: GET the target URL
+                        {int:A-B}, {zipf:A-B}, {choice:a|b}, {uuid} substitutions); default: GET
+                        the target URL
   --timeout D           per-request timeout (default 10s); a timed-out request counts as an error
   --metrics URL         the target's Prometheus page (sidecar: http://HOST:9901/metrics): CPU, memory,
                         cache hit ratio, shedding and rate limiting per step

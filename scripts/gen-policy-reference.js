@@ -43,7 +43,7 @@ const MEANING = {
  "routes[].cache": "cache this route's responses (absent: never cached)",
  "routes[].cache.key": "key template filled from params, e.g. draft:{draft_id}:script",
  "routes[].cache.ttl": "freshness when the upstream does not say",
- "routes[].cache.store_if": "response JSON fields that must equal these values to store (e.g. response.success: true)",
+ "routes[].cache.store_if": "response JSON fields that must equal these values to store (e.g. response.success: true); read up to the last such field, the rest of the body is not parsed (a duplicated key: the first counts)",
  "routes[].cache.stale_while_revalidate": "serve stale this long while one background refresh runs",
  "routes[].cache.stale_if_error": "serve stale this long when the upstream fails or the request is shed",
  "routes[].cache.override_upstream": "store even when the upstream says no-store/private",

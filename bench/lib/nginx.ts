@@ -79,11 +79,19 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
     upstreamPort: opts.upstreamPort, upstreamHost: opts.upstreamHost ?? '127.0.0.1', workers: opts.workers ?? 1,
     keepalive: opts.keepalive ?? 64, port,
   });
+  return runNginx(dir, port, conf, opts.readyPath ?? '/health');
+}
+
+/**
+ * Start nginx in the foreground on `conf` (written to `dir`/nginx.conf, which must listen on `port`); resolves
+ * once `readyPath` answers. stop() ends it and removes `dir`.
+ */
+export async function runNginx(dir: string, port: number, conf: string, readyPath = '/health'): Promise<NginxInstance> {
   const confFile = join(dir, 'nginx.conf');
   writeFileSync(confFile, conf);
   const proc = startProcess('nginx', NGINX, ['-c', confFile, '-p', dir, '-e', join(dir, 'error.log')]);
   try {
-    await waitForHttp(`http://127.0.0.1:${port}${opts.readyPath ?? '/health'}`, { proc, timeoutMs: 15_000 });
+    await waitForHttp(`http://127.0.0.1:${port}${readyPath}`, { proc, timeoutMs: 15_000 });
   } catch (e) {
     await proc.stop();
     rmSync(dir, { recursive: true, force: true });

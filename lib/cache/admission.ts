@@ -9,7 +9,7 @@ import { headerValue, sha256hex, storedFields, storedRequest } from './entry';
 import type { Headers, RouteRules } from './http-semantics';
 import { NOT_UPDATED_BY_304, freshness, initialAge, notStorableReason } from './http-semantics';
 import { parseVary, varyKey } from './keys';
-import { getPath } from '../routes/router';
+import { probeJson } from './json-probe';
 import type { JsonScalar } from '../policy/types';
 
 export type StoreIf = ReadonlyArray<readonly [readonly string[], JsonScalar]>;
@@ -70,18 +70,19 @@ function decodeBody(headers: Headers, body: Buffer): Buffer | null {
   return null;
 }
 
-/** store_if: every listed response JSON field equals its value. A body that is not JSON fails. */
+/**
+ * store_if: every listed response JSON field equals its value. A body that is not JSON fails. The fields are
+ * read with a probe that stops once it has them (see json-probe.ts): a 300 KB draft is not parsed whole to read
+ * the `success` at its front.
+ */
 export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: Buffer): boolean {
   if (storeIf === null) return true;
   const raw = decodeBody(headers, body);
   if (raw === null) return false;
-  let json: unknown;
-  try {
-    json = JSON.parse(raw.toString('utf8'));
-  } catch {
-    return false;
-  }
-  return storeIf.every(([p, v]) => getPath(json, p) === v);
+  const values = probeJson(raw, storeIf.map(([p]) => p));
+  if (values === null) return false;
+  for (let i = 0; i < storeIf.length; i++) if (values[i] !== storeIf[i][1]) return false;
+  return true;
 }
 
 export const VIA_TOKEN = '1.1 bridge-sidecar';

@@ -63,6 +63,8 @@ export class L3Cache {
   readonly ready: Promise<void>;
   private isReady = false;
   private readonly fsync: boolean;
+  /** Entry directories known to exist (we never remove them; one removed from outside is made again). */
+  private readonly madeDirs = new Set<string>();
 
   constructor(private readonly opts: L3Options) {
     this.maxBytes = opts.maxBytes;
@@ -293,11 +295,25 @@ export class L3Cache {
     } finally {
       await fh.close();
     }
-    await fsp.mkdir(join(file, '..'), { recursive: true });
+    await this.ensureDir(join(file, '..'));
     await fsp.rename(tmp, file).catch(async (err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.madeDirs.delete(join(file, '..'))) {
+        // the directory went away under us (removed from outside): make it again, once
+        await this.ensureDir(join(file, '..'));
+        return fsp.rename(tmp, file);
+      }
+      throw err;
+    }).catch(async (err: unknown) => {
       await fsp.rm(tmp, { force: true });
       throw err;
     });
+  }
+
+  /** mkdir -p once per directory: a store is one thread-pool hop fewer than with a mkdir every time. */
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
   }
 
   /**
@@ -325,7 +341,7 @@ export class L3Cache {
     }
     if (ms <= 0 || meta.bodyLength > this.maxBytes) { await fsp.rm(tmpBody, { force: true }); return; }
     const file = this.fileFor(key);
-    await fsp.mkdir(join(file, '..'), { recursive: true });
+    await this.ensureDir(join(file, '..'));
     const expiresAt = Date.now() + ms;
     const fullMeta = { ...meta, external: true, l3ExpiresAt: expiresAt } as EntryMeta;
     // the body first, the meta last: the meta's rename is what makes the entry exist

@@ -16,7 +16,11 @@
  *   {seq}          a number unique to the request in this run (0, 1, 2, … across all threads); every {seq}
  *                  in one request has the same value, so an idempotency key and a path can agree
  *   {random}       a random integer 0 .. 2^31-1
- *   {int:A-B}      a random integer A..B inclusive
+ *   {int:A-B}      a random integer A..B inclusive, uniformly
+ *   {zipf:A-B}     a random integer A..B, Zipf-distributed (s = 1): A is the most frequent, A+1 half as
+ *                  frequent, and so on, like the popularity of drafts or pages (at most 1,000,000 values)
+ *                  For int and zipf, a lower bound written with leading zeros ({int:0001-1000}) pads
+ *                  every value to its width: 0001, 0002, … 1000.
  *   {choice:a|b|c} one of the listed words, uniformly
  *   {uuid}         a random UUID v4
  * Any other brace text (JSON objects included) is left as it is.
@@ -112,12 +116,14 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 // ---- templates ---------------------------------------------------------------------------------------
 
-const PLACEHOLDER_RE = /\{(seq|random|uuid|int:(-?\d+)-(-?\d+)|choice:([^{}]*))\}/g;
+const PLACEHOLDER_RE = /\{(seq|random|uuid|(int|zipf):(-?\d+)-(-?\d+)|choice:([^{}]*))\}/g;
+const MAX_ZIPF_VALUES = 1_000_000;
 
 function checkTemplate(t: string, where: string): void {
   for (const m of t.matchAll(PLACEHOLDER_RE)) {
-    if (m[2] !== undefined && Number(m[2]) > Number(m[3])) throw new MixError(`${where}: {${m[1]}}: the lower bound is above the upper one`);
-    if (m[4] !== undefined && m[4].length === 0) throw new MixError(`${where}: {choice:} needs at least one word`);
+    if (m[3] !== undefined && Number(m[3]) > Number(m[4])) throw new MixError(`${where}: {${m[1]}}: the lower bound is above the upper one`);
+    if (m[2] === 'zipf' && Number(m[4]) - Number(m[3]) + 1 > MAX_ZIPF_VALUES) throw new MixError(`${where}: {${m[1]}}: at most ${MAX_ZIPF_VALUES} values`);
+    if (m[5] !== undefined && m[5].length === 0) throw new MixError(`${where}: {choice:} needs at least one word`);
   }
 }
 
@@ -142,13 +148,36 @@ function generator(m: RegExpMatchArray): (seq: number) => string {
   if (m[1] === 'seq') return (seq) => String(seq);
   if (m[1] === 'random') return () => String(Math.floor(Math.random() * 2 ** 31));
   if (m[1] === 'uuid') return () => randomUUID();
-  if (m[2] !== undefined) {
-    const lo = Number(m[2]);
-    const span = Number(m[3]) - lo + 1;
-    return () => String(lo + Math.floor(Math.random() * span));
+  if (m[3] !== undefined) {
+    const lo = Number(m[3]);
+    const span = Number(m[4]) - lo + 1;
+    const width = /^-?0\d/.test(m[3]) ? m[3].length : 0;
+    const fmt = width === 0 ? String : (n: number) => String(n).padStart(width, '0');
+    if (m[2] === 'int') return () => fmt(lo + Math.floor(Math.random() * span));
+    const rank = zipfSampler(span);
+    return () => fmt(lo + rank());
   }
-  const words = m[4]!.split('|');
+  const words = m[5]!.split('|');
   return () => words[Math.floor(Math.random() * words.length)];
+}
+
+/** Zipf (s = 1) over ranks 0..n-1 by inverse CDF: a binary search in a table built once. */
+export function zipfSampler(n: number, random: () => number = Math.random): () => number {
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let k = 0; k < n; k++) cdf[k] = sum += 1 / (k + 1);
+  for (let k = 0; k < n; k++) cdf[k] /= sum;
+  return () => {
+    const u = random();
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid] < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
 }
 
 export function render(t: Template, seq: number): string {

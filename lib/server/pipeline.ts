@@ -14,7 +14,7 @@ import { Router } from '../routes/router';
 import { RequestContext } from '../stages/context';
 import type { CacheStage, QueueStage, RateLimitStage, Release, ResponseFilter, ResponseHead } from '../stages/types';
 import { ShedError } from '../stages/types';
-import { UpstreamProxy, type UpstreamFailure } from '../stages/proxy';
+import { UpstreamProxy, type ForwardCallbacks, type UpstreamFailure } from '../stages/proxy';
 import { resolveIdentity } from '../stages/identity';
 import { sendRateLimited } from '../stages/ratelimit';
 import { sendShed } from '../stages/queue';
@@ -62,7 +62,19 @@ export class Pipeline {
 
 class BodyTooLarge extends Error {}
 
-export class RequestHandler {
+/**
+ * The pipeline's own per-request state on top of what every stage shares: the policy snapshot the request took
+ * on arrival and its queue slot while it is upstream. Kept on the context, so forwarding needs no closures.
+ */
+class PipelineContext extends RequestContext {
+  release: Release | null = null;
+  forwardedAt = 0;
+  constructor(req: IncomingMessage, res: ServerResponse, startedAt: number, readonly pipeline: Pipeline) {
+    super(req, res, startedAt);
+  }
+}
+
+export class RequestHandler implements ForwardCallbacks {
   private current: Pipeline;
   /** Set on SIGTERM: responses carry Connection: close so keep-alive clients move on. */
   draining = false;
@@ -89,9 +101,9 @@ export class RequestHandler {
   /** The server's 'request' listener. */
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const p = this.current;
-    const ctx = new RequestContext(req, res, performance.now());
+    const ctx = new PipelineContext(req, res, performance.now(), p);
     if (p.tracing !== null) p.tracing.startRequest(ctx); // tracing (issue 9): server span, sets ctx.traceId
-    res.once('close', () => this.finished(p, ctx));
+    res.on('close', () => this.finished(p, ctx)); // a response closes once
     if (this.draining) res.shouldKeepAlive = false;
 
     const max = p.policy.server.client_max_body_size;
@@ -104,15 +116,15 @@ export class RequestHandler {
       return;
     }
     const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
-    // Small bodies are read whole when retries are on: a request can only be replayed (after a stale pooled
-    // socket, or for idempotent calls after an error) if its body is still at hand.
-    const needBody = hasBody && (p.router.needsBody(ctx.method, ctx.path) ||
-      (declared > 0 && declared <= REPLAY_BODY_LIMIT && p.policy.upstream.pool.retries > 0));
-    if (needBody) {
+    // A route that matches on the body (or takes params from it) needs it read and parsed. Small bodies are also
+    // read whole (not parsed) when retries are on: a request can only be replayed (after a stale pooled socket,
+    // or for idempotent calls after an error) if its body is still at hand.
+    const routeNeedsBody = hasBody && p.router.needsBody(ctx.method, ctx.path);
+    if (routeNeedsBody || (hasBody && declared > 0 && declared <= REPLAY_BODY_LIMIT && p.policy.upstream.pool.retries > 0)) {
       readBody(req, max).then(
         (body) => {
           ctx.body = body;
-          ctx.json = parseJson(body, req.headers['content-type']);
+          if (routeNeedsBody) ctx.json = parseJson(body, req.headers['content-type']);
           this.route(p, ctx);
         },
         (err: unknown) => {
@@ -252,24 +264,34 @@ export class RequestHandler {
     const via = req.headers.via;
     req.headers.via = via ? `${via}, ${VIA}` : VIA;
 
-    const started = performance.now();
-    let released = false;
-    const done = (ok: boolean) => {
-      if (release && !released) {
-        released = true;
-        release({ ok, latencyMs: performance.now() - started });
-      }
-    };
-    this.proxy.forward(ctx, {
-      onResponse: (c, upstreamRes) => this.respond(p, c, upstreamRes, done),
-      onFailure: (c, kind, err) => {
-        done(false);
-        this.upstreamFailed(p, c, kind, err);
-      },
-    }, ctx.body, stream);
+    const pc = ctx as PipelineContext;
+    pc.release = release;
+    pc.forwardedAt = performance.now();
+    this.proxy.forward(ctx, this, ctx.body, stream);
   }
 
-  private respond(p: Pipeline, ctx: RequestContext, up: IncomingMessage, done: (ok: boolean) => void): void {
+  /** Give the request's queue slot back once, with how the exchange went (the adaptive limit learns from it). */
+  private done(ctx: PipelineContext, ok: boolean): void {
+    const release = ctx.release;
+    if (release === null) return;
+    ctx.release = null;
+    release({ ok, latencyMs: performance.now() - ctx.forwardedAt });
+  }
+
+  /** ForwardCallbacks: the upstream answered. */
+  onResponse(ctx: RequestContext, up: IncomingMessage): void {
+    const pc = ctx as PipelineContext;
+    this.respond(pc.pipeline, pc, up);
+  }
+
+  /** ForwardCallbacks: no answer could be had (502/504, or stale-if-error). */
+  onFailure(ctx: RequestContext, kind: UpstreamFailure, err: Error | null): void {
+    const pc = ctx as PipelineContext;
+    this.done(pc, false);
+    this.upstreamFailed(pc.pipeline, pc, kind, err);
+  }
+
+  private respond(p: Pipeline, ctx: PipelineContext, up: IncomingMessage): void {
     const res = ctx.res;
     const headers: Record<string, string | string[]> = {};
     const src = up.headers;
@@ -293,7 +315,7 @@ export class RequestHandler {
     }
     if (res.destroyed) {
       up.destroy();
-      done(true);
+      this.done(ctx, true);
       return;
     }
     if (this.draining) head.headers.connection = 'close';
@@ -301,11 +323,11 @@ export class RequestHandler {
     ctx.responded = true;
     if (transforms === null) {
       up.on('error', () => res.destroy());
-      up.on('end', () => done(true));
+      if (ctx.release !== null) up.on('end', () => this.done(ctx, true));
       up.pipe(res);
     } else {
       streamPipeline([up, ...transforms, res], (err) => {
-        done(!err);
+        this.done(ctx, !err);
         if (err && !res.destroyed) res.destroy();
       });
     }

@@ -11,7 +11,7 @@
  *  - upstream_connection_wait_seconds: time from dispatch until the request had a socket.
  */
 import { Agent, type IncomingMessage, type ClientRequest } from 'node:http';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import type { UpstreamPolicy } from '../policy/types';
@@ -155,10 +155,10 @@ export class UpstreamProxy {
     const readTimeout = this.policy.pool.read_timeout;
     // The read timer covers waiting for a pooled socket too, so a saturated pool cannot hang a request.
     st.readTimer = setTimeout(() => this.timeout(st, 'read'), readTimeout);
-    const buffer = st.body !== null ? Readable.from(st.body.length ? [st.body] : []) : (st.stream ?? undefined);
+    const buffer = st.body !== null ? new BufferedBody(st.body) : (st.stream ?? undefined);
     // tracing (issue 9): one CLIENT span per attempt; it writes the traceparent http-proxy copies upstream
     st.span = startUpstreamSpan(ctx, this.policy, st.attempt);
-    this.proxy.web(ctx.req, ctx.res, { buffer } as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
+    this.proxy.web(ctx.req, ctx.res, { buffer } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
   }
 
   private onSocket(proxyReq: ClientRequest, req: IncomingMessage): void {
@@ -255,6 +255,19 @@ export class UpstreamProxy {
   close(): void {
     this.agent.destroy();
     this.proxy.close();
+  }
+}
+
+/**
+ * A body already in memory, in the one shape http-proxy asks of `options.buffer` (`buffer.pipe(proxyReq)`):
+ * `end(body)` hands Node the headers and the body together (one write), without a Readable per attempt.
+ */
+class BufferedBody {
+  constructor(private readonly body: Buffer) {}
+  pipe<T extends NodeJS.WritableStream>(dest: T): T {
+    if (this.body.length === 0) dest.end();
+    else dest.end(this.body);
+    return dest;
   }
 }
 

@@ -67,6 +67,27 @@ test('substitutions: {seq} shared within a request, {int}, {choice}, {uuid}, {ra
   assert.equal(compileTemplate('/plain/{unknown}'), '/plain/{unknown}', 'a template without placeholders stays a constant string');
 });
 
+test('{zipf:A-B}: A is the most frequent value, each next one about 1/rank as often; leading zeros pad', () => {
+  const t = compileTemplate('dft_{zipf:000001-001000}');
+  const counts = new Map<string, number>();
+  const n = 200_000;
+  for (let i = 0; i < n; i++) {
+    const v = render(t, i);
+    assert.match(v, /^dft_\d{6}$/);
+    const k = Number(v.slice(4));
+    assert.ok(k >= 1 && k <= 1000, v);
+    counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  // Zipf s=1 over 1000 values: P(1) = 1/H(1000) ≈ 0.1336, P(2) ≈ 0.0668, P(10) ≈ 0.01336
+  const share = (id: string) => (counts.get(id) ?? 0) / n;
+  assert.ok(Math.abs(share('dft_000001') - 0.1336) < 0.01, `share of the first: ${share('dft_000001')}`);
+  assert.ok(Math.abs(share('dft_000002') - 0.0668) < 0.006, `share of the second: ${share('dft_000002')}`);
+  assert.ok(Math.abs(share('dft_000010') - 0.01336) < 0.003, `share of the tenth: ${share('dft_000010')}`);
+  assert.ok(counts.size > 700, `most of the 1000 values appear: ${counts.size}`);
+  assert.equal(render(compileTemplate('{int:07-07}'), 0), '07', '{int} pads the same way');
+  assert.equal(render(compileTemplate('{zipf:5-5}'), 0), '5');
+});
+
 test('weights set the proportions', () => {
   const mix = parseMix('[{path: /a, weight: 3}, {path: /b, weight: 1}]');
   const f = new RequestFactory(mix);
@@ -91,6 +112,7 @@ test('mix errors name the file and the entry', () => {
     ['[{path: /a, bogus: 1}]', /unknown key "bogus"/],
     ['[{path: "/a/{int:9-1}"}]', /lower bound is above/],
     ['[{path: "/a/{choice:}"}]', /needs at least one word/],
+    ['[{path: "/a/{zipf:1-2000000}"}]', /at most 1000000 values/],
     ['[{path: /a, headers: [x]}]', /headers must be a mapping/],
     ['{ not: [valid', /not valid YAML/],
     ['[{path: /a, headers: {"bad name": x}}]', /"bad name" is not a valid header name/],
