@@ -250,6 +250,13 @@ export class RequestHandler implements ForwardCallbacks {
     // exchange at once instead of leaving it to wait for the rest until read_timeout
     if (stream !== null) req.once('close', () => { if (!req.complete) this.proxy.clientGone(ctx); });
     stripRequestHopByHop(req.headers);
+    // reliability: an upstream framework that routes by X-Original-URL / X-Rewrite-URL would answer another path
+    // than the request line's, and the cache would store that answer under the request line's key for everyone
+    // (cache poisoning). On routes the cache may store, the sidecar does not pass them on.
+    if (ctx.route !== null && ctx.route.policy.cache !== null) {
+      if (req.headers['x-original-url'] !== undefined) delete req.headers['x-original-url'];
+      if (req.headers['x-rewrite-url'] !== undefined) delete req.headers['x-rewrite-url'];
+    }
     const xff = req.headers['x-forwarded-for'];
     const addr = req.socket.remoteAddress ?? '';
     req.headers['x-forwarded-for'] = xff ? `${xff}, ${addr}` : addr;
