@@ -18,7 +18,11 @@ export class Fill {
   private waiters: Array<(e: FillOutcome) => void> = [];
   waiterCount = 0;
 
-  constructor(private readonly onSettle: () => void) {}
+  /**
+   * `startedAt`: when the leader went looking for the answer (monotonic, Tiers.recent's clock); a request that
+   * arrives after an invalidation of the key since then must not wait for this (older) answer.
+   */
+  constructor(private readonly onSettle: () => void, readonly startedAt = 0) {}
 
   get done(): boolean {
     return this.settled;
@@ -57,9 +61,12 @@ export class FillRegistry {
     return this.fills.get(key);
   }
 
-  /** Start a fill for key; the caller is the leader and must settle it. */
-  start(key: string): Fill {
-    const f: Fill = new Fill(() => { if (this.fills.get(key) === f) this.fills.delete(key); });
+  /**
+   * Start a fill for key; the caller is the leader and must settle it. A fill already registered for the key
+   * (one an invalidation made unfit to wait for) is replaced; its own leader still settles it.
+   */
+  start(key: string, startedAt = 0): Fill {
+    const f: Fill = new Fill(() => { if (this.fills.get(key) === f) this.fills.delete(key); }, startedAt);
     this.fills.set(key, f);
     return f;
   }

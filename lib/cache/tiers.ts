@@ -12,6 +12,7 @@ import type { L2Cache } from './l2';
 import type { L3Cache, L3Hit } from './l3';
 import type { BackgroundWriter } from './write-queue';
 import { patternMatcher } from './keys';
+import { RecentInvalidations } from './recent-invalidations';
 
 export type Layer = 'l1' | 'l2' | 'l3';
 
@@ -44,6 +45,13 @@ class LookupCounters {
 
 export class Tiers {
   readonly counters: LookupCounters;
+  /**
+   * Invalidations that reached this process recently: a fill whose upstream request (or lower-tier read) started
+   * before one that matches its key is not stored anywhere (see recent-invalidations.ts).
+   */
+  readonly recent = new RecentInvalidations();
+  /** Called once per entry not stored (or whose queued L2/L3 write was dropped) because of `recent`. */
+  onStoreSkipped: (() => void) | null = null;
 
   constructor(
     public l1: L1Cache | null,
@@ -78,13 +86,16 @@ export class Tiers {
   /** L2 then L3 (after an L1 miss). A hit fills the tiers above it. */
   async getLower(key: string, ctx?: RequestContext): Promise<Found | null> {
     const traced = ctx !== undefined && ctx.traceId !== null;
+    // what we read may be removed by an invalidation while the read is on its way: then it is still served to
+    // this request, but not copied into the tiers above
+    const startedAt = this.recent.now();
     if (this.l2 !== null) {
       const span = traced ? startChildSpan(ctx, 'cache.lookup l2', { 'cache.layer': 'l2' }) : null;
       const r = await (traced ? traceRedis(ctx, 'GET', this.l2.get(key)) : this.l2.get(key));
       if (span !== null) span.end(r.entry === null && r.error ? 'redis_error' : null, { 'cache.result': r.entry !== null ? 'hit' : r.error ? 'error' : 'miss' });
       if (r.entry !== null) {
         this.counters.inc('l2', 'hit');
-        this.fillL1(key, r.entry);
+        if (!this.recent.blocks(key, startedAt)) this.fillL1(key, r.entry);
         return { layer: 'l2', meta: r.entry.meta, entry: r.entry, stream: null };
       }
       this.counters.inc('l2', r.error ? 'error' : 'miss');
@@ -96,12 +107,7 @@ export class Tiers {
       if (h !== null) {
         this.counters.inc('l3', 'hit');
         if (h.kind === 'whole') {
-          this.fillL1(key, h.entry);
-          if (this.l2 !== null && h.entry.body !== null && h.entry.body.length <= this.largeBodyThreshold) {
-            const l2 = this.l2;
-            const ttl = retentionMs(h.entry.meta, Date.now(), this.ttls.l2);
-            this.writer.enqueue(() => l2.set(key, h.entry, ttl));
-          }
+          if (!this.recent.blocks(key, startedAt)) this.promoteFromL3(key, h.entry, startedAt);
           return { layer: 'l3', meta: h.entry.meta, entry: h.entry, stream: null };
         }
         return { layer: 'l3', meta: h.meta, entry: null, stream: h };
@@ -115,26 +121,53 @@ export class Tiers {
     return this.getL1(key) ?? (await this.getLower(key));
   }
 
+  /** An L3 hit fills L1 now and L2 in the background (dropped if an invalidation comes first). */
+  private promoteFromL3(key: string, entry: CacheEntry, startedAt: number): void {
+    this.fillL1(key, entry);
+    const l2 = this.l2;
+    if (l2 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
+    const ttl = retentionMs(entry.meta, Date.now(), this.ttls.l2);
+    this.writer.enqueue(() => this.recent.blocks(key, startedAt) ? Promise.resolve() : l2.set(key, entry, ttl));
+  }
+
   private fillL1(key: string, entry: CacheEntry): void {
     if (this.l1 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
     this.l1.set(key, entry, retentionMs(entry.meta, Date.now(), this.ttls.l1));
   }
 
-  /** Store a whole entry: L1 now, L2 and L3 in the background. */
-  store(key: string, entry: CacheEntry): void {
+  /**
+   * Store a whole entry: L1 now, L2 and L3 in the background. With `startedAt` (this.recent.now() time when the
+   * upstream request that produced it started), nothing is stored when an invalidation matching the key has
+   * happened since, and a queued L2/L3 write is dropped when one happens before it runs. Returns false when
+   * the entry was refused.
+   */
+  store(key: string, entry: CacheEntry, startedAt: number | null = null): boolean {
+    if (startedAt !== null && this.recent.blocks(key, startedAt)) {
+      this.onStoreSkipped?.();
+      return false;
+    }
     const now = Date.now();
     const small = entry.body !== null && entry.body.length <= this.largeBodyThreshold;
     if (small && this.l1 !== null) this.l1.set(key, entry, retentionMs(entry.meta, now, this.ttls.l1));
+    const late = startedAt === null ? null : new LateInvalidationCheck(this, key, startedAt);
     if (small && this.l2 !== null) {
       const l2 = this.l2;
       const ttl = retentionMs(entry.meta, now, this.ttls.l2);
-      if (ttl > 0) this.writer.enqueue(() => l2.set(key, entry, ttl));
+      if (ttl > 0) this.writer.enqueue(() => late !== null && late.blocked() ? Promise.resolve() : l2.set(key, entry, ttl));
     }
     if (this.l3 !== null) {
       const l3 = this.l3;
       const ttl = retentionMs(entry.meta, now, this.ttls.l3);
-      if (ttl > 0) this.writer.enqueue(() => l3.set(key, entry, ttl));
+      if (ttl > 0) this.writer.enqueue(() => late !== null && late.blocked() ? Promise.resolve() : l3.set(key, entry, ttl));
     }
+    return true;
+  }
+
+  /** Whether a store of `key` for a fill started at `startedAt` would be refused (counts it when it would). */
+  refuses(key: string, startedAt: number): boolean {
+    if (!this.recent.blocks(key, startedAt)) return false;
+    this.onStoreSkipped?.();
+    return true;
   }
 
   /** Remove one key everywhere (e.g. a corrupt or superseded entry). */
@@ -145,6 +178,7 @@ export class Tiers {
 
   /** Remove every key matching a glob from this process's tiers (and L2, shared, unless told not to). Returns the count. */
   async purge(pattern: string, includeShared = true): Promise<number> {
+    this.recent.record([pattern]); // a fill in flight now must not put the purged data back
     const match = patternMatcher(pattern);
     let n = this.l1?.deleteMatching(match) ?? 0;
     if (this.l3 !== null) n += await this.l3.deleteMatching(match);
@@ -155,5 +189,19 @@ export class Tiers {
   updateSizeGauges(): void {
     if (this.l1 !== null) this.sizeGauge.set({ layer: 'l1' }, this.l1.bytes);
     if (this.l3 !== null) this.sizeGauge.set({ layer: 'l3' }, this.l3.bytes);
+  }
+}
+
+/** The re-check of a queued L2/L3 write when it runs; counts one skipped store per entry, however many tiers. */
+class LateInvalidationCheck {
+  private counted = false;
+  constructor(private readonly tiers: Tiers, private readonly key: string, private readonly startedAt: number) {}
+  blocked(): boolean {
+    if (!this.tiers.recent.blocks(this.key, this.startedAt)) return false;
+    if (!this.counted) {
+      this.counted = true;
+      this.tiers.onStoreSkipped?.();
+    }
+    return true;
   }
 }

@@ -5,7 +5,8 @@
  * Settings bound when the process starts:
  *  - server.listen, server.admin_listen: the sockets are bound once (re-binding would drop connections);
  *  - server.workers: the number of forked processes;
- *  - upstream.url: the proxy's target is fixed when the upstream proxy is built (its pool is retuned in place);
+ *  - upstream.url's scheme (http: / https:): the connection pool is built for one (a new host or port is
+ *    applied: new requests go there, requests in flight finish where they were sent);
  *  - queues.worker_threads: libuv reads UV_THREADPOOL_SIZE once, before its pool is first used.
  * A reload keeps the running values of these in the EFFECTIVE policy (what the workers get and /policy shows)
  * and lists every difference from the file in `pending`, until a restart (or the file going back) clears it.
@@ -60,7 +61,7 @@ export function effectivePolicy(running: RunningSettings, file: Policy): Effecti
     workers: hold('server.workers', running.workers, file.server.workers),
   };
   let upstream = file.upstream;
-  if (file.upstream.url !== running.upstream.url) {
+  if (file.upstream.protocol !== running.upstream.protocol) {
     pending.push({ key: 'upstream.url', running: running.upstream.url, file: file.upstream.url });
     upstream = { ...file.upstream, ...running.upstream };
   }

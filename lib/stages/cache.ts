@@ -9,6 +9,9 @@
  *             entry and answer with it; 5xx with a stale entry allowed by stale-if-error -> serve that instead
  *   onFailure: upstream unreachable / timed out / request shed -> stale-if-error
  *
+ * Nothing is stored (in any tier) for a fill whose upstream request started before an invalidation of its key
+ * reached this process (Tiers.recent): the answer is still served, and handed to the waiters that joined before.
+ *
  * State (tiers, in-flight fills, refreshes) lives in CacheComponent for the life of the process; each policy
  * gets an immutable CacheView (compiled key templates and rules per route) that is both the CacheStage and the
  * ResponseFilter of that policy's pipeline.
@@ -55,6 +58,12 @@ interface RequestState {
   readonly base: string;
   readonly directives: RequestDirectives;
   requestTime: number;
+  /**
+   * When the answer's upstream request started (Tiers.recent's monotonic clock): the lookup's time, then the
+   * proxy's dispatch time once the head arrives. An invalidation of the key after this means the answer is
+   * served but not stored.
+   */
+  upstreamStart: number;
   /** A stale entry found by the lookup: revalidated, or served by stale-if-error. */
   stale: Found | null;
   /** Set when this request leads the fill of `base`. */
@@ -73,6 +82,14 @@ export interface CacheComponentOptions {
   fsync?: boolean;
   /** Replace the background writer (the pod's write-behind queue). */
   writer?: BackgroundWriter;
+}
+
+/** Responses not stored because an invalidation of their key happened while their upstream request was in flight. */
+function storeSkippedCounter(registry: Registry): Counter<'reason'> {
+  const name = PREFIX + 'cache_store_skipped_total';
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<'reason'>;
+  return new Counter({ name, help: 'Responses not stored in the cache, by reason (invalidated_in_flight: an invalidation of the key happened while its upstream request was in flight).', labelNames: ['reason'], registers: [registry] });
 }
 
 function evictionCounter(registry: Registry): Counter<'layer'> {
@@ -109,6 +126,8 @@ export class CacheComponent implements Component<CacheView> {
     this.evictions = evictionCounter(rt.metrics.registry);
     const writer = opts.writer ?? new CacheWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log, metrics: rt.metrics });
     this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, rt.metrics.cacheSize, DEFAULT_LARGE_BODY);
+    const skipped = storeSkippedCounter(rt.metrics.registry).labels('invalidated_in_flight');
+    this.tiers.onStoreSkipped = () => skipped.inc();
     this.gaugeTimer = setInterval(() => this.tiers.updateSizeGauges(), 5000);
     this.gaugeTimer.unref();
     this.unsubscribe = rt.coordinator.on('bridge-sidecar:cache-purge', (pattern: unknown) => {
@@ -132,6 +151,9 @@ export class CacheComponent implements Component<CacheView> {
     const c = p.cache;
     const t = this.tiers;
     t.largeBodyThreshold = p.memory?.large_body_threshold ?? DEFAULT_LARGE_BODY;
+    // invalidations are remembered for as long as an upstream request can take (older ones are folded into a
+    // conservative "started before" barrier, see recent-invalidations.ts)
+    t.recent.setWindow(p.upstream.pool.connect_timeout + p.upstream.pool.read_timeout + 5000);
     t.writer.reconfigure?.(writeBehindOptions(p));
     if (c === null || (c.l1 === null && c.l2 === null && c.l3 === null)) {
       t.l1 = null; t.l2 = null; t.l3 = null;
@@ -299,7 +321,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   }
 
   private state(route: RouteView, base: string, directives: RequestDirectives): RequestState {
-    return { view: this, route, base, directives, requestTime: Date.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
+    return { view: this, route, base, directives, requestTime: Date.now(), upstreamStart: this.comp.tiers.recent.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
   }
 
   private serveIfFresh(ctx: RequestContext, found: Found): boolean {
@@ -366,13 +388,14 @@ export class CacheView implements CacheStage, ResponseFilter {
     }
     if (ctx.method === 'HEAD') return false; // answered by the upstream, never stored, never leads a fill
     const inflight = this.comp.fills.get(st.base);
-    if (inflight !== undefined && !inflight.done) return this.waitForLeader(ctx, st, inflight);
+    // a fill started before an invalidation of this key would hand us the older answer: lead a new one instead
+    if (inflight !== undefined && !inflight.done && !this.comp.tiers.recent.blocks(st.base, inflight.startedAt)) return this.waitForLeader(ctx, st, inflight);
     this.lead(ctx, st);
     return false;
   }
 
   private lead(ctx: RequestContext, st: RequestState): void {
-    const fill = this.comp.fills.start(st.base);
+    const fill = this.comp.fills.start(st.base, st.upstreamStart);
     st.fill = fill;
     ctx.res.once('close', () => fill.settle(null));
     this.prepareUpstreamRequest(ctx, st);
@@ -445,7 +468,11 @@ export class CacheView implements CacheStage, ResponseFilter {
     const now = Date.now();
     const status = head.status;
     // RFC 9111 request_time is when the request went upstream, not when it arrived (it may have queued)
-    if (ctx.upstreamMs >= 0) st.requestTime = Math.max(st.requestTime, now - Math.ceil(ctx.upstreamMs));
+    if (ctx.upstreamMs >= 0) {
+      st.requestTime = Math.max(st.requestTime, now - Math.ceil(ctx.upstreamMs));
+      // upstreamMs is measured from the proxy's dispatch on the same monotonic clock, synchronously before this
+      st.upstreamStart = Math.max(st.upstreamStart, this.comp.tiers.recent.now() - ctx.upstreamMs);
+    }
     const sr = this.storeRequest(ctx, st);
 
     if (status === 304 && st.revalidating && st.stale !== null && st.stale.entry !== null) {
@@ -465,7 +492,9 @@ export class CacheView implements CacheStage, ResponseFilter {
     }
     // what is stored is the head as the upstream (and compressor) made it, before this filter edits it
     const storedHeaders = { ...head.headers };
-    this.setStatus(ctx, head, st.route.storeIf === null ? `${fwd}; stored` : fwd);
+    // invalidated while the request was in flight: served (and handed to coalesced waiters), never stored
+    const invalidated = this.comp.tiers.recent.blocks(st.base, st.upstreamStart);
+    this.setStatus(ctx, head, invalidated ? `${fwd}; detail=invalidated` : st.route.storeIf === null ? `${fwd}; stored` : fwd);
     let suppressBody = false;
     if (st.clientConditional !== null && status === 200) {
       const etag = first(head.headers['etag']) ?? null;
@@ -505,11 +534,12 @@ export class CacheView implements CacheStage, ResponseFilter {
   /** The upstream answered our conditional request with 304: refresh the entry and answer with it. */
   private revalidated(ctx: RequestContext, st: RequestState, old: CacheEntry, sr: StoreRequest, head: ResponseHead, now: number): Transform {
     const built = refreshWith304(old, sr, head.headers, now);
-    if (built !== null) store(this.comp, built);
+    const stored = built !== null && store(this.comp, built, st.upstreamStart);
     const entry = built?.entry ?? old;
     st.fill?.settle(built?.entry ?? null);
     this.comp.tiers.counters.inc(st.stale!.layer, 'revalidated');
-    return this.replaceWith(ctx, head, entry, `fwd=stale; fwd-status=304${built ? '; stored' : ''}`, now);
+    const detail = stored ? '; stored' : built !== null ? '; detail=invalidated' : '';
+    return this.replaceWith(ctx, head, entry, `fwd=stale; fwd-status=304${detail}`, now);
   }
 
   /** Replace the upstream's head and body with a stored entry (answering the client's own conditional). */
@@ -549,19 +579,20 @@ export class CacheView implements CacheStage, ResponseFilter {
     const sr: StoreRequest = { ...this.storeRequest(ctx, st), headers: { ...src } };
     const path = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
     const large = comp.tiers.largeBodyThreshold;
+    const started = comp.tiers.recent.now();
     fetchUpstream(this.upstream, ctx.method, path, headers, ctx.body, this.readTimeout, large)
       .then((r) => {
         const rsr = { ...sr, requestTime: r.requestTime };
         if (r.status === 304 && conditional && found.entry !== null) {
           const built = refreshWith304(found.entry, rsr, r.headers, r.responseTime);
-          if (built !== null) store(comp, built);
+          if (built !== null) store(comp, built, started);
           return;
         }
         if (r.status >= 500) return; // keep serving the stale copy within its windows
         const reason = headNotStorable(r.status, r.headers, rsr);
         if (reason === null && storeIfPasses(rsr.storeIf, r.headers, r.body)) {
           const built = buildEntry(rsr, r.status, r.headers, r.body, r.responseTime);
-          if (built !== null) store(comp, built);
+          if (built !== null) store(comp, built, started);
         } else if (reason !== null) {
           void comp.tiers.delete(key); // the upstream no longer lets this be cached
         }
@@ -580,10 +611,16 @@ function st304(ctx: RequestContext, clientConditional: Record<string, string> | 
   return satisfiesConditional(ctx.method, h, entry.meta);
 }
 
-/** Store a built entry (and its vary marker) in every tier. */
-function store(comp: CacheComponent, built: Built): void {
-  if (built.marker !== null) comp.tiers.store(built.marker.meta.key, built.marker);
-  comp.tiers.store(built.key, built.entry);
+/**
+ * Store a built entry (and its vary marker) in every tier, unless an invalidation of its key happened after its
+ * upstream request started at `startedAt` (Tiers.recent's clock). False when refused.
+ */
+function store(comp: CacheComponent, built: Built, startedAt: number): boolean {
+  const tiers = comp.tiers;
+  if (tiers.refuses(built.key, startedAt)) return false;
+  if (built.marker !== null) tiers.store(built.marker.meta.key, built.marker, startedAt);
+  tiers.store(built.key, built.entry, startedAt);
+  return true;
 }
 
 /**
@@ -662,12 +699,23 @@ class StoreTransform extends Transform {
       if (meta === null) { void w.abort(); return; }
       const l3 = this.comp.tiers.l3;
       if (l3 === null) { void w.abort(); return; }
+      if (this.comp.tiers.refuses(meta.key, this.st.upstreamStart)) {
+        void w.abort();
+        this.markInvalidated();
+        return;
+      }
       const marker = markerFor(this.sr.baseKey, meta);
-      if (marker !== null) this.comp.tiers.store(marker.meta.key, marker);
+      if (marker !== null) this.comp.tiers.store(marker.meta.key, marker, this.st.upstreamStart);
       const { bodyLength: _l, bodySha256: _s, ...rest } = meta;
       void _l; void _s;
       const ttl = retentionMs(meta, now, this.comp.tiers.ttls.l3);
-      w.finish({ ...rest, key: meta.key }, ttl).catch(() => {});
+      // the file lands a moment later: an invalidation that came in between (and found nothing to remove yet)
+      // takes it out again
+      const tiers = this.comp.tiers;
+      const start = this.st.upstreamStart;
+      w.finish({ ...rest, key: meta.key }, ttl).then(() => {
+        if (tiers.recent.blocks(meta.key, start)) return l3.delete(meta.key);
+      }).catch(() => {});
       this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; detail=l3-stream';
       return;
     }
@@ -683,9 +731,16 @@ class StoreTransform extends Transform {
       this.st.fill?.settle(null);
       return;
     }
-    store(this.comp, built);
-    if (this.sr.storeIf !== null) this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; stored';
+    // waiters get the answer either way (their requests were in flight with this one)
+    if (!store(this.comp, built, this.st.upstreamStart)) this.markInvalidated();
+    else if (this.sr.storeIf !== null) this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; stored';
     this.st.fill?.settle(built.entry);
+  }
+
+  /** The log's cache status says why nothing was stored (the head may have gone out before we knew). */
+  private markInvalidated(): void {
+    const s = this.ctx.cacheStatus ?? '';
+    if (!s.includes('detail=invalidated')) this.ctx.cacheStatus = s + '; detail=invalidated';
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

@@ -59,11 +59,17 @@ export class UpstreamProxy {
   private readonly proxy: httpProxy;
   private policy: UpstreamPolicy;
 
+  /**
+   * Where requests go, passed to http-proxy per call (not fixed at creation), so a reload can move the upstream:
+   * new requests go to the new address; requests in flight finish on the old one.
+   */
+  private target: { protocol: string; host: string; port: number };
+
   constructor(policy: UpstreamPolicy, private readonly metrics: WorkerMetrics) {
     this.policy = policy;
+    this.target = targetOf(policy);
     this.agent = makeAgent(policy);
     this.proxy = httpProxy.createProxyServer({
-      target: { protocol: policy.protocol, host: policy.host, port: policy.port } as unknown as string,
       agent: this.agent,
       selfHandleResponse: true,
       xfwd: false,
@@ -77,9 +83,17 @@ export class UpstreamProxy {
     this.proxy.on('error', () => {});
   }
 
-  /** Pool sizes may be changed by a reload or auto-tuning without dropping pooled connections. */
+  /**
+   * A reload: pool sizes change in place without dropping pooled connections; a new upstream address (same
+   * scheme) takes effect for the next request, and the idle connections to the old one are closed.
+   */
   reconfigure(policy: UpstreamPolicy): void {
+    const before = this.target;
     this.policy = policy;
+    if (policy.host !== before.host || policy.port !== before.port) {
+      this.target = targetOf(policy);
+      for (const socket of this.agent.freeSockets[this.agent.getName({ host: before.host, port: before.port })] ?? []) socket.destroy();
+    }
     (this.agent as unknown as { options: { timeout?: number } }).options.timeout = policy.pool.keepalive_timeout;
     this.setPoolSize(policy.pool.max_connections_per_host);
   }
@@ -145,7 +159,7 @@ export class UpstreamProxy {
 
   /** WebSocket (and other Upgrade) requests pass straight through. */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer, onError: (err: Error) => void): void {
-    this.proxy.ws(req, socket, head, {}, (err: Error) => onError(err));
+    this.proxy.ws(req, socket, head, { target: this.target } as unknown as httpProxy.ServerOptions, (err: Error) => onError(err));
   }
 
   private dispatch(st: ForwardState): void {
@@ -158,7 +172,7 @@ export class UpstreamProxy {
     const buffer = st.body !== null ? new BufferedBody(st.body) : (st.stream ?? undefined);
     // tracing (issue 9): one CLIENT span per attempt; it writes the traceparent http-proxy copies upstream
     st.span = startUpstreamSpan(ctx, this.policy, st.attempt);
-    this.proxy.web(ctx.req, ctx.res, { buffer } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
+    this.proxy.web(ctx.req, ctx.res, { buffer, target: this.target } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
   }
 
   private onSocket(proxyReq: ClientRequest, req: IncomingMessage): void {
@@ -269,6 +283,10 @@ class BufferedBody {
     else dest.end(this.body);
     return dest;
   }
+}
+
+function targetOf(policy: UpstreamPolicy): { protocol: string; host: string; port: number } {
+  return { protocol: policy.protocol, host: policy.host, port: policy.port };
 }
 
 function makeAgent(policy: UpstreamPolicy): Agent {

@@ -79,7 +79,7 @@ test('a read through pod B just before the write: B\'s late write-behind does no
   }
 });
 
-test('reconnect rule: after losing Redis, entries stored before the outage are not served from L1/L3', async (t) => {
+test('reconnect rule: after losing Redis, entries stored before it came back (before and during the outage) are not served from L1/L3', async (t) => {
   const svc = await startDraftService({ port: 0 });
   t.after(() => svc.close());
   const redis = await startRedis();
@@ -93,6 +93,9 @@ test('reconnect rule: after losing Redis, entries stored before the outage are n
   await sleep(300); // write-behind reaches L3
   await redis.kill(); // the pod may now miss invalidations
   await sc.waitForLog((l) => l.msg === 'redis connection lost' && l.role === 'invalidate', 15_000);
+  // stored while the channel is down: another pod's write announced now would never reach this pod
+  await queryScript(sc.url, 'dft_000005');
+  assert.match(cacheStatus(await queryScript(sc.url, 'dft_000005')), /detail=l1/);
   await redis.restart();
   const warn = await sc.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalidation channel was down'), 20_000);
   assert.ok(Number(warn.dropped_l1) >= 1, JSON.stringify(warn));
@@ -100,6 +103,9 @@ test('reconnect rule: after losing Redis, entries stored before the outage are n
   const after = await queryScript(sc.url, 'dft_000004');
   assert.equal(after.status, 200);
   assert.ok(!isHit(after), `an entry stored before the outage was served: ${cacheStatus(after)}`);
+  const during = await queryScript(sc.url, 'dft_000005');
+  assert.equal(during.status, 200);
+  assert.ok(!isHit(during), `an entry stored during the outage was served: ${cacheStatus(during)}`);
   const m = (await request(sc.adminUrl, { path: '/metrics' })).body;
   assert.match(m, /bridge_sidecar_invalidation_resyncs_total [1-9]/);
 });

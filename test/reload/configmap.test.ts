@@ -249,22 +249,47 @@ test('queued requests (waiters) survive a reload that raises max_in_flight, and 
   assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200]);
 });
 
-test('a changed upstream.url is held (restart needed), never half-applied: traffic and /policy stay on the running upstream', async (t) => {
+test('a changed upstream.url (same scheme) is applied: new requests go to the new upstream, none fails while it moves', async (t) => {
   const up = await startCountingUpstream();
   t.after(() => up.close());
   const other = await startCountingUpstream();
   t.after(() => other.close());
+  const sc = await startReloadSidecar(t, policy(up.port, { routes: ['moving'] }));
+  assert.equal((await get(sc.url + '/r/moving')).status, 200);
+  assert.equal(up.requests(), 1);
+  // requests flow while the policy moves: every one is answered 200, by one upstream or the other
+  let stop = false;
+  const statuses: number[] = [];
+  const flow = (async () => {
+    for (let i = 0; i < 2000 && !stop; i++) statuses.push((await get(sc.url + '/r/moving')).status);
+  })();
+  await publish(sc, policy(other.port, { routes: ['moving'] }));
+  await waitFor('the new upstream gets requests', () => other.requests() > 0, 10_000, 20);
+  stop = true;
+  await flow;
+  assert.ok(statuses.length > 0);
+  assert.deepEqual(statuses.filter((s) => s !== 200), [], 'no request failed while the upstream moved');
+  const view = await policyView(sc);
+  assert.equal((view.policy.upstream as { url: string }).url, `http://127.0.0.1:${other.port}`);
+  assert.deepEqual(view.restart_pending, []);
+  const before = up.requests();
+  for (let i = 0; i < 5; i++) assert.equal((await get(sc.url + '/r/moving')).status, 200);
+  assert.equal(up.requests(), before, 'the old upstream gets nothing after the move');
+});
+
+test('a changed upstream scheme (http → https) is held (restart needed), never half-applied', async (t) => {
+  const up = await startCountingUpstream();
+  t.after(() => up.close());
   const sc = await startReloadSidecar(t, policy(up.port));
-  await publish(sc, policy(other.port, { routes: ['with_other_url'] }));
+  await publish(sc, policy(up.port, { routes: ['with_https'] }).replace(`http://127.0.0.1:${up.port}`, `https://127.0.0.1:${up.port}`));
   const warn = await sc.waitForLog((l) => String(l.msg ?? '').startsWith('RESTART NEEDED'));
   assert.deepEqual(warn.restart_needed, ['upstream.url']);
   const view = await policyView(sc);
   assert.equal((view.policy.upstream as { url: string }).url, `http://127.0.0.1:${up.port}`);
-  assert.deepEqual(view.restart_pending, [{ key: 'upstream.url', running: `http://127.0.0.1:${up.port}`, file: `http://127.0.0.1:${other.port}` }]);
+  assert.deepEqual(view.restart_pending, [{ key: 'upstream.url', running: `http://127.0.0.1:${up.port}`, file: `https://127.0.0.1:${up.port}` }]);
   const before = up.requests();
-  assert.equal((await get(sc.url + '/r/with_other_url')).status, 200);
-  assert.equal(up.requests(), before + 1, 'the running upstream got the request');
-  assert.equal(other.requests(), 0);
+  assert.equal((await get(sc.url + '/r/with_https')).status, 200);
+  assert.equal(up.requests(), before + 1, 'the running upstream got the request over plain HTTP');
 });
 
 test('a changed log_level applies at once (access lines stop at warn)', async (t) => {

@@ -35,14 +35,14 @@ test('describeChanges: second-level keys, routes by name, sections added and rem
   assert.deepEqual(describeChanges(p(BASE), tuned).changed, ['server.request_timeout']);
 });
 
-test('effectivePolicy: listen, admin_listen, workers, upstream.url and worker_threads keep their running values', () => {
+test('effectivePolicy: listen, admin_listen, workers, the upstream scheme and worker_threads keep their running values', () => {
   const boot = p(BASE + 'queues: { worker_threads: 8 }\n');
   const running = runningSettings(boot, {});
   const file = p(BASE
     .replace('127.0.0.1:15006', '0.0.0.0:16000')
     .replace('127.0.0.1:9901', '0.0.0.0:9902')
     .replace('workers: 2', 'workers: 4, request_timeout: 7s')
-    .replace('http://127.0.0.1:9101', 'http://127.0.0.1:9200') + 'queues: { worker_threads: 16, max_in_flight: 9 }\n');
+    .replace('http://127.0.0.1:9101', 'https://127.0.0.1:9200') + 'queues: { worker_threads: 16, max_in_flight: 9 }\n');
   const eff = effectivePolicy(running, file);
   assert.deepEqual(eff.policy.server.listen, { host: '127.0.0.1', port: 15006 });
   assert.deepEqual(eff.policy.server.admin_listen, { host: '127.0.0.1', port: 9901 });
@@ -53,7 +53,12 @@ test('effectivePolicy: listen, admin_listen, workers, upstream.url and worker_th
   assert.equal(eff.policy.queues?.worker_threads, 8);
   assert.equal(eff.policy.queues?.max_in_flight, 9);
   assert.deepEqual(eff.pending.map((x) => x.key), ['server.listen', 'server.admin_listen', 'server.workers', 'upstream.url', 'queues.worker_threads']);
-  assert.deepEqual(eff.pending.find((x) => x.key === 'upstream.url'), { key: 'upstream.url', running: 'http://127.0.0.1:9101', file: 'http://127.0.0.1:9200' });
+  assert.deepEqual(eff.pending.find((x) => x.key === 'upstream.url'), { key: 'upstream.url', running: 'http://127.0.0.1:9101', file: 'https://127.0.0.1:9200' });
+  // a new host or port with the same scheme is applied, not held
+  const moved = effectivePolicy(running, p(BASE.replace('http://127.0.0.1:9101', 'http://127.0.0.2:9200')));
+  assert.deepEqual(moved.pending, []);
+  assert.equal(moved.policy.upstream.url, 'http://127.0.0.2:9200');
+  assert.equal(moved.policy.upstream.host, '127.0.0.2');
   // a file equal to the running settings: nothing pending, the file's policy as is
   const same = effectivePolicy(running, boot);
   assert.deepEqual(same.pending, []);

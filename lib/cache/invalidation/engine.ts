@@ -18,8 +18,11 @@
  * after round, until a round removes nothing new. A set of applied patterns makes loops impossible, and the
  * number of rounds and patterns is bounded anyway.
  *
+ * Reads in flight: each worker records the patterns it applies in its tiers' RecentInvalidations (right after
+ * draining its writer), so a fill whose upstream request started before stores nothing (lib/cache/recent-invalidations.ts).
+ *
  * Lost messages: each worker has its own subscriber connection. When it drops, the worker notes when; when it
- * is back, entries of L1 and L3 stored before the outage began are dropped (they may have missed an event),
+ * is back, entries of L1 and L3 stored before it came back are dropped (they may have missed an event),
  * with a warning log and bridge_sidecar_invalidation_resyncs_total.
  */
 import cluster from 'node:cluster';
@@ -210,6 +213,10 @@ export class Invalidator {
     let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
       await withTimeout(this.cache.flush(), DRAIN_TIMEOUT_MS, undefined);
+      // from here on a fill of these keys that was in flight stores nothing, and an L2/L3 write of one still
+      // queued is dropped when it runs (tiers.recent). Recorded after the drain: what was queued before it has
+      // landed and is removed (and counted) below; what a fill stored meanwhile is removed by the next passes.
+      tiers.recent.record(req.patterns);
       out = addRemoved(out, await this.sweeper.remove(req.patterns, req.cascade));
       await removeFromL3(tiers, req.patterns, req.cascade, out);
       const l2 = tiers.l2;
@@ -261,7 +268,7 @@ export class Invalidator {
       const since = this.downSince;
       if (since !== null) {
         this.downSince = null;
-        void this.resync(since);
+        void this.resync(since, Date.now());
       }
     }));
     if (sub.healthy) subscribe();
@@ -298,15 +305,21 @@ export class Invalidator {
     }
   }
 
-  /** The subscriber link is back after an outage: drop what may have missed an event while it was down. */
-  private async resync(since: number): Promise<void> {
+  /**
+   * The subscriber link is back after an outage: drop what may have missed an event while it was down. That is
+   * every local entry stored before the link came back: one stored during the outage (a fill from the upstream
+   * while Redis was unreachable) can predate a write another pod announced in the meantime.
+   */
+  private async resync(since: number, backAt: number): Promise<void> {
     if (this.closed) return;
-    const r = await removeStoredBefore(this.cache.tiers, since).catch(() => emptyRemoved());
+    // whatever was missed, a fill in flight now may carry data older than it: none of them is stored
+    this.cache.tiers.recent.blockStartedBefore();
+    const r = await removeStoredBefore(this.cache.tiers, backAt).catch(() => emptyRemoved());
     this.metrics.resyncs.inc();
     this.metrics.entries.inc({ layer: 'l1' }, r.l1);
     this.metrics.entries.inc({ layer: 'l3' }, r.l3);
-    this.rt.log.warn({ outage_started: new Date(since).toISOString(), dropped_l1: r.l1, dropped_l3: r.l3 },
-      'invalidation channel was down: invalidations may have been missed, dropped local cache entries stored before the outage');
+    this.rt.log.warn({ outage_started: new Date(since).toISOString(), outage_ended: new Date(backAt).toISOString(), dropped_l1: r.l1, dropped_l3: r.l3 },
+      'invalidation channel was down: invalidations may have been missed, dropped local cache entries stored before it came back');
   }
 
   close(): void {

@@ -27,6 +27,6 @@ export function invalidationMetrics(registry: Registry): InvalidationMetrics {
     events: counter(registry, 'invalidations_total', 'Invalidation events raised in this pod (routes, X-Invalidate, /admin/invalidate), by event.', ['event']),
     entries: counter(registry, 'invalidated_entries_total', 'Cache entries removed by invalidation (events, cascades, reconnect resyncs), by tier.', ['layer']),
     delay,
-    resyncs: counter(registry, 'invalidation_resyncs_total', 'Times the invalidation channel to Redis was lost and local entries stored before the outage were dropped.', []),
+    resyncs: counter(registry, 'invalidation_resyncs_total', 'Times the invalidation channel to Redis was lost and local entries stored before it came back were dropped.', []),
   };
 }

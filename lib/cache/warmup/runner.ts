@@ -222,6 +222,7 @@ export class WarmupWorker implements Component<unknown> {
     }
     const release = await this.queue?.scheduler.acquire(priority, null) ?? null;
     const started = performance.now();
+    const fillStart = this.cache.tiers.recent.now();
     let ok = false;
     try {
       const path = req.query ? `${req.path}?${req.query}` : req.path;
@@ -243,8 +244,10 @@ export class WarmupWorker implements Component<unknown> {
       if (headNotStorable(r.status, r.headers, sr) !== null || !storeIfPasses(sr.storeIf, r.headers, r.body)) return null;
       const built = buildEntry(sr, r.status, r.headers, r.body, r.responseTime);
       if (built === null) return null;
-      if (built.marker !== null) this.cache.tiers.store(built.marker.meta.key, built.marker);
-      this.cache.tiers.store(built.key, built.entry);
+      // an invalidation of this key while the refetch was in flight: its answer may predate it, store nothing
+      if (this.cache.tiers.refuses(built.key, fillStart)) return null;
+      if (built.marker !== null) this.cache.tiers.store(built.marker.meta.key, built.marker, fillStart);
+      this.cache.tiers.store(built.key, built.entry, fillStart);
       return built.key;
     } finally {
       if (release !== null) release({ ok, latencyMs: performance.now() - started });
