@@ -84,9 +84,21 @@ export interface VariantInput {
 /** crypto.hash (one-shot, Node >= 20.12) is about twice as fast as createHash for short strings. */
 const oneShot = (crypto as unknown as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
 
+/**
+ * Recent request shapes and their hashes: the hit path asks for the same few shapes again and again, and a
+ * Map lookup costs a fraction of a sha256 (~1.3 µs of a ~29 µs L1 hit). Bounded: emptied when full.
+ */
+const hashMemo = new Map<string, string>();
+const HASH_MEMO_MAX = 4096;
+
 /** 64 bits of sha256: a collision an attacker could aim at another user's entry is out of reach. */
 function hash16(s: string): string {
-  return (oneShot ? oneShot('sha256', s, 'hex') : crypto.createHash('sha256').update(s).digest('hex')).slice(0, 16);
+  let h = hashMemo.get(s);
+  if (h !== undefined) return h;
+  h = (oneShot ? oneShot('sha256', s, 'hex') : crypto.createHash('sha256').update(s).digest('hex')).slice(0, 16);
+  if (hashMemo.size >= HASH_MEMO_MAX) hashMemo.clear();
+  hashMemo.set(s, h);
+  return h;
 }
 
 /**

@@ -13,6 +13,7 @@
 import * as promClient from 'prom-client';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { readMemory, readProcessIo, SocketBytes } from './resources';
+import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics';
 
 export const PREFIX = 'bridge_sidecar_';
 
@@ -46,8 +47,9 @@ export const DEFAULT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0];
 /** Series every worker (or the single process) exports. */
 export class WorkerMetrics {
   readonly registry: Registry;
-  requestDuration: Histogram<'endpoint' | 'method' | 'status'>;
-  readonly requests: Counter<'endpoint' | 'method'>;
+  /** Per-request series: plain numbers, exported in prom-client's format (see fast-metrics.ts). */
+  private requestDuration: FastHistogram;
+  private readonly requests: FastCounter;
   readonly errors: Counter<'endpoint' | 'error_type'>;
   readonly cacheRequests: Counter<'layer' | 'result'>;
   readonly cacheSize: Gauge<'layer'>;
@@ -69,16 +71,16 @@ export class WorkerMetrics {
   /** Set by whoever owns the Redis link: true/false, or null when there is no `redis` section (no sample). */
   redisHealth: (() => boolean | null) | null = null;
   private buckets: readonly number[];
-  /** Cached children for the per-request histogram: label lookup by one string key, no object per request. */
-  private durationChildren = new Map<string, { observe(v: number): void }>();
-  private requestChildren = new Map<string, { inc(v?: number): void }>();
+  /** Cells of the per-request series by one string key: no label object per request. */
+  private durationChildren = new Map<string, HistogramCell>();
+  private requestChildren = new Map<string, CounterCell>();
 
   constructor(buckets: readonly number[] = DEFAULT_BUCKETS, opts: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
     const registers = [this.registry];
     this.buckets = buckets;
     this.requestDuration = this.makeDuration(buckets);
-    this.requests = new Counter({ name: PREFIX + 'http_requests_total', help: 'Requests received, by route.', labelNames: ['endpoint', 'method'], registers });
+    this.requests = new FastCounter(PREFIX + 'http_requests_total', 'Requests received, by route.', ['endpoint', 'method'], this.registry);
     this.errors = new Counter({ name: PREFIX + 'http_errors_total', help: 'Requests that ended in an error, by kind (upstream_error, upstream_timeout, rate_limited, shed, client_error, ...).', labelNames: ['endpoint', 'error_type'], registers });
     this.cacheRequests = new Counter({ name: PREFIX + 'cache_requests_total', help: 'Cache lookups by tier and result.', labelNames: ['layer', 'result'], registers });
     this.cacheSize = new Gauge({ name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers, aggregator: CACHE_SIZE_AGGREGATOR as Aggregator });
@@ -164,14 +166,10 @@ export class WorkerMetrics {
     }
   }
 
-  private makeDuration(buckets: readonly number[]): Histogram<'endpoint' | 'method' | 'status'> {
-    return new Histogram({
-      name: PREFIX + 'http_request_duration_seconds',
-      help: 'Time from request arrival to the end of the response, by route, method and status.',
-      labelNames: ['endpoint', 'method', 'status'],
-      buckets: [...buckets],
-      registers: [this.registry],
-    });
+  private makeDuration(buckets: readonly number[]): FastHistogram {
+    return new FastHistogram(PREFIX + 'http_request_duration_seconds',
+      'Time from request arrival to the end of the response, by route, method and status.',
+      ['endpoint', 'method', 'status'], [...buckets], this.registry);
   }
 
   /** Buckets come from the policy; a reload that changes them starts a new histogram (old samples reset). */
@@ -188,14 +186,14 @@ export class WorkerMetrics {
     const key = endpoint + '\0' + method + '\0' + status;
     let h = this.durationChildren.get(key);
     if (h === undefined) {
-      h = this.requestDuration.labels(endpoint, method, String(status));
+      h = this.requestDuration.cell([endpoint, method, String(status)]);
       this.durationChildren.set(key, h);
     }
     h.observe(seconds);
     const rkey = endpoint + '\0' + method;
     let c = this.requestChildren.get(rkey);
     if (c === undefined) {
-      c = this.requests.labels(endpoint, method);
+      c = this.requests.cell([endpoint, method]);
       this.requestChildren.set(rkey, c);
     }
     c.inc();

@@ -1,0 +1,51 @@
+/**
+ * The per-request series kept outside prom-client export exactly what prom-client's own Histogram and Counter
+ * would for the same observations: the same Prometheus text, and the same sums when the cluster aggregator adds
+ * the workers up.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from '../../lib/observe/fast-metrics';
+
+const BOUNDS = [0.01, 0.05, 0.1, 0.5, 1, 2, 5];
+const SAMPLES: Array<[string, string, string, number]> = [
+  ['query_script', 'POST', '200', 0.004], ['query_script', 'POST', '200', 0.01], ['query_script', 'POST', '200', 0.2],
+  ['other', 'GET', '404', 7], ['other', 'GET', '404', 0.05], ['a "quoted" name', 'GET', '200', 0.0001], ['query_script', 'POST', '503', 1.5],
+];
+
+function both(samples: typeof SAMPLES): { theirs: Registry; ours: Registry } {
+  const theirs = new Registry();
+  const h = new Histogram({ name: 'x_duration_seconds', help: 'h', labelNames: ['endpoint', 'method', 'status'], buckets: BOUNDS, registers: [theirs] });
+  const c = new Counter({ name: 'x_requests_total', help: 'c', labelNames: ['endpoint', 'method'], registers: [theirs] });
+  const ours = new Registry();
+  const fh = new FastHistogram('x_duration_seconds', 'h', ['endpoint', 'method', 'status'], BOUNDS, ours);
+  const fc = new FastCounter('x_requests_total', 'c', ['endpoint', 'method'], ours);
+  for (const [endpoint, method, status, v] of samples) {
+    h.labels(endpoint, method, status).observe(v);
+    c.labels(endpoint, method).inc();
+    fh.cell([endpoint, method, status]).observe(v);
+    fc.cell([endpoint, method]).inc();
+  }
+  return { theirs, ours };
+}
+
+test('same Prometheus text as prom-client for the same observations (bucket edges included)', async () => {
+  const { theirs, ours } = both(SAMPLES);
+  assert.equal(await ours.metrics(), await theirs.metrics());
+});
+
+test('the cluster aggregator sums workers the same way', async () => {
+  const w1 = both(SAMPLES);
+  const w2 = both(SAMPLES.slice(2));
+  const theirs = AggregatorRegistry.aggregate([await w1.theirs.getMetricsAsJSON(), await w2.theirs.getMetricsAsJSON()]);
+  const ours = AggregatorRegistry.aggregate([await w1.ours.getMetricsAsJSON(), await w2.ours.getMetricsAsJSON()]);
+  assert.equal(await ours.metrics(), await theirs.metrics());
+  assert.match(await ours.metrics(), /x_requests_total\{endpoint="query_script",method="POST"\} 6/);
+});
+
+test('reset() empties the series (prom-client registry resetMetrics)', async () => {
+  const { ours } = both(SAMPLES);
+  ours.resetMetrics();
+  assert.doesNotMatch(await ours.metrics(), /x_requests_total\{/);
+});
