@@ -4,7 +4,8 @@
  */
 import { startChildSpan, traceRedis } from '../observe/tracing';
 import type { RequestContext } from '../stages/context';
-import type { Counter, Gauge } from 'prom-client';
+import type { Gauge } from 'prom-client';
+import type { CounterCell, FastCounter } from '../observe/fast-metrics';
 import type { CacheEntry, EntryMeta } from './entry';
 import { retentionMs } from './entry';
 import type { L1Cache } from './l1';
@@ -30,16 +31,14 @@ export interface TierTtls {
   l3: number;
 }
 
-type Child = { inc(v?: number): void };
-
-/** Metric children by layer and result, resolved once. */
+/** Metric cells by layer and result, resolved once. */
 class LookupCounters {
-  /** layer -> result -> child: two property lookups per count, no string built on the hot path. */
-  private children: Record<string, Record<string, Child>> = Object.create(null) as Record<string, Record<string, Child>>;
-  constructor(private readonly counter: Counter<'layer' | 'result'>) {}
+  /** layer -> result -> cell: two property lookups per count, no string built on the hot path. */
+  private children: Record<string, Record<string, CounterCell>> = Object.create(null) as Record<string, Record<string, CounterCell>>;
+  constructor(private readonly counter: FastCounter) {}
   inc(layer: string, result: string): void {
-    const byResult = (this.children[layer] ??= Object.create(null) as Record<string, Child>);
-    (byResult[result] ??= this.counter.labels(layer, result)).inc();
+    const byResult = (this.children[layer] ??= Object.create(null) as Record<string, CounterCell>);
+    (byResult[result] ??= this.counter.cell([layer, result])).inc();
   }
 }
 
@@ -59,7 +58,7 @@ export class Tiers {
     public l3: L3Cache | null,
     public ttls: TierTtls,
     public writer: BackgroundWriter,
-    requests: Counter<'layer' | 'result'>,
+    requests: FastCounter,
     private readonly sizeGauge: Gauge<'layer'>,
     /** Bodies larger than this live in L3 only (streamed), never in L1/L2. */
     public largeBodyThreshold: number,

@@ -46,8 +46,8 @@ export class HistogramCell {
 export class CounterCell {
   value = 0;
   constructor(readonly labels: Readonly<Record<string, string>>) {}
-  inc(): void {
-    this.value++;
+  inc(v = 1): void {
+    this.value += v;
   }
 }
 
@@ -90,6 +90,17 @@ export class FastHistogram extends ExportedSeries<HistogramCell> {
     return new HistogramCell(this.bounds, labels);
   }
 
+  /** For a histogram without labels: its one cell. */
+  observe(v: number): void {
+    (this.only ??= this.cell([])).observe(v);
+  }
+  private only: HistogramCell | null = null;
+
+  override reset(): void {
+    super.reset();
+    this.only = null;
+  }
+
   get(): Promise<ExportedMetric> {
     const values: ExportedValue[] = [];
     for (const c of this.cells.values()) {
@@ -111,6 +122,11 @@ export class FastCounter extends ExportedSeries<CounterCell> {
 
   protected make(labels: Record<string, string>): CounterCell {
     return new CounterCell(labels);
+  }
+
+  /** prom-client's `inc(labels, value)`, for the cold paths and tests (the hot path keeps its cell). */
+  inc(labels: Readonly<Record<string, string>>, v = 1): void {
+    this.cell(this.labelNames.map((n) => labels[n] ?? '')).inc(v);
   }
 
   get(): Promise<ExportedMetric> {

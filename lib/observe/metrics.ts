@@ -51,13 +51,15 @@ export class WorkerMetrics {
   private requestDuration: FastHistogram;
   private readonly requests: FastCounter;
   readonly errors: Counter<'endpoint' | 'error_type'>;
-  readonly cacheRequests: Counter<'layer' | 'result'>;
+  /** Counted on every cache lookup: plain numbers, like the per-request series. */
+  readonly cacheRequests: FastCounter;
   readonly cacheSize: Gauge<'layer'>;
   readonly ratelimitRejected: Counter<'scope'>;
   readonly queueLength: Gauge<'priority'>;
   readonly queueWait: Histogram<string>;
   readonly shed: Counter<'reason'>;
-  readonly upstreamConnectionWait: Histogram<string>;
+  /** Observed for every upstream request: plain numbers (fast-metrics.ts). */
+  readonly upstreamConnectionWait: FastHistogram;
   readonly upstreamRetries: Counter<'reason'>;
   /** Bytes on the proxy's sockets, by peer; feed sockets with `sockets.client.track(s)` (see observe/worker). */
   readonly sockets = { client: new SocketBytes(), upstream: new SocketBytes() };
@@ -82,13 +84,13 @@ export class WorkerMetrics {
     this.requestDuration = this.makeDuration(buckets);
     this.requests = new FastCounter(PREFIX + 'http_requests_total', 'Requests received, by route.', ['endpoint', 'method'], this.registry);
     this.errors = new Counter({ name: PREFIX + 'http_errors_total', help: 'Requests that ended in an error, by kind (upstream_error, upstream_timeout, rate_limited, shed, client_error, ...).', labelNames: ['endpoint', 'error_type'], registers });
-    this.cacheRequests = new Counter({ name: PREFIX + 'cache_requests_total', help: 'Cache lookups by tier and result.', labelNames: ['layer', 'result'], registers });
+    this.cacheRequests = new FastCounter(PREFIX + 'cache_requests_total', 'Cache lookups by tier and result.', ['layer', 'result'], this.registry);
     this.cacheSize = new Gauge({ name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers, aggregator: CACHE_SIZE_AGGREGATOR as Aggregator });
     this.ratelimitRejected = new Counter({ name: PREFIX + 'ratelimit_rejected_total', help: 'Requests refused with 429, by the scope that refused.', labelNames: ['scope'], registers });
     this.queueLength = new Gauge({ name: PREFIX + 'queue_length', help: 'Requests waiting for an upstream slot, by priority class.', labelNames: ['priority'], registers });
     this.queueWait = new Histogram({ name: PREFIX + 'queue_wait_seconds', help: 'Time requests waited in the priority queue.', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers });
     this.shed = new Counter({ name: PREFIX + 'shed_total', help: 'Requests refused with 503 by backpressure, by reason.', labelNames: ['reason'], registers });
-    this.upstreamConnectionWait = new Histogram({ name: PREFIX + 'upstream_connection_wait_seconds', help: 'Time from dispatch until the request had an upstream connection (socket assigned).', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers });
+    this.upstreamConnectionWait = new FastHistogram(PREFIX + 'upstream_connection_wait_seconds', 'Time from dispatch until the request had an upstream connection (socket assigned).', [], [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], this.registry);
     this.upstreamRetries = new Counter({ name: PREFIX + 'upstream_retries_total', help: 'Upstream attempts retried, by reason.', labelNames: ['reason'], registers });
     for (const p of ['high', 'medium', 'low']) this.queueLength.set({ priority: p }, 0);
 

@@ -49,3 +49,16 @@ test('reset() empties the series (prom-client registry resetMetrics)', async () 
   ours.resetMetrics();
   assert.doesNotMatch(await ours.metrics(), /x_requests_total\{/);
 });
+
+test('a histogram without labels (observe(v)) and counter inc(labels, n) match prom-client too', async () => {
+  const theirs = new Registry();
+  const ours = new Registry();
+  const h = new Histogram({ name: 'y_wait_seconds', help: 'w', buckets: [0.0001, 0.001, 0.1], registers: [theirs] });
+  const c = new Counter({ name: 'y_total', help: 'c', labelNames: ['layer', 'result'], registers: [theirs] });
+  const fh = new FastHistogram('y_wait_seconds', 'w', [], [0.0001, 0.001, 0.1], ours);
+  const fc = new FastCounter('y_total', 'c', ['layer', 'result'], ours);
+  for (const v of [0.00005, 0.0001, 0.002, 3]) { h.observe(v); fh.observe(v); }
+  c.inc({ layer: 'l1', result: 'hit' }, 25);
+  fc.inc({ layer: 'l1', result: 'hit' }, 25);
+  assert.equal(await ours.metrics(), await theirs.metrics());
+});
