@@ -374,6 +374,7 @@ async function main(): Promise<void> {
     }
 
     // report
+    lines.push(`Command: \`node dist/bench/cache.js${process.argv.slice(2).map((x) => ' ' + x).join('')}\` (\`npm run build\` first).`, '');
     lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work shares these 2 cores: compare rows of the same run only). wrk -t2 -c50 -d${s.duration} (after a ${s.warmup} warm-up), median of ${s.runs} run(s) by requests/s, every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: varnishd ${spawnSync(VARNISHD, ['-V'], { encoding: 'utf8' }).stderr.split('\n')[0].replace(/^varnishd /, '')}.`, '');
     lines.push('| cache | body | requests/s | p50 ms | p99 ms | vs nginx (same body) |', '|---|---|---:|---:|---:|---:|');
     for (const row of rows) {
