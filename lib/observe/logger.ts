@@ -1,17 +1,48 @@
 /**
- * pino JSON logs to stdout (unbuffered: pino writes synchronously to fd 1 by default, so a crash loses nothing).
+ * pino JSON logs to stdout. Written synchronously (a crash loses nothing), except access lines, which are batched
+ * (accessLoggerFor).
  */
 import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
+const OPTIONS = {
+  timestamp: pino.stdTimeFunctions.isoTime,
+  formatters: { level: (label: string) => ({ level: label }) },
+};
+
+/** Loggers made here write to stdout, so their access lines may take the batched path (accessLoggerFor). */
+const toStdout = new WeakMap<Logger, Record<string, unknown>>();
+
 export function createLogger(level: string = 'info', bindings: Record<string, unknown> = {}): Logger {
-  return pino({
-    level,
-    base: { pid: process.pid, ...bindings },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+  const base = { pid: process.pid, ...bindings };
+  const log = pino({ level, base, ...OPTIONS });
+  toStdout.set(log, base);
+  return log;
+}
+
+/**
+ * Access lines (one per request) go out in batches, like NGINX's `access_log ... buffer= flush=`: one write of up
+ * to 8 KB instead of one write per line, and at most ~100 ms later. Why: a synchronous write per request cost
+ * 45-60 µs here (more than the whole L1 hit it describes). Every other line (warn, error, the slow-request
+ * warning, lifecycle) stays synchronous. The batch is flushed on exit; a `kill -9` can lose its last ~100 ms.
+ * All writes happen on the main thread (sync sonic-boom), so lines from both paths never interleave mid-line.
+ * A logger not made by createLogger (a test's own stream) is used as it is.
+ */
+export function accessLoggerFor(log: Logger): Logger {
+  const base = toStdout.get(log);
+  if (base === undefined) return log;
+  return pino({ level: 'info', base, ...OPTIONS }, accessDestination());
+}
+
+let sharedAccessDestination: ReturnType<typeof pino.destination> | null = null;
+
+function accessDestination(): ReturnType<typeof pino.destination> {
+  if (sharedAccessDestination === null) {
+    // pino flushes its destinations on exit (on-exit-leak-free), so a clean shutdown loses no line
+    sharedAccessDestination = pino.destination({ dest: 1, sync: true, minLength: 8192, periodicFlush: 100 });
+  }
+  return sharedAccessDestination;
 }
 
 /** A logger that drops everything (benchmarks of components, tests that do not read logs). */

@@ -21,7 +21,7 @@ import { sendShed } from '../stages/queue';
 import { sendProblem, VIA } from './problem';
 import { isHopByHop, stripRequestHopByHop } from './hop-by-hop';
 import type { Runtime } from './runtime';
-import type { Logger } from '../observe/logger';
+import { accessLoggerFor, type Logger } from '../observe/logger';
 import { tracingFor, startChildSpan, endRequestSpan, type Tracing } from '../observe/tracing'; // tracing (issue 9)
 
 /** Bodies up to this size are kept in memory when the request may need replaying on a retry. */
@@ -79,6 +79,8 @@ export class RequestHandler implements ForwardCallbacks {
   /** Set on SIGTERM: responses carry Connection: close so keep-alive clients move on. */
   draining = false;
   private readonly log: Logger;
+  /** Where access lines go: batched writes to stdout (see accessLoggerFor). */
+  private readonly accessLog: Logger;
 
   constructor(
     pipeline: Pipeline,
@@ -87,6 +89,7 @@ export class RequestHandler implements ForwardCallbacks {
   ) {
     this.current = pipeline;
     this.log = rt.log;
+    this.accessLog = accessLoggerFor(rt.log);
   }
 
   get pipeline(): Pipeline {
@@ -382,7 +385,7 @@ export class RequestHandler implements ForwardCallbacks {
         trace_id: ctx.traceId ?? undefined,
       };
       if (slow) this.log.warn(line);
-      else this.log.info(line);
+      else this.accessLog.info(line);
     }
   }
 }

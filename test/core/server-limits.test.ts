@@ -82,6 +82,33 @@ test('worker_connections caps open connections per worker; others are served onc
   }
 });
 
+test('access lines are batched, yet every one arrives: within ~100 ms when idle, and all of them on shutdown (2 workers)', async () => {
+  const sc = await startSidecar(basicPolicy(upstream.port, '', { workers: 2 }));
+  try {
+    // a few requests, then idle: the periodic flush writes them out without more traffic
+    for (let i = 0; i < 3; i++) await (await fetch(`${sc.url}/get_font_types?idle=${i}`)).text();
+    await waitFor('idle lines flushed', () => sc.logs.filter((l) => l.msg === 'access' && String(l.path).startsWith('/get_font_types')).length === 3, 5_000, 20);
+    // a burst, then SIGTERM at once: the lines still in the buffer are written on exit
+    const n = 600;
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < n) {
+        const i = next++;
+        const r = await fetch(`${sc.url}/get_filter_types?burst=${i}`);
+        await r.text();
+        assert.equal(r.status, 200);
+      }
+    }));
+    const code = await sc.stop();
+    assert.equal(code, 0);
+    const burst = sc.logs.filter((l) => l.msg === 'access' && String(l.path) === '/get_filter_types');
+    assert.equal(burst.length, n, 'one access line per request, none lost at shutdown');
+    assert.deepEqual(sc.logs.filter((l) => 'raw' in l), [], 'every stdout line is whole JSON (no interleaving)');
+  } finally {
+    await sc.stop();
+  }
+});
+
 test('one access-log line per request with its outcome; a warning above slow_request_threshold', async () => {
   const sc = await startSidecar(basicPolicy(upstream.port, '', { slow_request_threshold: '200ms' }));
   try {

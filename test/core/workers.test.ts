@@ -55,6 +55,7 @@ test('with 2 workers, /metrics shows the sum over both, and a killed worker is r
     assert.equal(sumSeries(m, 'bridge_sidecar_http_request_duration_seconds_count'), N);
 
     // find a worker pid from the access log and kill it
+    await sc.waitForLog((l) => l.role === 'worker' && l.msg === 'access', 5_000); // written in batches
     const pid = sc.logs.find((l) => l.role === 'worker' && l.msg === 'access')?.pid as number;
     assert.ok(pid, 'an access log line from a worker');
     process.kill(pid, 'SIGKILL');

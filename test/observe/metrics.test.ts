@@ -101,8 +101,9 @@ test('two workers: contract series, guide buckets, sums over workers, bounded la
   assert.deepEqual(les, [...GUIDE_BUCKETS.map(String), '+Inf']);
 
   // summed over both workers: the counter equals what the access logs of both workers saw
-  const access = sc.logs.filter((l) => l.msg === 'access' && l.route === 'query_script');
-  assert.ok(new Set(access.map((l) => l.worker)).size >= 2, 'both workers served query_script');
+  // access lines are written in batches (at most ~100 ms later)
+  await waitFor('both workers served query_script', () =>
+    new Set(sc.logs.filter((l) => l.msg === 'access' && l.route === 'query_script').map((l) => l.worker)).size >= 2, 5_000);
   assert.equal(total(families, 'bridge_sidecar_http_requests_total', { endpoint: 'query_script', method: 'POST' }), sent);
   assert.equal(total(families, 'bridge_sidecar_http_request_duration_seconds_count', { endpoint: 'query_script' }), sent);
   assert.equal(total(families, 'bridge_sidecar_http_request_duration_seconds_bucket', { endpoint: 'query_script', le: '+Inf' }), sent);

@@ -43,8 +43,10 @@ test('with 2 workers, every worker switches to the new policy and /policy says s
   const m = await metricsText(sc);
   assert.equal(sumSeries(m, 'bridge_sidecar_http_requests_total', 'endpoint="switched"'), N, 'every request, on either worker, matched the new route');
   assert.equal(sumSeries(m, 'bridge_sidecar_policy_info', `version="${v1}"`), 1);
-  const workersSeen = new Set(sc.logs.filter((l) => l.msg === 'access' && l.route === 'switched').map((l) => l.pid));
-  assert.equal(workersSeen.size, 2, 'both workers served the new route');
+  // access lines are written in batches (at most ~100 ms later)
+  const seen = () => new Set(sc.logs.filter((l) => l.msg === 'access' && l.route === 'switched').map((l) => l.pid));
+  await waitFor('both workers served the new route', () => seen().size === 2, 5_000);
+  const workersSeen = seen();
 
   // a worker that is restarted comes up on the policy in force, and reports it
   const pid = [...workersSeen][0] as number;
