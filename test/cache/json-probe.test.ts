@@ -8,12 +8,18 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { CONTAINER, probeJson } from '../../lib/cache/json-probe';
 import { storeIfPasses, compileStoreIf } from '../../lib/cache/admission';
-import { getPath } from '../../lib/routes/router';
 
-const key = fc.oneof(fc.constantFrom('success', 'output', 'a', 'b', '0', '1', 'é', 'q"k', 'back\\slash'), fc.string({ maxLength: 4 }));
+// inherited names (at, length, constructor, __proto__) must read as absent, as in the document's own data
+const key = fc.oneof(fc.constantFrom('success', 'output', 'a', 'b', '0', '1', '01', 'é', 'q"k', 'back\\slash', 'at', 'length', 'constructor', '__proto__', 'toString'), fc.string({ maxLength: 4 }));
 
+/** JSON.parse + a property read of the document's own data: object members, array elements by index. */
 function expected(doc: unknown, path: readonly string[]): unknown {
-  const v = getPath(doc, path);
+  let v: unknown = doc;
+  for (const k of path) {
+    if (Array.isArray(v)) v = /^(0|[1-9]\d*)$/.test(k) ? v[Number(k)] : undefined;
+    else if (v !== null && typeof v === 'object' && Object.hasOwn(v, k)) v = (v as Record<string, unknown>)[k];
+    else return undefined;
+  }
   return v !== null && typeof v === 'object' ? CONTAINER : v;
 }
 
@@ -33,7 +39,7 @@ test('probe = JSON.parse + property read, for any document and paths (property t
         assert.deepEqual(got.map((v) => (v === 0 ? 0 : v)), want.map((v) => (v === 0 ? 0 : v)), text);
       },
     ),
-    { numRuns: 3000 },
+    { numRuns: 5000, seed: 42 },
   );
 });
 
