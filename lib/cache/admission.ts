@@ -12,13 +12,21 @@ import { parseVary, varyKey } from './keys';
 import { probeJson } from './json-probe';
 import type { JsonScalar } from '../policy/types';
 
-export type StoreIf = ReadonlyArray<readonly [readonly string[], JsonScalar]>;
+/** The fields store_if reads (paths into the response JSON) and the value each must equal, in the same order. */
+export interface StoreIf {
+  readonly paths: ReadonlyArray<readonly string[]>;
+  readonly values: readonly JsonScalar[];
+}
 
-/** `{"response.success": true}` -> [[["success"], true]]; keys without the `response.` prefix are taken as-is. */
+/** `{"response.success": true}` -> paths [["success"]], values [true]; keys without `response.` are taken as-is. */
 export function compileStoreIf(s: Readonly<Record<string, JsonScalar>> | null): StoreIf | null {
   if (s === null) return null;
-  const out = Object.entries(s).map(([k, v]) => [(k.startsWith('response.') ? k.slice(9) : k).split('.'), v] as const);
-  return out.length ? out : null;
+  const entries = Object.entries(s);
+  if (entries.length === 0) return null;
+  return {
+    paths: entries.map(([k]) => (k.startsWith('response.') ? k.slice(9) : k).split('.')),
+    values: entries.map(([, v]) => v),
+  };
 }
 
 /** What the cache knows about the request whose response it may store. */
@@ -79,10 +87,9 @@ export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: B
   if (storeIf === null) return true;
   const raw = decodeBody(headers, body);
   if (raw === null) return false;
-  const values = probeJson(raw, storeIf.map(([p]) => p));
-  if (values === null) return false;
-  for (let i = 0; i < storeIf.length; i++) if (values[i] !== storeIf[i][1]) return false;
-  return true;
+  const found = probeJson(raw, storeIf.paths);
+  if (found === null) return false;
+  return storeIf.values.every((v, i) => found[i] === v);
 }
 
 export const VIA_TOKEN = '1.1 bridge-sidecar';

@@ -6,6 +6,7 @@ import { startChildSpan, traceRedis } from '../observe/tracing';
 import type { RequestContext } from '../stages/context';
 import type { Gauge } from 'prom-client';
 import type { CounterCell, FastCounter } from '../observe/fast-metrics';
+import type { Built } from './admission';
 import type { CacheEntry, EntryMeta } from './entry';
 import { retentionMs } from './entry';
 import type { L1Cache } from './l1';
@@ -141,10 +142,20 @@ export class Tiers {
    * the entry was refused.
    */
   store(key: string, entry: CacheEntry, startedAt: number | null = null): boolean {
-    if (startedAt !== null && this.recent.blocks(key, startedAt)) {
-      this.onStoreSkipped?.();
-      return false;
-    }
+    if (startedAt !== null && this.refuses(key, startedAt)) return false;
+    this.write(key, entry, startedAt);
+    return true;
+  }
+
+  /** A built answer: its Vary marker (if any), then the entry; refused as a whole when the entry's key is. */
+  storeBuilt(built: Built, startedAt: number): boolean {
+    if (this.refuses(built.key, startedAt)) return false;
+    if (built.marker !== null) this.store(built.marker.meta.key, built.marker, startedAt);
+    this.write(built.key, built.entry, startedAt);
+    return true;
+  }
+
+  private write(key: string, entry: CacheEntry, startedAt: number | null): void {
     const now = Date.now();
     const small = entry.body !== null && entry.body.length <= this.largeBodyThreshold;
     if (small && this.l1 !== null) this.l1.set(key, entry, retentionMs(entry.meta, now, this.ttls.l1));
@@ -159,7 +170,6 @@ export class Tiers {
       const ttl = retentionMs(entry.meta, now, this.ttls.l3);
       if (ttl > 0) this.writer.enqueue(() => late !== null && late.blocked() ? Promise.resolve() : l3.set(key, entry, ttl));
     }
-    return true;
   }
 
   /** Whether a store of `key` for a fill started at `startedAt` would be refused (counts it when it would). */

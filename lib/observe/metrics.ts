@@ -202,6 +202,14 @@ export class WorkerMetrics {
   }
 }
 
+/**
+ * The counter `name` of this registry, created on first use: components built more than once per process
+ * (a worker restarts its stages, tests build several) share the one series instead of failing to re-register it.
+ */
+export function registeredCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  return (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [registry] });
+}
+
 function setAggregator(registry: Registry, name: string, aggregator: 'sum' | 'max' | 'min' | 'first' | 'average'): void {
   const m = registry.getSingleMetric(name) as { aggregator?: string } | undefined;
   if (m) m.aggregator = aggregator;

@@ -19,7 +19,7 @@
 import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
 import type { Component, Runtime } from '../server/runtime';
 import type { CacheStage, ResponseFilter, ResponseHead } from './types';
 import type { RequestContext } from './context';
@@ -35,13 +35,13 @@ import { FillRegistry, type Fill } from '../cache/coalesce';
 import { KeyTemplate, baseKey, varyKey } from '../cache/keys';
 import type { RouteRules, RequestDirectives } from '../cache/http-semantics';
 import { conditionalMatches, requestDirectives } from '../cache/http-semantics';
-import type { StoreIf, StoreRequest, Built } from '../cache/admission';
+import type { StoreIf, StoreRequest } from '../cache/admission';
 import { buildEntry, buildMeta, compileStoreIf, headNotStorable, markerFor, refreshWith304, storeIfPasses } from '../cache/admission';
 import type { CacheEntry } from '../cache/entry';
 import { retentionMs } from '../cache/entry';
 import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
-import { PREFIX } from '../observe/metrics';
+import { PREFIX, registeredCounter } from '../observe/metrics';
 
 const DEFAULT_LARGE_BODY = 10 * 1024 * 1024;
 const HOP_BY_HOP_REQ = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
@@ -86,17 +86,11 @@ export interface CacheComponentOptions {
 
 /** Responses not stored because an invalidation of their key happened while their upstream request was in flight. */
 function storeSkippedCounter(registry: Registry): Counter<'reason'> {
-  const name = PREFIX + 'cache_store_skipped_total';
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<'reason'>;
-  return new Counter({ name, help: 'Responses not stored in the cache, by reason (invalidated_in_flight: an invalidation of the key happened while its upstream request was in flight).', labelNames: ['reason'], registers: [registry] });
+  return registeredCounter(registry, PREFIX + 'cache_store_skipped_total', 'Responses not stored in the cache, by reason (invalidated_in_flight: an invalidation of the key happened while its upstream request was in flight).', ['reason']);
 }
 
 function evictionCounter(registry: Registry): Counter<'layer'> {
-  const name = PREFIX + 'cache_evictions_total';
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<'layer'>;
-  return new Counter({ name, help: 'Cache entries evicted to stay within a tier\'s size budget, by tier.', labelNames: ['layer'], registers: [registry] });
+  return registeredCounter(registry, PREFIX + 'cache_evictions_total', 'Cache entries evicted to stay within a tier\'s size budget, by tier.', ['layer']);
 }
 
 /** The L3 directory of this process: the configured path, or a per-worker subdirectory with several workers. */
@@ -534,7 +528,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   /** The upstream answered our conditional request with 304: refresh the entry and answer with it. */
   private revalidated(ctx: RequestContext, st: RequestState, old: CacheEntry, sr: StoreRequest, head: ResponseHead, now: number): Transform {
     const built = refreshWith304(old, sr, head.headers, now);
-    const stored = built !== null && store(this.comp, built, st.upstreamStart);
+    const stored = built !== null && this.comp.tiers.storeBuilt(built, st.upstreamStart);
     const entry = built?.entry ?? old;
     st.fill?.settle(built?.entry ?? null);
     this.comp.tiers.counters.inc(st.stale!.layer, 'revalidated');
@@ -585,14 +579,14 @@ export class CacheView implements CacheStage, ResponseFilter {
         const rsr = { ...sr, requestTime: r.requestTime };
         if (r.status === 304 && conditional && found.entry !== null) {
           const built = refreshWith304(found.entry, rsr, r.headers, r.responseTime);
-          if (built !== null) store(comp, built, started);
+          if (built !== null) comp.tiers.storeBuilt(built, started);
           return;
         }
         if (r.status >= 500) return; // keep serving the stale copy within its windows
         const reason = headNotStorable(r.status, r.headers, rsr);
         if (reason === null && storeIfPasses(rsr.storeIf, r.headers, r.body)) {
           const built = buildEntry(rsr, r.status, r.headers, r.body, r.responseTime);
-          if (built !== null) store(comp, built, started);
+          if (built !== null) comp.tiers.storeBuilt(built, started);
         } else if (reason !== null) {
           void comp.tiers.delete(key); // the upstream no longer lets this be cached
         }
@@ -611,17 +605,6 @@ function st304(ctx: RequestContext, clientConditional: Record<string, string> | 
   return satisfiesConditional(ctx.method, h, entry.meta);
 }
 
-/**
- * Store a built entry (and its vary marker) in every tier, unless an invalidation of its key happened after its
- * upstream request started at `startedAt` (Tiers.recent's clock). False when refused.
- */
-function store(comp: CacheComponent, built: Built, startedAt: number): boolean {
-  const tiers = comp.tiers;
-  if (tiers.refuses(built.key, startedAt)) return false;
-  if (built.marker !== null) tiers.store(built.marker.meta.key, built.marker, startedAt);
-  tiers.store(built.key, built.entry, startedAt);
-  return true;
-}
 
 /**
  * Passes the upstream body to the client while collecting it; at the end checks store_if, stores the entry
@@ -732,7 +715,7 @@ class StoreTransform extends Transform {
       return;
     }
     // waiters get the answer either way (their requests were in flight with this one)
-    if (!store(this.comp, built, this.st.upstreamStart)) this.markInvalidated();
+    if (!this.comp.tiers.storeBuilt(built, this.st.upstreamStart)) this.markInvalidated();
     else if (this.sr.storeIf !== null) this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; stored';
     this.st.fill?.settle(built.entry);
   }

@@ -279,8 +279,7 @@ export class UpstreamProxy {
 class BufferedBody {
   constructor(private readonly body: Buffer) {}
   pipe<T extends NodeJS.WritableStream>(dest: T): T {
-    if (this.body.length === 0) dest.end();
-    else dest.end(this.body);
+    dest.end(this.body);
     return dest;
   }
 }

@@ -86,6 +86,15 @@ async function holdingUpstream(t: TestContext): Promise<HoldingUpstream> {
   return up;
 }
 
+/** A holding upstream and one sidecar (the item policy) whose admin endpoints take `token`. */
+async function withAdmin(t: TestContext): Promise<{ up: HoldingUpstream; sc: Awaited<ReturnType<typeof startSidecar>>; token: string }> {
+  const up = await holdingUpstream(t);
+  const [tf, token] = tokenFile(tempDir(t, 'bridge-race-'));
+  const sc = await startSidecar(itemPolicy(up.port, { tokenFile: tf }));
+  t.after(() => sc.stop());
+  return { up, sc, token };
+}
+
 function itemPolicy(upPort: number, o: { redis?: string; workers?: number; tokenFile?: string } = {}): string {
   const server: Record<string, string | number> = { workers: o.workers ?? 0 };
   if (o.tokenFile) server.admin_token_file = o.tokenFile;
@@ -161,11 +170,7 @@ test('a write route\'s event while a read is in flight: the read is served, not 
 });
 
 test('X-Invalidate, /admin/invalidate and /admin/purge while a read is in flight: none of them lets the older answer be stored', async (t) => {
-  const up = await holdingUpstream(t);
-  const dir = tempDir(t, 'bridge-race-');
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(itemPolicy(up.port, { tokenFile: tf }));
-  t.after(() => sc.stop());
+  const { up, sc, token } = await withAdmin(t);
 
   const sources: Array<[string, (id: string) => Promise<void>]> = [
     ['X-Invalidate', async (id) => { assert.equal((await request(sc.url, { method: 'POST', path: `/bg/${id}`, body: '{}' })).status, 200); }],
@@ -254,11 +259,7 @@ test('another worker\'s invalidation (2 workers): no worker stores the read it h
 });
 
 test('a pattern invalidation blocks the in-flight reads it matches, not the others', async (t) => {
-  const up = await holdingUpstream(t);
-  const dir = tempDir(t, 'bridge-race-');
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(itemPolicy(up.port, { tokenFile: tf }));
-  t.after(() => sc.stop());
+  const { up, sc, token } = await withAdmin(t);
 
   const x5 = await heldRead(up, sc, '/item/x5');
   const x55 = await heldRead(up, sc, '/item/x55'); // draft:x55:item: a longer id, same prefix
@@ -287,11 +288,7 @@ test('a pattern invalidation blocks the in-flight reads it matches, not the othe
 });
 
 test('coalescing: waiters that joined before the invalidation get the leader\'s answer (not stored); a read after it does not wait for that answer', async (t) => {
-  const up = await holdingUpstream(t);
-  const dir = tempDir(t, 'bridge-race-');
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(itemPolicy(up.port, { tokenFile: tf }));
-  t.after(() => sc.stop());
+  const { up, sc, token } = await withAdmin(t);
 
   const leader = await heldRead(up, sc, '/item/c1');
   const waiter = get(sc, '/item/c1');
@@ -319,11 +316,7 @@ test('coalescing: waiters that joined before the invalidation get the leader\'s 
 });
 
 test('stale-while-revalidate: a background refresh in flight during an invalidation is not stored', async (t) => {
-  const up = await holdingUpstream(t);
-  const dir = tempDir(t, 'bridge-race-');
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(itemPolicy(up.port, { tokenFile: tf }));
-  t.after(() => sc.stop());
+  const { up, sc, token } = await withAdmin(t);
 
   assert.equal(version(await get(sc, '/swr/r1')), 1);
   await sleep(1300); // past the 1 s ttl, within stale-while-revalidate

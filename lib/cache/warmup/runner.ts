@@ -245,10 +245,7 @@ export class WarmupWorker implements Component<unknown> {
       const built = buildEntry(sr, r.status, r.headers, r.body, r.responseTime);
       if (built === null) return null;
       // an invalidation of this key while the refetch was in flight: its answer may predate it, store nothing
-      if (this.cache.tiers.refuses(built.key, fillStart)) return null;
-      if (built.marker !== null) this.cache.tiers.store(built.marker.meta.key, built.marker, fillStart);
-      this.cache.tiers.store(built.key, built.entry, fillStart);
-      return built.key;
+      return this.cache.tiers.storeBuilt(built, fillStart) ? built.key : null;
     } finally {
       if (release !== null) release({ ok, latencyMs: performance.now() - started });
     }

@@ -24,7 +24,8 @@
  * Only one batch runs at a time, so at most batchSize background writes are in flight per queue: the
  * background never competes with requests for more than that many Redis connections or disk writes.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Counter, type Registry } from 'prom-client';
+import { registeredCounter } from '../../observe/metrics';
 import type { Logger } from '../../observe/logger';
 import type { Policy } from '../../policy/types';
 
@@ -50,7 +51,7 @@ export function writeBehindOptions(policy: Policy): { batchSize: number; batchTi
 const P = 'bridge_sidecar_write_behind_';
 
 function counter(registry: Registry, name: string, help: string): Counter<'queue'> {
-  return (registry.getSingleMetric(name) as Counter<'queue'> | undefined) ?? new Counter({ name, help, labelNames: ['queue'], registers: [registry] });
+  return registeredCounter(registry, name, help, ['queue']);
 }
 
 function gauge(registry: Registry, name: string, help: string): Gauge<'queue'> {
