@@ -82,6 +82,8 @@ abstract class ExportedSeries<C> {
 
 export class FastHistogram extends ExportedSeries<HistogramCell> {
   readonly type = 'histogram' as const;
+  /** The one cell of a histogram without labels, once observed. */
+  private only: HistogramCell | null = null;
   constructor(name: string, help: string, labelNames: readonly string[], readonly bounds: readonly number[], registry: Registry) {
     super(name, help, labelNames, registry);
   }
@@ -94,7 +96,6 @@ export class FastHistogram extends ExportedSeries<HistogramCell> {
   observe(v: number): void {
     (this.only ??= this.cell([])).observe(v);
   }
-  private only: HistogramCell | null = null;
 
   override reset(): void {
     super.reset();

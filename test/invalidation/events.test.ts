@@ -3,10 +3,10 @@
  * with a real redis-server: the contract's three triggers and patterns, read-your-write through one pod,
  * cascades through stored params, and the upstream's X-Invalidate header.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startSidecar, basicPolicy } from '../helpers/sidecar';
+import { startSidecar, basicPolicy, type SidecarProcess } from '../helpers/sidecar';
 import { startRedis } from '../helpers/redis';
 import { startDraftService } from '../../examples/draft-service/server';
 import { addVideo, admin, draftPolicy, isHit, pattern, queryScript, request, tempDir, tokenFile, userDrafts, cacheStatus, type Reply } from './helpers';
@@ -18,15 +18,25 @@ async function times(n: number, f: () => Promise<Reply>): Promise<Reply[]> {
   return out;
 }
 
-test('three triggers: route emits (draft_updated), admin (template_modified, user_preference_changed); read-your-write across workers', async (t) => {
+/** The example service, a sidecar with the draft policy and an admin token (and Redis, an L3 dir if asked). */
+async function draftSidecar(t: TestContext, o: { redis?: boolean; l3?: boolean; workers?: number; cascade?: boolean } = {}): Promise<{ sc: SidecarProcess; token: string }> {
   const svc = await startDraftService({ port: 0 });
   t.after(() => svc.close());
-  const redis = await startRedis();
-  t.after(() => redis.stop());
+  let redisUrl: string | undefined;
+  if (o.redis) {
+    const redis = await startRedis();
+    t.after(() => redis.stop());
+    redisUrl = redis.url;
+  }
   const dir = tempDir(t);
   const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(draftPolicy(svc.port, { redis: redis.url, workers: 2, tokenFile: tf, l3Dir: dir + '/l3' }));
+  const sc = await startSidecar(draftPolicy(svc.port, { redis: redisUrl, workers: o.workers, cascade: o.cascade, tokenFile: tf, l3Dir: o.l3 ? dir + '/l3' : undefined }));
   t.after(() => sc.stop());
+  return { sc, token };
+}
+
+test('three triggers: route emits (draft_updated), admin (template_modified, user_preference_changed); read-your-write across workers', async (t) => {
+  const { sc, token } = await draftSidecar(t, { redis: true, l3: true, workers: 2 });
 
   // fill every worker's L1 (and L2, L3) with draft 1's script: after a few rounds every read is a hit
   const before = (await queryScript(sc.url, 'dft_000001')).body;
@@ -82,12 +92,7 @@ test('three triggers: route emits (draft_updated), admin (template_modified, use
 });
 
 test('create_draft: draft_id read from the response body (response.output.draft_id), body passed unchanged', async (t) => {
-  const svc = await startDraftService({ port: 0 });
-  t.after(() => svc.close());
-  const dir = tempDir(t);
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(draftPolicy(svc.port, { tokenFile: tf }));
-  t.after(() => sc.stop());
+  const { sc, token } = await draftSidecar(t);
   const created = await request(sc.url, { method: 'POST', path: '/mcp/create_draft', body: JSON.stringify({ width: 1080, height: 1920, project_name: 'x' }), headers: { 'x-user-id': '9' } });
   assert.equal(created.status, 200);
   const id = JSON.parse(created.body).output.draft_id as string;
@@ -98,14 +103,7 @@ test('create_draft: draft_id read from the response body (response.output.draft_
 });
 
 test('cascade: invalidating a draft also removes user:{user_id}:drafts:* from the params the cached draft remembers', async (t) => {
-  const svc = await startDraftService({ port: 0 });
-  t.after(() => svc.close());
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const dir = tempDir(t);
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(draftPolicy(svc.port, { redis: redis.url, tokenFile: tf, l3Dir: dir + '/l3' }));
-  t.after(() => sc.stop());
+  const { sc, token } = await draftSidecar(t, { redis: true, l3: true });
 
   await queryScript(sc.url, 'dft_000002', '7'); // stored with params {draft_id: dft_000002, user_id: 7}
   await userDrafts(sc.url, '7');
@@ -122,12 +120,7 @@ test('cascade: invalidating a draft also removes user:{user_id}:drafts:* from th
 });
 
 test('cascade: false applies only the event\'s own patterns', async (t) => {
-  const svc = await startDraftService({ port: 0 });
-  t.after(() => svc.close());
-  const dir = tempDir(t);
-  const [tf, token] = tokenFile(dir);
-  const sc = await startSidecar(draftPolicy(svc.port, { tokenFile: tf, cascade: false }));
-  t.after(() => sc.stop());
+  const { sc, token } = await draftSidecar(t, { cascade: false });
   await queryScript(sc.url, 'dft_000002', '7');
   await userDrafts(sc.url, '7');
   const r = await admin(sc.adminUrl, token, '/admin/invalidate', { event: 'draft_updated', params: { draft_id: 'dft_000002' } });

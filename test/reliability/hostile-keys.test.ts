@@ -4,7 +4,7 @@
  * of `draft:*` leaves other routes alone), cache poisoning through unkeyed headers and through Vary, identities
  * crafted to collide with another user's bucket, and admin endpoints without a token or on the proxy port.
  */
-import { test, before, after } from 'node:test';
+import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, writeFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,10 +103,28 @@ test('path traversal, NUL and glob characters in a key param: keys stay confined
   assert.match(String(again.headers['cache-status']), /fwd=miss/, 'the hostile draft keys were purged with draft:*');
 });
 
-test('cache poisoning through unkeyed headers: an attacker first with X-Forwarded-Host / X-Original-URL does not change what the next client gets', async () => {
+/** A sidecar caching GET /page (key "page", L1) in front of `upstream`; both are stopped after the test. */
+async function pageCacheBefore(t: TestContext, upstream: Server): Promise<SidecarProcess> {
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+  const port = (upstream.address() as { port: number }).port;
+  const sc = await startSidecar(`version: 1
+server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", workers: 0, log_level: warn }
+upstream: { url: "http://127.0.0.1:${port}" }
+routes:
+  - name: page
+    match: { method: GET, path: /page }
+    cache: { key: "page", ttl: 5m }
+cache:
+  l1: { size: 16MB, ttl: 5m }
+`);
+  t.after(() => sc.stop());
+  return sc;
+}
+
+test('cache poisoning through unkeyed headers: an attacker first with X-Forwarded-Host / X-Original-URL does not change what the next client gets', async (t) => {
   // an upstream that reflects X-Forwarded-Host into its body and routes by X-Original-URL / X-Rewrite-URL (as some
-  // frameworks do):
-  // the worst case for unkeyed headers
+  // frameworks do): the worst case for unkeyed headers
   let hits = 0;
   const reflect: Server = createServer((req, res) => {
     hits++;
@@ -115,78 +133,46 @@ test('cache poisoning through unkeyed headers: an attacker first with X-Forwarde
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(body);
   });
-  await new Promise<void>((r) => reflect.listen(0, '127.0.0.1', () => r()));
-  const port = (reflect.address() as { port: number }).port;
-  const s2 = await startSidecar(`version: 1
-server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", workers: 0, log_level: warn }
-upstream: { url: "http://127.0.0.1:${port}" }
-routes:
-  - name: page
-    match: { method: GET, path: /page }
-    cache: { key: "page", ttl: 5m }
-cache:
-  l1: { size: 16MB, ttl: 5m }
-`);
-  try {
-    // X-Forwarded-Host: the sidecar sets it from Host (no trusted proxy in front), so the attacker's value never
-    // reaches the upstream and never lands in the stored copy
-    const evil = await send(s2.url, { path: '/page', headers: { 'x-forwarded-host': 'evil.example' } });
-    assert.equal(evil.status, 200);
-    assert.doesNotMatch(evil.body, /evil\.example/);
-    const victim = await send(s2.url, { path: '/page' });
-    assert.match(String(victim.headers['cache-status']), /hit/);
-    assert.doesNotMatch(victim.body, /evil\.example/);
-    assert.match(victim.body, /"host":"127\.0\.0\.1:\d+"/);
-    // X-Original-URL / X-Rewrite-URL: not part of the key, so on a cached route the sidecar does not pass them on:
-    // the attacker's first request (a miss, stored) is answered for the request line's path, and so is the
-    // victim's hit after it
-    for (const [name, path] of [['x-original-url', '/page?v=2'], ['x-rewrite-url', '/page?v=3']] as const) {
-      const steer = await send(s2.url, { path, headers: { [name]: '/admin' } });
-      assert.match(String(steer.headers['cache-status']), /fwd=miss/);
-      assert.match(steer.body, /"path":"\/page\?v=\d"/, `${name} did not reach the upstream`);
-      const victim2 = await send(s2.url, { path });
-      assert.match(String(victim2.headers['cache-status']), /hit/);
-      assert.doesNotMatch(victim2.body, /admin/);
-    }
-    const other = await send(s2.url, { path: '/admin' });
-    assert.doesNotMatch(String(other.headers['cache-status'] ?? ''), /hit/);
-    assert.ok(hits >= 4);
-  } finally {
-    await s2.stop();
-    await new Promise<void>((r) => reflect.close(() => r()));
+  const s2 = await pageCacheBefore(t, reflect);
+  // X-Forwarded-Host: the sidecar sets it from Host (no trusted proxy in front), so the attacker's value never
+  // reaches the upstream and never lands in the stored copy
+  const evil = await send(s2.url, { path: '/page', headers: { 'x-forwarded-host': 'evil.example' } });
+  assert.equal(evil.status, 200);
+  assert.doesNotMatch(evil.body, /evil\.example/);
+  const victim = await send(s2.url, { path: '/page' });
+  assert.match(String(victim.headers['cache-status']), /hit/);
+  assert.doesNotMatch(victim.body, /evil\.example/);
+  assert.match(victim.body, /"host":"127\.0\.0\.1:\d+"/);
+  // X-Original-URL / X-Rewrite-URL: not part of the key, so on a cached route the sidecar does not pass them on:
+  // the attacker's first request (a miss, stored) is answered for the request line's path, and so is the
+  // victim's hit after it
+  for (const [name, path] of [['x-original-url', '/page?v=2'], ['x-rewrite-url', '/page?v=3']] as const) {
+    const steer = await send(s2.url, { path, headers: { [name]: '/admin' } });
+    assert.match(String(steer.headers['cache-status']), /fwd=miss/);
+    assert.match(steer.body, /"path":"\/page\?v=\d"/, `${name} did not reach the upstream`);
+    const victim2 = await send(s2.url, { path });
+    assert.match(String(victim2.headers['cache-status']), /hit/);
+    assert.doesNotMatch(victim2.body, /admin/);
   }
+  const other = await send(s2.url, { path: '/admin' });
+  assert.doesNotMatch(String(other.headers['cache-status'] ?? ''), /hit/);
+  assert.ok(hits >= 4);
 });
 
-test('cache poisoning through Vary: a variant stored for one Accept-Language is never served for another', async () => {
+test('cache poisoning through Vary: a variant stored for one Accept-Language is never served for another', async (t) => {
   const reflect: Server = createServer((req, res) => {
     const lang = String(req.headers['accept-language'] ?? 'none');
     res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Language' });
     res.end(JSON.stringify({ lang }));
   });
-  await new Promise<void>((r) => reflect.listen(0, '127.0.0.1', () => r()));
-  const port = (reflect.address() as { port: number }).port;
-  const s2 = await startSidecar(`version: 1
-server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", workers: 0, log_level: warn }
-upstream: { url: "http://127.0.0.1:${port}" }
-routes:
-  - name: page
-    match: { method: GET, path: /page }
-    cache: { key: "page", ttl: 5m }
-cache:
-  l1: { size: 16MB, ttl: 5m }
-`);
-  try {
-    const evil = await send(s2.url, { path: '/page', headers: { 'accept-language': 'xx-EVIL' } });
-    assert.match(evil.body, /xx-EVIL/);
-    const victim = await send(s2.url, { path: '/page', headers: { 'accept-language': 'en' } });
-    assert.match(victim.body, /"lang":"en"/);
-    const none = await send(s2.url, { path: '/page' });
-    assert.match(none.body, /"lang":"none"/);
-    assert.match(String((await send(s2.url, { path: '/page', headers: { 'accept-language': 'en' } })).headers['cache-status']), /hit/);
-  } finally {
-    await s2.stop();
-    await new Promise<void>((r) => reflect.close(() => r()));
-  }
+  const s2 = await pageCacheBefore(t, reflect);
+  const evil = await send(s2.url, { path: '/page', headers: { 'accept-language': 'xx-EVIL' } });
+  assert.match(evil.body, /xx-EVIL/);
+  const victim = await send(s2.url, { path: '/page', headers: { 'accept-language': 'en' } });
+  assert.match(victim.body, /"lang":"en"/);
+  const none = await send(s2.url, { path: '/page' });
+  assert.match(none.body, /"lang":"none"/);
+  assert.match(String((await send(s2.url, { path: '/page', headers: { 'accept-language': 'en' } })).headers['cache-status']), /hit/);
 });
 
 test('identities crafted to collide with another user\'s bucket (x-user-id "ip:127.0.0.1", 10 KB values) get their own buckets', async () => {
