@@ -84,10 +84,15 @@ async function startOrigin(): Promise<{ port: number; url: string; count(): numb
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(b.length), 'cache-control': 'public, max-age=3600' });
     res.end(b);
   });
+  return { ...(await serveLocal(server)), count: () => n };
+}
+
+/** Listen on a free loopback port with long keep-alive (as the bench's clients expect); close() drops clients. */
+async function serveLocal(server: http.Server): Promise<{ port: number; url: string; close(): Promise<void> }> {
   server.keepAliveTimeout = 75_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as AddressInfo).port;
-  return { port, url: `http://127.0.0.1:${port}`, count: () => n, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return { port, url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
 }
 
 // ---- reference caches ------------------------------------------------------------------------------------
@@ -191,10 +196,7 @@ async function startFloorServer(): Promise<{ url: string; close(): Promise<void>
     req.resume();
     req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) }); res.end(body); });
   });
-  server.keepAliveTimeout = 75_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as AddressInfo).port;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return serveLocal(server);
 }
 
 /** nginx proxy_cache in front of the service for the same mix: POST reads cached by URI and body (nginx's way). */
