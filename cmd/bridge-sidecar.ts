@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { load: () => Command; help: string }> = {
   serve: { load: () => require('./serve'), help: 'serve [--policy FILE]            run the proxy' },
   validate: { load: () => require('./validate'), help: 'validate FILE                    check a policy file (like nginx -t)' },
   intercept: { load: () => require('./intercept'), help: 'intercept --ports P --to-port P [--uninstall] [--dry-run]  iptables redirect' },
+  inject: { load: () => require('./inject'), help: 'inject [-f FILE] [--native] [--remove]  add the sidecar to Kubernetes manifests' },
   loadtest: { load: () => require('./loadtest'), help: 'loadtest --target URL [--profile baseline|steps|soak] ...  fixed-rate load test' },
   demo: { load: () => require('./demo'), help: 'demo                             example draft service on :9101 + sidecar on :15006' },
 };
