@@ -11,6 +11,10 @@
  * and the body digest: anything torn or corrupted is rejected, never served.
  */
 import { createHash } from 'node:crypto';
+import { parseCacheControl } from './cache-control';
+import { connectionTokens, isStoredField, qualifiedFieldNames, responseDirectives } from './response-fields';
+
+export { isStoredField } from './response-fields';
 
 export const MAGIC = Buffer.from('BSC1', 'latin1');
 export const PREFIX_BYTES = 4 + 4 + 32;
@@ -139,49 +143,27 @@ export function metaLengthFromPrefix(prefix: Buffer): number {
 
 // ---- which response fields are stored -------------------------------------------------------------------
 
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade',
-]);
-
-/**
- * Never stored: hop-by-hop fields, Set-Cookie (per-user state), rate-limit fields (recomputed for each request,
- * never replayed), and fields recomputed when serving (Age, Cache-Status, Content-Length, Via of this hop).
- */
-const NEVER_STORED = new Set([
-  'set-cookie', 'set-cookie2', 'ratelimit', 'ratelimit-policy', 'ratelimit-limit', 'ratelimit-remaining',
-  'ratelimit-reset', 'retry-after', 'age', 'cache-status', 'content-length',
-]);
-
-export function isStoredField(name: string, connectionTokens: ReadonlySet<string> | null): boolean {
-  if (HOP_BY_HOP.has(name) || NEVER_STORED.has(name)) return false;
-  if (name.startsWith('x-ratelimit-')) return false;
-  return connectionTokens === null || !connectionTokens.has(name);
-}
-
-function connectionTokensOf(headers: Record<string, string | string[] | undefined>): ReadonlySet<string> | null {
-  const c = headers['connection'];
-  if (c === undefined) return null;
-  return new Set((Array.isArray(c) ? c.join(',') : c).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
-}
-
 /** Remove this proxy's own hop from a Via value ("1.1 bridge-sidecar" is re-added when serving). */
 export function stripOwnVia(v: string, own: string): string {
   return v.split(',').map((s) => s.trim()).filter((s) => s !== '' && s !== own).join(', ');
 }
 
-/** The response fields to store, in order, with names lower-case. */
+/**
+ * The response fields to store, in order, with names lower-case: everything but the per-client, hop-by-hop and
+ * recomputed fields (response-fields.ts) and the fields a qualified no-cache/private names.
+ */
 export function storedFields(
   headers: Record<string, string | string[] | undefined>,
   ownVia: string,
 ): Array<[string, string]> {
-  const conn = connectionTokensOf(headers);
+  const conn = connectionTokens(headers);
+  const named = namedByDirectives(headers);
   const out: Array<[string, string]> = [];
   for (const rawName in headers) {
     const v = headers[rawName];
     if (v === undefined) continue;
     const name = rawName.toLowerCase();
-    if (!isStoredField(name, conn)) continue;
+    if (!isStoredField(name, conn, named)) continue;
     if (name === 'via') {
       const rest = stripOwnVia(Array.isArray(v) ? v.join(', ') : v, ownVia);
       if (rest !== '') out.push([name, rest]);
@@ -191,6 +173,20 @@ export function storedFields(
     else out.push([name, v]);
   }
   return out;
+}
+
+/**
+ * Fields named by a qualified no-cache/private in any of the cache-control fields: also those of Cache-Control
+ * when a targeted field decides freshness, since they say what is one client's.
+ */
+function namedByDirectives(headers: Record<string, string | string[] | undefined>): ReadonlySet<string> | null {
+  const targeted = responseDirectives(headers);
+  const a = qualifiedFieldNames(targeted.cc);
+  if (targeted.source === 'cache-control') return a;
+  const b = qualifiedFieldNames(parseCacheControl(headers['cache-control']));
+  if (a === null) return b;
+  if (b === null) return a;
+  return new Set([...a, ...b]);
 }
 
 export function headerValue(fields: ReadonlyArray<readonly [string, string]>, name: string): string | null {

@@ -7,46 +7,17 @@
  * binary entry header. The rules here are small and each has a test in test/cache/http-semantics.test.ts.
  */
 
-export type Headers = Record<string, string | string[] | undefined>;
+import type { Directives, Headers } from './cache-control';
+import { deltaSeconds, parseCacheControl } from './cache-control';
+import { parseAge, parseExpires, parseHttpDate } from './http-date';
+import { SETS_CLIENT_STATE, isUnqualified, qualifiedFieldNames, responseDirectives } from './response-fields';
 
-/** Parsed Cache-Control: directive name (lower-case) -> argument ('' when none). First occurrence wins. */
-export type Directives = Map<string, string>;
-
-export function parseCacheControl(value: string | string[] | undefined): Directives {
-  const out: Directives = new Map();
-  if (value === undefined) return out;
-  const s = Array.isArray(value) ? value.join(',') : value;
-  // directive = token [ "=" ( token / quoted-string ) ], comma separated; quoted strings may hold commas
-  const re = /\s*([^,=\s]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,]*))?\s*(?:,|$)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s)) !== null) {
-    if (m[0] === '') { re.lastIndex++; if (re.lastIndex > s.length) break; continue; }
-    const name = m[1].toLowerCase();
-    let arg = (m[2] ?? '').trim();
-    if (arg.startsWith('"') && arg.endsWith('"') && arg.length >= 2) arg = arg.slice(1, -1).replace(/\\(.)/g, '$1');
-    if (!out.has(name)) out.set(name, arg);
-  }
-  return out;
-}
-
-const MAX_DELTA = 2 ** 31;
-
-/** delta-seconds in ms; null when absent; 0 when present but malformed (RFC 9111 §4.2.1: treat as stale). */
-export function deltaSeconds(d: Directives, name: string): number | null {
-  const v = d.get(name);
-  if (v === undefined) return null;
-  if (!/^\d+$/.test(v)) return 0;
-  return Math.min(Number(v), MAX_DELTA) * 1000;
-}
+export type { Directives, Headers } from './cache-control';
+export { parseCacheControl, deltaSeconds } from './cache-control';
+export { parseHttpDate } from './http-date';
 
 function first(h: string | string[] | undefined): string | undefined {
   return Array.isArray(h) ? h[0] : h;
-}
-
-/** An HTTP-date as epoch ms, or NaN. */
-export function parseHttpDate(v: string | undefined): number {
-  if (v === undefined || v === '') return NaN;
-  return Date.parse(v);
 }
 
 /** Status codes this cache stores with only the route's ttl (heuristically cacheable, RFC 9110 §15.1). */
@@ -84,19 +55,23 @@ export function notStorableReason(
   if (!HEURISTIC_STATUS.has(status) && !EXPLICIT_ONLY_STATUS.has(status)) return 'status';
   const vary = res['vary'];
   if (vary !== undefined && (Array.isArray(vary) ? vary.join(',') : vary).split(',').some((v) => v.trim() === '*')) return 'vary-star';
-  const cc = parseCacheControl(res['cache-control']);
   if (rules.override) return null;
+  const { cc, source } = responseDirectives(res);
   if (cc.has('no-store')) return 'no-store';
-  if (cc.has('private')) return 'private';
-  if (res['set-cookie'] !== undefined) return 'set-cookie';
+  // a qualified private="X" only keeps the named fields out of the cache (RFC 9111 §5.2.2.7)
+  if (isUnqualified(cc, 'private')) return 'private';
+  // an answer that sets a cookie was made for one client, unless the origin names the cookie field in a
+  // qualified no-cache/private: then the rest is shared and the cookie never stored (see response-fields.ts)
+  const named = qualifiedFieldNames(cc);
+  for (const f of SETS_CLIENT_STATE) if (res[f] !== undefined && (named === null || !named.has(f))) return 'set-cookie';
   // RFC 9111 §3.5: a shared cache stores a response to an authorised request only when the origin says so
   if (requestHasAuthorization && !cc.has('public') && !cc.has('s-maxage') && !cc.has('must-revalidate')) return 'authorization';
-  if (EXPLICIT_ONLY_STATUS.has(status) && !hasExplicitFreshness(cc, res)) return 'status';
+  if (EXPLICIT_ONLY_STATUS.has(status) && !hasExplicitFreshness(cc, res, source === 'cache-control')) return 'status';
   return null;
 }
 
-function hasExplicitFreshness(cc: Directives, res: Headers): boolean {
-  return cc.has('s-maxage') || cc.has('max-age') || res['expires'] !== undefined;
+function hasExplicitFreshness(cc: Directives, res: Headers, expiresCounts: boolean): boolean {
+  return cc.has('s-maxage') || cc.has('max-age') || (expiresCounts && res['expires'] !== undefined);
 }
 
 /** RFC 9111 §4.2.1 freshness lifetime, with the route's ttl standing in for the heuristic. */
@@ -104,19 +79,21 @@ export function freshness(res: Headers, responseTime: number, rules: RouteRules)
   if (rules.override) {
     return { lifetime: rules.ttl, mustRevalidate: false, staleWhileRevalidate: rules.staleWhileRevalidate, staleIfError: rules.staleIfError };
   }
-  const cc = parseCacheControl(res['cache-control']);
+  // a targeted field (Bridge-Sidecar-Cache-Control, CDN-Cache-Control) replaces Cache-Control and Expires here
+  const { cc, source } = responseDirectives(res);
   let lifetime: number;
   const sMaxAge = deltaSeconds(cc, 's-maxage');
   const maxAge = deltaSeconds(cc, 'max-age');
   if (sMaxAge !== null) lifetime = sMaxAge;
   else if (maxAge !== null) lifetime = maxAge;
-  else if (res['expires'] !== undefined) {
-    const expires = parseHttpDate(first(res['expires']));
-    const date = parseHttpDate(first(res['date']));
-    // an invalid Expires (e.g. "0") means already expired
+  else if (source === 'cache-control' && res['expires'] !== undefined) {
+    const expires = parseExpires(res['expires'], responseTime);
+    const date = parseHttpDate(first(res['date']), responseTime);
+    // an invalid Expires (e.g. "0"), or more than one, means already expired
     lifetime = Number.isNaN(expires) ? 0 : Math.max(0, expires - (Number.isNaN(date) ? responseTime : date));
   } else lifetime = rules.ttl;
-  const noCache = cc.has('no-cache');
+  // a qualified no-cache="X" only keeps X out of what is stored (RFC 9111 §5.2.2.4); the rest is reused
+  const noCache = isUnqualified(cc, 'no-cache');
   if (noCache) lifetime = 0;
   const mustRevalidate = noCache || cc.has('must-revalidate') || cc.has('proxy-revalidate') || sMaxAge !== null;
   const swr = deltaSeconds(cc, 'stale-while-revalidate');
@@ -134,10 +111,9 @@ export function freshness(res: Headers, responseTime: number, rules: RouteRules)
  * requestTime/responseTime are our clock when the request left and the response head arrived.
  */
 export function initialAge(res: Headers, requestTime: number, responseTime: number): number {
-  const date = parseHttpDate(first(res['date']));
+  const date = parseHttpDate(first(res['date']), responseTime);
   const apparent = Number.isNaN(date) ? 0 : Math.max(0, responseTime - date);
-  const ageHeader = Number(first(res['age']));
-  const ageValue = Number.isFinite(ageHeader) && ageHeader >= 0 ? ageHeader * 1000 : 0;
+  const ageValue = (parseAge(res['age']) ?? 0) * 1000;
   const corrected = ageValue + Math.max(0, responseTime - requestTime);
   return Math.max(apparent, corrected);
 }

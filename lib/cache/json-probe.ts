@@ -187,3 +187,35 @@ function decodeString(buf: Buffer, start: number, end: number): string {
   for (let i = start + 1; i < end - 1; i++) if (buf[i] === BACKSLASH) return parseToken(buf, start, end) as string;
   return buf.toString('utf8', start + 1, end - 1);
 }
+
+/**
+ * The byte range [start, end) of the value of the top-level member `name` of a JSON object text, or null when
+ * the text is not an object or has no such member. With a duplicated name the last occurrence counts, as for
+ * JSON.parse (what the client will read).
+ */
+export function memberSpan(buf: Buffer, name: string): { start: number; end: number } | null {
+  try {
+    let pos = skipWs(buf, 0);
+    if (buf[pos] !== LBRACE) return null;
+    pos = skipWs(buf, pos + 1);
+    if (buf[pos] === RBRACE) return null;
+    let span: { start: number; end: number } | null = null;
+    for (;;) {
+      if (buf[pos] !== QUOTE) return null;
+      const keyEnd = skipString(buf, pos);
+      const key = decodeString(buf, pos, keyEnd);
+      pos = skipWs(buf, keyEnd);
+      if (buf[pos] !== COLON) return null;
+      pos = skipWs(buf, pos + 1);
+      const end = skipValue(buf, pos);
+      if (key === name) span = { start: pos, end };
+      pos = skipWs(buf, end);
+      if (buf[pos] === COMMA) { pos = skipWs(buf, pos + 1); continue; }
+      if (buf[pos] === RBRACE) return skipWs(buf, pos + 1) === buf.length ? span : null;
+      return null;
+    }
+  } catch (e) {
+    if (e instanceof Malformed) return null;
+    throw e;
+  }
+}

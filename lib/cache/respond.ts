@@ -9,6 +9,7 @@ import type { EntryMeta } from './entry';
 import type { Headers } from './http-semantics';
 import { conditionalMatches } from './http-semantics';
 import { VIA_TOKEN } from './admission';
+import { isClientVisible } from './response-fields';
 
 export const CACHE_NAME = 'bridge-sidecar';
 
@@ -23,6 +24,7 @@ export function storedHead(meta: EntryMeta): Record<string, string | string[]> {
   if (h === undefined) {
     h = {};
     for (const [k, v] of meta.headers) {
+      if (!isClientVisible(k)) continue;
       const prev = h[k];
       h[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
     }

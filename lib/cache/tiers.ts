@@ -79,7 +79,8 @@ export class Tiers {
       this.counters.inc('l1', 'miss');
       return null;
     }
-    this.counters.inc('l1', 'hit');
+    // a Vary marker is half a lookup: the entry it points to is looked up next and counted then (one hit, once)
+    if (e.meta.kind === 'response') this.counters.inc('l1', 'hit');
     return { layer: 'l1', meta: e.meta, entry: e, stream: null };
   }
 
@@ -94,7 +95,7 @@ export class Tiers {
       const r = await (traced ? traceRedis(ctx, 'GET', this.l2.get(key)) : this.l2.get(key));
       if (span !== null) span.end(r.entry === null && r.error ? 'redis_error' : null, { 'cache.result': r.entry !== null ? 'hit' : r.error ? 'error' : 'miss' });
       if (r.entry !== null) {
-        this.counters.inc('l2', 'hit');
+        if (r.entry.meta.kind === 'response') this.counters.inc('l2', 'hit');
         if (!this.recent.blocks(key, startedAt)) this.fillL1(key, r.entry);
         return { layer: 'l2', meta: r.entry.meta, entry: r.entry, stream: null };
       }
@@ -105,7 +106,7 @@ export class Tiers {
       const h = await this.l3.get(key);
       span?.end(null, { 'cache.result': h !== null ? 'hit' : 'miss' });
       if (h !== null) {
-        this.counters.inc('l3', 'hit');
+        if ((h.kind === 'whole' ? h.entry.meta : h.meta).kind === 'response') this.counters.inc('l3', 'hit');
         if (h.kind === 'whole') {
           if (!this.recent.blocks(key, startedAt)) this.promoteFromL3(key, h.entry, startedAt);
           return { layer: 'l3', meta: h.entry.meta, entry: h.entry, stream: null };

@@ -111,6 +111,7 @@ function route(raw: Obj): RoutePolicy {
     stale_while_revalidate: dur(c.stale_while_revalidate, 0),
     stale_if_error: dur(c.stale_if_error, 0),
     override_upstream: bool(c.override_upstream, false),
+    jsonrpc: bool(c.jsonrpc, false),
   };
   return {
     name: str(raw.name, ''),

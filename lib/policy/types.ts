@@ -95,6 +95,8 @@ export interface RouteCachePolicy {
   readonly stale_if_error: number;
   /** Store even when the upstream says no-store/private (the route's word wins). Default false. */
   readonly override_upstream: boolean;
+  /** The body is JSON-RPC 2.0 (also implied by match.jsonrpc_method): keyed by method + params, never id. */
+  readonly jsonrpc: boolean;
 }
 
 export interface RoutePolicy {

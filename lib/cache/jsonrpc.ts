@@ -1,0 +1,73 @@
+/**
+ * JSON-RPC 2.0 answers in the cache (what MCP clients speak on /mcp).
+ *
+ * A JSON-RPC answer depends on the method and its params, never on the id: the id only pairs the answer with
+ * the request on the client's side. So the key is the method plus a canonical form of params (object keys
+ * sorted, so their order does not matter), and a stored answer is replayed with the current request's id put
+ * in place of the stored one, byte for byte as the client sent it (string, number or null); every other byte
+ * stays as stored. Notifications (no id: the server answers 202 with no body) and batches (arrays) are never
+ * answered from the cache.
+ */
+import { memberSpan } from './json-probe';
+
+export type JsonRpcRequest =
+  | { readonly kind: 'call'; readonly method: string; readonly params: unknown }
+  | { readonly kind: 'notification' }
+  | { readonly kind: 'batch' }
+  | { readonly kind: 'invalid' };
+
+const NOTIFICATION: JsonRpcRequest = { kind: 'notification' };
+const BATCH: JsonRpcRequest = { kind: 'batch' };
+const INVALID: JsonRpcRequest = { kind: 'invalid' };
+
+/** What kind of JSON-RPC message a parsed request body is. */
+export function classifyJsonRpc(json: unknown): JsonRpcRequest {
+  if (Array.isArray(json)) return BATCH;
+  if (json === null || typeof json !== 'object') return INVALID;
+  const o = json as Record<string, unknown>;
+  if (typeof o.method !== 'string') return INVALID;
+  if (!('id' in o)) return NOTIFICATION;
+  const id = o.id;
+  if (id !== null && typeof id !== 'string' && typeof id !== 'number') return INVALID;
+  return { kind: 'call', method: o.method, params: o.params };
+}
+
+/** JSON with object keys sorted at every depth: equal values give equal text, whatever the key order. */
+export function canonicalJson(v: unknown): string {
+  if (v === undefined) return 'null';
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']';
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}';
+}
+
+/** The part of a cache key a JSON-RPC call contributes: method and canonical params. */
+export function jsonRpcKeyPart(method: string, params: unknown): string {
+  return 'jsonrpc:' + method + '\n' + canonicalJson(params);
+}
+
+/** The raw bytes of the request's `id` value, exactly as the client sent them; null when there is none. */
+export function rawId(body: Buffer | null): Buffer | null {
+  if (body === null) return null;
+  const s = memberSpan(body, 'id');
+  return s === null ? null : body.subarray(s.start, s.end);
+}
+
+/**
+ * The stored answer with its `id` replaced by `id` (raw JSON bytes); null when the stored body has no
+ * top-level id (then it must not be replayed as a JSON-RPC answer).
+ */
+export function withId(stored: Buffer, id: Buffer): Buffer | null {
+  const s = memberSpan(stored, 'id');
+  if (s === null) return null;
+  if (s.end - s.start === id.length && stored.subarray(s.start, s.end).equals(id)) return stored;
+  return Buffer.concat([stored.subarray(0, s.start), id, stored.subarray(s.end)]);
+}
+
+/** `result` when the answer is a success, `error` for an error answer, null when it is no JSON-RPC answer. */
+export function answerKind(body: Buffer): 'result' | 'error' | null {
+  if (memberSpan(body, 'result') !== null) return 'result';
+  if (memberSpan(body, 'error') !== null) return 'error';
+  return null;
+}
