@@ -14,6 +14,9 @@ import * as promClient from 'prom-client';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { readMemory, readProcessIo, SocketBytes } from './resources';
 import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics';
+import { knownSeries, RELOAD_RESULTS } from './label-values';
+import type { Policy } from '../policy/types';
+import { DEFAULT_BUCKETS } from '../policy/defaults';
 
 export const PREFIX = 'bridge_sidecar_';
 
@@ -42,7 +45,8 @@ class OptionalGauge extends Gauge<string> {
     return this.present() ? m : { ...m, values: [] };
   }
 }
-export const DEFAULT_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0];
+/** The contract's default buckets (see policy/defaults.ts). */
+export { DEFAULT_BUCKETS };
 
 /** Series every worker (or the single process) exports. */
 export class WorkerMetrics {
@@ -174,6 +178,19 @@ export class WorkerMetrics {
       ['endpoint', 'method', 'status'], [...buckets], this.registry);
   }
 
+  /**
+   * What a policy (at start or on reload) changes here: the duration buckets, and the label sets it makes
+   * possible, exported at 0 (see label-values.ts). Series of an earlier policy stay: counters never go away.
+   */
+  applyPolicy(policy: Policy): void {
+    this.setBuckets(policy.metrics.buckets);
+    const known = knownSeries(policy);
+    for (const l of known.errors) this.errors.inc(l, 0);
+    for (const l of known.cacheRequests) this.cacheRequests.inc(l, 0);
+    for (const l of known.ratelimitRejected) this.ratelimitRejected.inc(l, 0);
+    for (const l of known.shed) this.shed.inc(l, 0);
+  }
+
   /** Buckets come from the policy; a reload that changes them starts a new histogram (old samples reset). */
   setBuckets(buckets: readonly number[]): void {
     if (buckets.length === this.buckets.length && buckets.every((b, i) => b === this.buckets[i])) return;
@@ -220,6 +237,7 @@ export class PrimaryMetrics {
   readonly registry: Registry;
   readonly policyReloads: Counter<'result'>;
   readonly policyInfo: Gauge<'version'>;
+  readonly policyReloadSuccessful: Gauge<string>;
   readonly autotuneActions: Counter<'strategy'>;
   readonly workersRestarted: Counter<string>;
   readonly workers: Gauge<string>;
@@ -228,11 +246,14 @@ export class PrimaryMetrics {
     this.registry = registry ?? new Registry();
     const registers = [this.registry];
     this.policyReloads = new Counter({ name: PREFIX + 'policy_reloads_total', help: 'Policy reload attempts by result (success, error, unchanged).', labelNames: ['result'], registers });
+    // like prometheus_config_last_reload_successful: an alert on it resolves as soon as a later reload succeeds
+    this.policyReloadSuccessful = new Gauge({ name: PREFIX + 'policy_last_reload_successful', help: 'Whether the last policy reload attempt succeeded (1: the file on disk is the policy in force or unchanged from it; 0: it was refused and the previous policy still serves).', registers });
+    this.policyReloadSuccessful.set(1);
     this.policyInfo = new Gauge({ name: PREFIX + 'policy_info', help: 'The policy in force: 1 for its content hash.', labelNames: ['version'], registers });
     this.autotuneActions = new Counter({ name: PREFIX + 'autotune_actions_total', help: 'Auto-tuning actions taken, by strategy.', labelNames: ['strategy'], registers });
     this.workersRestarted = new Counter({ name: PREFIX + 'worker_restarts_total', help: 'Worker processes restarted after an unexpected exit.', registers });
     this.workers = new Gauge({ name: PREFIX + 'workers', help: 'Worker processes running.', registers });
-    for (const r of ['success', 'error']) this.policyReloads.inc({ result: r }, 0);
+    for (const r of RELOAD_RESULTS) this.policyReloads.inc({ result: r }, 0);
   }
 
   setPolicyVersion(version: string): void {

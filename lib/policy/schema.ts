@@ -223,7 +223,7 @@ export const POLICY_SCHEMA: JsonSchema = {
         type: 'array',
         minItems: 1,
         items: { type: 'number', exclusiveMinimum: 0 },
-        default: [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0],
+        default: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0],
         description: 'request duration histogram buckets in seconds, ascending',
       },
     }),

@@ -98,7 +98,7 @@ export class RequestHandler implements ForwardCallbacks {
 
   swap(next: Pipeline): void {
     this.current = next;
-    this.rt.metrics.setBuckets(next.policy.metrics.buckets);
+    this.rt.metrics.applyPolicy(next.policy);
   }
 
   /** The server's 'request' listener. */

@@ -91,6 +91,7 @@ export class PolicyReloader {
     const r = loadPolicyFile(this.d.policyFile);
     if (!r.ok) {
       metrics.policyReloads.inc({ result: 'error' });
+      metrics.policyReloadSuccessful.set(0);
       const errors = formatErrors(r.errors).split('\n');
       this.last = { at: new Date().toISOString(), why, result: 'error', version: state.loaded.version, errors };
       log.error({ why, error: errors[0], errors, kept_version: state.loaded.version },
@@ -99,6 +100,7 @@ export class PolicyReloader {
     }
     if (r.loaded.version === state.loaded.version) {
       metrics.policyReloads.inc({ result: 'unchanged' });
+      metrics.policyReloadSuccessful.set(1);
       log.debug({ why, version: r.loaded.version }, 'policy unchanged');
       return 'unchanged';
     }
@@ -118,6 +120,7 @@ export class PolicyReloader {
     }
     this.d.applyToProxies(next);
     metrics.policyReloads.inc({ result: 'success' });
+    metrics.policyReloadSuccessful.set(1);
     metrics.setPolicyVersion(next.version);
     this.last = { at: new Date().toISOString(), why, result: 'success', version: next.version, changed: changes.changed };
     log.info({ why, from: prev.version, to: next.version, changed: changes.changed }, 'policy reloaded');

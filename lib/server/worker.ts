@@ -32,6 +32,7 @@ export interface ProxyWorker {
 export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordinator, log: Logger): Promise<ProxyWorker> {
   let policy = loaded;
   const metrics = new WorkerMetrics(loaded.policy.metrics.buckets);
+  metrics.applyPolicy(loaded.policy);
   const redis = new RedisHolder(log);
   redis.configure(loaded);
   const runtime: Runtime = { coordinator, log, metrics, redis: () => redis.get() };

@@ -120,7 +120,9 @@ export class CacheComponent implements Component<CacheView> {
     this.evictions = evictionCounter(rt.metrics.registry);
     const writer = opts.writer ?? new CacheWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log, metrics: rt.metrics });
     this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, rt.metrics.cacheSize, DEFAULT_LARGE_BODY);
-    const skipped = storeSkippedCounter(rt.metrics.registry).labels('invalidated_in_flight');
+    const skippedCounter = storeSkippedCounter(rt.metrics.registry);
+    skippedCounter.inc({ reason: 'invalidated_in_flight' }, 0); // at 0 from the start (observe/label-values.ts)
+    const skipped = skippedCounter.labels('invalidated_in_flight');
     this.tiers.onStoreSkipped = () => skipped.inc();
     this.gaugeTimer = setInterval(() => this.tiers.updateSizeGauges(), 5000);
     this.gaugeTimer.unref();
@@ -176,6 +178,7 @@ export class CacheComponent implements Component<CacheView> {
   private setupL1(c: CachePolicy): void {
     const t = this.tiers;
     if (c.l1 === null) { t.l1 = null; return; }
+    this.evictions.inc({ layer: 'l1' }, 0);
     if (t.l1 === null) t.l1 = new L1Cache(c.l1.size, { onEvict: (n) => this.evictions.inc({ layer: 'l1' }, n) });
     else t.l1.resize(c.l1.size);
   }
@@ -209,6 +212,7 @@ export class CacheComponent implements Component<CacheView> {
     if (c.l3 === null) { t.l3 = null; this.l3Dir = null; return; }
     const dir = l3DirFor(c.l3.path, workers);
     const budget = Math.floor(c.l3.size / Math.max(1, cluster.isWorker ? workers : 1));
+    this.evictions.inc({ layer: 'l3' }, 0);
     if (t.l3 === null || this.l3Dir !== dir) {
       t.l3 = new L3Cache({
         dir,

@@ -68,6 +68,8 @@ export class UpstreamProxy {
   constructor(policy: UpstreamPolicy, private readonly metrics: WorkerMetrics) {
     this.policy = policy;
     this.target = targetOf(policy);
+    // every retry reason this leg can count, at 0 from the start (see observe/label-values.ts)
+    for (const reason of ['stale_keepalive', ...[...RETRYABLE_CODES].map((c) => c.toLowerCase())]) metrics.upstreamRetries.inc({ reason }, 0);
     this.agent = makeAgent(policy);
     this.proxy = httpProxy.createProxyServer({
       agent: this.agent,

@@ -10,7 +10,8 @@ import { startRedis } from '../helpers/redis';
 import { waitFor } from '../helpers/ports';
 import { http, postJson, parseMetrics, total, promtool, type Family } from './helpers';
 
-const GUIDE_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 2, 5];
+// the guide's buckets with 0.5, 1, 2.5 and 5 ms below them (the contract's default)
+const GUIDE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5];
 
 /** The contract's series: name -> [type, label names]. */
 const CONTRACT: Record<string, [string, string[]]> = {

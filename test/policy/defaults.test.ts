@@ -29,7 +29,7 @@ test('only upstream: server, upstream and metrics get the contract defaults, eve
     port: 9101,
     pool: { max_connections: 100, max_connections_per_host: 20, keepalive_timeout: 30_000, connect_timeout: 5000, read_timeout: 30_000, retries: 3 },
   });
-  assert.deepEqual(p.metrics, { buckets: [0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0] });
+  assert.deepEqual(p.metrics, { buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0] });
   assert.deepEqual(p.routes, []);
   for (const k of ['redis', 'rate_limiting', 'queues', 'cache', 'compression', 'memory', 'tracing', 'profiling', 'auto_tuning'] as const) {
     assert.equal(p[k], null, `${k} absent -> null (feature off)`);

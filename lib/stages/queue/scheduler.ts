@@ -19,6 +19,7 @@ import { GradientLimiter, type GradientOptions } from './gradient';
 import type { QueueSettings } from './settings';
 import { retryAfterSeconds } from './shed';
 import { ClassQueue, Waiter, type Hangup } from './waiters';
+import type { ShedReason } from '../../observe/label-values';
 
 export interface QueueMetrics {
   readonly queueLength: Gauge<'priority'>;
@@ -265,12 +266,13 @@ export class AdmissionScheduler {
     return false;
   }
 
-  private refuse(reason: string, retryAfter: number): Promise<Release> {
+  private refuse(reason: ShedReason, retryAfter: number): Promise<Release> {
     this.countShed(reason);
     return Promise.reject(new ShedError(reason, retryAfter));
   }
 
-  private countShed(reason: string): void {
+  /** Only reasons in SHED_REASONS: those are exported at 0 from the start. */
+  private countShed(reason: ShedReason): void {
     if (this.shedCounter === null) return;
     let c = this.shedChildren.get(reason);
     if (c === undefined) {
