@@ -12,7 +12,7 @@
  */
 import * as promClient from 'prom-client';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { readMemory, readProcessIo, SocketBytes } from './resources';
+import { memoryPressure, readMemory, readProcessIo, SocketBytes } from './resources';
 import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics';
 import { knownSeries, RELOAD_RESULTS } from './label-values';
 import type { Policy } from '../policy/types';
@@ -144,11 +144,10 @@ export class WorkerMetrics {
       },
     });
     this.memoryUsage = new Gauge({
-      name: PREFIX + 'memory_usage_ratio', help: 'Memory in use in the container (cgroup usage, else the machine\'s used RAM) over memory_limit_bytes, 0..1.',
+      name: PREFIX + 'memory_usage_ratio', help: 'The container\'s memory working set (cgroup usage minus inactive page cache, as the kubelet counts it; else the machine\'s used RAM) over memory_limit_bytes, 0..1.',
       registers, aggregator: 'max',
       collect() {
-        const m = readMemory();
-        this.set(m.limitBytes > 0 ? m.usedBytes / m.limitBytes : 0);
+        this.set(memoryPressure());
       },
     });
     const redisHealth = () => this.redisHealth?.() ?? null;

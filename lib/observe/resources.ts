@@ -2,11 +2,18 @@
  * The guide's resource figures (§9, targets: CPU < 70 %, memory < 80 %, disk I/O < 60 %) as Prometheus series,
  * read at scrape time so nothing runs between scrapes:
  *  - memory: the container's cgroup limit (v2 memory.max, else v1 memory.limit_in_bytes, else the machine's RAM)
- *    and the usage against it (cgroup memory.current / memory.usage_in_bytes, else the machine's used RAM);
+ *    and its WORKING SET against it (below);
  *  - disk I/O: this process's read_bytes / write_bytes from /proc/self/io (bytes that reached the block layer);
  *  - network I/O: bytes on the proxy's own sockets (clients and upstream), counted per socket, because
  *    /proc/self/net/dev describes the whole network namespace (the pod), not this process.
  * CPU is prom-client's process_cpu_seconds_total.
+ *
+ * The working set is what the kubelet evicts on and what the OOM killer cannot take back: the cgroup's usage
+ * minus its inactive file pages (v2: memory.current - memory.stat inactive_file; v1: memory.usage_in_bytes -
+ * memory.stat total_inactive_file), as cAdvisor computes container_memory_working_set_bytes. The raw usage
+ * counts page cache, so with the disk tier on it climbs towards the limit while nothing is under pressure:
+ * every decision or alert on memory (memory_usage_ratio, auto-tuning's memory_usage, overload steps) reads
+ * `workingSetBytes` (or `memoryPressure()`), never `usedBytes`.
  */
 import { readFileSync } from 'node:fs';
 import { totalmem, freemem } from 'node:os';
@@ -26,24 +33,56 @@ function readNumber(file: string): number | null {
   }
 }
 
+/** One field of a memory.stat file ("inactive_file 123"), or null when the file or the field is missing. */
+export function readStatField(file: string, field: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = new RegExp(`^${field} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 export interface MemoryFigures {
   limitBytes: number;
+  /** The cgroup's raw usage, page cache included (the machine's used RAM without a cgroup limit). */
   usedBytes: number;
+  /** usedBytes minus inactive file pages: the kubelet's working set. The figure to decide and alert on. */
+  workingSetBytes: number;
   /** Where the figures came from: cgroup v2, cgroup v1, or the whole machine. */
   source: 'cgroup2' | 'cgroup1' | 'host';
 }
 
-/** Reads the container's memory limit and usage; `root` lets tests point at a fake cgroup tree. */
-export function readMemory(root = '/sys/fs/cgroup'): MemoryFigures {
+const workingSet = (usage: number, inactiveFile: number | null): number => Math.max(0, usage - (inactiveFile ?? 0));
+
+/**
+ * Reads the container's memory limit, usage and working set. `root` is the cgroup v2 directory and `v1Dir` the
+ * v1 memory controller's directory (tests point them at a child cgroup or a fake tree).
+ */
+export function readMemory(root = '/sys/fs/cgroup', v1Dir = `${root}/memory`): MemoryFigures {
   const v2max = readNumber(`${root}/memory.max`);
   const v2cur = readNumber(`${root}/memory.current`);
-  if (v2max !== null && v2cur !== null && v2max < NO_LIMIT) return { limitBytes: v2max, usedBytes: v2cur, source: 'cgroup2' };
-  const v1max = readNumber(`${root}/memory/memory.limit_in_bytes`);
-  const v1cur = readNumber(`${root}/memory/memory.usage_in_bytes`);
-  if (v1max !== null && v1cur !== null && v1max < NO_LIMIT) return { limitBytes: v1max, usedBytes: v1cur, source: 'cgroup1' };
-  // no cgroup limit: the container may use the machine's memory, so measure against that
+  if (v2max !== null && v2cur !== null && v2max < NO_LIMIT) {
+    return { limitBytes: v2max, usedBytes: v2cur, workingSetBytes: workingSet(v2cur, readStatField(`${root}/memory.stat`, 'inactive_file')), source: 'cgroup2' };
+  }
+  const v1max = readNumber(`${v1Dir}/memory.limit_in_bytes`);
+  const v1cur = readNumber(`${v1Dir}/memory.usage_in_bytes`);
+  if (v1max !== null && v1cur !== null && v1max < NO_LIMIT) {
+    // total_ counts the hierarchy below too, like usage_in_bytes does
+    return { limitBytes: v1max, usedBytes: v1cur, workingSetBytes: workingSet(v1cur, readStatField(`${v1Dir}/memory.stat`, 'total_inactive_file')), source: 'cgroup1' };
+  }
+  // no cgroup limit: the container may use the machine's memory, so measure against that. Node's freemem() is
+  // MemAvailable, which already leaves out the page cache the kernel can reclaim.
   const total = totalmem();
-  return { limitBytes: total, usedBytes: total - freemem(), source: 'host' };
+  const used = total - freemem();
+  return { limitBytes: total, usedBytes: used, workingSetBytes: used, source: 'host' };
+}
+
+/** The working set over the limit, 0..1: "how close to the memory limit are we", for overload decisions. */
+export function memoryPressure(m: MemoryFigures = readMemory()): number {
+  return m.limitBytes > 0 ? Math.min(1, m.workingSetBytes / m.limitBytes) : 0;
 }
 
 export interface DiskFigures {

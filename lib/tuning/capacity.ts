@@ -1,6 +1,6 @@
 /**
  * What the container may use: CPUs (the cgroup's CPU quota, else the CPUs this process may run on) and memory
- * (the cgroup's limit, else the machine's RAM: see observe/resources.ts). Read each interval, so a pod resized
+ * (the cgroup's limit and working set, else the machine's RAM: see observe/resources.ts). Read each interval, so a pod resized
  * in place is seen; both are small file reads.
  */
 import { readFileSync } from 'node:fs';
@@ -36,5 +36,6 @@ export function containerCpus(root = '/sys/fs/cgroup', host = availableParalleli
 }
 
 export function readCapacity(): Capacity {
-  return { cpus: containerCpus(), memoryLimitBytes: readMemory().limitBytes };
+  const m = readMemory();
+  return { cpus: containerCpus(), memoryLimitBytes: m.limitBytes, memoryWorkingSetBytes: m.source === 'host' ? null : m.workingSetBytes };
 }

@@ -289,21 +289,11 @@ export class Tuner {
   }
 
   private publish(): void {
-    const g = this.d.metrics.effective;
-    g.reset();
-    for (const k of ['cache_l1_bytes', 'upstream_pool_size', 'workers'] as const) {
-      const v = this.current[k];
-      if (v !== null) g.set({ setting: k }, v);
-    }
+    this.d.metrics.publishSettings(this.current);
   }
 
   private publishFigures(f: Figures): void {
-    const g = this.d.metrics.figure;
-    g.reset();
-    for (const [k, v] of Object.entries(f) as Array<[keyof Figures, number | null]>) {
-      if (v === null || k === 'memory_bytes') continue;
-      g.set({ figure: k }, k === 'connection_wait_time' || k === 'p99_latency' ? v / 1000 : v);
-    }
+    this.d.metrics.publishFigures(f);
   }
 
   /** The settings in force. */

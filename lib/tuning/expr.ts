@@ -16,7 +16,7 @@
  *
  * Units are checked against the figure: ratios (memory_usage, cpu_usage, error_rate, cache_hit_ratio) take
  * `85%` or a plain 0..1 number; times (connection_wait_time, p99_latency) need `ms`, `s` or `m`; counts
- * (queue_length) are plain numbers; memory_usage also takes a size (`512MB`: the RSS of all processes).
+ * (queue_length) are plain numbers; memory_usage also takes a size (`512MB`: the working set itself).
  *
  * Evaluation is three-valued (Kleene): a figure that could not be measured in an interval (no cache lookups,
  * say) is unknown, a comparison with it is unknown, `false and unknown` is false, `true or unknown` is true, and
@@ -42,7 +42,7 @@ export const FIGURE_KINDS: Readonly<Record<FigureName, FigureKind>> = {
 };
 
 /**
- * The figures of one interval. Ratios are 0..1, times milliseconds, `memory_bytes` the RSS of all processes
+ * The figures of one interval. Ratios are 0..1, times milliseconds, `memory_bytes` the container's working set
  * (what `memory_usage > 512MB` compares). null: not measurable in this interval (unknown).
  */
 export interface Figures {

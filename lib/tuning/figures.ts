@@ -9,7 +9,9 @@
  *   queue_length          the queue_length gauges summed, now
  *   cache_hit_ratio       Δhits (any tier) / Δlookups (the results counted by the top tier, which sees them all)
  *   cpu_usage             ΔCPU seconds of all processes / interval / CPUs the container may use
- *   memory_usage          RSS of all processes / the container's memory limit (memory_bytes: the RSS itself)
+ *   memory_usage          the container's working set / its memory limit (memory_bytes: the working set
+ *                         itself); the working set is what the kubelet evicts on, page cache left out (see
+ *                         observe/resources.ts). Without a cgroup limit: the RSS of all processes / the RAM.
  *
  * Deltas are taken per process, so a worker that starts, restarts or retires between two snapshots does not
  * make the sums jump: a process seen only now counts from zero, one that is gone counts nothing, and a counter
@@ -54,6 +56,8 @@ export interface Snapshot {
 export interface Capacity {
   readonly cpus: number;
   readonly memoryLimitBytes: number;
+  /** The container's working set now; null without a cgroup limit (then the processes' RSS stands in). */
+  readonly memoryWorkingSetBytes?: number | null;
 }
 
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
@@ -226,9 +230,10 @@ export function computeFigures(before: Snapshot, now: Snapshot, cap: Capacity): 
   const elapsedS = (now.at - before.at) / 1000;
   const p99 = quantile(mergeHistos(durations), 0.99);
   const p95wait = quantile(mergeHistos(waits), 0.95);
+  const memory = cap.memoryWorkingSetBytes ?? (rssKnown ? rss : null);
   return {
-    memory_usage: rssKnown && cap.memoryLimitBytes > 0 ? rss / cap.memoryLimitBytes : null,
-    memory_bytes: rssKnown ? rss : null,
+    memory_usage: memory !== null && cap.memoryLimitBytes > 0 ? memory / cap.memoryLimitBytes : null,
+    memory_bytes: memory,
     cpu_usage: cpuKnown && elapsedS > 0 && cap.cpus > 0 ? cpu / elapsedS / cap.cpus : null,
     connection_wait_time: p95wait === null ? null : p95wait * 1000,
     queue_length: queue,

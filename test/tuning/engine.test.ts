@@ -29,8 +29,11 @@ function rig(yaml: string, cpus = 64) {
   const tuner = new Tuner({ actuators, log, metrics, cpus: () => cpus });
   tuner.configure(load(yaml));
   const counter = async (strategy: string) => (await actions.get()).values.find((v) => v.labels.strategy === strategy)?.value;
-  const gauge = async (setting: string) => (await metrics.effective.get()).values.find((v) => v.labels.setting === setting)?.value;
-  return { tuner, calls, lines, counter, gauge, registry };
+  // one unit per series: the byte setting has its own name
+  const series = async (name: string, labels: Record<string, string>) => (await registry.getSingleMetric(name)?.get())?.values
+    .find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
+  const gauge = (setting: string) => series(setting === 'cache_l1' ? 'bridge_sidecar_autotune_effective_bytes' : 'bridge_sidecar_autotune_effective', { setting });
+  return { tuner, calls, lines, counter, gauge, series, registry };
 }
 
 const POOL = (params = '{ increment: 5, max_size: 32 }', extra = '') => `auto_tuning:
@@ -50,6 +53,13 @@ test('increase_pool_size: +increment per interval while the trigger holds, up to
   assert.deepEqual(r.tuner.step(hot), [], 'at the bound: no action');
   assert.equal(await r.counter('pool'), 3);
   assert.equal(await r.gauge('upstream_pool_size'), 32);
+  // the figures it read, each under the name of its unit (times in seconds, not the trigger's milliseconds)
+  assert.equal(await r.series('bridge_sidecar_autotune_figure_seconds', { figure: 'connection_wait_time' }), 0.25);
+  assert.equal(await r.series('bridge_sidecar_autotune_figure_ratio', { figure: 'connection_wait_time' }), undefined);
+  assert.equal(await r.series('bridge_sidecar_autotune_figure_ratio', { figure: 'memory_usage' }), hot.memory_usage);
+  assert.equal(await r.series('bridge_sidecar_autotune_figure_bytes', { figure: 'memory' }), hot.memory_bytes);
+  assert.equal(await r.series('bridge_sidecar_autotune_figure', { figure: 'queue_length' }), hot.queue_length);
+  assert.equal(await r.series('bridge_sidecar_autotune_effective', { setting: 'cache_l1_bytes' }), undefined, 'no bytes under the count name');
   const line = r.lines.find((l) => l.strategy === 'pool' && l.to === 25)!;
   assert.deepEqual(line.figures, { connection_wait_time: '250ms' });
   assert.match(String(line.msg), /pool changed upstream_pool_size 20 -> 25 \(trigger "connection_wait_time > 100ms" is true: connection_wait_time 250ms\)/);
@@ -106,7 +116,7 @@ auto_tuning:
   r.tuner.step(hot); // floor: max(10% of 100MB, 16MB) = 16MB, not 12.5MB
   assert.equal(r.tuner.effective().cache_l1_bytes, 16 * MB);
   assert.deepEqual(r.tuner.step(hot), []);
-  assert.equal(await r.gauge('cache_l1_bytes'), 16 * MB);
+  assert.equal(await r.gauge('cache_l1'), 16 * MB);
   const line = r.lines.find((l) => l.strategy === 'mem')!;
   assert.deepEqual(line.figures, { memory_usage: '90%', memory_bytes: '900MB' });
   const calm = figures({ memory_usage: 0.3 });

@@ -59,8 +59,13 @@ test('figures of an interval from two snapshots of two real worker registries', 
   assert.ok(f.connection_wait_time !== null && Math.abs(f.connection_wait_time - 300) < 1e-6, String(f.connection_wait_time));
   // CPU: (6 + 2 + 1) s over 10 s on 2 CPUs; the primary is new in this snapshot, so all of its second counts
   assert.ok(Math.abs(f.cpu_usage! - 9 / 10 / 2) < 1e-9, String(f.cpu_usage));
+  // no cgroup working set known (no cgroup limit): the processes' RSS stands in
   assert.equal(f.memory_bytes, 330e6);
   assert.equal(f.memory_usage, 330e6 / CAP.memoryLimitBytes);
+  // in a container: the cgroup's working set (page cache left out), not the RSS, against the limit
+  const inPod = computeFigures(before, after, { ...CAP, memoryWorkingSetBytes: 600e6 });
+  assert.equal(inPod.memory_bytes, 600e6);
+  assert.equal(inPod.memory_usage, 600e6 / CAP.memoryLimitBytes);
 });
 
 test('a quiet interval leaves the rate and percentile figures unknown; a restarted worker counts from zero', async () => {
