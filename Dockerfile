@@ -5,11 +5,13 @@
 #   docker run --rm --cap-add NET_ADMIN --cap-add NET_RAW --user 0 bridge-sidecar:0.1.0 intercept --ports 9101
 #
 # The base is a digest-free tag that pins the Node major and the Debian release (so the iptables package and
-# glibc do not change under us); rebuilds pick up Node 20 patch releases and Debian security fixes.
-# test/k8s/dockerfile.test.ts replays these steps outside Docker (there is no Docker engine in CI).
+# glibc do not change under us); rebuilds pick up Node 22 LTS patch releases and Debian security fixes. Node 20
+# reached end of life in April 2026; the code itself still runs on Node 20 to 24.
+# test/k8s/dockerfile.test.ts replays these steps outside Docker; test/k8s/image-podman.test.ts builds this file
+# with podman and runs the image as a pod.
 
 # ---- build: compile TypeScript with the dev dependencies --------------------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -20,7 +22,7 @@ COPY examples ./examples
 RUN npm run build
 
 # ---- runtime: production dependencies, the compiled code, iptables for the intercept init step -------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:22-bookworm-slim AS runtime
 # iptables (nft and legacy backends) for `bridge-sidecar intercept`, run by the chart's init container as root
 # with NET_ADMIN/NET_RAW. The sidecar itself never needs it or any capability.
 RUN apt-get update \
@@ -29,7 +31,7 @@ RUN apt-get update \
 # MALLOC_ARENA_MAX=2: glibc keeps fewer malloc arenas, so RSS stays close to what the V8 heap and Buffers use.
 # Logs are pino JSON lines written synchronously to stdout: unbuffered without any setting (the guide's
 # PYTHONUNBUFFERED has no Node equivalent to set). NODE_OPTIONS is left alone: the heap limit follows the
-# container's memory limit (Node 20 reads the cgroup limit).
+# container's memory limit (Node reads the cgroup limit).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
     BRIDGE_SIDECAR_POLICY=/etc/bridge-sidecar/policy.yaml \

@@ -4,6 +4,7 @@
  */
 import { parseFlags, UsageError } from './args';
 import { runSidecar, PolicyRefusedError } from '../lib/server/sidecar';
+import { ProbersError } from '../lib/k8s/probers';
 
 export const DEFAULT_POLICY = '/etc/bridge-sidecar/policy.yaml';
 
@@ -35,6 +36,10 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof PolicyRefusedError) {
       process.stderr.write(`bridge-sidecar: the policy was refused:\n${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof ProbersError) {
+      process.stderr.write(`bridge-sidecar: ${e.message}\n`);
       return 1;
     }
     throw e;

@@ -85,6 +85,7 @@ function redis(raw: Obj): RedisPolicy {
   return {
     url: typeof raw.url === 'string' ? raw.url : null,
     cluster: Array.isArray(raw.cluster) ? raw.cluster.map((n) => hostPort(n, '')) : null,
+    password_file: typeof raw.password_file === 'string' ? raw.password_file : null,
     key_prefix: str(raw.key_prefix, 'bridge:'),
     max_connections: num(raw.max_connections, 50),
     retry_on_timeout: bool(raw.retry_on_timeout, true),

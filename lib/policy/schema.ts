@@ -90,6 +90,7 @@ export const POLICY_SCHEMA: JsonSchema = {
       ...section('Shared state for several pods. Absent: one-pod mode.', {
         url: { type: 'string', pattern: '^rediss?://', errorMessage: 'must look like redis://host:6379/0' },
         cluster: { type: 'array', minItems: 1, items: ref('hostPort'), description: 'seed nodes of a Redis Cluster' },
+        password_file: { type: 'string', minLength: 1, description: 'file holding the Redis password (a mounted Secret); absent: $BRIDGE_SIDECAR_REDIS_PASSWORD if set. Keep passwords out of the policy (it is shown by GET /policy, redacted, and lives in a ConfigMap)' },
         key_prefix: { type: 'string', default: 'bridge:' },
         max_connections: { type: 'integer', minimum: 1, default: 50 },
         retry_on_timeout: { type: 'boolean', default: true },

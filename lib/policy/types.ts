@@ -56,6 +56,8 @@ export interface RedisPolicy {
   readonly url: string | null;
   /** Seed nodes of a Redis Cluster, or null for a single node. */
   readonly cluster: readonly HostPort[] | null;
+  /** A file holding the password (a mounted Secret); null: $BRIDGE_SIDECAR_REDIS_PASSWORD, if set. */
+  readonly password_file: string | null;
   readonly key_prefix: string;
   readonly max_connections: number;
   readonly retry_on_timeout: boolean;

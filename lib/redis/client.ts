@@ -8,6 +8,8 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisPolicy } from '../policy/types';
 import type { Logger } from '../observe/logger';
+import { redactUrl } from '../util/redact';
+import { redisPassword } from './password';
 
 export type RedisClient = Redis | Cluster;
 
@@ -37,6 +39,8 @@ export class RedisConnection {
       lazyConnect: false,
       connectionName: `bridge-sidecar:${role}:${process.pid}`,
     };
+    const password = redisPassword(policy, log);
+    if (password !== undefined) common.password = password;
     if (policy.cluster) {
       const opts: ClusterOptions = {
         redisOptions: common,
@@ -77,7 +81,7 @@ export class RedisConnection {
   }
 
   describe(): string {
-    return this.policy.cluster ? `cluster(${this.policy.cluster.map((n) => `${n.host}:${n.port}`).join(',')})` : (this.policy.url ?? '');
+    return this.policy.cluster ? `cluster(${this.policy.cluster.map((n) => `${n.host}:${n.port}`).join(',')})` : redactUrl(this.policy.url ?? '');
   }
 
   onDown(fn: () => void): () => void {

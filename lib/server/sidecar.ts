@@ -20,6 +20,8 @@ import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
 import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
 import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
+import { appHealthRoutes } from '../k8s/app-health';
+import { redactSecrets } from '../util/redact';
 import { applyUvThreadpoolSize, uvThreadpoolEnv } from '../stages/queue';
 import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
 
@@ -47,6 +49,8 @@ interface PodState {
 }
 
 async function runPrimary(policyFile: string): Promise<SidecarHandle> {
+  // The app's probes that `inject` moved to /app-health/...: answered directly, never through the proxy.
+  const appHealth = appHealthRoutes();
   const first = loadPolicyFile(policyFile);
   if (!first.ok) {
     throw new PolicyRefusedError(formatErrors(first.errors));
@@ -124,14 +128,15 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   let tuning: AutoTuningService | null = null; // auto-tuning (issue 10): created once the workers run
   admin.route('GET', '/policy', () => ({
     status: 200,
-    body: {
+    body: redactSecrets({
       version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy, ...reloader.status(),
       // auto-tuning (issue 10): the settings in force (cache budget, pool size, workers) and what the tuner saw
       ...(tuning ? { effective: tuning.effective(), auto_tuning: tuning.status() } : {}),
-    },
+    }),
   }));
 
   registerAdminActions(admin, coordinator, () => local);
+  appHealth.register(admin);
   const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
   const adminAddr = await admin.listen(p0.server.admin_listen);
 

@@ -37,10 +37,10 @@ function last(s: Stage, name: string): string {
   return all[all.length - 1];
 }
 
-test('the Dockerfile is multi-stage on Node 20 slim, production-only, non-root, with MALLOC_ARENA_MAX and iptables', () => {
+test('the Dockerfile is multi-stage on a supported Node LTS (22 or 24) slim, production-only, non-root, with MALLOC_ARENA_MAX and iptables', () => {
   assert.equal(dockerfile.length, 2, 'a build stage and a runtime stage');
   for (const s of dockerfile) {
-    assert.match(s.base, /^node:20[-.\w]*-slim$/, 'a Node 20 slim tag');
+    assert.match(s.base, /^node:(22|24)[-.\w]*-slim$/, 'a Node 22 or 24 LTS slim tag (Node 20 is end of life)');
     assert.ok(!s.base.includes('@sha256'), 'a tag without a digest');
   }
   const build = stage('build');
