@@ -19,15 +19,16 @@ import { WorkerMetrics } from '../lib/observe/metrics';
 import { silentLogger } from '../lib/observe/logger';
 import { RedisConnection } from '../lib/redis/client';
 import { parsePolicy } from '../lib/policy/load';
-import { RequestContext } from '../lib/stages/context';
+import { RequestContext } from '../lib/core/context';
 import { RateLimitComponent, RateLimitLeaseService } from '../lib/stages/ratelimit';
-import type { RateLimitStage } from '../lib/stages/types';
+import type { RateLimitStage } from '../lib/core/stage';
 import { startRedis } from '../test/helpers/redis';
 import { waitFor } from '../test/helpers/ports';
 import { machineInfo, machineLine } from './lib/machine';
 import { startDraftServiceProcess, startSidecar } from './lib/services';
 import { runWrk } from './lib/wrk';
 import { updateSection } from './results';
+import { systemClock } from '../lib/core/clock';
 
 const SECTION = 'Rate limiting (issue 3)';
 const { values: args } = parseArgs({
@@ -82,7 +83,7 @@ async function inProcess(): Promise<string[]> {
     const coordinator = new SingleCoordinator();
     const service = new RateLimitLeaseService(coordinator, silentLogger);
     const metrics = new WorkerMetrics(undefined, { defaultMetrics: false });
-    const comp = new RateLimitComponent({ coordinator, log: silentLogger, metrics, redis: () => conn ?? null });
+    const comp = new RateLimitComponent({ coordinator, log: silentLogger, metrics, redis: () => conn ?? null, clock: systemClock, workerIndex: null });
     const stage = comp.configure(loaded(rl, redisUrl), null)!;
     const count = label.includes('Redis') ? Math.floor(n / 5) : n;
     const r = await measure(stage, count, mk);

@@ -18,7 +18,7 @@ import { machineInfo, machineLine, waitForQuiet } from './lib/machine';
 import { startDraftServiceProcess, startSidecar, passThroughPolicy } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
 import { updateSection } from './results';
-import { RequestContext } from '../lib/stages/context';
+import { RequestContext } from '../lib/core/context';
 import { Tracing, startChildSpan, startUpstreamSpan, endRequestSpan } from '../lib/observe/tracing';
 
 const SECTION = 'Tracing (issue 9)';

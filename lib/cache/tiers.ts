@@ -3,7 +3,7 @@
  * at once and to L2/L3 through the background writer, purge by glob in every tier.
  */
 import { startChildSpan, traceRedis } from '../observe/tracing';
-import type { RequestContext } from '../stages/context';
+import type { RequestContext } from '../core/context';
 import type { Gauge } from 'prom-client';
 import type { CounterCell, FastCounter } from '../observe/fast-metrics';
 import type { Built } from './admission';

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Agent } from 'node:http';
-import type { Coordinator } from '../server/ipc';
+import type { Coordinator } from '../core/ipc';
 import type { AdminServer } from '../server/admin';
 import type { ProxyWorker } from '../server/worker';
 import type { Policy } from '../policy/types';

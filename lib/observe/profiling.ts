@@ -18,9 +18,11 @@ import { Session } from 'node:inspector/promises';
 import { closeSync, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Policy, ProfilingPolicy } from '../policy/types';
-import type { Coordinator } from '../server/ipc';
+import type { Coordinator } from '../core/ipc';
 import type { AdminServer, AdminReply } from '../server/admin';
 import type { Logger } from './logger';
+import type { ProfileKind, ProfileOrder, ProfileReason, ProfileResult } from './profile-protocol';
+
 
 export const DEFAULT_OUTPUT = '/tmp/bridge-sidecar-profiles';
 export const DEFAULT_MAX_FILES = 20;
@@ -29,24 +31,6 @@ export const MAX_PROFILE_SECONDS = 60;
 export const DEFAULT_PROFILE_SECONDS = 10;
 const PROFILE_FILE = /^(cpu|heap)-.*\.(cpuprofile|heapsnapshot)$/;
 
-export type ProfileKind = 'cpu' | 'heap';
-export type ProfileReason = 'on_demand' | 'scheduled' | 'threshold';
-
-export interface ProfileOrder {
-  kind: ProfileKind;
-  /** CPU profiles only. */
-  durationMs?: number;
-  output: string;
-  maxFiles: number;
-  reason: ProfileReason;
-}
-
-export interface ProfileResult {
-  path: string;
-  bytes: number;
-  pid: number;
-  worker: number;
-}
 
 /** Raised when the same kind of profile is already running in the process (the admin answers 409). */
 export class ProfilerBusyError extends Error {}
@@ -201,14 +185,14 @@ export class WorkerProfiling {
 /** Sends a profile order to a worker (cluster) or to this process (single). */
 function order(coordinator: Coordinator, workerId: number | null, o: ProfileOrder): Promise<ProfileResult> {
   const timeout = (o.durationMs ?? 0) + 120_000;
-  if (coordinator.role === 'single' || workerId === null) return coordinator.request<ProfileResult>('profile:take', o, timeout);
-  return coordinator.requestWorker!<ProfileResult>(workerId, 'profile:take', o, timeout);
+  if (coordinator.role !== 'primary' || workerId === null) return coordinator.request('profile:take', o, timeout);
+  return coordinator.requestWorker(workerId, 'profile:take', o, timeout);
 }
 
 /** The worker to profile: `?worker=ID` (the cluster worker id shown in logs), default the lowest live id. */
 function pickWorker(coordinator: Coordinator, param: string | null): { id: number | null } | { error: AdminReply } {
   if (coordinator.role !== 'primary') return { id: null };
-  const ids = (coordinator.workerIds?.() ?? []).sort((a, b) => a - b);
+  const ids = coordinator.workerIds().sort((a, b) => a - b);
   if (param === null) {
     if (ids.length === 0) return { error: { status: 503, body: { error: 'no worker is running' } } };
     return { id: ids[0] };
@@ -289,7 +273,7 @@ export class PrimaryProfiling {
     this.lastCpuAt = Date.now();
     let workerId: number | null = null;
     if (this.coordinator.role === 'primary') {
-      const ids = (this.coordinator.workerIds?.() ?? []).sort((a, b) => a - b);
+      const ids = this.coordinator.workerIds().sort((a, b) => a - b);
       if (ids.length === 0) return;
       workerId = ids[this.turn++ % ids.length];
     }

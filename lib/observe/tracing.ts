@@ -20,7 +20,7 @@ import {
   type Attributes, type Context, type Span, type TextMapPropagator, type Tracer,
 } from '@opentelemetry/api';
 import type { TracingPolicy } from '../policy/types';
-import type { RequestContext } from '../stages/context';
+import type { RequestContext } from '../core/context';
 import { createLogger, type Logger } from './logger';
 
 type SdkTraceBase = typeof import('@opentelemetry/sdk-trace-base');

@@ -8,12 +8,13 @@
  *                                                  -> {"event", "patterns": [...], "removed": {l1, l2, l3}}
  */
 import type { AdminServer } from './admin';
-import type { Coordinator, PrimaryCoordinator } from './ipc';
+import type { Coordinator } from '../core/ipc';
+import type { ReplyOf, RequestOf } from '../core/topics';
 import type { ProxyWorker } from './worker';
 
 /** Worker side: what a worker answers to the primary's admin calls. */
 export function handleWorkerAdmin(coordinator: Coordinator, worker: ProxyWorker): void {
-  coordinator.handle('admin:purge', async (payload: { pattern: string }) => {
+  coordinator.handle('admin:purge', async (payload) => {
     const cache = worker.components.cache as unknown as { purge?: (pattern: string) => Promise<number> } | null;
     if (!cache?.purge) throw new Error('the cache is not enabled in this policy');
     return { purged: await cache.purge(payload.pattern) };
@@ -22,12 +23,11 @@ export function handleWorkerAdmin(coordinator: Coordinator, worker: ProxyWorker)
 
 /** Primary side: the HTTP endpoints. `local` is set in single-process mode. */
 export function registerAdminActions(admin: AdminServer, coordinator: Coordinator, local: () => ProxyWorker | null): void {
-  const callOneWorker = async <T>(topic: string, payload: unknown): Promise<T> => {
-    if (local()) return coordinator.request<T>(topic, payload);
-    const pc = coordinator as PrimaryCoordinator;
-    const ids = pc.workerIds();
+  const callOneWorker = async <K extends 'admin:purge' | 'admin:invalidate'>(topic: K, payload: RequestOf<K>): Promise<ReplyOf<K>> => {
+    if (local() || coordinator.role !== 'primary') return coordinator.request(topic, payload);
+    const ids = coordinator.workerIds();
     if (ids.length === 0) throw new Error('no worker is running');
-    return pc.requestWorker<T>(ids[0], topic, payload, 30_000);
+    return coordinator.requestWorker(ids[0], topic, payload, 30_000);
   };
 
   admin.route('POST', '/admin/purge', async ({ body }) => {
@@ -36,7 +36,7 @@ export function registerAdminActions(admin: AdminServer, coordinator: Coordinato
       return { status: 400, body: { error: 'body must be {"pattern": "<glob on cache keys>"}' } };
     }
     try {
-      return { status: 200, body: await callOneWorker<{ purged: number }>('admin:purge', { pattern }) };
+      return { status: 200, body: await callOneWorker('admin:purge', { pattern }) };
     } catch (e) {
       return { status: 409, body: { error: (e as Error).message } };
     }
@@ -49,7 +49,7 @@ export function registerAdminActions(admin: AdminServer, coordinator: Coordinato
       return { status: 400, body: { error: 'body must be {"event": "<name>", "params": {"name": "value", ...}}' } };
     }
     try {
-      return { status: 200, body: await callOneWorker<unknown>('admin:invalidate', { event: b.event, params: b.params ?? {} }) };
+      return { status: 200, body: await callOneWorker('admin:invalidate', { event: b.event, params: b.params ?? {} }) };
     } catch (e) {
       return { status: 409, body: { error: (e as Error).message } };
     }

@@ -4,9 +4,9 @@
  * limits across workers) are registered in registerPrimaryServices and run in the primary, or in the single
  * process when server.workers is 0.
  */
-import type { Component, Runtime } from './runtime';
-import type { CacheStage, QueueStage, RateLimitStage, ResponseFilter } from '../stages/types';
-import type { Coordinator } from './ipc';
+import type { Component, Runtime } from '../core/component';
+import type { CacheStage, QueueStage, RateLimitStage, ResponseFilter } from '../core/stage';
+import type { Coordinator } from '../core/ipc';
 import type { LoadedPolicy } from '../policy/types';
 import type { Logger } from '../observe/logger';
 import { QueueComponent } from '../stages/queue';

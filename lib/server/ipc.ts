@@ -1,13 +1,11 @@
 /**
- * Messages between the primary and the worker processes (node:cluster IPC), behind one small interface so
- * stages can share state across workers without caring whether workers exist:
- *  - request/handle: a worker asks the primary (token leases, metrics, profiles); in single-process mode the
- *    handler is called directly.
- *  - broadcast/on: a message every process receives once (policy swaps, L1 invalidations), the sender included.
+ * The node:cluster implementation of the Coordinator (lib/core/ipc.ts): one class per role.
  *
  * prom-client's AggregatorRegistry uses the same channel with its own message types; we ignore those.
  */
 import cluster, { type Worker } from 'node:cluster';
+import type { Handler, Listener, PrimaryChannel, SingleChannel, WorkerChannel } from '../core/ipc';
+import type { BroadcastTopic, BroadcastTopics, ReplyOf, RequestOf, RequestTopic } from '../core/topics';
 
 const TAG = '__bridge_sidecar';
 
@@ -16,22 +14,9 @@ type Msg =
   | { [TAG]: 1; kind: 'res'; id: number; ok: boolean; payload: unknown }
   | { [TAG]: 1; kind: 'bcast'; topic: string; payload: unknown; origin: number };
 
-export type Handler = (payload: any, fromWorker: number) => unknown;
-export type Listener = (payload: any, origin: number) => void;
-
-export interface Coordinator {
-  readonly role: 'primary' | 'worker' | 'single';
-  /** cluster worker id, or 0 for the primary / single process. */
-  readonly id: number;
-  request<T = unknown>(topic: string, payload: unknown, timeoutMs?: number): Promise<T>;
-  handle(topic: string, fn: Handler): void;
-  broadcast(topic: string, payload: unknown): void;
-  on(topic: string, fn: Listener): () => void;
-  /** Primary only: send a request to one worker and await its answer (profiles, per-worker state). */
-  requestWorker?<T = unknown>(workerId: number, topic: string, payload: unknown, timeoutMs?: number): Promise<T>;
-  /** Primary only: ids of live workers. */
-  workerIds?(): number[];
-}
+/** What the maps below hold: the typed handlers and listeners, seen from the untyped wire. */
+type AnyHandler = (payload: unknown, fromWorker: number) => unknown;
+type AnyListener = (payload: unknown, origin: number) => void;
 
 function isMsg(m: unknown): m is Msg {
   return typeof m === 'object' && m !== null && (m as Record<string, unknown>)[TAG] === 1;
@@ -42,20 +27,28 @@ function errPayload(e: unknown): string {
 }
 
 class Base {
-  protected handlers = new Map<string, Handler>();
-  protected listeners = new Map<string, Set<Listener>>();
-  protected pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  protected handlers = new Map<string, AnyHandler>();
+  protected listeners = new Map<string, Set<AnyListener>>();
+  protected pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   protected nextId = 1;
 
-  handle(topic: string, fn: Handler): void {
-    this.handlers.set(topic, fn);
+  handle<K extends RequestTopic>(topic: K, fn: Handler<K>): void {
+    this.handlers.set(topic, fn as AnyHandler);
   }
 
-  on(topic: string, fn: Listener): () => void {
+  on<K extends BroadcastTopic>(topic: K, fn: Listener<K>): () => void {
     let set = this.listeners.get(topic);
     if (!set) this.listeners.set(topic, (set = new Set()));
-    set.add(fn);
-    return () => set!.delete(fn);
+    const listener = fn as AnyListener;
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  /** A request answered by this process's own handler (the single process, or the primary asking itself). */
+  protected async requestHere<K extends RequestTopic>(topic: K, payload: RequestOf<K>): Promise<ReplyOf<K>> {
+    const r = await this.runHandler(topic, payload, 0);
+    if (!r.ok) throw new Error(String(r.payload));
+    return r.payload as ReplyOf<K>;
   }
 
   protected deliver(topic: string, payload: unknown, origin: number): void {
@@ -87,7 +80,8 @@ class Base {
         reject(new Error(`ipc ${topic}: no answer in ${timeoutMs} ms`));
       }, timeoutMs);
       timer.unref();
-      this.pending.set(id, { resolve, reject, timer });
+      // what comes back over the wire is the handler's answer for this topic (see lib/core/topics.ts)
+      this.pending.set(id, { resolve: (v) => resolve(v as T), reject, timer });
     });
   }
 
@@ -102,22 +96,20 @@ class Base {
 }
 
 /** One process does everything: requests call the handler, broadcasts reach local listeners. */
-export class SingleCoordinator extends Base implements Coordinator {
+export class SingleCoordinator extends Base implements SingleChannel {
   readonly role = 'single' as const;
   readonly id = 0;
 
-  async request<T>(topic: string, payload: unknown): Promise<T> {
-    const r = await this.runHandler(topic, payload, 0);
-    if (!r.ok) throw new Error(String(r.payload));
-    return r.payload as T;
+  request<K extends RequestTopic>(topic: K, payload: RequestOf<K>): Promise<ReplyOf<K>> {
+    return this.requestHere(topic, payload);
   }
 
-  broadcast(topic: string, payload: unknown): void {
+  broadcast<K extends BroadcastTopic>(topic: K, payload: BroadcastTopics[K]): void {
     this.deliver(topic, payload, 0);
   }
 }
 
-export class PrimaryCoordinator extends Base implements Coordinator {
+export class PrimaryCoordinator extends Base implements PrimaryChannel {
   readonly role = 'primary' as const;
   readonly id = 0;
 
@@ -137,17 +129,15 @@ export class PrimaryCoordinator extends Base implements Coordinator {
     });
   }
 
-  async request<T>(topic: string, payload: unknown): Promise<T> {
-    const r = await this.runHandler(topic, payload, 0);
-    if (!r.ok) throw new Error(String(r.payload));
-    return r.payload as T;
+  request<K extends RequestTopic>(topic: K, payload: RequestOf<K>): Promise<ReplyOf<K>> {
+    return this.requestHere(topic, payload);
   }
 
-  requestWorker<T>(workerId: number, topic: string, payload: unknown, timeoutMs = 5000): Promise<T> {
+  requestWorker<K extends RequestTopic>(workerId: number, topic: K, payload: RequestOf<K>, timeoutMs = 5000): Promise<ReplyOf<K>> {
     const w = cluster.workers?.[workerId];
     if (!w || !w.isConnected()) return Promise.reject(new Error(`worker ${workerId} is not running`));
     const id = this.nextId++;
-    const p = this.track<T>(id, topic, timeoutMs);
+    const p = this.track<ReplyOf<K>>(id, topic, timeoutMs);
     w.send({ [TAG]: 1, kind: 'req', id, topic, payload });
     return p;
   }
@@ -156,7 +146,7 @@ export class PrimaryCoordinator extends Base implements Coordinator {
     return Object.values(cluster.workers ?? {}).flatMap((w) => (w && w.isConnected() ? [w.id] : []));
   }
 
-  broadcast(topic: string, payload: unknown): void {
+  broadcast<K extends BroadcastTopic>(topic: K, payload: BroadcastTopics[K]): void {
     this.broadcastFrom(topic, payload, 0);
   }
 
@@ -168,7 +158,7 @@ export class PrimaryCoordinator extends Base implements Coordinator {
   }
 }
 
-export class WorkerCoordinator extends Base implements Coordinator {
+export class WorkerCoordinator extends Base implements WorkerChannel {
   readonly role = 'worker' as const;
   readonly id: number;
 
@@ -187,15 +177,15 @@ export class WorkerCoordinator extends Base implements Coordinator {
     });
   }
 
-  request<T>(topic: string, payload: unknown, timeoutMs = 5000): Promise<T> {
+  request<K extends RequestTopic>(topic: K, payload: RequestOf<K>, timeoutMs = 5000): Promise<ReplyOf<K>> {
     if (!process.connected) return Promise.reject(new Error('not connected to the primary'));
     const id = this.nextId++;
-    const p = this.track<T>(id, topic, timeoutMs);
+    const p = this.track<ReplyOf<K>>(id, topic, timeoutMs);
     process.send!({ [TAG]: 1, kind: 'req', id, topic, payload });
     return p;
   }
 
-  broadcast(topic: string, payload: unknown): void {
+  broadcast<K extends BroadcastTopic>(topic: K, payload: BroadcastTopics[K]): void {
     if (process.connected) process.send!({ [TAG]: 1, kind: 'bcast', topic, payload, origin: this.id });
   }
 }

@@ -11,16 +11,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline as streamPipeline, type Readable } from 'node:stream';
 import type { LoadedPolicy, Policy } from '../policy/types';
 import { Router } from '../routes/router';
-import { RequestContext } from '../stages/context';
-import type { CacheStage, QueueStage, RateLimitStage, Release, ResponseFilter, ResponseHead } from '../stages/types';
-import { ShedError } from '../stages/types';
+import { RequestContext } from '../core/context';
+import type { CacheStage, QueueStage, RateLimitStage, Release, ResponseFilter, ResponseHead } from '../core/stage';
+import { ShedError } from '../core/stage';
 import { UpstreamProxy, type ForwardCallbacks, type UpstreamFailure } from '../stages/proxy';
 import { resolveIdentity } from '../stages/identity';
 import { sendRateLimited } from '../stages/ratelimit';
 import { sendShed } from '../stages/queue';
 import { sendProblem, VIA } from './problem';
 import { isHopByHop, stripRequestHopByHop } from './hop-by-hop';
-import type { Runtime } from './runtime';
+import type { Runtime } from '../core/component';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import { tracingFor, startChildSpan, endRequestSpan, type Tracing } from '../observe/tracing'; // tracing (issue 9)
 

@@ -17,7 +17,7 @@ import { PolicyWatcher, DEFAULT_DEBOUNCE_MS, DEFAULT_POLL_MS } from '../policy/w
 import { parseDuration } from '../policy/units';
 import type { Logger } from '../observe/logger';
 import type { PrimaryMetrics } from '../observe/metrics';
-import type { PrimaryServices } from './components';
+import type { PrimaryServices } from '../core/component';
 import { describeChanges, effectivePolicy, runningSettings, type PendingRestart, type RunningSettings } from './policy-diff';
 
 export interface ReloadDeps {

@@ -13,9 +13,11 @@ import { loadPolicyFile, formatErrors, summarize, deepFreeze } from '../policy/l
 import type { LoadedPolicy } from '../policy/types';
 import { createLogger, announce, type Logger } from '../observe/logger';
 import { PrimaryMetrics } from '../observe/metrics';
-import { PrimaryCoordinator, SingleCoordinator, WorkerCoordinator, type Coordinator } from './ipc';
+import { PrimaryCoordinator, SingleCoordinator, WorkerCoordinator } from './ipc';
+import { type Coordinator } from '../core/ipc';
 import { AdminServer } from './admin';
-import { registerPrimaryServices, type PrimaryServices } from './components';
+import { registerPrimaryServices } from './components';
+import { type PrimaryServices } from '../core/component';
 import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
 import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
@@ -106,7 +108,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const metricsText = async (): Promise<string> => {
     if (local) return Registry.merge([local.runtime.metrics.registry, pm.registry]).metrics();
     const ids = (coordinator as PrimaryCoordinator).workerIds();
-    const parts = await Promise.allSettled(ids.map((id) => (coordinator as PrimaryCoordinator).requestWorker<WorkerMetricsJson>(id, 'metrics:get', null, 3000)));
+    const parts = await Promise.allSettled(ids.map((id) => (coordinator as PrimaryCoordinator).requestWorker(id, 'metrics:get', null, 3000)));
     const jsons = parts.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const agg: Registry = jsons.length > 0 ? (AggregatorRegistry.aggregate(jsons) as unknown as Registry) : new Registry();
     return Registry.merge([agg, pm.registry]).metrics();
@@ -316,7 +318,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
     coordinator.request('policy:applied', report).catch(() => {});
   };
   coordinator.on('policy:apply', apply);
-  const loaded = deepFreeze(await coordinator.request<LoadedPolicy>('policy:get', null, 10_000));
+  const loaded = deepFreeze(await coordinator.request('policy:get', null, 10_000));
   log = createLogger(loaded.policy.server.log_level, { role: 'worker', worker: coordinator.id });
   worker = await startProxyWorker(loaded, coordinator, log);
   applied = loaded.version;

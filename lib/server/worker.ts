@@ -2,16 +2,19 @@
  * One proxy process: the client listener, the stage components, and the pipeline for the policy in force.
  * Runs as a cluster worker (server.workers >= 1) or inside the single process (server.workers: 0).
  */
+import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { LoadedPolicy } from '../policy/types';
-import type { Coordinator } from './ipc';
+import type { Coordinator } from '../core/ipc';
 import { WorkerMetrics } from '../observe/metrics';
 import type { Logger } from '../observe/logger';
-import { RedisHolder, type Runtime } from './runtime';
+import { RedisHolder } from './redis-holder';
+import { type Runtime } from '../core/component';
 import { createComponents, type StageComponents } from './components';
 import { Pipeline, RequestHandler, type PipelineStages } from './pipeline';
 import { UpstreamProxy } from '../stages/proxy';
+import { systemClock } from '../core/clock';
 
 /** Idle keep-alive connections are closed this long after SIGTERM (see shutdown()). */
 const IDLE_CLOSE_GRACE_MS = 1000;
@@ -29,13 +32,23 @@ export interface ProxyWorker {
   shutdown(): Promise<void>;
 }
 
+/**
+ * This process's stable slot in the pod: the primary gives every worker an index 0..N-1 in its environment and
+ * gives a restarted worker's replacement the same one. null outside a cluster worker.
+ */
+function workerIndex(): number | null {
+  if (!cluster.isWorker) return null;
+  const fromEnv = process.env.BRIDGE_SIDECAR_WORKER_INDEX;
+  return fromEnv !== undefined ? Number(fromEnv) : (cluster.worker?.id ?? 0);
+}
+
 export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordinator, log: Logger): Promise<ProxyWorker> {
   let policy = loaded;
   const metrics = new WorkerMetrics(loaded.policy.metrics.buckets);
   metrics.applyPolicy(loaded.policy);
   const redis = new RedisHolder(log);
   redis.configure(loaded);
-  const runtime: Runtime = { coordinator, log, metrics, redis: () => redis.get() };
+  const runtime: Runtime = { coordinator, log, metrics, redis: () => redis.get(), clock: systemClock, workerIndex: workerIndex() };
   const components = createComponents(runtime);
   const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
 

@@ -16,13 +16,12 @@
  * gets an immutable CacheView (compiled key templates and rules per route) that is both the CacheStage and the
  * ResponseFilter of that policy's pipeline.
  */
-import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import type { Counter, Registry } from 'prom-client';
-import type { Component, Runtime } from '../server/runtime';
-import type { CacheStage, ResponseFilter, ResponseHead } from './types';
-import type { RequestContext } from './context';
+import type { Component, Runtime } from '../core/component';
+import type { CacheStage, ResponseFilter, ResponseHead } from '../core/stage';
+import type { RequestContext } from '../core/context';
 import type { CachePolicy, LoadedPolicy, Policy, UpstreamPolicy } from '../policy/types';
 import type { RedisConnection } from '../redis/client';
 import { L1Cache } from '../cache/l1';
@@ -42,6 +41,7 @@ import { retentionMs } from '../cache/entry';
 import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
 import { PREFIX, registeredCounter } from '../observe/metrics';
+import type { Clock } from '../core/clock';
 
 const DEFAULT_LARGE_BODY = 10 * 1024 * 1024;
 const HOP_BY_HOP_REQ = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
@@ -94,10 +94,9 @@ function evictionCounter(registry: Registry): Counter<'layer'> {
 }
 
 /** The L3 directory of this process: the configured path, or a per-worker subdirectory with several workers. */
-export function l3DirFor(path: string, workers: number): string {
-  if (!cluster.isWorker || workers <= 1) return path;
-  const idx = process.env.BRIDGE_SIDECAR_WORKER_INDEX ?? String(cluster.worker?.id ?? 0);
-  return join(path, `w${idx}`);
+export function l3DirFor(path: string, workers: number, workerIndex: number | null): string {
+  if (workerIndex === null || workers <= 1) return path;
+  return join(path, `w${workerIndex}`);
 }
 
 export class CacheComponent implements Component<CacheView> {
@@ -116,7 +115,11 @@ export class CacheComponent implements Component<CacheView> {
   /** The filter half, to register in `set.filters` (same views). */
   readonly filter: Component<ResponseFilter>;
 
+  /** The wall clock every freshness decision of this process's cache uses (Runtime's, injectable in tests). */
+  readonly clock: Clock;
+
   constructor(private readonly rt: Runtime, private readonly opts: CacheComponentOptions = {}) {
+    this.clock = rt.clock;
     this.evictions = evictionCounter(rt.metrics.registry);
     const writer = opts.writer ?? new CacheWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log, metrics: rt.metrics });
     this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, rt.metrics.cacheSize, DEFAULT_LARGE_BODY);
@@ -210,8 +213,8 @@ export class CacheComponent implements Component<CacheView> {
   private setupL3(c: CachePolicy, workers: number): void {
     const t = this.tiers;
     if (c.l3 === null) { t.l3 = null; this.l3Dir = null; return; }
-    const dir = l3DirFor(c.l3.path, workers);
-    const budget = Math.floor(c.l3.size / Math.max(1, cluster.isWorker ? workers : 1));
+    const dir = l3DirFor(c.l3.path, workers, this.rt.workerIndex);
+    const budget = Math.floor(c.l3.size / Math.max(1, this.rt.workerIndex !== null ? workers : 1));
     this.evictions.inc({ layer: 'l3' }, 0);
     if (t.l3 === null || this.l3Dir !== dir) {
       t.l3 = new L3Cache({
@@ -319,11 +322,11 @@ export class CacheView implements CacheStage, ResponseFilter {
   }
 
   private state(route: RouteView, base: string, directives: RequestDirectives): RequestState {
-    return { view: this, route, base, directives, requestTime: Date.now(), upstreamStart: this.comp.tiers.recent.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
+    return { view: this, route, base, directives, requestTime: this.comp.clock.now(), upstreamStart: this.comp.tiers.recent.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
   }
 
   private serveIfFresh(ctx: RequestContext, found: Found): boolean {
-    const now = Date.now();
+    const now = this.comp.clock.now();
     if (now >= found.meta.freshUntil) return false;
     // reliability (issue 13): stored "in the future" means the wall clock stepped back since (NTP, VM resume):
     // its freshUntil is then up to that step too far ahead (a 5 m entry stayed fresh for hours). Treat it as
@@ -355,7 +358,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   /** Serve `found` when fresh (or within stale-while-revalidate); otherwise remember it as the stale copy. */
   private useFound(ctx: RequestContext, st: RequestState, found: Found): boolean {
     if (this.serveIfFresh(ctx, found)) return true;
-    const now = Date.now();
+    const now = this.comp.clock.now();
     const meta = found.meta;
     if (!meta.mustRevalidate && now < meta.swrUntil && ctx.method !== 'HEAD') {
       this.serve(ctx, found, `hit; ttl=${ttlSeconds(meta, now)}; detail=stale-while-revalidate`, now);
@@ -424,7 +427,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   private async waitForLeader(ctx: RequestContext, st: RequestState, fill: Fill): Promise<boolean> {
     const entry = await fill.wait(this.coalesceTimeout);
     if (ctx.res.destroyed) return true;
-    const now = Date.now();
+    const now = this.comp.clock.now();
     if (entry !== null && (entry.meta.vary.length === 0 || varyKey(st.base, entry.meta.vary, ctx.req.headers) === entry.meta.key)) {
       this.comp.tiers.counters.inc('coalesce', 'hit');
       this.serve(ctx, { layer: 'l1', meta: entry.meta, entry, stream: null }, `hit; ttl=${ttlSeconds(entry.meta, now)}; detail=coalesced`, now);
@@ -450,7 +453,7 @@ export class CacheView implements CacheStage, ResponseFilter {
     const st = this.comp.states.get(ctx);
     if (st === undefined) return false;
     st.fill?.settle(null);
-    const now = Date.now();
+    const now = this.comp.clock.now();
     if (st.stale === null || !this.staleIfErrorAllowed(st.stale, now) || ctx.res.headersSent) return false;
     const forwarded = kind === 'shed' ? 'hit' : `fwd=stale; fwd-status=${kind === 'timeout' ? 504 : 502}`;
     this.comp.tiers.counters.inc(st.stale.layer, 'stale');
@@ -463,7 +466,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   onResponse(ctx: RequestContext, head: ResponseHead): Transform | null {
     const st = this.comp.states.get(ctx);
     if (st === undefined) return null;
-    const now = Date.now();
+    const now = this.comp.clock.now();
     const status = head.status;
     // RFC 9111 request_time is when the request went upstream, not when it arrived (it may have queued)
     if (ctx.upstreamMs >= 0) {
@@ -677,7 +680,7 @@ class StoreTransform extends Transform {
   }
 
   private complete(): void {
-    const now = Date.now();
+    const now = this.comp.clock.now();
     if (this.mode === 'skip') return;
     if (this.mode === 'large') {
       const w = this.writer!;

@@ -13,8 +13,8 @@
  */
 import { Transform } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import type { ResponseFilter, ResponseHead } from './types';
-import type { RequestContext } from './context';
+import type { ResponseFilter, ResponseHead } from '../core/stage';
+import type { RequestContext } from '../core/context';
 import type { Invalidator, Raised } from '../cache/invalidation/engine';
 import { LOCAL_TIMEOUT_MS } from '../cache/invalidation/engine';
 import { parseInvalidateHeader } from '../cache/invalidation/patterns';

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { IdentityPolicy } from '../policy/types';
-import type { RequestContext } from './context';
+import type { RequestContext } from '../core/context';
 
 /** Raw values up to this length made of SAFE characters are used as they are (readable in logs/Redis). */
 const MAX_RAW = 40;

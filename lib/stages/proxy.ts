@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import type { UpstreamPolicy } from '../policy/types';
 import type { WorkerMetrics } from '../observe/metrics';
-import type { RequestContext } from './context';
+import type { RequestContext } from '../core/context';
 import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing'; // tracing (issue 9)
 
 export type UpstreamFailure = 'error' | 'timeout';

@@ -8,22 +8,13 @@
  *    (autotune:retire), and their exit is not a crash (sidecar.ts does not restart a retiring worker).
  */
 import cluster from 'node:cluster';
-import type { Coordinator } from '../server/ipc';
+import type { Coordinator } from '../core/ipc';
 import type { ProxyWorker } from '../server/worker';
 import type { Logger } from '../observe/logger';
 import { CacheComponent } from '../stages/cache';
 import type { Actuators } from './engine';
+import { TOPIC_APPLY, TOPIC_GET, TOPIC_RETIRE, type WorkerTuning } from './protocol';
 
-export const TOPIC_APPLY = 'autotune:apply';
-export const TOPIC_GET = 'autotune:get';
-export const TOPIC_RETIRE = 'autotune:retire';
-
-/** What the workers are told. null cache: no L1 tier. */
-export interface WorkerTuning {
-  readonly version: string;
-  readonly cache_l1_bytes: number | null;
-  readonly upstream_pool_size: number;
-}
 
 /**
  * In a worker (or the single process): apply the tuned cache budget and pool size, and drain on request.
@@ -36,7 +27,7 @@ export function attachTuningToWorker(coordinator: Coordinator, worker: ProxyWork
     if (t.cache_l1_bytes !== null && cache instanceof CacheComponent) cache.resizeL1(t.cache_l1_bytes);
     worker.proxy.setPoolSize(t.upstream_pool_size);
   };
-  coordinator.on(TOPIC_APPLY, (t: WorkerTuning) => apply(t));
+  coordinator.on(TOPIC_APPLY, apply);
   if (retire) {
     coordinator.handle(TOPIC_RETIRE, () => {
       log.info('auto-tuning retires this worker: draining');
@@ -45,7 +36,7 @@ export function attachTuningToWorker(coordinator: Coordinator, worker: ProxyWork
     });
   }
   if (coordinator.role === 'worker') {
-    coordinator.request<WorkerTuning | null>(TOPIC_GET, null, 10_000).then(apply, () => {});
+    coordinator.request(TOPIC_GET, null, 10_000).then(apply, () => {});
   }
 }
 
@@ -86,7 +77,6 @@ export class PodActuators implements Actuators {
     const w = cluster.workers?.[id];
     if (!w) return;
     this.retiring.add(id);
-    const request = this.coordinator.requestWorker;
     const hard = setTimeout(() => {
       if (!w.isDead()) {
         this.log.warn({ worker: id }, 'a retired worker did not exit after its drain timeout: killing it');
@@ -95,8 +85,8 @@ export class PodActuators implements Actuators {
     }, this.drainTimeout() + 5000);
     hard.unref();
     w.once('exit', () => clearTimeout(hard));
-    if (request) {
-      request.call(this.coordinator, id, TOPIC_RETIRE, null, 5000).catch(() => {
+    if (this.coordinator.role === 'primary') {
+      this.coordinator.requestWorker(id, TOPIC_RETIRE, null, 5000).catch(() => {
         // not answering: it cannot drain either
         if (!w.isDead()) w.kill('SIGTERM');
       });

@@ -4,7 +4,7 @@
  * registry is read directly. A worker that does not answer in time is left out of this snapshot (its deltas
  * resume at the next one).
  */
-import type { Coordinator } from '../server/ipc';
+import type { Coordinator } from '../core/ipc';
 import type { ProxyWorker } from '../server/worker';
 import { sampleFromMetrics, type MetricJson, type ProcessSample } from './figures';
 
@@ -24,10 +24,9 @@ export function podSampler(coordinator: Coordinator, local: () => ProxyWorker | 
       return out;
     }
     out.set('primary', sampleFromMetrics([], ownUsage()));
-    const ids = coordinator.workerIds?.() ?? [];
-    const request = coordinator.requestWorker;
-    if (!request) return out;
-    const answers = await Promise.allSettled(ids.map((id) => request.call(coordinator, id, 'metrics:get', null, WORKER_TIMEOUT_MS) as Promise<MetricJson[]>));
+    if (coordinator.role !== 'primary') return out;
+    const ids = coordinator.workerIds();
+    const answers = await Promise.allSettled(ids.map((id) => coordinator.requestWorker(id, 'metrics:get', null, WORKER_TIMEOUT_MS)));
     answers.forEach((a, i) => {
       if (a.status === 'fulfilled' && Array.isArray(a.value)) out.set(`worker:${ids[i]}`, sampleFromMetrics(a.value));
     });

@@ -11,7 +11,7 @@
 import type { Counter, Registry } from 'prom-client';
 import type { LoadedPolicy } from '../policy/types';
 import type { Logger } from '../observe/logger';
-import type { Coordinator } from '../server/ipc';
+import type { Coordinator } from '../core/ipc';
 import type { ProxyWorker } from '../server/worker';
 import { PodActuators } from './actuators';
 import { readCapacity } from './capacity';

@@ -7,12 +7,12 @@
  */
 import type { LoadedPolicy } from '../policy/types';
 import type { Logger } from '../observe/logger';
-import type { PrimaryServices } from '../server/components';
-import type { Coordinator } from '../server/ipc';
+import type { PrimaryServices } from '../core/component';
+import type { Coordinator } from '../core/ipc';
 import { computeFigures, type Capacity, type ProcessSample, type Snapshot } from './figures';
 import { Tuner, type ActionRecord, type Actuators, type Settings } from './engine';
 import type { TuningMetrics } from './metrics';
-import { TOPIC_GET, type WorkerTuning } from './actuators';
+import { TOPIC_GET, type WorkerTuning } from './protocol';
 
 export interface Clock {
   /** Monotonic milliseconds. */

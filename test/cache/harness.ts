@@ -16,10 +16,11 @@ import { SingleCoordinator } from '../../lib/server/ipc';
 import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger } from '../../lib/observe/logger';
 import { RedisConnection } from '../../lib/redis/client';
-import type { Runtime } from '../../lib/server/runtime';
+import type { Runtime } from '../../lib/core/component';
 import { CacheComponent } from '../../lib/stages/cache';
 import { QueueComponent } from '../../lib/stages/queue';
 import { CompressionComponent } from '../../lib/stages/compress';
+import { systemClock, type Clock } from '../../lib/core/clock';
 
 export interface UpstreamReply {
   status?: number;
@@ -84,6 +85,8 @@ export interface SidecarOptions {
   redisUrl?: string;
   redisCluster?: string[];
   fsync?: boolean;
+  /** The sidecar's wall clock (default: the system's); a ManualClock lets a test move time without sleeping. */
+  clock?: Clock;
 }
 
 export function loadPolicy(yaml: string): LoadedPolicy {
@@ -102,7 +105,7 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
     const r = redis;
     await waitUntil(() => r.healthy, 10_000);
   }
-  const rt: Runtime = { coordinator: new SingleCoordinator(), log: silentLogger, metrics, redis: () => redis };
+  const rt: Runtime = { coordinator: new SingleCoordinator(), log: silentLogger, metrics, redis: () => redis, clock: opts.clock ?? systemClock, workerIndex: null };
   const cache = new CacheComponent(rt, { fsync: opts.fsync ?? false });
   const view = cache.configure(loaded);
   const filter = cache.filter.configure(loaded, null);

@@ -7,7 +7,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';
-import { RequestContext } from '../../lib/stages/context';
+import { RequestContext } from '../../lib/core/context';
 import { Tracing, tracingFor, startChildSpan, traceRedis, endRequestSpan, shutdownTracing } from '../../lib/observe/tracing';
 import { startRedis, type RedisInstance } from '../helpers/redis';
 import { startOtlpReceiver, type OtlpReceiver } from './helpers';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GradientLimiter, type GradientOptions } from '../../lib/stages/queue/gradient';
 import { AdmissionScheduler } from '../../lib/stages/queue/scheduler';
-import type { Release } from '../../lib/stages/types';
+import type { Release } from '../../lib/core/stage';
 import { settings, schedulerWithMetrics, metricValue } from './helpers';
 
 function mulberry32(seed: number): () => number {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ShedError, type Release } from '../../lib/stages/types';
+import { ShedError, type Release } from '../../lib/core/stage';
 import { sendShed } from '../../lib/stages/queue';
 import { metricValue, schedulerWithMetrics } from './helpers';
 import { waitFor } from '../helpers/ports';

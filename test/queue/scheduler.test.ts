@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Priority } from '../../lib/policy/types';
-import { ShedError, type Release } from '../../lib/stages/types';
+import { ShedError, type Release } from '../../lib/core/stage';
 import { AdmissionScheduler } from '../../lib/stages/queue/scheduler';
 import { metricValue, schedulerWithMetrics, settings, settle, tick } from './helpers';
 

@@ -10,8 +10,8 @@ import { SingleCoordinator } from '../../lib/server/ipc';
 import { RateLimitComponent, RateLimitLeaseService, sendRateLimited, endpointKeyFor, ManualClock } from '../../lib/stages/ratelimit';
 import pino from 'pino';
 import { silentLogger, type Logger } from '../../lib/observe/logger';
-import type { RateLimitDecision, RateLimitStage } from '../../lib/stages/types';
-import type { RequestContext } from '../../lib/stages/context';
+import type { RateLimitDecision, RateLimitStage } from '../../lib/core/stage';
+import type { RequestContext } from '../../lib/core/context';
 import { ctxFor, rlPolicy, runtime, within5 } from './helpers';
 
 function setup(t: { after(fn: () => unknown): void }, log: Logger = silentLogger) {

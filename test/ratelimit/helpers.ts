@@ -5,14 +5,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parsePolicy } from '../../lib/policy/load';
 import type { LoadedPolicy } from '../../lib/policy/types';
-import { SingleCoordinator, type Coordinator } from '../../lib/server/ipc';
+import { SingleCoordinator } from '../../lib/server/ipc';
+import { type Coordinator } from '../../lib/core/ipc';
 import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger, type Logger } from '../../lib/observe/logger';
-import type { Runtime } from '../../lib/server/runtime';
+import type { Runtime } from '../../lib/core/component';
 import type { RedisConnection } from '../../lib/redis/client';
-import { RequestContext } from '../../lib/stages/context';
+import { RequestContext } from '../../lib/core/context';
 import type { CompiledRoute } from '../../lib/routes/router';
-import type { RateLimitDecision, RateLimitStage } from '../../lib/stages/types';
+import type { RateLimitDecision, RateLimitStage } from '../../lib/core/stage';
+import { systemClock } from '../../lib/core/clock';
 
 export function policy(yaml: string): LoadedPolicy {
   const r = parsePolicy(yaml, 'test.yaml');
@@ -29,7 +31,7 @@ export function rlPolicy(rateLimiting: string, extra = ''): LoadedPolicy {
 export function runtime(opts: { coordinator?: Coordinator; redis?: RedisConnection | null; log?: Logger } = {}): Runtime & { metrics: WorkerMetrics } {
   const metrics = new WorkerMetrics(undefined, { defaultMetrics: false });
   const coordinator = opts.coordinator ?? new SingleCoordinator();
-  return { coordinator, log: opts.log ?? silentLogger, metrics, redis: () => opts.redis ?? null };
+  return { coordinator, log: opts.log ?? silentLogger, metrics, redis: () => opts.redis ?? null, clock: systemClock, workerIndex: null };
 }
 
 /**

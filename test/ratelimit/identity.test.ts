@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RequestContext } from '../../lib/stages/context';
+import { RequestContext } from '../../lib/core/context';
 import { resolveIdentity, identityKey, jwtSubject } from '../../lib/stages/identity';
 import type { IdentityPolicy } from '../../lib/policy/types';
 

@@ -25,16 +25,16 @@
  * is back, entries of L1 and L3 stored before it came back are dropped (they may have missed an event),
  * with a warning log and bridge_sidecar_invalidation_resyncs_total.
  */
-import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Runtime } from '../../server/runtime';
+import type { Runtime } from '../../core/component';
 import type { CacheComponent } from '../../stages/cache';
 import type { Policy } from '../../policy/types';
 import type { RedisConnection } from '../../redis/client';
 import { InvalidationRules } from './patterns';
 import { L1Sweeper, addRemoved, emptyRemoved, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
 import { invalidationMetrics, type InvalidationMetrics } from './metrics';
+import { TOPIC_APPLY, TOPIC_FANOUT, type ApplyRequest, type ApplyResult, type RaiseResult } from './protocol';
 
 /** Bounds: a cascade never runs more rounds or applies more patterns than this. */
 const MAX_ROUNDS = 8;
@@ -44,8 +44,6 @@ export const LOCAL_TIMEOUT_MS = 5000;
 const DRAIN_TIMEOUT_MS = 2000;
 const L2_TIMEOUT_MS = 2000;
 
-export const TOPIC_FANOUT = 'invalidate:fanout';
-export const TOPIC_APPLY = 'invalidate:apply';
 
 /** What the pub/sub channel carries. */
 export interface InvalidationMessage {
@@ -60,24 +58,6 @@ export interface InvalidationMessage {
   readonly time: number;
 }
 
-export interface ApplyRequest {
-  readonly patterns: readonly string[];
-  readonly cascade: boolean;
-  /** Only L1 (the last pass after L2). */
-  readonly l1Only: boolean;
-}
-
-export interface ApplyResult {
-  l1: number;
-  l3: number;
-  params: Array<Readonly<Record<string, string>>>;
-}
-
-export interface RaiseResult {
-  readonly event: string;
-  readonly patterns: string[];
-  readonly removed: { l1: number; l2: number; l3: number };
-}
 
 export interface Raised {
   /** Settles when this pod's tiers are done (never rejects). */
@@ -89,8 +69,8 @@ export interface Raised {
 const NOTHING: Raised = { local: Promise.resolve(null), all: Promise.resolve(null) };
 
 /** This pod's id: the host name (the pod name in Kubernetes) and the primary's pid. */
-export function podId(): string {
-  return `${hostname()}/${cluster.isWorker ? process.ppid : process.pid}`;
+export function podId(inWorker: boolean): string {
+  return `${hostname()}/${inWorker ? process.ppid : process.pid}`;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
@@ -102,7 +82,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
 
 export class Invalidator {
   rules: InvalidationRules | null = null;
-  readonly pod = podId();
+  readonly pod: string;
   private readonly metrics: InvalidationMetrics;
   private channel = '';
   private conn: RedisConnection | null = null;
@@ -115,6 +95,7 @@ export class Invalidator {
   private readonly sweeper: L1Sweeper;
 
   constructor(private readonly rt: Runtime, private readonly cache: CacheComponent) {
+    this.pod = podId(rt.workerIndex !== null);
     this.metrics = invalidationMetrics(rt.metrics.registry);
     this.sweeper = new L1Sweeper(cache.tiers);
     rt.coordinator.handle(TOPIC_APPLY, (req: ApplyRequest) => this.applyLocal(req));
@@ -195,7 +176,7 @@ export class Invalidator {
   /** Ask every worker of this pod (through the primary) to apply patterns; sums their answers. */
   private async fanout(req: ApplyRequest): Promise<ApplyResult> {
     try {
-      return await this.rt.coordinator.request<ApplyResult>(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
+      return await this.rt.coordinator.request(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
     } catch (err) {
       // no primary to fan out through (or it timed out): at least this worker's own tiers
       this.rt.log.warn({ err: (err as Error).message }, 'invalidation fan-out to the other workers failed');

@@ -4,10 +4,11 @@
  * worker's L1 and L3 are clean before it lets the write's response finish. In single-process mode the one
  * process applies them itself.
  */
-import type { Coordinator, PrimaryCoordinator } from '../../server/ipc';
+import type { Coordinator } from '../../core/ipc';
 import type { Logger } from '../../observe/logger';
 import type { LoadedPolicy } from '../../policy/types';
-import { LOCAL_TIMEOUT_MS, TOPIC_APPLY, TOPIC_FANOUT, type ApplyRequest, type ApplyResult } from './engine';
+import { LOCAL_TIMEOUT_MS } from './engine';
+import { TOPIC_APPLY, TOPIC_FANOUT, type ApplyRequest, type ApplyResult } from './protocol';
 
 export class InvalidationFanout {
   constructor(private readonly coordinator: Coordinator, private readonly log: Logger) {
@@ -16,9 +17,8 @@ export class InvalidationFanout {
 
   private async fanout(req: ApplyRequest): Promise<ApplyResult> {
     const c = this.coordinator;
-    if (c.role !== 'primary') return c.request<ApplyResult>(TOPIC_APPLY, req);
-    const pc = c as PrimaryCoordinator;
-    const answers = await Promise.allSettled(pc.workerIds().map((id) => pc.requestWorker<ApplyResult>(id, TOPIC_APPLY, req, LOCAL_TIMEOUT_MS)));
+    if (c.role !== 'primary') return c.request(TOPIC_APPLY, req);
+    const answers = await Promise.allSettled(c.workerIds().map((id) => c.requestWorker(id, TOPIC_APPLY, req, LOCAL_TIMEOUT_MS)));
     const sum: ApplyResult = { l1: 0, l3: 0, params: [] };
     for (const a of answers) {
       if (a.status === 'fulfilled') {

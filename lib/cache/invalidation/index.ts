@@ -2,19 +2,19 @@
  * Cache invalidation (issue 6): the worker component (engine + events filter) and the primary's fan-out.
  * See engine.ts for the flow and docs/invalidation.md for the operator's view.
  */
-import type { Component, Runtime } from '../../server/runtime';
+import type { Component, Runtime } from '../../core/component';
 import type { LoadedPolicy } from '../../policy/types';
-import type { ResponseFilter } from '../../stages/types';
+import type { ResponseFilter } from '../../core/stage';
 import type { CacheComponent } from '../../stages/cache';
 import { EventsFilter } from '../../stages/events';
-import { Invalidator, type RaiseResult } from './engine';
+import { Invalidator } from './engine';
+import { TOPIC_ADMIN_INVALIDATE, type RaiseResult } from './protocol';
 import { cleanParams } from './patterns';
 
 export { Invalidator } from './engine';
 export { InvalidationFanout } from './fanout';
 export { parseInvalidateHeader } from './patterns';
 
-export const TOPIC_ADMIN_INVALIDATE = 'admin:invalidate';
 
 /** The events filter's component: one Invalidator per process, one EventsFilter per policy. */
 export class InvalidationComponent implements Component<ResponseFilter> {

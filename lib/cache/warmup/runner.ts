@@ -13,11 +13,11 @@
  * Without L2 (one-pod mode) nothing is shared between workers, so the scheduler asks every worker to run the
  * strategy on its own tiers instead (each with the pod's merged counts).
  */
-import type { Component, Runtime } from '../../server/runtime';
+import type { Component, Runtime } from '../../core/component';
 import type { LoadedPolicy, Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
 import type { CacheComponent, CacheView } from '../../stages/cache';
 import type { QueueComponent } from '../../stages/queue';
-import type { RequestContext } from '../../stages/context';
+import type { RequestContext } from '../../core/context';
 import type { EntryMeta } from '../entry';
 import { requestBody } from '../entry';
 import { KeyTemplate, globToRegExp, readablePart, VARIANT_SEPARATOR } from '../keys';
@@ -25,27 +25,8 @@ import { fetchUpstream } from '../refresh';
 import { buildEntry, compileStoreIf, headNotStorable, storeIfPasses, type StoreRequest } from '../admission';
 import { RequestCounts, mergeCounts } from './counts';
 import { warmupMetrics, type WarmupMetrics } from './metrics';
+import { TOPIC_COUNTS, TOPIC_PROMOTE, TOPIC_RUN, type RunRequest, type RunResult } from './protocol';
 
-export const TOPIC_COUNTS = 'warmup:counts';
-export const TOPIC_RUN = 'warmup:run';
-export const TOPIC_PROMOTE = 'warmup:promote';
-
-export interface RunRequest {
-  readonly strategy: WarmupStrategyPolicy;
-  /** Counts gathered from every worker of the pod. */
-  readonly counts: Array<[string, number]>;
-  /** Epoch ms: stop warming after this. */
-  readonly deadline: number;
-}
-
-export interface RunResult {
-  readonly strategy: string;
-  readonly result: 'ok' | 'partial' | 'timeout' | 'error';
-  readonly keys: number;
-  readonly sources: Record<string, number>;
-  /** Keys now warm in this worker's L1: the scheduler asks the other workers to pull them in. */
-  readonly warmed: string[];
-}
 
 /** Refetches of one run in flight at once (each also waits for its queue slot). */
 const REFETCH_PARALLEL = 2;

@@ -5,11 +5,11 @@
  * warm-up" until they are done, or until `cache.warmup.start_timeout` has passed.
  */
 import { Cron } from 'croner';
-import type { Coordinator, PrimaryCoordinator } from '../../server/ipc';
+import type { Coordinator } from '../../core/ipc';
 import type { Logger } from '../../observe/logger';
 import type { LoadedPolicy, WarmupStrategyPolicy } from '../../policy/types';
 import { mergeCounts } from './counts';
-import { TOPIC_COUNTS, TOPIC_PROMOTE, TOPIC_RUN, type RunRequest, type RunResult } from './runner';
+import { TOPIC_COUNTS, TOPIC_PROMOTE, TOPIC_RUN, type RunRequest, type RunResult } from './protocol';
 
 export const STARTUP_GATE = 'warm-up';
 /** A scheduled run stops warming after this long (the next tick starts afresh). */
@@ -95,28 +95,27 @@ export class WarmupScheduler {
     const ask = { pattern: s.pattern, top: s.top };
     const budget = Math.max(1000, deadline - Date.now() + 5000);
     if (c.role !== 'primary') {
-      const counts = await c.request<Array<[string, number]>>(TOPIC_COUNTS, ask);
-      return c.request<RunResult>(TOPIC_RUN, { strategy: s, counts, deadline } satisfies RunRequest, budget);
+      const counts = await c.request(TOPIC_COUNTS, ask);
+      return c.request(TOPIC_RUN, { strategy: s, counts, deadline } satisfies RunRequest, budget);
     }
-    const pc = c as PrimaryCoordinator;
-    const ids = pc.workerIds();
+    const ids = c.workerIds();
     if (ids.length === 0) throw new Error('no worker is running');
-    const lists = await Promise.allSettled(ids.map((id) => pc.requestWorker<Array<[string, number]>>(id, TOPIC_COUNTS, ask, 5000)));
+    const lists = await Promise.allSettled(ids.map((id) => c.requestWorker(id, TOPIC_COUNTS, ask, 5000)));
     const firstErr = lists.find((l) => l.status === 'rejected');
     if (firstErr && lists.every((l) => l.status === 'rejected')) throw (firstErr as PromiseRejectedResult).reason;
     const counts = mergeCounts(lists.flatMap((l) => (l.status === 'fulfilled' ? [l.value] : [])), s.top);
     const run: RunRequest = { strategy: s, counts, deadline };
     if (!this.sharedTier) {
       // one-pod mode: each worker's L1 and L3 are its own, and only it can warm them
-      const all = await Promise.allSettled(ids.map((id) => pc.requestWorker<RunResult>(id, TOPIC_RUN, run, budget)));
+      const all = await Promise.allSettled(ids.map((id) => c.requestWorker(id, TOPIC_RUN, run, budget)));
       const ok = all.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
       if (ok.length === 0) throw (all[0] as PromiseRejectedResult).reason;
       return ok[0];
     }
-    const result = await pc.requestWorker<RunResult>(ids[0], TOPIC_RUN, run, budget);
+    const result = await c.requestWorker(ids[0], TOPIC_RUN, run, budget);
     // every worker has its own L1: the others pull what the runner warmed (from L2, or their own L3)
     if (result.warmed.length > 0) {
-      await Promise.allSettled(ids.slice(1).map((id) => pc.requestWorker(id, TOPIC_PROMOTE, { keys: result.warmed }, Math.max(1000, deadline - Date.now()))));
+      await Promise.allSettled(ids.slice(1).map((id) => c.requestWorker(id, TOPIC_PROMOTE, { keys: result.warmed }, Math.max(1000, deadline - Date.now()))));
     }
     return result;
   }

@@ -26,10 +26,10 @@
  */
 import type { Transform } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
-import type { Component, Runtime } from '../../server/runtime';
+import type { Component, Runtime } from '../../core/component';
 import type { CompressionPolicy, LoadedPolicy } from '../../policy/types';
-import type { RequestContext } from '../context';
-import type { ResponseFilter, ResponseHead } from '../types';
+import type { RequestContext } from '../../core/context';
+import type { ResponseFilter, ResponseHead } from '../../core/stage';
 import { PREFIX } from '../../observe/metrics';
 import { createEncoder, type ByteCounters } from './encoder';
 import { hasToken, mergeVary, weakenEtag } from './headers';

@@ -7,9 +7,9 @@
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { LoadedPolicy } from '../../policy/types';
-import type { Component, Runtime } from '../../server/runtime';
-import type { RequestContext } from '../context';
-import type { QueueStage, Release } from '../types';
+import type { Component, Runtime } from '../../core/component';
+import type { RequestContext } from '../../core/context';
+import type { QueueStage, Release } from '../../core/stage';
 import { AdmissionScheduler, type SchedulerOptions } from './scheduler';
 import { settingsFromPolicy } from './settings';
 

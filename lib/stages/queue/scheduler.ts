@@ -14,7 +14,7 @@
  */
 import type { Counter, Gauge, Histogram } from 'prom-client';
 import { PRIORITIES, type Priority } from '../../policy/types';
-import { ShedError, type Release } from '../types';
+import { ShedError, type Release } from '../../core/stage';
 import { GradientLimiter, type GradientOptions } from './gradient';
 import type { QueueSettings } from './settings';
 import { retryAfterSeconds } from './shed';

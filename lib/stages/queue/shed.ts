@@ -4,7 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { sendProblem } from '../../server/problem';
-import type { ShedError } from '../types';
+import type { ShedError } from '../../core/stage';
 
 const DETAIL: Readonly<Record<string, string>> = {
   queue_full: 'the sidecar is at its upstream concurrency limit and its queue is full',

@@ -3,7 +3,7 @@
  * up or whose time ran out leaves from the middle in O(1), and displacement takes the newest (tail) in O(1).
  */
 import type { Priority } from '../../policy/types';
-import type { Release } from '../types';
+import type { Release } from '../../core/stage';
 
 /** What the scheduler needs from a response to notice a client that hangs up while queued. */
 export interface Hangup {

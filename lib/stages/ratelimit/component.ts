@@ -8,12 +8,12 @@
  * (at most once a second per scope) and the request goes on.
  */
 import type { Counter } from 'prom-client';
-import type { Component, Runtime } from '../../server/runtime';
+import type { Component, Runtime } from '../../core/component';
 import type { IdentityPolicy, LoadedPolicy } from '../../policy/types';
 import type { RedisConnection } from '../../redis/client';
 import type { Logger } from '../../observe/logger';
-import type { RateLimitDecision, RateLimitStage } from '../types';
-import type { RequestContext } from '../context';
+import type { RateLimitDecision, RateLimitStage } from '../../core/stage';
+import type { RequestContext } from '../../core/context';
 import { resolveIdentity } from '../identity';
 import { monotonicClock, type Clock } from './clock';
 import { compileLimits, endpointKeyIn, type CompiledLimits, type LimitSpec } from './limits';

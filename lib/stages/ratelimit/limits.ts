@@ -3,7 +3,7 @@
  * limit with its numbers and its pre-formatted RateLimit-Policy field.
  */
 import type { RateLimitPolicy } from '../../policy/types';
-import type { RequestContext } from '../context';
+import type { RequestContext } from '../../core/context';
 
 export type ScopeName = 'global' | 'per_user' | 'per_endpoint';
 /** Numeric scope codes used on the wire (IPC, Redis key names use the names). */

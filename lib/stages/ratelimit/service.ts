@@ -2,8 +2,8 @@
  * The pod's lease server: runs once per pod (in the primary, or in the single process) and answers the workers'
  * batched lease requests from one LocalStore, so the pod's limits are exact whatever server.workers is.
  */
-import type { Coordinator } from '../../server/ipc';
-import type { PrimaryServices } from '../../server/components';
+import type { Coordinator } from '../../core/ipc';
+import type { PrimaryServices } from '../../core/component';
 import type { LoadedPolicy } from '../../policy/types';
 import type { Logger } from '../../observe/logger';
 import { monotonicClock, type Clock } from './clock';

@@ -5,7 +5,7 @@
  *    in time the worker falls back to a store of its own (per-worker limits) rather than hang or fail open.
  *  - RedisSource (redis-source.ts): the cluster-wide counters, falling back to a PodSource.
  */
-import type { Coordinator } from '../../server/ipc';
+import type { Coordinator } from '../../core/ipc';
 import type { Logger } from '../../observe/logger';
 import type { Clock } from './clock';
 import { LocalStore } from './store';
@@ -44,7 +44,7 @@ export class PodSource implements TokenSource {
     const waiters = this.waiters;
     this.queue = [];
     this.waiters = [];
-    this.coordinator.request<TakeResult[]>(TAKE_TOPIC, items, IPC_TIMEOUT_MS).then(
+    this.coordinator.request(TAKE_TOPIC, items, IPC_TIMEOUT_MS).then(
       (results) => {
         for (let i = 0; i < waiters.length; i++) waiters[i]!(results[i] ?? this.fallback(items[i]!));
       },

@@ -1,0 +1,24 @@
+/** The messages of invalidation between workers and the primary, and the admin call's (see lib/core/topics.ts). */
+
+export const TOPIC_FANOUT = 'invalidate:fanout';
+export const TOPIC_APPLY = 'invalidate:apply';
+export const TOPIC_ADMIN_INVALIDATE = 'admin:invalidate';
+
+export interface ApplyRequest {
+  readonly patterns: readonly string[];
+  readonly cascade: boolean;
+  /** Only L1 (the last pass after L2). */
+  readonly l1Only: boolean;
+}
+
+export interface ApplyResult {
+  l1: number;
+  l3: number;
+  params: Array<Readonly<Record<string, string>>>;
+}
+
+export interface RaiseResult {
+  readonly event: string;
+  readonly patterns: string[];
+  readonly removed: { l1: number; l2: number; l3: number };
+}
