@@ -12,6 +12,7 @@ import type { AdminServer } from '../server/admin';
 import type { ProxyWorker } from '../server/worker';
 import type { Policy } from '../policy/types';
 import type { Logger } from './logger';
+import type { PoolFigures } from './metrics';
 import { WorkerProfiling, PrimaryProfiling } from './profiling';
 import { shutdownTracing } from './tracing';
 
@@ -23,6 +24,8 @@ export function observeWorker(coordinator: Coordinator, worker: ProxyWorker): Ob
   const { metrics, log } = worker.runtime;
   worker.server.on('connection', (s: Socket) => metrics.sockets.client.track(s));
   countAgentSockets(worker.proxy.agent, (s) => metrics.sockets.upstream.track(s));
+  const agent = worker.proxy.agent;
+  metrics.poolFigures = () => agentFigures(agent);
   metrics.redisHealth = () => {
     const r = worker.runtime.redis();
     return r === null ? null : r.healthy;
@@ -34,6 +37,16 @@ export function observeWorker(coordinator: Coordinator, worker: ProxyWorker): Ob
       await shutdownTracing();
     },
   };
+}
+
+/** An http.Agent's pool now: sockets lent out, pooled idle ones, and requests waiting for a socket. */
+export function agentFigures(agent: Agent): PoolFigures {
+  const count = (lists: NodeJS.ReadOnlyDict<unknown[]>): number => {
+    let n = 0;
+    for (const k in lists) n += lists[k]?.length ?? 0;
+    return n;
+  };
+  return { inUse: count(agent.sockets), idle: count(agent.freeSockets), waiting: count(agent.requests) };
 }
 
 /** Every socket the agent opens is handed to `track` (http.Agent has no event for it: wrap createConnection). */

@@ -48,6 +48,13 @@ class OptionalGauge extends Gauge<string> {
 /** The contract's default buckets (see policy/defaults.ts). */
 export { DEFAULT_BUCKETS };
 
+/** An upstream connection pool's state (one worker's). */
+export interface PoolFigures {
+  inUse: number;
+  idle: number;
+  waiting: number;
+}
+
 /** Series every worker (or the single process) exports. */
 export class WorkerMetrics {
   readonly registry: Registry;
@@ -60,7 +67,7 @@ export class WorkerMetrics {
   readonly cacheSize: Gauge<'layer'>;
   readonly ratelimitRejected: Counter<'scope'>;
   readonly queueLength: Gauge<'priority'>;
-  readonly queueWait: Histogram<string>;
+  readonly queueWait: Histogram<'priority'>;
   readonly shed: Counter<'reason'>;
   /** Observed for every upstream request: plain numbers (fast-metrics.ts). */
   readonly upstreamConnectionWait: FastHistogram;
@@ -74,6 +81,10 @@ export class WorkerMetrics {
   readonly memoryLimit: Gauge<string>;
   readonly memoryUsage: Gauge<string>;
   readonly redisUp: OptionalGauge;
+  /** Upstream connections by state (in_use, idle, waiting: requests waiting for one), read at scrape time. */
+  readonly upstreamConnections: Gauge<'state'>;
+  /** Set by whoever owns the upstream pool: its figures now, or null when unknown (no sample). */
+  poolFigures: (() => PoolFigures | null) | null = null;
   /** Set by whoever owns the Redis link: true/false, or null when there is no `redis` section (no sample). */
   redisHealth: (() => boolean | null) | null = null;
   private buckets: readonly number[];
@@ -92,7 +103,7 @@ export class WorkerMetrics {
     this.cacheSize = new Gauge({ name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers, aggregator: CACHE_SIZE_AGGREGATOR as Aggregator });
     this.ratelimitRejected = new Counter({ name: PREFIX + 'ratelimit_rejected_total', help: 'Requests refused with 429, by the scope that refused.', labelNames: ['scope'], registers });
     this.queueLength = new Gauge({ name: PREFIX + 'queue_length', help: 'Requests waiting for an upstream slot, by priority class.', labelNames: ['priority'], registers });
-    this.queueWait = new Histogram({ name: PREFIX + 'queue_wait_seconds', help: 'Time requests waited in the priority queue.', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers });
+    this.queueWait = new Histogram({ name: PREFIX + 'queue_wait_seconds', help: 'Time requests waited in the priority queue, by priority class (0 for those admitted at once).', labelNames: ['priority'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers });
     this.shed = new Counter({ name: PREFIX + 'shed_total', help: 'Requests refused with 503 by backpressure, by reason.', labelNames: ['reason'], registers });
     this.upstreamConnectionWait = new FastHistogram(PREFIX + 'upstream_connection_wait_seconds', 'Time from dispatch until the request had an upstream connection (socket assigned).', [], [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], this.registry);
     this.upstreamRetries = new Counter({ name: PREFIX + 'upstream_retries_total', help: 'Upstream attempts retried, by reason.', labelNames: ['reason'], registers });
@@ -159,6 +170,19 @@ export class WorkerMetrics {
       },
     });
     this.redisUp.present = () => redisHealth() !== null;
+    const poolFigures = () => this.poolFigures?.() ?? null;
+    this.upstreamConnections = new Gauge({
+      name: PREFIX + 'upstream_connections', help: 'Connections to the upstream by state: in_use, idle (pooled keep-alive), waiting (requests queued for a connection).',
+      labelNames: ['state'], registers,
+      collect() {
+        const f = poolFigures();
+        this.reset();
+        if (f === null) return;
+        this.set({ state: 'in_use' }, f.inUse);
+        this.set({ state: 'idle' }, f.idle);
+        this.set({ state: 'waiting' }, f.waiting);
+      },
+    });
 
     if (opts.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });

@@ -12,6 +12,7 @@
  * and lists every difference from the file in `pending`, until a restart (or the file going back) clears it.
  */
 import type { HostPort, Policy, UpstreamPolicy } from '../policy/types';
+import { redactSecrets } from '../util/redact';
 
 /** The start-only settings of the running process. */
 export interface RunningSettings {
@@ -97,6 +98,28 @@ export function describeChanges(prev: Policy, next: Policy): PolicyChanges {
     }
   }
   return { changed };
+}
+
+/** One changed setting with its values before and after (secrets redacted), for people to read. */
+export interface ChangeDetail {
+  readonly path: string;
+  readonly before: unknown;
+  readonly after: unknown;
+}
+
+/** The values behind describeChanges' paths: `routes.X` by route name, `routes (order)` as the name lists. */
+export function changeDetails(prev: Policy, next: Policy, changed: readonly string[]): ChangeDetail[] {
+  const a = redactSecrets(prev) as unknown as Record<string, unknown>;
+  const b = redactSecrets(next) as unknown as Record<string, unknown>;
+  const at = (root: Record<string, unknown>, path: string): unknown => {
+    if (path === 'routes (order)') return (root.routes as Array<{ name: string }>).map((r) => r.name);
+    const [top, ...rest] = path.replace(/ \((added|removed)\)$/, '').split('.');
+    let cur: unknown = root[top];
+    if (top === 'routes' && rest.length > 0) return (cur as Array<{ name: string }>).find((r) => r.name === rest.join('.')) ?? null;
+    for (const k of rest) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[k] : undefined;
+    return cur ?? null;
+  };
+  return changed.map((path) => ({ path, before: at(a, path), after: at(b, path) }));
 }
 
 /** Routes by name: added, removed, changed, and "routes (order)" when only their order moved (first match wins). */

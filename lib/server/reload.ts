@@ -18,7 +18,7 @@ import { parseDuration } from '../policy/units';
 import type { Logger } from '../observe/logger';
 import type { PrimaryMetrics } from '../observe/metrics';
 import type { PrimaryServices } from '../core/component';
-import { describeChanges, effectivePolicy, runningSettings, type PendingRestart, type RunningSettings } from './policy-diff';
+import { changeDetails, describeChanges, effectivePolicy, runningSettings, type ChangeDetail, type PendingRestart, type RunningSettings } from './policy-diff';
 
 export interface ReloadDeps {
   policyFile: string;
@@ -45,8 +45,13 @@ interface LastReload {
   result: ReloadResult;
   version: string;
   changed?: string[];
+  /** The changed settings with their values before and after (secrets redacted). */
+  diff?: ChangeDetail[];
   errors?: string[];
 }
+
+/** Reloads remembered for the status page. */
+const HISTORY = 10;
 
 /**
  * How the file is watched: `on` (default) directory events plus the content poll; `poll` the poll alone (for
@@ -78,6 +83,7 @@ export class PolicyReloader {
   private readonly running: RunningSettings;
   private pending: readonly PendingRestart[] = [];
   private last: LastReload | null = null;
+  private readonly recent: LastReload[] = [];
   private readonly workers = new Map<number, WorkerPolicyReport & { at: string }>();
   private watcher: PolicyWatcher | null = null;
 
@@ -93,7 +99,7 @@ export class PolicyReloader {
       metrics.policyReloads.inc({ result: 'error' });
       metrics.policyReloadSuccessful.set(0);
       const errors = formatErrors(r.errors).split('\n');
-      this.last = { at: new Date().toISOString(), why, result: 'error', version: state.loaded.version, errors };
+      this.remember({ at: new Date().toISOString(), why, result: 'error', version: state.loaded.version, errors });
       log.error({ why, error: errors[0], errors, kept_version: state.loaded.version },
         'policy reload refused: the old policy keeps serving');
       return 'error';
@@ -122,10 +128,22 @@ export class PolicyReloader {
     metrics.policyReloads.inc({ result: 'success' });
     metrics.policyReloadSuccessful.set(1);
     metrics.setPolicyVersion(next.version);
-    this.last = { at: new Date().toISOString(), why, result: 'success', version: next.version, changed: changes.changed };
+    const diff = changeDetails(prev.policy, next.policy, changes.changed);
+    this.remember({ at: new Date().toISOString(), why, result: 'success', version: next.version, changed: changes.changed, diff });
     log.info({ why, from: prev.version, to: next.version, changed: changes.changed }, 'policy reloaded');
     this.reportPending(eff.pending);
     return 'success';
+  }
+
+  private remember(r: LastReload): void {
+    this.last = r;
+    this.recent.unshift(r);
+    if (this.recent.length > HISTORY) this.recent.pop();
+  }
+
+  /** The last reloads, newest first (successes with their diff, refusals with their errors). */
+  history(): readonly LastReload[] {
+    return this.recent;
   }
 
   /** Start-only settings that differ in the file are said loudly, once per distinct set. */

@@ -25,6 +25,8 @@ import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
 import { appHealthRoutes } from '../k8s/app-health';
 import { redactSecrets } from '../util/redact';
 import { applyUvThreadpoolSize, uvThreadpoolEnv } from '../stages/queue';
+import { RateLimitLeaseService } from '../stages/ratelimit';
+import { registerStatusPage } from '../status';
 import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
 
 export class PolicyRefusedError extends Error {}
@@ -105,14 +107,16 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const admin = new AdminServer(log);
   admin.tokenFile = () => state.loaded.policy.server.admin_token_file;
 
-  const metricsText = async (): Promise<string> => {
-    if (local) return Registry.merge([local.runtime.metrics.registry, pm.registry]).metrics();
+  /** What /metrics exports: the workers' registries summed, plus the primary's. The status page reads it too. */
+  const podRegistry = async (): Promise<Registry> => {
+    if (local) return Registry.merge([local.runtime.metrics.registry, pm.registry]);
     const ids = (coordinator as PrimaryCoordinator).workerIds();
     const parts = await Promise.allSettled(ids.map((id) => (coordinator as PrimaryCoordinator).requestWorker(id, 'metrics:get', null, 3000)));
     const jsons = parts.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const agg: Registry = jsons.length > 0 ? (AggregatorRegistry.aggregate(jsons) as unknown as Registry) : new Registry();
-    return Registry.merge([agg, pm.registry]).metrics();
+    return Registry.merge([agg, pm.registry]);
   };
+  const metricsText = async (): Promise<string> => (await podRegistry()).metrics();
 
   admin.route('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
   admin.route('GET', '/readyz', async () => {
@@ -139,6 +143,14 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
 
   registerAdminActions(admin, coordinator, () => local);
   appHealth.register(admin);
+  const leases = services.find((s): s is RateLimitLeaseService => s instanceof RateLimitLeaseService) ?? null;
+  const statusPage = registerStatusPage(admin, async () => (await podRegistry()).getMetricsAsJSON(), {
+    policy: () => state.loaded,
+    reloads: () => reloader.history(),
+    reloadStatus: () => { const { restart_pending, workers } = reloader.status(); return { restart_pending, workers }; },
+    tuning: () => (tuning ? { status: tuning.status(), effective: tuning.effective() } : null),
+    closestLimits: (n) => leases?.store.closest(n) ?? null,
+  });
   const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
   const adminAddr = await admin.listen(p0.server.admin_listen);
 
@@ -182,6 +194,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     else await stopWorkers(state, coordinator as PrimaryCoordinator, log);
     await Promise.allSettled(observed.map((o) => o.close())); // observability (issue 9): flush spans
     await Promise.allSettled(services.map((s) => s.close()));
+    statusPage.close();
     await admin.close();
     log.info('shutdown complete');
     resolveDone();

@@ -22,7 +22,7 @@ const CONTRACT: Record<string, [string, string[]]> = {
   bridge_sidecar_cache_size_bytes: ['gauge', ['layer']],
   bridge_sidecar_ratelimit_rejected_total: ['counter', ['scope']],
   bridge_sidecar_queue_length: ['gauge', ['priority']],
-  bridge_sidecar_queue_wait_seconds: ['histogram', []],
+  bridge_sidecar_queue_wait_seconds: ['histogram', ['priority']],
   bridge_sidecar_shed_total: ['counter', ['reason']],
   bridge_sidecar_upstream_connection_wait_seconds: ['histogram', []],
   bridge_sidecar_policy_reloads_total: ['counter', ['result']],

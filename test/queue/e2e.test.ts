@@ -42,10 +42,12 @@ function get(url: string, opts: { agent?: Agent; signal?: AbortSignal; headers?:
 
 async function metric(sc: SidecarProcess, series: string): Promise<number> {
   const text = (await get(sc.adminUrl + '/metrics')).body;
+  // summed over label sets (queue_wait_seconds is per priority class)
+  let sum = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+    if (line.startsWith(series + ' ') || line.startsWith(series + '{')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
-  return 0;
+  return sum;
 }
 
 async function setup(t: { after(fn: () => unknown): void }, service: { serviceTimeMs: number; maxConcurrency: number }, queues: string): Promise<{ svc: DraftService; sc: SidecarProcess }> {

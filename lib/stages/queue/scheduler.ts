@@ -23,7 +23,7 @@ import type { ShedReason } from '../../observe/label-values';
 
 export interface QueueMetrics {
   readonly queueLength: Gauge<'priority'>;
-  readonly queueWait: Histogram<string>;
+  readonly queueWait: Histogram<'priority'>;
   readonly shed: Counter<'reason'>;
   /** bridge_sidecar_concurrency_limit: the limit in force (fixed share or adaptive). */
   readonly concurrencyLimit?: Gauge<string> | null;
@@ -62,7 +62,7 @@ export class AdmissionScheduler {
   queued = 0;
 
   private readonly lengthGauges: Record<Priority, { set(v: number): void }> | null;
-  private readonly waitHistogram: { observe(v: number): void } | null;
+  private readonly waitHistograms: Record<Priority, { observe(v: number): void }> | null;
   private readonly shedCounter: Counter<'reason'> | null;
   private readonly shedChildren = new Map<string, Child>();
   private readonly limitGauge: Gauge<string> | null;
@@ -77,7 +77,7 @@ export class AdmissionScheduler {
     this.classes = { high: this.order[0], medium: this.order[1], low: this.order[2] };
     const m = opts.metrics ?? null;
     this.lengthGauges = m ? { high: m.queueLength.labels('high'), medium: m.queueLength.labels('medium'), low: m.queueLength.labels('low') } : null;
-    this.waitHistogram = m ? m.queueWait : null;
+    this.waitHistograms = m ? { high: m.queueWait.labels('high'), medium: m.queueWait.labels('medium'), low: m.queueWait.labels('low') } : null;
     this.shedCounter = m ? m.shed : null;
     this.limitGauge = m?.concurrencyLimit ?? null;
     this.minRttGauge = m?.minRtt ?? null;
@@ -133,7 +133,7 @@ export class AdmissionScheduler {
     const s = this.settings;
     if (s === null) return this.admit();
     if (this.queued === 0 && this.inFlight < this.limit) {
-      this.waitHistogram?.observe(0);
+      if (this.waitHistograms !== null) (this.waitHistograms[priority] ?? this.waitHistograms.medium).observe(0);
       return this.admit();
     }
     if (res !== null && res.destroyed) return this.refuse('client_gone', 1);
@@ -206,7 +206,7 @@ export class AdmissionScheduler {
       const w = q.head!;
       this.leave(w);
       if (now < 0) now = this.now();
-      this.waitHistogram?.observe((now - w.enqueuedAt) / 1000);
+      this.waitHistograms?.[q.priority].observe((now - w.enqueuedAt) / 1000);
       w.resolve(this.admit());
     }
     if (this.queued === 0) this.clearTimer();

@@ -20,7 +20,7 @@ import { compileLimits, endpointKeyIn, type CompiledLimits, type LimitSpec } fro
 import { DEFAULT_LEASE_MS, LeaseEntry, Leases } from './leases';
 import { PodSource, type TokenSource } from './sources';
 import { RedisSource } from './redis-source';
-import { backendErrorsCounter, dryRunCounter } from './metrics';
+import { admittedCounter, backendErrorsCounter, dryRunCounter } from './metrics';
 
 export interface RateLimitOptions {
   clock?: Clock;
@@ -230,6 +230,7 @@ export class RateLimitComponent implements Component<RateLimitStage> {
     this.backendErrors = backendErrorsCounter(rt.metrics.registry);
     const leases = new Leases(this.pod, this.pod, this.clock, opts.leaseMs ?? DEFAULT_LEASE_MS, opts.maxUsers ?? 10_000);
     this.shared = new Shared(leases, this.clock, rt.metrics.ratelimitRejected, dryRunCounter(rt.metrics.registry), rt.log);
+    admittedCounter(rt.metrics.registry, () => leases.admitted());
   }
 
   get leases(): Leases {

@@ -58,6 +58,9 @@ export class Leases {
   /** Entries that hold tokens: the sweep looks only at these. */
   private readonly holders = new Set<LeaseEntry>();
   private readonly timer: NodeJS.Timeout;
+  /** Tokens granted to this worker and given back, by scope code: what was spent is the admitted count. */
+  private readonly granted = [0, 0, 0];
+  private readonly returned = [0, 0, 0];
 
   constructor(
     private source: TokenSource,
@@ -156,6 +159,7 @@ export class Leases {
         e.deniedUntil = r[1] === 0 ? t + Math.max(1, r[2]) : 0;
         e.prefetchAt = r[0] >= 8 && r[1] > 0 ? r[0] >> 2 : 0;
         if (r[0] > 0) {
+          this.granted[e.code] += r[0];
           e.tokens += r[0];
           e.expiresAt = t + this.leaseMs;
           this.holders.add(e);
@@ -186,6 +190,7 @@ export class Leases {
     for (const e of entries) {
       if (e.tokens <= 0) continue;
       (e.fromFallback ? toFallback : toSource).push([e.code, e.key, e.tokens, e.spec.ratePerSec, e.spec.capacity]);
+      this.returned[e.code] += e.tokens;
       e.tokens = 0;
       this.holders.delete(e);
     }
@@ -197,6 +202,16 @@ export class Leases {
     if (this.globalEntry) yield this.globalEntry;
     yield* this.endpoints.values();
     yield* this.users.values();
+  }
+
+  /**
+   * Requests admitted by each scope (by scope code): tokens granted, less those given back or still leased.
+   * Counted per batch, never per request; read at scrape time.
+   */
+  admitted(): number[] {
+    const out = this.granted.map((g, code) => g - this.returned[code]);
+    for (const e of this.holders) out[e.code] -= e.tokens;
+    return out;
   }
 
   returnAll(): void {

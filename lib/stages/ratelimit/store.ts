@@ -12,7 +12,19 @@ import type { Limiter } from './limiter';
 import { SlidingWindow } from './sliding-window';
 import { TokenBucket } from './token-bucket';
 import { grantSize, type GiveItem, type TakeItem, type TakeResult } from './protocol';
-import { SCOPE_CODES } from './limits';
+import { SCOPE_CODES, SCOPE_NAMES, type ScopeName } from './limits';
+
+/** One limit's state as the status page and `explain` show it. */
+export interface BucketState {
+  scope: ScopeName;
+  /** The per_endpoint key or the user's identity key; '' for global. */
+  key: string;
+  available: number;
+  capacity: number;
+  /** 0 when full, 1 when empty. */
+  used: number;
+  msUntilFull: number;
+}
 
 export const DEFAULT_MAX_USERS = 100_000;
 
@@ -53,6 +65,38 @@ export class LocalStore {
   private keepUser(key: string, w: SlidingWindow, now: number): void {
     const ttl = Math.ceil(w.msUntilFull(now)) + 1;
     this.users.set(key, w, { ttl });
+  }
+
+  /**
+   * The `n` limits closest to their limit (most used first). Reads state without touching it (no refill is
+   * stored, no LRU recency changes); walks every known user, so it is for the status page's once-a-second poll,
+   * never for the request path.
+   */
+  closest(n: number, now = this.clock()): BucketState[] {
+    const out: BucketState[] = [];
+    if (n <= 0) return out;
+    const consider = (scope: ScopeName, key: string, l: Limiter): void => {
+      const available = l.available(now);
+      const used = l.capacity > 0 ? 1 - Math.min(available, l.capacity) / l.capacity : 0;
+      if (out.length === n && used <= out[out.length - 1].used) return;
+      out.push({ scope, key, available, capacity: l.capacity, used, msUntilFull: Math.ceil(l.msUntilFull(now)) });
+      out.sort((a, b) => b.used - a.used);
+      if (out.length > n) out.pop();
+    };
+    for (const [id, b] of this.buckets) {
+      const sep = id.indexOf('\0');
+      consider(SCOPE_NAMES[Number(id.slice(0, sep))], id.slice(sep + 1), b);
+    }
+    for (const [key, w] of this.users.entries()) consider('per_user', key, w);
+    return out;
+  }
+
+  /** One limit's state now, or null when this store has never seen it (it is full). */
+  peek(code: number, key: string, now = this.clock()): BucketState | null {
+    const l = code === SCOPE_CODES.per_user ? this.users.peek(key) : this.buckets.get(code + '\0' + key);
+    if (l === undefined) return null;
+    const available = l.available(now);
+    return { scope: SCOPE_NAMES[code], key, available, capacity: l.capacity, used: 1 - Math.min(available, l.capacity) / l.capacity, msUntilFull: Math.ceil(l.msUntilFull(now)) };
   }
 
   takeOne(item: TakeItem, now = this.clock()): TakeResult {
