@@ -34,7 +34,7 @@ routes:
     match: { method: GET, path: /health }
 rate_limiting:
   identity: { header: x-user-id }
-  per_user: { requests_per_minute: 600, burst_size: ${burst} }
+  per_user: { requests_per_minute: 60, burst_size: ${burst} }
   global: { requests_per_second: 5000, burst_size: 500 }
 queues: { max_in_flight: 4 }
 cache: { l1: { size: 16MB } }
