@@ -3,13 +3,14 @@
  * under which key (Vary), with which freshness, and how a 304 refreshes an existing entry (§4.3.4).
  * Shared by the response filter (misses, revalidations) and the background refresher.
  */
-import { gunzipSync, brotliDecompressSync, inflateSync } from 'node:zlib';
 import type { CacheEntry, EntryMeta } from './entry';
 import { headerValue, sha256hex, storedFields, storedRequest } from './entry';
 import type { Headers, RouteRules } from './http-semantics';
 import { NOT_UPDATED_BY_304, freshness, initialAge, notStorableReason } from './http-semantics';
 import { parseVary, varyKey } from './keys';
-import { probeJson } from './json-probe';
+import { memberSpan, probeJson } from './json-probe';
+import { decodeBody } from './body-coding';
+import { answerKind } from './jsonrpc';
 import type { JsonScalar } from '../policy/types';
 
 /** The fields store_if reads (paths into the response JSON) and the value each must equal, in the same order. */
@@ -44,12 +45,17 @@ export interface StoreRequest {
   readonly storeIf: StoreIf | null;
   /** The client asked (and the policy lets it) not to store. */
   readonly noStore: boolean;
+  /** The route caches JSON-RPC answers (key-shape.ts): only `result` answers are stored without a store_if. */
+  readonly jsonrpc?: boolean;
 }
 
 /** Why the response head rules out storing, or null when the body may be stored. */
 export function headNotStorable(status: number, headers: Headers, r: StoreRequest): string | null {
   if (r.method !== 'GET' && r.method !== 'POST') return 'method';
   if (r.noStore) return 'request-no-store';
+  // an event stream is a live feed (MCP notifications, SSE-framed JSON-RPC answers), never a reusable answer
+  const type = headers['content-type'];
+  if (type !== undefined && /^\s*text\/event-stream/i.test(Array.isArray(type) ? type[0] : type)) return 'event-stream';
   return notStorableReason(status, headers, r.headers['authorization'] !== undefined, r.rules);
 }
 
@@ -64,32 +70,25 @@ export function keyVary(headers: Headers): string[] {
   return names;
 }
 
-function decodeBody(headers: Headers, body: Buffer): Buffer | null {
-  const enc = headers['content-encoding'];
-  const e = (Array.isArray(enc) ? enc.join(',') : enc ?? '').trim().toLowerCase();
-  try {
-    if (e === '' || e === 'identity') return body;
-    if (e === 'gzip' || e === 'x-gzip') return gunzipSync(body);
-    if (e === 'br') return brotliDecompressSync(body);
-    if (e === 'deflate') return inflateSync(body);
-  } catch {
-    return null;
-  }
-  return null;
-}
-
 /**
  * store_if: every listed response JSON field equals its value. A body that is not JSON fails. The fields are
  * read with a probe that stops once it has them (see json-probe.ts): a 300 KB draft is not parsed whole to read
  * the `success` at its front.
  */
-export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: Buffer): boolean {
-  if (storeIf === null) return true;
+export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: Buffer, jsonrpc = false): boolean {
+  if (storeIf === null) return jsonrpc ? isJsonRpcResult(headers, body) : true;
   const raw = decodeBody(headers, body);
   if (raw === null) return false;
   const found = probeJson(raw, storeIf.paths);
   if (found === null) return false;
   return storeIf.values.every((v, i) => found[i] === v);
+}
+
+/** A JSON-RPC route stores only success answers (`result`), unless its store_if says otherwise. */
+function isJsonRpcResult(headers: Headers, body: Buffer): boolean {
+  const raw = decodeBody(headers, body);
+  // the id must be there too: a hit replaces it with the request's own
+  return raw !== null && answerKind(raw) === 'result' && memberSpan(raw, 'id') !== null;
 }
 
 export const VIA_TOKEN = '1.1 bridge-sidecar';

@@ -9,7 +9,8 @@
  *   value can never add a `:` segment, a glob character (`* ? [ ]`), a `/`, `..` or a control character: a
  *   client sending `draft_id: "*"` gets the key `draft:%2A:script`, which the pattern `draft:42:*` never hits.
  * - The variant part is a hash of everything else that makes responses differ: method, path, query, the body
- *   fields the route matched on, every route param, and (for the second level, see below) the request headers
+ *   fields the route matched on (a JSON-RPC route: method + canonical params; a route naming no body field: the
+ *   digest of the whole body, see key-shape.ts), every route param, and (for the second level, see below) the request headers
  *   the stored response names in `Vary`.
  *
  * Vary is only known once a response exists, so a response that varies is stored in two levels: the base key
@@ -79,6 +80,8 @@ export interface VariantInput {
   readonly params: Readonly<Record<string, string>>;
   /** Set when the entry is per user (identity params, or a per-credential variant). */
   readonly identity: string | null;
+  /** What the body adds to the key beyond the matched fields (JSON-RPC method + params, or a whole-body digest; key-shape.ts). */
+  readonly bodyPart?: string | null;
 }
 
 /** crypto.hash (one-shot, Node >= 20.12) is about twice as fast as createHash for short strings. */
@@ -112,6 +115,7 @@ export function baseKey(readable: string, route: CompiledRoute, input: VariantIn
   const names = Object.keys(input.params).sort();
   for (const n of names) s += n + '=' + input.params[n] + '\n';
   if (input.identity !== null) s += 'identity=' + input.identity + '\n';
+  if (input.bodyPart) s += input.bodyPart + '\n';
   return readable + VARIANT_SEPARATOR + hash16(s);
 }
 

@@ -63,6 +63,8 @@ export function headFor(
   cacheStatus: string,
   now: number,
   conditional304: boolean,
+  /** The length of the body actually sent, when it is not the stored one (a JSON-RPC answer with another id). */
+  bodyLength: number = meta.bodyLength,
 ): { status: number; headers: Record<string, string | string[]> } {
   const headers: Record<string, string | string[]> = Object.assign({}, storedHead(meta));
   if (extra !== null) for (const [k, v] of extra) headers[k] = v;
@@ -74,7 +76,7 @@ export function headFor(
     for (const k of DROPPED_ON_304) delete headers[k];
     return { status: 304, headers };
   }
-  headers['content-length'] = String(meta.bodyLength);
+  headers['content-length'] = String(bodyLength);
   return { status: meta.status, headers };
 }
 

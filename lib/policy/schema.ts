@@ -369,6 +369,7 @@ export const POLICY_SCHEMA: JsonSchema = {
             stale_while_revalidate: { ...ref('duration'), default: 0 },
             stale_if_error: { ...ref('duration'), default: 0 },
             override_upstream: { type: 'boolean', default: false },
+            jsonrpc: { type: 'boolean', default: false, description: 'The request body is JSON-RPC 2.0 (implied by match.jsonrpc_method): keyed by method + canonical params, never id; a hit carries the request\'s own id; notifications and batches pass through; only result answers are stored unless store_if says otherwise.' },
           },
         },
         emits: { type: ['array', 'null'], items: ref('name') },

@@ -237,7 +237,9 @@ function compileRoute(r: RoutePolicy, index: number): CompiledMatcher {
     name: r.name,
     policy: r,
     priority: r.priority,
-    needsBody: body !== null || r.match.jsonrpc_method !== null || params.some(([, s]) => s.kind === 'body'),
+    // a cached route that is not GET/HEAD keys on its body (key-shape.ts), so it needs the body too
+    needsBody: body !== null || r.match.jsonrpc_method !== null || params.some(([, s]) => s.kind === 'body')
+      || (r.cache !== null && r.match.method !== 'GET' && r.match.method !== 'HEAD'),
     params: params.filter(([, s]) => s.kind !== 'response'),
     responseParams: params.flatMap(([k, s]) => (s.kind === 'response' ? [[k, s.path] as const] : [])),
     bodyMatchPaths: body ? body.map(([p]) => p) : [],

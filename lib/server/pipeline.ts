@@ -20,6 +20,7 @@ import { sendRateLimited } from '../stages/ratelimit';
 import { sendShed } from '../stages/queue';
 import { sendProblem, VIA } from './problem';
 import { isHopByHop, stripRequestHopByHop } from './hop-by-hop';
+import { OWN_CACHE_CONTROL } from '../cache/response-fields';
 import type { Runtime } from '../core/component';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import { tracingFor, startChildSpan, endRequestSpan, type Tracing } from '../observe/tracing'; // tracing (issue 9)
@@ -311,6 +312,8 @@ export class RequestHandler implements ForwardCallbacks {
       if (v === undefined || isHopByHop(name, connection)) continue;
       headers[name] = v;
     }
+    // node keeps only the first of several Expires lines; the cache must see them all (several = expired)
+    if (headers.expires !== undefined) headers.expires = fieldLines(up.rawHeaders, 'expires');
     const prevVia = headers.via;
     headers.via = prevVia ? `${prevVia}, ${VIA}` : VIA;
     if (ctx.extraHeaders) for (const [k, v] of ctx.extraHeaders) headers[k] = v;
@@ -329,6 +332,8 @@ export class RequestHandler implements ForwardCallbacks {
       return;
     }
     if (this.draining) head.headers.connection = 'close';
+    // the sidecar's own cache directives are for the cache filter above, never for the client
+    if (head.headers[OWN_CACHE_CONTROL] !== undefined) delete head.headers[OWN_CACHE_CONTROL];
     res.writeHead(head.status, head.headers);
     ctx.responded = true;
     if (transforms === null) {
@@ -413,6 +418,13 @@ function round(ms: number): number {
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
+}
+
+/** Every line of one field, from node's raw header list (names in any case). */
+function fieldLines(raw: readonly string[], name: string): string | string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === name.length && raw[i].toLowerCase() === name) out.push(raw[i + 1]);
+  return out.length === 1 ? out[0] : out;
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -40,6 +40,9 @@ import type { CacheEntry } from '../cache/entry';
 import { retentionMs } from '../cache/entry';
 import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
+import { bodyKeyPart, bodyKeying, isJsonRpcRoute, type BodyKeying } from '../cache/key-shape';
+import { classifyJsonRpc, rawId } from '../cache/jsonrpc';
+import { replayBody } from '../cache/jsonrpc-replay';
 import { PREFIX, registeredCounter } from '../observe/metrics';
 import type { Clock } from '../core/clock';
 
@@ -50,6 +53,10 @@ interface RouteView {
   readonly template: KeyTemplate;
   readonly rules: RouteRules;
   readonly storeIf: StoreIf | null;
+  /** What of the request body joins the key (key-shape.ts). */
+  readonly keying: BodyKeying;
+  /** JSON-RPC answers: keyed by method + params, replayed with the request's id, only `result` stored. */
+  readonly jsonrpc: boolean;
 }
 
 interface RequestState {
@@ -173,6 +180,8 @@ export class CacheComponent implements Component<CacheView> {
         template: new KeyTemplate(r.cache.key),
         rules: { ttl: r.cache.ttl, staleWhileRevalidate: r.cache.stale_while_revalidate, staleIfError: r.cache.stale_if_error, override: r.cache.override_upstream },
         storeIf: compileStoreIf(r.cache.store_if),
+        keying: bodyKeying(r),
+        jsonrpc: isJsonRpcRoute(r),
       });
     });
     return new CacheView(this, p, routes);
@@ -300,10 +309,19 @@ export class CacheView implements CacheStage, ResponseFilter {
       this.bypass(ctx, 'fwd=bypass; detail=missing-param');
       return false;
     }
+    if (rv.jsonrpc) {
+      // notifications (the server answers 202, no body) and batches are never answered from the cache
+      const kind = classifyJsonRpc(ctx.json).kind;
+      if (kind !== 'call' || rawId(ctx.body) === null) {
+        this.bypass(ctx, `fwd=bypass; detail=jsonrpc-${kind}`);
+        return false;
+      }
+    }
     const headers = ctx.req.headers;
     const base = baseKey(readable, route, {
       method, path: ctx.path, query: ctx.query, json: ctx.json, params: ctx.params,
       identity: route.usesIdentity ? ctx.identity : null,
+      bodyPart: rv.keying.kind === 'jsonrpc' || rv.keying.kind === 'digest' ? bodyKeyPart(rv.keying, ctx.json, ctx.body) : null,
     });
     const directives = requestDirectives(headers, this.honourClient);
     if (directives.noCache) {
@@ -328,6 +346,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   private serveIfFresh(ctx: RequestContext, found: Found): boolean {
     const now = this.comp.clock.now();
     if (now >= found.meta.freshUntil) return false;
+    if (found.entry === null && this.isJsonRpc(ctx)) return false; // a streamed (large) body cannot take another id
     // reliability (issue 13): stored "in the future" means the wall clock stepped back since (NTP, VM resume):
     // its freshUntil is then up to that step too far ahead (a 5 m entry stayed fresh for hours). Treat it as
     // stale, so it is refreshed; the tolerance absorbs ordinary clock skew between pods sharing L2.
@@ -370,10 +389,22 @@ export class CacheView implements CacheStage, ResponseFilter {
     return false;
   }
 
+  private isJsonRpc(ctx: RequestContext): boolean {
+    return ctx.route !== null && this.routes.get(ctx.route.index)?.jsonrpc === true;
+  }
+
+  /** The stored body to send for this request: a JSON-RPC answer gets the request's own id. */
+  private bodyFor(ctx: RequestContext, entry: CacheEntry | null): Buffer | null {
+    if (entry === null || !this.isJsonRpc(ctx)) return entry?.body ?? null;
+    const id = rawId(ctx.body);
+    return id === null ? null : replayBody(entry, id);
+  }
+
   private serve(ctx: RequestContext, found: Found, status: string, now: number): void {
     const cond = satisfiesConditional(ctx.method, ctx.req.headers, found.meta);
-    const head = headFor(found.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond);
-    sendEntry(ctx.res, ctx.method, head, found.entry?.body ?? null, found.stream ? found.stream.open : null);
+    const body = this.bodyFor(ctx, found.entry);
+    const head = headFor(found.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, body?.length);
+    sendEntry(ctx.res, ctx.method, head, body, found.stream ? found.stream.open : null);
     ctx.responded = true;
     ctx.cacheStatus = status;
   }
@@ -495,7 +526,9 @@ export class CacheView implements CacheStage, ResponseFilter {
     const storedHeaders = { ...head.headers };
     // invalidated while the request was in flight: served (and handed to coalesced waiters), never stored
     const invalidated = this.comp.tiers.recent.blocks(st.base, st.upstreamStart);
-    this.setStatus(ctx, head, invalidated ? `${fwd}; detail=invalidated` : st.route.storeIf === null ? `${fwd}; stored` : fwd);
+    // with a store_if (or a JSON-RPC route: result answers only) the body decides, after the head has gone out
+    const decidedByBody = st.route.storeIf !== null || st.route.jsonrpc;
+    this.setStatus(ctx, head, invalidated ? `${fwd}; detail=invalidated` : decidedByBody ? fwd : `${fwd}; stored`);
     let suppressBody = false;
     if (st.clientConditional !== null && status === 200) {
       const etag = first(head.headers['etag']) ?? null;
@@ -529,6 +562,7 @@ export class CacheView implements CacheStage, ResponseFilter {
       rules: st.route.rules,
       storeIf: st.route.storeIf,
       noStore: st.directives.noStore,
+      jsonrpc: st.route.jsonrpc,
     };
   }
 
@@ -546,12 +580,13 @@ export class CacheView implements CacheStage, ResponseFilter {
   /** Replace the upstream's head and body with a stored entry (answering the client's own conditional). */
   private replaceWith(ctx: RequestContext, head: ResponseHead, entry: CacheEntry, status: string, now: number): Transform {
     const cond = st304(ctx, this.comp.states.get(ctx)?.clientConditional ?? null, entry);
-    const h = headFor(entry.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond);
+    const replayed = this.bodyFor(ctx, entry);
+    const h = headFor(entry.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, replayed?.length);
     for (const k of Object.keys(head.headers)) delete head.headers[k];
     Object.assign(head.headers, h.headers);
     head.status = h.status;
     ctx.cacheStatus = status;
-    const body = ctx.method === 'HEAD' || cond ? null : entry.body;
+    const body = ctx.method === 'HEAD' || cond ? null : replayed;
     return new Transform({
       transform(_chunk, _enc, cb) { cb(); },
       flush(cb) { if (body !== null && body.length) this.push(body); cb(); },
@@ -591,7 +626,7 @@ export class CacheView implements CacheStage, ResponseFilter {
         }
         if (r.status >= 500) return; // keep serving the stale copy within its windows
         const reason = headNotStorable(r.status, r.headers, rsr);
-        if (reason === null && storeIfPasses(rsr.storeIf, r.headers, r.body)) {
+        if (reason === null && storeIfPasses(rsr.storeIf, r.headers, r.body, rsr.jsonrpc)) {
           const built = buildEntry(rsr, r.status, r.headers, r.body, r.responseTime);
           if (built !== null) comp.tiers.storeBuilt(built, started);
         } else if (reason !== null) {
@@ -711,7 +746,7 @@ class StoreTransform extends Transform {
     }
     const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
     this.chunks = [];
-    if (!storeIfPasses(this.sr.storeIf, this.headers, body)) {
+    if (!storeIfPasses(this.sr.storeIf, this.headers, body, this.sr.jsonrpc)) {
       this.st.fill?.settle(null);
       this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; detail=store_if';
       return;
@@ -723,7 +758,7 @@ class StoreTransform extends Transform {
     }
     // waiters get the answer either way (their requests were in flight with this one)
     if (!this.comp.tiers.storeBuilt(built, this.st.upstreamStart)) this.markInvalidated();
-    else if (this.sr.storeIf !== null) this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; stored';
+    else if (this.sr.storeIf !== null || this.sr.jsonrpc === true) this.ctx.cacheStatus = (this.ctx.cacheStatus ?? '') + '; stored';
     this.st.fill?.settle(built.entry);
   }
 

@@ -177,7 +177,7 @@ routes:
     params: {}, priority: null, cache: null, emits: [],
   });
   assert.deepEqual(routes[1].match, { method: 'POST', path: '/drafts/{id}', query: { v: '2' }, headers: { 'x-tenant': 'a' }, body: { 'a.b': 1, c: null }, jsonrpc_method: null });
-  assert.deepEqual(routes[1].cache, { key: 'd:{id}', ttl: 300_000, store_if: null, stale_while_revalidate: 0, stale_if_error: 0, override_upstream: false });
+  assert.deepEqual(routes[1].cache, { key: 'd:{id}', ttl: 300_000, store_if: null, stale_while_revalidate: 0, stale_if_error: 0, override_upstream: false, jsonrpc: false });
 });
 
 test('redis cluster seeds become host/port pairs', () => {
