@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from './package-root';
+import { unknownCommand } from './args';
 
 type Command = { run(argv: string[]): Promise<number> };
 
@@ -42,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = COMMANDS[name];
   if (!cmd) {
-    process.stderr.write(`bridge-sidecar: unknown command "${name}"\n\n${usage()}\n`);
+    process.stderr.write(`bridge-sidecar: ${unknownCommand(name, Object.keys(COMMANDS))}\n`);
     return 2;
   }
   return cmd.load().run(rest);

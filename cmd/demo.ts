@@ -8,7 +8,9 @@
 import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { packageRoot } from './package-root';
-import { runSidecar, PolicyRefusedError } from '../lib/server/sidecar';
+import { exitListenFailed, policyFileOrReport } from './args';
+import { runSidecar, PolicyRefusedError, ListenError } from '../lib/server/sidecar';
+import { listenError } from '../lib/server/listen';
 import { startDraftService } from '../examples/draft-service';
 
 const ROOT = packageRoot() ?? join(__dirname, '..', '..');
@@ -18,12 +20,19 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write('usage: bridge-sidecar demo\n\nStarts the example draft service on 127.0.0.1:9101 and the sidecar on :15006 (admin on :9901)\nwith examples/policy.yaml (or $BRIDGE_SIDECAR_POLICY). No Redis is needed: without one the sidecar degrades.\n');
     return 0;
   }
-  const policy = process.env.BRIDGE_SIDECAR_POLICY || join(ROOT, 'examples', 'policy.yaml');
+  const policy = policyFileOrReport('demo', process.env.BRIDGE_SIDECAR_POLICY || join(ROOT, 'examples', 'policy.yaml'),
+    process.env.BRIDGE_SIDECAR_POLICY ? '$BRIDGE_SIDECAR_POLICY' : 'the example policy');
+  if (policy === null) return 2;
   if (cluster.isWorker) {
     await (await runSidecar(policy)).done;
     return 0;
   }
-  const service = await startDraftService({ host: '127.0.0.1', port: 9101, serviceTimeMs: 20 });
+  let service: Awaited<ReturnType<typeof startDraftService>>;
+  try {
+    service = await startDraftService({ host: '127.0.0.1', port: 9101, serviceTimeMs: 20 });
+  } catch (e) {
+    exitListenFailed(listenError(e, 'the example draft service', '127.0.0.1', 9101));
+  }
   try {
     const handle = await runSidecar(policy);
     process.stderr.write([
@@ -48,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
       await service.close();
       return 1;
     }
+    if (e instanceof ListenError) exitListenFailed(e);
     throw e;
   }
   await service.close();

@@ -22,7 +22,7 @@ options:
   --to-port PORT        the sidecar's listen port (default ${DEFAULT_TO_PORT})
   --proxy-uid UID       the uid the sidecar runs as; its own connections are never redirected (default ${DEFAULT_PROXY_UID})
   --exclude-ports LIST  ports never redirected (the admin port, probe ports), comma separated
-  --uninstall           remove exactly the rules this command adds
+  --uninstall           remove exactly the rules this command adds (install flags may stay on the line: ignored)
   --dry-run             print the iptables-restore input and change nothing
   --legacy              use iptables-legacy-save/-restore (nodes on the legacy backend)
 `;
@@ -40,10 +40,15 @@ const FLAGS = {
 
 type Flags = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
 
+const INSTALL_ONLY = ['ports', 'to-port', 'proxy-uid', 'exclude-ports'] as const;
+
 function actionFrom(v: Flags): InterceptAction {
   if (v.uninstall) {
-    for (const f of ['ports', 'to-port', 'proxy-uid', 'exclude-ports'] as const) {
-      if (v[f] !== undefined) throw new UsageError(`--${f} has no meaning with --uninstall (it removes whatever this command added)`);
+    // `--uninstall` appended to the command that installed the rules must remove them: the install-only flags
+    // are accepted and ignored (removal takes out whatever this command added, whichever ports it was given)
+    const ignored = INSTALL_ONLY.filter((f) => v[f] !== undefined).map((f) => `--${f}`);
+    if (ignored.length > 0) {
+      process.stderr.write(`bridge-sidecar intercept: --uninstall removes every rule this command added; ignoring ${ignored.join(', ')}\n`);
     }
     return { kind: 'uninstall' };
   }

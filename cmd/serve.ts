@@ -2,8 +2,8 @@
  * `bridge-sidecar serve [--policy FILE]`: run the proxy. The policy path defaults to $BRIDGE_SIDECAR_POLICY,
  * else /etc/bridge-sidecar/policy.yaml. A policy that does not validate is refused with FILE:LINE:COL lines.
  */
-import { parseFlags, UsageError } from './args';
-import { runSidecar, PolicyRefusedError } from '../lib/server/sidecar';
+import { exitListenFailed, parseFlags, policyFileOrReport, UsageError } from './args';
+import { runSidecar, PolicyRefusedError, ListenError } from '../lib/server/sidecar';
 import { ProbersError } from '../lib/k8s/probers';
 
 export const DEFAULT_POLICY = '/etc/bridge-sidecar/policy.yaml';
@@ -11,6 +11,7 @@ export const DEFAULT_POLICY = '/etc/bridge-sidecar/policy.yaml';
 const HELP = `usage: bridge-sidecar serve [--policy FILE]
 
 Runs the proxy with the policy in FILE (default: $BRIDGE_SIDECAR_POLICY, else ${DEFAULT_POLICY}).
+FILE may be a directory (a mounted ConfigMap) holding policy.yaml.
 SIGTERM drains in-flight requests and exits 0; SIGHUP reloads the policy.`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -28,7 +29,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP + '\n');
     return 0;
   }
-  const file = flags.values.policy ?? process.env.BRIDGE_SIDECAR_POLICY ?? DEFAULT_POLICY;
+  const given = flags.values.policy ?? process.env.BRIDGE_SIDECAR_POLICY ?? DEFAULT_POLICY;
+  const how = flags.values.policy !== undefined ? '--policy' : process.env.BRIDGE_SIDECAR_POLICY !== undefined ? '$BRIDGE_SIDECAR_POLICY' : 'the default path';
+  const file = policyFileOrReport('serve', given, how);
+  if (file === null) return 2;
   try {
     const handle = await runSidecar(file);
     await handle.done;
@@ -42,6 +46,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`bridge-sidecar: ${e.message}\n`);
       return 1;
     }
+    if (e instanceof ListenError) exitListenFailed(e);
     throw e;
   }
 }

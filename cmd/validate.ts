@@ -2,7 +2,7 @@
  * `bridge-sidecar validate FILE`: checks a policy like `nginx -t`. Exit 0 with a one-line summary on stdout,
  * or exit 1 with `FILE:LINE:COL: message` lines on stderr (every problem, not only the first).
  */
-import { parseFlags, UsageError } from './args';
+import { parseFlags, policyFileOrReport, UsageError } from './args';
 import { formatErrors, loadPolicyFile, summarize } from '../lib/policy/load';
 
 const HELP = `usage: bridge-sidecar validate FILE
@@ -26,7 +26,9 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`bridge-sidecar validate: ${e.message}\n\n${HELP}`);
     return 2;
   }
-  const result = loadPolicyFile(files[0]);
+  const file = policyFileOrReport('validate', files[0]!, 'the command line');
+  if (file === null) return 2;
+  const result = loadPolicyFile(file);
   if (result.ok) {
     process.stdout.write(summarize(result.loaded) + '\n');
     return 0;

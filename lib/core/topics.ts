@@ -30,6 +30,8 @@ export interface RequestTopics {
   'policy:get': { req: null; res: LoadedPolicy };
   'policy:applied': { req: WorkerPolicyReport; res: boolean };
   'worker:listening': { req: ListenAddress; res: boolean };
+  /** worker -> primary: it cannot bind the proxy port (the one-line reason); the primary stops start-up. */
+  'worker:listen-failed': { req: string; res: boolean };
   /** primary -> worker: its registry, for /metrics and auto-tuning. */
   'metrics:get': { req: null; res: Array<MetricObjectWithValues<MetricValue<string>>> };
   'admin:purge': { req: { pattern: string }; res: { purged: number } };

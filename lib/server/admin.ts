@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { HostPort } from '../policy/types';
 import type { Logger } from '../observe/logger';
+import { listenOn } from './listen';
 
 export interface AdminRequest {
   req: IncomingMessage;
@@ -53,13 +54,7 @@ export class AdminServer {
       void this.dispatch(req, res);
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(at.port, at.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, at.host, at.port, 'server.admin_listen');
     const a = server.address();
     return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: at.host, port: at.port };
   }

@@ -18,6 +18,7 @@ import { type Coordinator } from '../core/ipc';
 import { AdminServer } from './admin';
 import { registerPrimaryServices } from './components';
 import { type PrimaryServices } from '../core/component';
+import { ListenError, LISTEN_FAILED_EXIT } from './listen';
 import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
 import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
@@ -30,6 +31,7 @@ import { registerStatusPage } from '../status';
 import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
 
 export class PolicyRefusedError extends Error {}
+export { ListenError } from './listen';
 
 export interface SidecarHandle {
   /** Resolves when the process group has shut down. */
@@ -267,6 +269,11 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
         return;
       }
       if (state.draining) return;
+      if (code === LISTEN_FAILED_EXIT) {
+        // a port that cannot be bound will not be bound by a restart either: start-up fails (see listen.ts)
+        listenFailure ??= `a worker could not listen on ${state.loaded.policy.server.listen.host}:${state.loaded.policy.server.listen.port} (server.listen)`;
+        return;
+      }
       pm.workersRestarted.inc();
       const now = Date.now();
       while (recentRestarts.length && now - recentRestarts[0] > RESTART_WINDOW_MS) recentRestarts.shift();
@@ -277,10 +284,16 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
       setTimeout(() => { if (!state.draining) fork(index); }, delay);
     });
   };
+  let listenFailure: string | null = null;
+  coordinator.handle('worker:listen-failed', (message: string) => {
+    listenFailure ??= message;
+    return true;
+  });
   const want = state.loaded.policy.server.workers;
   for (let i = 0; i < want; i++) fork(i);
   const deadline = Date.now() + 30_000;
   while (state.listening.size < want) {
+    if (listenFailure !== null) throw new ListenError(listenFailure);
     if (Date.now() > deadline) throw new Error(`only ${state.listening.size} of ${want} workers started listening within 30 s`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -305,6 +318,9 @@ async function stopWorkers(state: PodState, coordinator: PrimaryCoordinator, log
 }
 
 async function runWorkerProcess(): Promise<SidecarHandle> {
+  // The primary is gone (it exited after a start-up failure, or was killed): a send on the closed channel must
+  // end this worker quietly, not with an EPIPE stack on the terminal.
+  cluster.worker?.on('error', () => process.exit(0));
   const coordinator = new WorkerCoordinator();
   // Listen for policy swaps before asking for the policy: a reload broadcast while this worker starts is kept
   // and applied once it is up, so a (re)started worker never stays on an older policy than its siblings.
@@ -333,7 +349,14 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   coordinator.on('policy:apply', apply);
   const loaded = deepFreeze(await coordinator.request('policy:get', null, 10_000));
   log = createLogger(loaded.policy.server.log_level, { role: 'worker', worker: coordinator.id });
-  worker = await startProxyWorker(loaded, coordinator, log);
+  try {
+    worker = await startProxyWorker(loaded, coordinator, log);
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    // the primary says it once and stops; restarting this worker would fail the same way
+    await coordinator.request('worker:listen-failed', e.message, 2000).catch(() => {});
+    process.exit(LISTEN_FAILED_EXIT);
+  }
   applied = loaded.version;
   coordinator.request('policy:applied', { version: applied } satisfies WorkerPolicyReport).catch(() => {});
   if (early.policy) apply(early.policy);

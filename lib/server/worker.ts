@@ -15,6 +15,7 @@ import { createComponents, type StageComponents } from './components';
 import { Pipeline, RequestHandler, type PipelineStages } from './pipeline';
 import { UpstreamProxy } from '../stages/proxy';
 import { systemClock } from '../core/clock';
+import { listenOn } from './listen';
 
 /** Idle keep-alive connections are closed this long after SIGTERM (see shutdown()). */
 const IDLE_CLOSE_GRACE_MS = 1000;
@@ -96,13 +97,7 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     setTimeout(() => socket.destroy(), 1000).unref();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: s.listen.host, port: s.listen.port, backlog: 511 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, s.listen.host, s.listen.port, 'server.listen', 511);
 
   const worker: ProxyWorker = {
     server,

@@ -48,10 +48,10 @@ test('validate on a bad file: exit 1, every problem as FILE:LINE:COL: message on
   assert.equal(lines[1], `${file}:4:3: unknown key "worker" in server (did you mean "workers"?)`);
 });
 
-test('validate on a missing file and on a YAML syntax error: exit 1, positioned', async () => {
+test('validate on a missing file: exit 2, one line (test/cli/errors.test.ts); on a YAML syntax error: exit 1, positioned', async () => {
   const missing = await runCli(['validate', '/nonexistent/policy.yaml']);
-  assert.equal(missing.code, 1);
-  assert.equal(missing.stderr, '/nonexistent/policy.yaml:1:1: cannot read policy: no such file\n');
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr, 'bridge-sidecar validate: policy file /nonexistent/policy.yaml does not exist (from the command line): give an existing file with --policy FILE\n');
   const syntax = await runCli(['validate', fixture('syntax-error.yaml')]);
   assert.equal(syntax.code, 1);
   assert.match(syntax.stderr, /^.*syntax-error\.yaml:5:3: Flow sequence.*\n$/);
