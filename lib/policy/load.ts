@@ -11,6 +11,7 @@ import { isAlias, isCollection, isScalar, parseDocument, visit, type Document } 
 import { normalize } from './defaults';
 import type { PolicyIssue } from './issues';
 import { LineIndex, offsetOf } from './positions';
+import { explainIndentation } from './indentation';
 import { POLICY_SCHEMA } from './schema';
 import { semanticIssues } from './semantic';
 import type { LoadedPolicy, Policy, PolicyError } from './types';
@@ -97,7 +98,7 @@ function parseUnsafe(text: string, file: string): PolicyResult {
   const yamlErrors = [...doc.errors, ...doc.warnings].map((e) =>
     positioned(e.pos[0], e.code === 'MULTIPLE_DOCS' ? 'a policy is one YAML document: remove the second `---` and what follows' : yamlMessage(e.message)));
   yamlErrors.push(...structuralYamlIssues(doc, positioned));
-  if (yamlErrors.length > 0) return { ok: false, errors: trimCascade(sortErrors(yamlErrors)) };
+  if (yamlErrors.length > 0) return { ok: false, errors: trimCascade(sortErrors(withIndentationExplained(text, file, yamlErrors))) };
 
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
     return fail(file, 1, 1, 'policy is empty: `upstream.url` is required');
@@ -123,6 +124,18 @@ function parseUnsafe(text: string, file: string): PolicyResult {
   const policy: Policy = normalize(raw);
   const loaded: LoadedPolicy = { policy, version: policyVersion(text), source: text, file };
   return { ok: true, loaded: deepFreeze(loaded) };
+}
+
+/**
+ * The parser's errors about an indentation mistake (its grammar's words, often on the line before) replaced by
+ * one that says which line is off and what to write. Errors elsewhere in the file are kept.
+ */
+function withIndentationExplained(text: string, file: string, errors: PolicyError[]): PolicyError[] {
+  const problem = explainIndentation(text);
+  if (problem === null) return errors;
+  const near = (e: PolicyError) => e.line >= problem.line - 1 && e.line <= problem.line + 1;
+  if (!errors.some(near)) return errors;
+  return [{ file, line: problem.line, col: problem.col, message: problem.message }, ...errors.filter((e) => !near(e))];
 }
 
 /** yaml's messages sometimes carry a trailing source excerpt; keep the first line. */

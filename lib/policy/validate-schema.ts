@@ -105,6 +105,15 @@ function branchFits(root: Schema, raw: Schema, v: unknown): boolean {
   return true;
 }
 
+/** YAML 1.1's booleans: YAML 1.2 (what the policy is read as, like Kubernetes) reads them as plain strings. */
+const YAML11_BOOLEANS = new Set(['yes', 'no', 'on', 'off', 'y', 'n']);
+
+function yaml11Hint(types: string[], v: unknown): string {
+  if (!types.includes('boolean') || typeof v !== 'string' || !YAML11_BOOLEANS.has(v.toLowerCase())) return '';
+  const meant = ['yes', 'on', 'y'].includes(v.toLowerCase());
+  return ` ("${v}": YAML 1.2 reads yes/no/on/off as strings, not booleans; write ${meant})`;
+}
+
 function checkResolved(root: Schema, s: Schema, v: unknown, path: PolicyPath, out: PolicyIssue[]): void {
   const where = formatPath(path);
   const types = typesOf(s);
@@ -112,7 +121,7 @@ function checkResolved(root: Schema, s: Schema, v: unknown, path: PolicyPath, ou
     const words = types.filter((t) => t !== 'null').map((t) => TYPE_WORDS[t] ?? t);
     const want = words.length === 1 ? words[0] + (words[0] === 'a boolean' ? ' (true or false)' : '')
       : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
-    out.push({ path, at: 'value', message: `${where} must be ${want}, not ${typeName(v)}` });
+    out.push({ path, at: 'value', message: `${where} must be ${want}, not ${typeName(v)}${yaml11Hint(types, v)}` });
     return;
   }
   if ('const' in s && v !== s.const) {
