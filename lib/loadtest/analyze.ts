@@ -25,23 +25,52 @@ export const PERCENTILES: PercentileKey[] = ['p50', 'p95', 'p99'];
 export interface Verdict {
   percentile: PercentileKey;
   targetMs: number;
+  /** the percentile of the SUCCESSFUL answers */
   valueMs: number | null;
   ok: boolean | null;
+  /** why it failed, in words; null when it held or could not be judged */
+  why: string | null;
+}
+
+/**
+ * A step whose answers are more than this share refusals (429/503) did not serve the traffic asked of it: its
+ * targets fail whatever the latency of the few answers served (a refusal is fast, and says nothing of the service).
+ */
+export const MAX_REFUSED_SHARE = 0.5;
+
+export function refusedShare(s: StepResult): number {
+  return s.completed > 0 ? s.refused / s.completed : 0;
 }
 
 export function verdicts(step: StepResult): Verdict[] {
+  const share = refusedShare(step);
   return PERCENTILES.map((p) => {
-    const valueMs = step.latency ? step.latency[p] : null;
+    const valueMs = step.successLatency ? step.successLatency[p] : null;
     const targetMs = TARGETS.latencyMs[p];
-    return { percentile: p, targetMs, valueMs, ok: valueMs === null ? null : valueMs < targetMs };
+    if (share > MAX_REFUSED_SHARE) return { percentile: p, targetMs, valueMs, ok: false, why: `${pct(share, 0)} of the answers were refusals (429/503)` };
+    if (valueMs === null) return { percentile: p, targetMs, valueMs, ok: step.completed > 0 ? false : null, why: step.completed > 0 ? 'no successful answer' : null };
+    return valueMs < targetMs ? { percentile: p, targetMs, valueMs, ok: true, why: null } : { percentile: p, targetMs, valueMs, ok: false, why: `${fmtMs(valueMs)}, not under ${targetMs} ms` };
   });
 }
 
-/** A step "holds" when it met all latency targets, kept errors within 0.1 % and achieved 95 % of its rate. */
+/** Why a step did not meet its targets, in words; empty when it held. */
+export function stepFailures(s: StepResult): string[] {
+  const out: string[] = [];
+  const share = refusedShare(s);
+  if (share > MAX_REFUSED_SHARE) out.push(`${pct(share, 0)} of the answers were refusals (${refusalKinds(s)})`);
+  else for (const v of verdicts(s)) if (v.ok === false) out.push(`${v.percentile.toUpperCase()} ${v.why}`);
+  if (s.requestedRate !== null && s.achievedRate < 0.95 * s.requestedRate) out.push(`${s.achievedRate} of ${s.requestedRate} req/s answered successfully`);
+  if (s.errorRate > TARGETS.maxErrorRate) out.push(`errors ${pct(s.errorRate, 2)} (target ≤ 0.1 %)`);
+  return out;
+}
+
+/** A step "holds" when its successful answers met all latency targets, errors stayed within 0.1 % and 95 % of the rate was served. */
 export function stepHolds(s: StepResult): boolean {
-  const latencyOk = verdicts(s).every((v) => v.ok === true);
-  const rateOk = s.requestedRate === null || s.achievedRate >= 0.95 * s.requestedRate;
-  return latencyOk && s.errorRate <= TARGETS.maxErrorRate && rateOk;
+  return stepFailures(s).length === 0;
+}
+
+function refusalKinds(s: StepResult): string {
+  return ['429', '503'].filter((k) => (s.outcomes[k] ?? 0) > 0).map((k) => `${describeOutcome(k)} ×${s.outcomes[k]}`).join(', ') || '429/503';
 }
 
 const pct = (r: number, digits = 1) => `${(r * 100).toFixed(digits)} %`;
@@ -52,16 +81,25 @@ export function recommendations(run: ProfileRun, env: Environment): string[] {
   if (steps.length === 0) return ['No step completed: nothing to judge.'];
   const open = steps.filter((s) => s.requestedRate !== null);
 
-  // latency targets
-  const broken = PERCENTILES.map((p) => ({ p, step: steps.find((s) => verdicts(s).find((v) => v.percentile === p)?.ok === false) }))
+  // latency targets, judged on the successful answers; a step that mostly refused did not meet them
+  const refusing = steps.filter((s) => refusedShare(s) > MAX_REFUSED_SHARE);
+  const broken = PERCENTILES.map((p) => ({ p, step: steps.find((s) => refusedShare(s) <= MAX_REFUSED_SHARE && s.successLatency !== null && s.successLatency[p] >= TARGETS.latencyMs[p]) }))
     .filter((b) => b.step !== undefined);
-  if (broken.length === 0) {
+  if (broken.length === 0 && refusing.length === 0) {
     const last = steps[steps.length - 1];
     out.push(`All latency targets (P50 < 100 ms, P95 < 500 ms, P99 < 1000 ms) held at every step, up to ${last.label} ` +
-      `(P99 there: ${last.latency ? fmtMs(last.latency.p99) : 'n/a'}).`);
-  } else {
-    const parts = broken.map(({ p, step }) => `${p.toUpperCase()} target first broken at ${step!.label} (${fmtMs(step!.latency![p])} against < ${TARGETS.latencyMs[p]} ms)`);
+      `(P99 of the successful answers there: ${last.successLatency ? fmtMs(last.successLatency.p99) : 'n/a'}).`);
+  }
+  if (broken.length > 0) {
+    const parts = broken.map(({ p, step }) => `${p.toUpperCase()} target first broken at ${step!.label} (${fmtMs(step!.successLatency![p])} against < ${TARGETS.latencyMs[p]} ms)`);
     out.push(parts.join('; ') + '.');
+  }
+  if (refusing.length > 0) {
+    const first = refusing[0];
+    out.push(`The latency targets were NOT met at ${refusing.map((s) => s.label).join(', ')}: most answers were refusals ` +
+      `(at ${first.label}: ${pct(refusedShare(first), 0)}, ${refusalKinds(first)}; ${first.achievedRate} successful req/s of ` +
+      `${first.requestedRate ?? first.answeredRate} asked). A refusal is fast and says nothing of the service: the figures there measure the rate limiter or the shedding, ` +
+      `so raise the limits (or lower the rate) to measure the service itself.`);
   }
 
   // capacity against the per-instance throughput target
@@ -171,11 +209,11 @@ export function recommendations(run: ProfileRun, env: Environment): string[] {
     }
   }
 
-  // a target that broke its targets without using its share of the CPU while the machine was overloaded
-  const contended = steps.find((s) => !stepHolds(s) && s.machineLoad && s.machineLoad[1] > env.cores &&
+  // a target that broke its targets without using its share of the CPU while the machine's CPUs were saturated
+  const contended = steps.find((s) => !stepHolds(s) && s.machineCpu !== null && s.machineCpu > 0.9 &&
     (s.target?.cpuCores ?? 0) / env.cores < TARGETS.maxCpu);
   if (contended) {
-    out.push(`At ${contended.label} the machine's load average reached ${contended.machineLoad[1].toFixed(1)} on ${env.cores} cores while the target itself ` +
+    out.push(`At ${contended.label} the machine's CPUs were ${pct(contended.machineCpu!, 0)} busy over the step while the target itself ` +
       (contended.target?.cpuCores != null ? `used ${contended.target.cpuCores.toFixed(2)} cores` : 'was measured') +
       `: processes waited for a CPU, so part of the latency above is contention on this machine, not the target's own limit. Repeat on a quiet or bigger machine before sizing from these figures.`);
   }

@@ -51,11 +51,21 @@ export interface Tick {
   inWindow: number;
   /** status >= 400, timeouts and connection errors */
   errors: number;
+  /** answers with status < 400: what the target actually served */
+  succeeded: number;
+  /** successful answers before the end of the window (the achieved rate counts these) */
+  inWindowOk: number;
+  /** 429 and 503: the target (its rate limiter, its load shedding) declined to serve */
+  refused: number;
+  /** every other error: other 4xx/5xx, timeouts, connection errors */
+  failed: number;
   bytes: number;
   /** by HTTP status ("200") or transport error kind ("timeout", "refused", "reset", "error") */
   outcomes: Record<string, number>;
   latency: string;
   uncorrected: string;
+  /** latency of the successful answers only (from the due time), encoded */
+  okLatency: string;
   /** per mix entry (only when the mix has several): encoded latency and error count */
   perEntry: { latency: string; errors: number }[];
   final: boolean;
@@ -116,8 +126,13 @@ class Engine {
   private completed = 0;
   private inWindow = 0;
   private errors = 0;
+  private succeeded = 0;
+  private inWindowOk = 0;
+  private refused = 0;
+  private failed = 0;
   private outcomes: Record<string, number> = {};
   private readonly latency: Histogram = newHistogram();
+  private readonly okLatency: Histogram = newHistogram();
   private readonly uncorrected: Histogram = newHistogram();
   private readonly entryLatency: Histogram[];
   private readonly entryErrors: number[];
@@ -246,12 +261,20 @@ class Engine {
       failed = c.status >= 400;
       outcome = String(c.status);
       recordMs(this.latency, t - c.due);
+      const kind = answerKind(c.status);
+      if (kind === 'succeeded') {
+        this.succeeded++;
+        if (t <= this.end) this.inWindowOk++;
+        recordMs(this.okLatency, t - c.due);
+      } else if (kind === 'refused') this.refused++;
+      else this.failed++;
       recordMs(this.uncorrected, t - c.sentAt);
       if (this.entryLatency.length > 0) recordMs(this.entryLatency[c.entry], t - c.due);
     } else {
       // failures carry no latency: a refused connection is fast, and would flatter the percentiles
       failed = true;
       outcome = errorKind(err);
+      this.failed++;
     }
     if (failed) {
       this.errors++;
@@ -286,10 +309,15 @@ class Engine {
       completed: this.completed,
       inWindow: this.inWindow,
       errors: this.errors,
+      succeeded: this.succeeded,
+      inWindowOk: this.inWindowOk,
+      refused: this.refused,
+      failed: this.failed,
       bytes: this.bytes,
       outcomes: this.outcomes,
       latency: encodeHistogram(this.latency),
       uncorrected: encodeHistogram(this.uncorrected),
+      okLatency: encodeHistogram(this.okLatency),
       perEntry: this.entryLatency.map((h, i) => ({ latency: encodeHistogram(h), errors: this.entryErrors[i] })),
       final,
       unsent,
@@ -297,13 +325,24 @@ class Engine {
     };
     this.sentAtLastTick = this.sent;
     this.completed = this.inWindow = this.errors = this.bytes = 0;
+    this.succeeded = this.inWindowOk = this.refused = this.failed = 0;
     this.outcomes = {};
     this.latency.reset();
+    this.okLatency.reset();
     this.uncorrected.reset();
     for (const h of this.entryLatency) h.reset();
     this.entryErrors.fill(0);
     return tick;
   }
+}
+
+/**
+ * What an answer means for throughput: served (status < 400), refused (429: rate limited; 503: shed or
+ * unavailable; the target chose not to serve it) or failed (any other error status).
+ */
+export function answerKind(status: number): 'succeeded' | 'refused' | 'failed' {
+  if (status < 400) return 'succeeded';
+  return status === 429 || status === 503 ? 'refused' : 'failed';
 }
 
 function errorKind(err: Error): string {

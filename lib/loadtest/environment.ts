@@ -38,3 +38,28 @@ function osPrettyName(): string | null {
     return null;
   }
 }
+
+/** The machine's CPU time so far, from /proc/stat (clock ticks): all of it, and the part not idle. */
+export interface MachineCpu {
+  busy: number;
+  total: number;
+}
+
+export function readMachineCpu(file = '/proc/stat'): MachineCpu | null {
+  try {
+    const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith('cpu '));
+    if (!line) return null;
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: total - f[3] - (f[4] ?? 0), total };
+  } catch {
+    return null;
+  }
+}
+
+/** Share of all the machine's CPUs that were busy between two readings (everything on it, this test included). */
+export function machineBusyShare(a: MachineCpu | null, b: MachineCpu | null): number | null {
+  if (a === null || b === null || b.total <= a.total) return null;
+  return Math.min(1, Math.max(0, (b.busy - a.busy) / (b.total - a.total)));
+}

@@ -5,9 +5,9 @@
  *             (`wrk -R$rps -d60s; sleep 30`); a step that falls short of its rate is recorded, not aborted
  *   soak      one long open-loop run at a steady rate, a line every --report-every with the target's memory
  */
-import { loadavg } from 'node:os';
 import { summarize, encodeHistogram, type LatencySummary } from './histogram';
 import type { MixEntry } from './mix';
+import { machineBusyShare, readMachineCpu } from './environment';
 import { runPhase, type PhaseSpec } from './runner';
 import { Tally } from './tally';
 import { PeakSampler, sampleTarget, usageBetween, type TargetProbe, type TargetSample, type TargetUsage } from './target-stats';
@@ -54,19 +54,30 @@ export interface StepResult {
   unsent: number;
   errors: number;
   errorRate: number;
+  /** answers with status < 400 */
+  succeeded: number;
+  /** 429 and 503 answers: the target declined to serve (rate limiting, shedding) */
+  refused: number;
+  /** other error statuses, timeouts and connection errors */
+  failed: number;
+  /** successful answers within the window per second: what the target really delivered */
   achievedRate: number;
+  /** every answer within the window per second, refusals included */
+  answeredRate: number;
   bytesPerSecond: number;
   outcomes: Record<string, number>;
-  /** from the scheduled send time (coordinated omission corrected) */
+  /** every answer, refusals and error statuses included, from the scheduled send time (coordinated omission corrected) */
   latency: LatencySummary | null;
+  /** the successful answers only: what the latency targets are judged on */
+  successLatency: LatencySummary | null;
   /** from the actual send time (what a closed-loop tool would report) */
   uncorrected: LatencySummary | null;
   perEntry: EntryResult[];
   target: TargetUsage | null;
   /** CPU used by this load generator (all its threads), in cores */
   generatorCpuCores: number;
-  /** the machine's 1-minute load average at the start and the end of the step (others' work shows here) */
-  machineLoad: [number, number];
+  /** share of all the machine's CPUs busy during the step, from /proc/stat (others' work shows here); null off Linux */
+  machineCpu: number | null;
   /** the corrected latency histogram, HdrHistogram compressed base64, microseconds */
   histogram: string;
 }
@@ -75,8 +86,12 @@ export interface SoakInterval {
   index: number;
   startedAt: string;
   elapsedMs: number;
+  /** successful answers per second */
   achievedRate: number;
+  /** 429/503 answers per second */
+  refusedRate: number;
   errorRate: number;
+  /** successful answers */
   latency: LatencySummary | null;
   target: TargetUsage | null;
 }
@@ -122,7 +137,7 @@ async function runStep(
   settings: RunSettings, rate: number | null, label: string, probe: TargetProbe, seqStart: number, hooks: Hooks,
   progressLabel: string, run: ProfileRun,
 ): Promise<StepResult> {
-  const loadBefore = loadavg()[0];
+  const machineBefore = readMachineCpu();
   const before = await sampleTarget(probe);
   const sampler = new PeakSampler(probe);
   sampler.start();
@@ -162,15 +177,20 @@ async function runStep(
     unsent: t.unsent,
     errors: t.errors,
     errorRate: t.completed > 0 ? t.errors / t.completed : 0,
-    achievedRate: round(t.inWindow / seconds, 1),
+    succeeded: t.succeeded,
+    refused: t.refused,
+    failed: t.failed,
+    achievedRate: round(t.inWindowOk / seconds, 1),
+    answeredRate: round(t.inWindow / seconds, 1),
     bytesPerSecond: Math.round(t.bytes / seconds),
     outcomes: t.outcomes,
     latency: summarize(t.latency),
+    successLatency: summarize(t.okLatency),
     uncorrected: summarize(t.uncorrected),
     perEntry: entryResults(settings.mix, t),
     target: before && after ? usageBetween(before, after, sampler.peakRss) : null,
     generatorCpuCores: round((cpu.user + cpu.system) / 1000 / Math.max(1, result.elapsedMs), 2),
-    machineLoad: [round(loadBefore, 2), round(loadavg()[0], 2)],
+    machineCpu: machineBusyShare(machineBefore, readMachineCpu()),
     histogram: encodeHistogram(t.latency),
   };
 }
@@ -218,9 +238,10 @@ class SoakRecorder {
         index,
         startedAt: new Date(start).toISOString(),
         elapsedMs: end - this.runStart,
-        achievedRate: round(tally.completed / ((end - start) / 1000), 1),
+        achievedRate: round(tally.succeeded / ((end - start) / 1000), 1),
+        refusedRate: round(tally.refused / ((end - start) / 1000), 1),
         errorRate: tally.completed > 0 ? tally.errors / tally.completed : 0,
-        latency: summarize(tally.latency),
+        latency: summarize(tally.okLatency),
         target: rssStart && sample ? usageBetween(rssStart, sample) : null,
       };
       this.lastSample = sample;
@@ -232,11 +253,13 @@ class SoakRecorder {
 }
 
 export function stepLine(s: StepResult): string {
-  const l = s.latency;
-  const lat = l ? `p50 ${fmtMs(l.p50)}  p95 ${fmtMs(l.p95)}  p99 ${fmtMs(l.p99)}  max ${fmtMs(l.max)}` : 'no responses';
+  const l = s.successLatency;
+  const lat = l ? `p50 ${fmtMs(l.p50)}  p95 ${fmtMs(l.p95)}  p99 ${fmtMs(l.p99)}  max ${fmtMs(l.max)}` : 'no successful responses';
   const req = s.requestedRate === null ? 'closed loop' : `requested ${s.requestedRate}/s`;
   const unsent = s.unsent > 0 ? `  unsent ${s.unsent}` : '';
-  return `${s.label}: ${req}  achieved ${s.achievedRate}/s  errors ${(s.errorRate * 100).toFixed(2)}%${unsent}  ${lat}`;
+  const refused = s.refused > 0 ? `  refused ${s.refused} (429/503)` : '';
+  const failed = s.failed > 0 ? `  failed ${s.failed}` : '';
+  return `${s.label}: ${req}  achieved ${s.achievedRate}/s${refused}${failed}  errors ${(s.errorRate * 100).toFixed(2)}%${unsent}  ${lat}`;
 }
 
 function intervalLine(i: SoakInterval): string {

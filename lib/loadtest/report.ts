@@ -2,8 +2,8 @@
  * The performance report, following the guide's §15 template (test environment, response-time percentiles
  * against the targets, throughput table, recommendations), written as
  *   FILE.md              the report
- *   FILE-latency.svg     latency percentiles per step (per interval for a soak), targets dashed
- *   FILE-throughput.svg  achieved against requested rate
+ *   FILE-latency.svg     latency percentiles of the successful answers per step (per interval for a soak), targets dashed
+ *   FILE-throughput.svg  requested rate against successful, refused (429/503) and failed answers per second
  *   FILE.json            every figure, the encoded histograms included, for machines
  * where FILE is the --report path without its .md.
  */
@@ -12,7 +12,7 @@ import { basename, dirname } from 'node:path';
 import type { Environment } from './environment';
 import type { ProfileRun, StepResult } from './profiles';
 import { fmtMs } from './profiles';
-import { PERCENTILES, TARGETS, describeOutcome, recommendations, stepHolds, verdicts, type Verdict } from './analyze';
+import { PERCENTILES, TARGETS, describeOutcome, recommendations, stepFailures, stepHolds, verdicts, type Verdict } from './analyze';
 import { barChart, lineChart } from './svg';
 
 export interface ReportInput {
@@ -65,7 +65,8 @@ export function reportJson(input: ReportInput): unknown {
   };
 }
 
-const ok = (v: boolean | null) => (v === null ? '–' : v ? '✅' : '❌');
+/** Pass/fail in words (an emoji beside them only decorates: without an emoji font it is an empty box). */
+const ok = (v: boolean | null) => (v === null ? '–' : v ? 'pass ✅' : 'FAIL ❌');
 const mb = (b: number | null | undefined) => (b == null ? '–' : `${(b / 2 ** 20).toFixed(0)} MB`);
 const pct = (r: number, d = 1) => `${(r * 100).toFixed(d)} %`;
 
@@ -105,32 +106,50 @@ export function renderMarkdown(input: ReportInput, files: ReportFiles): string {
       'answer counts (coordinated omission corrected, as wrk2 does).');
   L.push('');
   const steps = run.steps;
+  L.push('Successful answers (status below 400), judged against the targets. A step whose answers were mostly refusals (429/503) ' +
+    'fails them whatever its few successful answers took.');
+  L.push('');
   L.push(`| Percentile | Target | ${steps.map((st) => st.label).join(' | ')} |`);
   L.push(`|---|---|${steps.map(() => '---|').join('')}`);
   for (const p of PERCENTILES) {
     const cells = steps.map((st) => {
       const v = verdicts(st).find((x) => x.percentile === p) as Verdict;
-      return v.valueMs === null ? '–' : `${fmtMs(v.valueMs)} ${ok(v.ok)}`;
+      if (v.valueMs === null) return v.ok === false ? `– ${ok(false)} (${v.why})` : '–';
+      return `${fmtMs(v.valueMs)} ${ok(v.ok)}${v.ok === false && v.why && !v.why.startsWith(fmtMs(v.valueMs)) ? ` (${v.why})` : ''}`;
     });
     L.push(`| ${p.toUpperCase()} | < ${TARGETS.latencyMs[p]} ms | ${cells.join(' | ')} |`);
   }
-  L.push(`| P99.9 | | ${steps.map((st) => (st.latency ? fmtMs(st.latency.p999) : '–')).join(' | ')} |`);
-  L.push(`| Max | | ${steps.map((st) => (st.latency ? fmtMs(st.latency.max) : '–')).join(' | ')} |`);
+  L.push(`| P99.9 | | ${steps.map((st) => (st.successLatency ? fmtMs(st.successLatency.p999) : '–')).join(' | ')} |`);
+  L.push(`| Max | | ${steps.map((st) => (st.successLatency ? fmtMs(st.successLatency.max) : '–')).join(' | ')} |`);
   L.push('');
+  if (steps.some((st) => st.refused + st.failed > 0)) {
+    L.push('All answers, refusals and error statuses included (not judged: a 429 is fast and says nothing of the service):', '');
+    L.push(`| Percentile | ${steps.map((st) => st.label).join(' | ')} |`);
+    L.push(`|---|${steps.map(() => '---|').join('')}`);
+    for (const p of [...PERCENTILES, 'max'] as const) {
+      L.push(`| ${p === 'max' ? 'Max' : p.toUpperCase()} | ${steps.map((st) => (st.latency ? fmtMs(st.latency[p]) : '–')).join(' | ')} |`);
+    }
+    L.push('');
+  }
 
   L.push('### Throughput', '');
-  L.push('| Requested (req/s) | Achieved (req/s) | Requests | Error rate | P50 | P99 | Sidecar CPU | Sidecar memory | Generator CPU | Machine load | All targets |');
-  L.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  L.push('| Requested (req/s) | Achieved: successful (req/s) | Refused 429/503 (req/s) | Failed (req/s) | Answers | Error rate | P50 | P99 | Sidecar CPU | Sidecar memory | Generator CPU | Machine CPU busy | Verdict |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const st of steps) {
     const cpu = st.target?.cpuCores != null ? `${pct(st.target.cpuCores / env.cores, 0)} (${st.target.cpuCores.toFixed(2)} cores)` : '–';
     const mem = st.target?.rssBytes != null ? `${mb(st.target.peakRssBytes ?? st.target.rssBytes)} (${pct((st.target.peakRssBytes ?? st.target.rssBytes) / env.memoryBytes)})` : '–';
-    L.push(`| ${st.requestedRate ?? 'closed loop'} | ${st.achievedRate}${st.unsent > 0 ? ` (${st.unsent} unsent)` : ''} | ${st.completed} | ${pct(st.errorRate, 2)} | ` +
-      `${st.latency ? fmtMs(st.latency.p50) : '–'} | ${st.latency ? fmtMs(st.latency.p99) : '–'} | ${cpu} | ${mem} | ${st.generatorCpuCores.toFixed(2)} cores | ${st.machineLoad[0].toFixed(1)} → ${st.machineLoad[1].toFixed(1)} | ${ok(stepHolds(st))} |`);
+    const perS = (n: number) => (st.durationMs > 0 ? (n / (st.durationMs / 1000)).toFixed(1) : '–');
+    const why = stepFailures(st);
+    L.push(`| ${st.requestedRate ?? 'closed loop'} | ${st.achievedRate}${st.unsent > 0 ? ` (${st.unsent} unsent)` : ''} | ${perS(st.refused)} | ${perS(st.failed)} | ${st.completed} | ${pct(st.errorRate, 2)} | ` +
+      `${st.successLatency ? fmtMs(st.successLatency.p50) : '–'} | ${st.successLatency ? fmtMs(st.successLatency.p99) : '–'} | ${cpu} | ${mem} | ${st.generatorCpuCores.toFixed(2)} cores | ` +
+      `${st.machineCpu === null ? '–' : pct(st.machineCpu, 0)} | ${ok(stepHolds(st))}${why.length > 0 ? `: ${why.join('; ')}` : ''} |`);
   }
   L.push('');
-  L.push('Achieved = answers received within the step\'s window ÷ its duration. CPU is the target process\'s CPU time per second ' +
+  L.push('Achieved = successful answers (status below 400) received within the step\'s window ÷ its duration; refused (429 rate limited, ' +
+    '503 shed) and failed answers (other error statuses, timeouts, connection errors) are counted apart and are not throughput. ' +
+    'P50/P99 are those of the successful answers. CPU is the target process\'s CPU time over the step per second ' +
     `as a share of all ${env.cores} cores (target: < 70 %); memory is its peak resident set as a share of the machine (target: < 80 %); ` +
-    'machine load is the 1-minute load average at the start and end of the step (everything on the machine, this test included).' +
+    'machine CPU busy is the share of all the machine\'s CPU time that was not idle during the step (/proc/stat; everything on the machine, this test included).' +
     (steps.some((st) => st.target) ? '' : ' No --metrics or --pid was given, so the target\'s CPU and memory are not known.'));
   L.push('');
 
@@ -170,18 +189,18 @@ export function renderMarkdown(input: ReportInput, files: ReportFiles): string {
 
   if (run.intervals.length > 0) {
     L.push('### Soak intervals', '');
-    L.push('| Interval | Started | Achieved (req/s) | Error rate | P50 | P99 | Target CPU | Target memory |');
-    L.push('|---|---|---|---|---|---|---|---|');
+    L.push('| Interval | Started | Achieved: successful (req/s) | Refused 429/503 (req/s) | Error rate | P50 | P99 | Target CPU | Target memory |');
+    L.push('|---|---|---|---|---|---|---|---|---|');
     for (const i of run.intervals) {
-      L.push(`| ${i.index} | ${i.startedAt.slice(11, 19)} | ${i.achievedRate} | ${pct(i.errorRate, 2)} | ${i.latency ? fmtMs(i.latency.p50) : '–'} | ` +
+      L.push(`| ${i.index} | ${i.startedAt.slice(11, 19)} | ${i.achievedRate} | ${i.refusedRate} | ${pct(i.errorRate, 2)} | ${i.latency ? fmtMs(i.latency.p50) : '–'} | ` +
         `${i.latency ? fmtMs(i.latency.p99) : '–'} | ${i.target?.cpuCores != null ? pct(i.target.cpuCores / env.cores, 0) : '–'} | ${mb(i.target?.rssBytes)} |`);
     }
     L.push('');
   }
 
   L.push('### Charts', '');
-  L.push(`![Latency percentiles](${basename(files.latencySvg)})`, '');
-  L.push(`![Achieved against requested throughput](${basename(files.throughputSvg)})`, '');
+  L.push(`![Latency percentiles of the successful answers](${basename(files.latencySvg)})`, '');
+  L.push(`![Requested rate against successful, refused and failed answers per second](${basename(files.throughputSvg)})`, '');
 
   L.push('### Recommendations', '');
   recommendations(run, env).forEach((r, i) => L.push(`${i + 1}. ${r}`));
@@ -196,15 +215,17 @@ function sec(ms: number): string {
   return `${+(ms / 1000).toFixed(3)} s`;
 }
 
-const COLORS = { p50: '#2b8a3e', p95: '#e67700', p99: '#c92a2a', requested: '#adb5bd', achieved: '#1971c2' };
+const COLORS = { p50: '#2b8a3e', p95: '#e67700', p99: '#c92a2a', requested: '#adb5bd', achieved: '#1971c2', refused: '#f59f00', failed: '#e03131' };
+
+const minutesLabel = (ms: number) => `+${(ms / 60000).toFixed(ms < 600_000 ? 1 : 0)} min`;
 
 export function latencyChart(run: ProfileRun): string {
   const soak = run.intervals.length > 0;
   const points: { label: string; l: StepResult['latency'] }[] = soak
-    ? run.intervals.map((i) => ({ label: `+${(i.elapsedMs / 60000).toFixed(i.elapsedMs < 600_000 ? 1 : 0)} min`, l: i.latency }))
-    : run.steps.map((st) => ({ label: st.label, l: st.latency }));
+    ? run.intervals.map((i) => ({ label: minutesLabel(i.elapsedMs), l: i.latency }))
+    : run.steps.map((st) => ({ label: stepHolds(st) ? st.label : `${st.label} (FAIL)`, l: st.successLatency }));
   return lineChart({
-    title: soak ? 'Latency percentiles per interval' : 'Latency percentiles per step',
+    title: soak ? 'Latency percentiles of successful answers per interval' : 'Latency percentiles of successful answers per step',
     categories: points.map((p) => p.label),
     series: PERCENTILES.map((p) => ({ name: p.toUpperCase(), color: COLORS[p], values: points.map((x) => (x.l ? x.l[p] : null)) })),
     yLabel: 'latency (ms, log scale)',
@@ -219,22 +240,26 @@ export function throughputChart(run: ProfileRun): string {
   if (run.intervals.length > 0) {
     const rate = run.settings.rates[0];
     return lineChart({
-      title: 'Achieved against requested throughput per interval',
-      categories: run.intervals.map((i) => `+${(i.elapsedMs / 60000).toFixed(i.elapsedMs < 600_000 ? 1 : 0)} min`),
+      title: 'Successful and refused answers against the requested rate per interval',
+      categories: run.intervals.map((i) => minutesLabel(i.elapsedMs)),
       series: [
         { name: 'requested', color: COLORS.requested, values: run.intervals.map(() => rate) },
-        { name: 'achieved', color: COLORS.achieved, values: run.intervals.map((i) => i.achievedRate) },
+        { name: 'achieved (successful)', color: COLORS.achieved, values: run.intervals.map((i) => i.achievedRate) },
+        { name: 'refused (429/503)', color: COLORS.refused, values: run.intervals.map((i) => i.refusedRate) },
       ],
       yLabel: 'requests per second',
       xLabel: 'time since the start',
     });
   }
+  const perS = (st: StepResult, n: number) => (st.durationMs > 0 ? Math.round((n / (st.durationMs / 1000)) * 10) / 10 : 0);
   return barChart({
-    title: 'Achieved against requested throughput',
+    title: 'Requested rate against successful, refused and failed answers',
     categories: run.steps.map((st) => st.label),
     series: [
       { name: 'requested', color: COLORS.requested, values: run.steps.map((st) => st.requestedRate) },
-      { name: 'achieved', color: COLORS.achieved, values: run.steps.map((st) => st.achievedRate) },
+      { name: 'achieved (successful)', color: COLORS.achieved, values: run.steps.map((st) => st.achievedRate) },
+      { name: 'refused (429/503)', color: COLORS.refused, values: run.steps.map((st) => perS(st, st.refused)) },
+      { name: 'failed', color: COLORS.failed, values: run.steps.map((st) => perS(st, st.failed)) },
     ],
     yLabel: 'requests per second',
     xLabel: 'step',

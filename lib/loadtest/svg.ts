@@ -56,7 +56,8 @@ function frame(spec: ChartSpec, values: number[]): Frame {
   let y: (v: number) => number;
   if (spec.logY) {
     const positive = all.filter((v) => v > 0);
-    const lo = Math.floor(Math.log10(Math.min(...(positive.length ? positive : [1]))));
+    // a decade below the lowest value when it sits near a power of ten: 1.02 ms must not lie on the axis
+    const lo = Math.floor(Math.log10(0.7 * Math.min(...(positive.length ? positive : [1]))));
     let hi = Math.ceil(Math.log10(Math.max(...(positive.length ? positive : [10]))));
     if (hi <= lo) hi = lo + 1;
     ticks = [];

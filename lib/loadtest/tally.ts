@@ -10,6 +10,10 @@ export class Tally {
   completed = 0;
   inWindow = 0;
   errors = 0;
+  succeeded = 0;
+  inWindowOk = 0;
+  refused = 0;
+  failed = 0;
   bytes = 0;
   unsent = 0;
   /** the longest window any engine reported (set by final ticks) */
@@ -17,6 +21,8 @@ export class Tally {
   readonly outcomes: Record<string, number> = {};
   readonly latency: Histogram = newHistogram();
   readonly uncorrected: Histogram = newHistogram();
+  /** successful answers only */
+  readonly okLatency: Histogram = newHistogram();
   readonly entryLatency: Histogram[] = [];
   readonly entryErrors: number[] = [];
 
@@ -25,12 +31,17 @@ export class Tally {
     this.completed += t.completed;
     this.inWindow += t.inWindow;
     this.errors += t.errors;
+    this.succeeded += t.succeeded;
+    this.inWindowOk += t.inWindowOk;
+    this.refused += t.refused;
+    this.failed += t.failed;
     this.bytes += t.bytes;
     this.unsent += t.unsent;
     this.windowMs = Math.max(this.windowMs, t.windowMs);
     for (const [k, v] of Object.entries(t.outcomes)) this.outcomes[k] = (this.outcomes[k] ?? 0) + v;
     addEncoded(this.latency, t.latency);
     addEncoded(this.uncorrected, t.uncorrected);
+    addEncoded(this.okLatency, t.okLatency);
     t.perEntry.forEach((e, i) => {
       this.entryLatency[i] ??= newHistogram();
       addEncoded(this.entryLatency[i], e.latency);
@@ -43,12 +54,17 @@ export class Tally {
     this.completed += o.completed;
     this.inWindow += o.inWindow;
     this.errors += o.errors;
+    this.succeeded += o.succeeded;
+    this.inWindowOk += o.inWindowOk;
+    this.refused += o.refused;
+    this.failed += o.failed;
     this.bytes += o.bytes;
     this.unsent += o.unsent;
     this.windowMs = Math.max(this.windowMs, o.windowMs);
     for (const [k, v] of Object.entries(o.outcomes)) this.outcomes[k] = (this.outcomes[k] ?? 0) + v;
     this.latency.add(o.latency);
     this.uncorrected.add(o.uncorrected);
+    this.okLatency.add(o.okLatency);
     o.entryLatency.forEach((h, i) => {
       this.entryLatency[i] ??= newHistogram();
       this.entryLatency[i].add(h);

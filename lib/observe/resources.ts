@@ -15,7 +15,7 @@
  * every decision or alert on memory (memory_usage_ratio, auto-tuning's memory_usage, overload steps) reads
  * `workingSetBytes` (or `memoryPressure()`), never `usedBytes`.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { totalmem, freemem } from 'node:os';
 import type { Socket } from 'node:net';
 
@@ -58,10 +58,33 @@ export interface MemoryFigures {
 const workingSet = (usage: number, inactiveFile: number | null): number => Math.max(0, usage - (inactiveFile ?? 0));
 
 /**
- * Reads the container's memory limit, usage and working set. `root` is the cgroup v2 directory and `v1Dir` the
- * v1 memory controller's directory (tests point them at a child cgroup or a fake tree).
+ * This process's own cgroup directories, from /proc/self/cgroup: in a container with its own cgroup namespace
+ * the paths are "/" (the mount is the container's cgroup); without one (cgroup v1 hosts, some runtimes) they
+ * name the cgroup below the hierarchy's root, whose files are the ones that hold the limit. A path that is
+ * not under the mount falls back to the mount itself.
  */
-export function readMemory(root = '/sys/fs/cgroup', v1Dir = `${root}/memory`): MemoryFigures {
+export function ownCgroupDirs(root = '/sys/fs/cgroup', procFile = '/proc/self/cgroup'): { v2: string; v1: string } {
+  let text = '';
+  try {
+    text = readFileSync(procFile, 'utf8');
+  } catch {
+    // not Linux: the mount (if any) is all there is
+  }
+  const under = (base: string, path: string | undefined): string =>
+    path !== undefined && path !== '/' && existsSync(base + path) ? base + path : base;
+  const v2 = /^0::(\/.*)$/m.exec(text)?.[1];
+  const v1 = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(\/.*)$/m.exec(text)?.[1];
+  return { v2: under(root, v2), v1: under(`${root}/memory`, v1) };
+}
+
+/**
+ * Reads the container's memory limit, usage and working set. `root` is the cgroup v2 directory and `v1Dir` the
+ * v1 memory controller's directory; by default this process's own cgroup (tests point them at a child cgroup
+ * or a fake tree).
+ */
+export function readMemory(root?: string, v1Dir?: string): MemoryFigures {
+  if (root === undefined) ({ v2: root, v1: v1Dir } = ownCgroupDirs());
+  v1Dir ??= `${root}/memory`;
   const v2max = readNumber(`${root}/memory.max`);
   const v2cur = readNumber(`${root}/memory.current`);
   if (v2max !== null && v2cur !== null && v2max < NO_LIMIT) {

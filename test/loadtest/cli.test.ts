@@ -118,7 +118,7 @@ test('end to end: steps with a mix against a real server, sidecar figures from i
   assert.doesNotMatch(res.stdout, /\x1b\[/, 'no progress line when stdout is not a terminal');
   assert.ok((paths.get('/query_script') ?? 0) > (paths.get('/health') ?? 0), JSON.stringify([...paths]));
   const md = readFileSync(report, 'utf8');
-  assert.match(md, /\| 50 \| \d+(\.\d)? \| \d+ \| 0\.00 % \|.*cores\) \| 60 MB/);
+  assert.match(md, /\| 50 \| \d+(\.\d)? \| 0\.0 \| 0\.0 \| \d+ \| 0\.00 % \|.*cores\) \| 60 MB/);
   assert.match(md, /\| 100 req\/s \| 90\.0 % \| l1 \d+\/\d+ \| 0 \| 0 \|/);
   assert.match(md, /\| 50 req\/s \| script \| 3 \|/);
   assert.ok(md.includes('--mix ' + mixFile));

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, 
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { memoryPressure, readMemory, readProcessIo, SocketBytes } from '../../lib/observe/resources';
+import { memoryPressure, ownCgroupDirs, readMemory, readProcessIo, SocketBytes } from '../../lib/observe/resources';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { pruneProfiles } from '../../lib/observe/profiling';
@@ -53,6 +53,22 @@ test('memory: cgroup v2 limit and usage, v1, and the machine when there is no li
   writeFileSync(join(v1none, 'memory', 'memory.limit_in_bytes'), '9223372036854771712\n');
   writeFileSync(join(v1none, 'memory', 'memory.usage_in_bytes'), '268435456\n');
   assert.equal(readMemory(v1none).source, 'host');
+});
+
+test('memory: this process\'s own cgroup from /proc/self/cgroup, with or without a cgroup namespace', (t) => {
+  const root = tempDir(t);
+  mkdirSync(join(root, 'kubepods', 'pod1', 'c1'), { recursive: true });
+  mkdirSync(join(root, 'memory', 'docker', 'abc'), { recursive: true });
+  const proc = join(root, 'cgroup');
+  writeFileSync(proc, '0::/kubepods/pod1/c1\n');
+  assert.deepEqual(ownCgroupDirs(root, proc), { v2: join(root, 'kubepods', 'pod1', 'c1'), v1: join(root, 'memory') });
+  writeFileSync(proc, '12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n');
+  assert.deepEqual(ownCgroupDirs(root, proc), { v2: root, v1: join(root, 'memory', 'docker', 'abc') });
+  // a namespaced container sees "/" (its mount is its cgroup); a path not under the mount falls back to it
+  writeFileSync(proc, '0::/\n');
+  assert.deepEqual(ownCgroupDirs(root, proc), { v2: root, v1: join(root, 'memory') });
+  writeFileSync(proc, '0::/elsewhere\n');
+  assert.equal(ownCgroupDirs(root, proc).v2, root);
 });
 
 /**
