@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { load: () => Command; help: string }> = {
   validate: { load: () => require('./validate'), help: 'validate FILE                    check a policy file (like nginx -t)' },
   intercept: { load: () => require('./intercept'), help: 'intercept --ports P --to-port P [--uninstall] [--dry-run]  iptables redirect' },
   inject: { load: () => require('./inject'), help: 'inject [-f FILE] [--native] [--remove]  add the sidecar to Kubernetes manifests' },
+  webhook: { load: () => require('./webhook'), help: 'webhook [--port 9443] [--tls-cert F --tls-key F] [--config F]  sidecar injection webhook' },
   loadtest: { load: () => require('./loadtest'), help: 'loadtest --target URL [--profile baseline|steps|soak] ...  fixed-rate load test' },
   demo: { load: () => require('./demo'), help: 'demo                             example draft service on :9101 + sidecar on :15006' },
 };
