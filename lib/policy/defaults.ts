@@ -48,6 +48,7 @@ function server(raw: Obj): ServerPolicy {
   return {
     listen: hostPort(raw.listen, '0.0.0.0:15006'),
     admin_listen: hostPort(raw.admin_listen, '0.0.0.0:9901'),
+    metrics_listen: raw.metrics_listen === undefined || raw.metrics_listen === null ? null : hostPort(raw.metrics_listen, ''),
     workers: num(raw.workers, 2),
     worker_connections: num(raw.worker_connections, 1000),
     keepalive_timeout: dur(raw.keepalive_timeout, '65s'),

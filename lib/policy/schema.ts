@@ -54,6 +54,7 @@ export const POLICY_SCHEMA: JsonSchema = {
     server: section('Listeners and per-worker limits (always applies).', {
       listen: { ...ref('listen'), default: '0.0.0.0:15006' },
       admin_listen: { ...ref('listen'), default: '0.0.0.0:9901' },
+      metrics_listen: { ...ref('listen'), description: 'a second listener that serves GET /metrics alone (for a Service that must not expose the rest of the admin port); absent: none' },
       workers: { type: 'integer', minimum: 0, maximum: 256, default: 2, description: 'worker processes; 0 = in the main process' },
       worker_connections: { type: 'integer', minimum: 1, default: 1000 },
       keepalive_timeout: { ...ref('duration'), default: '65s' },

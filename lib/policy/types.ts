@@ -19,6 +19,8 @@ export interface HostPort {
 export interface ServerPolicy {
   readonly listen: HostPort;
   readonly admin_listen: HostPort;
+  /** A listener serving GET /metrics alone, or null (extension). */
+  readonly metrics_listen: HostPort | null;
   /** Worker processes (node:cluster). 0 runs the proxy inside the main process (tests, tiny pods). */
   readonly workers: number;
   /** Max concurrent client connections per worker (like nginx worker_connections). */

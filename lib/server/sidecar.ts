@@ -132,7 +132,11 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
       ? { status: 200, body: { status: 'ready', version: state.loaded.version } }
       : { status: 503, body: { status: 'not ready', reasons } };
   });
-  admin.route('GET', '/metrics', async () => ({ status: 200, body: await metricsText(), contentType: Registry.PROMETHEUS_CONTENT_TYPE }));
+  const metricsRoute = async () => ({ status: 200, body: await metricsText(), contentType: Registry.PROMETHEUS_CONTENT_TYPE });
+  admin.route('GET', '/metrics', metricsRoute);
+  // server.metrics_listen: /metrics alone, so a Service can expose it without /policy and the rest
+  const metricsOnly = p0.server.metrics_listen ? new AdminServer(log) : null;
+  metricsOnly?.route('GET', '/metrics', metricsRoute);
   let tuning: AutoTuningService | null = null; // auto-tuning (issue 10): created once the workers run
   admin.route('GET', '/policy', () => ({
     status: 200,
@@ -155,6 +159,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   });
   const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
   const adminAddr = await admin.listen(p0.server.admin_listen);
+  if (metricsOnly && p0.server.metrics_listen) await metricsOnly.listen(p0.server.metrics_listen);
 
   const reload = (why: string): void => void reloader.reload(why);
   // auto-tuning (issue 10): workers it retires drain and exit on purpose (not restarted as crashes)
@@ -197,7 +202,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     await Promise.allSettled(observed.map((o) => o.close())); // observability (issue 9): flush spans
     await Promise.allSettled(services.map((s) => s.close()));
     statusPage.close();
-    await admin.close();
+    await Promise.all([admin.close(), metricsOnly?.close()]);
     log.info('shutdown complete');
     resolveDone();
   };

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { REDACTED, redactSecrets, redactUrl } from '../../lib/util/redact';
 import { startRedis, REDIS_CLI, type RedisInstance } from '../helpers/redis';
 import { basicPolicy, startSidecar, type SidecarProcess } from '../helpers/sidecar';
+import { freePort } from '../helpers/ports';
 
 const PASSWORD = 'pa55-w0rd-only-in-the-secret';
 
@@ -101,4 +102,20 @@ describe('the Redis password from a Secret, never shown', () => {
     assert.ok(body.includes(`redis://:${REDACTED}@127.0.0.1:${redis.port}/0`), body);
     assertNoPassword(s, body);
   });
+});
+
+test('server.metrics_listen serves GET /metrics alone (what the chart Service exposes), the admin port keeps the rest', async () => {
+  const metricsPort = await freePort();
+  const s = await startSidecar(basicPolicy(9, '', { metrics_listen: `127.0.0.1:${metricsPort}` }));
+  try {
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^# HELP bridge_sidecar_/m);
+    for (const path of ['/policy', '/healthz', '/readyz', '/admin/purge', '/']) {
+      assert.equal((await fetch(`http://127.0.0.1:${metricsPort}${path}`)).status, 404, `${path} is not on the metrics listener`);
+    }
+    assert.equal((await fetch(`${s.adminUrl}/policy`)).status, 200, 'still on the admin port');
+  } finally {
+    await s.stop();
+  }
 });

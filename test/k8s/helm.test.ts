@@ -193,14 +193,17 @@ describe('every value combination renders valid objects with the required proper
         assert.ok(!all.some((c) => c.securityContext?.capabilities?.add?.length), 'service mode: no added capabilities');
         assert.equal(svc.spec.ports.find((p) => p.name === 'http')?.targetPort, 'proxy', 'the Service targets the sidecar');
       }
-      assert.equal(svc.spec.ports.find((p) => p.name === 'admin')?.targetPort, 'admin');
+      assert.deepEqual(svc.spec.ports.map((p) => p.name), ['http', 'metrics'], 'the Service exposes the data port and /metrics only');
+      assert.equal(svc.spec.ports.find((p) => p.name === 'metrics')?.targetPort, 'metrics');
+      assert.equal(sidecar.ports?.find((p) => p.name === 'metrics')?.containerPort, 9464);
       const sm = one<K8sObject & { spec: { endpoints: { port: string; path: string }[] } }>(objs, 'ServiceMonitor');
-      assert.deepEqual(sm.spec.endpoints.map((e) => [e.port, e.path]), [['admin', '/metrics']]);
+      assert.deepEqual(sm.spec.endpoints.map((e) => [e.port, e.path]), [['metrics', '/metrics']], 'scraped on the metrics-only port');
 
       // The policy: chart-owned keys filled in, Redis as chosen, and it validates.
       const { text, policy } = policyOf(objs);
       assert.equal(policy.server.listen, `0.0.0.0:${LISTEN_PORT}`);
       assert.equal(policy.server.admin_listen, `0.0.0.0:${ADMIN_PORT}`);
+      assert.equal(policy.server.metrics_listen, '0.0.0.0:9464');
       assert.equal(policy.upstream.url, `http://127.0.0.1:${SERVICE_PORT}`);
       assert.equal(policy.cache.l3.path, '/var/cache/bridge-sidecar');
       const tokenMount = sidecar.volumeMounts?.find((m) => m.name === 'admin-token');
@@ -268,7 +271,9 @@ test('the chart refuses inconsistent values with a clear message', () => {
   refuse({ 'policy.cache.l2.size': '1GB' }, [], /cache\.l2 needs Redis/);
   refuse({ 'policy.rate_limiting.scope': 'cluster' }, [], /scope=cluster needs Redis/);
   refuse({ 'adminToken.enabled': true }, [], /adminToken\.existingSecret or adminToken\.value/);
-  refuse({}, ['--kube-version', '1.28.0'], /Kubernetes >= 1\.29|kubeVersion/);
+  refuse({ 'sidecar.native': true }, ['--kube-version', '1.27.0'], /sidecar\.native=true needs Kubernetes >= 1\.29/);
+  refuse({}, ['--kube-version', '1.24.0'], /kubeVersion/);
+  refuse({ 'service.livenessProbe.httpGet.port': 'web' }, [], /service\.livenessProbe\.httpGet\.port must be app or a port number/);
 });
 
 test('on Kubernetes 1.29 the service preStop falls back to exec sleep (no sleep action there by default)', async () => {

@@ -27,6 +27,7 @@ export function modelSpecifier(apiVersion: string, kind: string): string {
   if (apiVersion.endsWith('monitoring.coreos.com/v1') || apiVersion === 'monitoring.coreos.com/v1') {
     return `@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/${kind}`;
   }
+  if (apiVersion === 'cert-manager.io/v1') return `@kubernetes-models/cert-manager/cert-manager.io/v1/${kind}`;
   return `kubernetes-models/${apiVersion}/${kind}`;
 }
 

@@ -32,10 +32,25 @@ export function ulimitFlags(): string[] {
 
 export interface Run { status: number | null; stdout: string; stderr: string }
 
+let confFile: string | null = null;
+/**
+ * A containers.conf for every podman call: runc, and default rlimits that podman can set (the pod's infra
+ * container takes them from here; `podman pod create` has no --ulimit).
+ */
+function containersConf(): string {
+  if (confFile) return confFile;
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-podman-conf-'));
+  const limits = ulimitFlags().filter((_, i) => i % 2 === 1).map((l) => JSON.stringify(l));
+  writeFileSync(join(dir, 'containers.conf'), `[containers]\ndefault_ulimits = [${limits.join(', ')}]\n[engine]\nruntime = "runc"\n`);
+  confFile = join(dir, 'containers.conf');
+  return confFile;
+}
+
 /** podman with the runtime flag; throws with podman's output unless allowFail. */
 export function podman(args: string[], opts: { allowFail?: boolean; timeoutMs?: number; input?: string } = {}): Run {
   const r: SpawnSyncReturns<string> = spawnSync('podman', ['--runtime', 'runc', ...args], {
     encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input, maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, CONTAINERS_CONF: containersConf() },
   });
   if (r.error) throw new Error(`podman ${args.join(' ')}: ${r.error.message}`);
   const out = { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -45,9 +60,11 @@ export function podman(args: string[], opts: { allowFail?: boolean; timeoutMs?: 
 
 /** Fails loudly (never skips) when podman is missing: CI installs it (.ci/run). */
 export function requirePodman(): void {
-  const r = spawnSync('podman', ['--version'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error('podman is not installed: this test builds and runs the image with podman (apt-get install podman buildah debootstrap runc; .ci/run does)');
+  for (const [bin, args] of [['podman', ['--version']], ['runc', ['--version']], ['catatonit', ['--version']], ['debootstrap', ['--version']]] as const) {
+    const r = spawnSync(bin, args, { encoding: 'utf8' });
+    if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`${bin} is not installed: this test builds and runs the image with podman (apt-get install podman buildah runc catatonit debootstrap; .ci/run does)`);
+    }
   }
 }
 

@@ -54,6 +54,57 @@ app.kubernetes.io/part-of: mcp-bridge
 {{- default (printf "%s-admin-token" (include "bridge-sidecar.fullname" .)) .Values.adminToken.existingSecret -}}
 {{- end -}}
 
+{{/*
+"true" when the sidecar is a native sidecar (an init container with restartPolicy Always), else "".
+sidecar.native: auto picks it on Kubernetes >= 1.29 (where SidecarContainers is on by default) and a classic
+container before; true forces it (1.28 with the SidecarContainers feature gate), false never.
+*/}}
+{{- define "bridge-sidecar.native" -}}
+{{- $n := .Values.sidecar.native -}}
+{{- if eq (toString $n) "auto" -}}
+{{- if semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version -}}true{{- end -}}
+{{- else if $n -}}
+{{- if semverCompare "<1.28-0" .Capabilities.KubeVersion.Version -}}
+{{- fail "sidecar.native=true needs Kubernetes >= 1.29 (or 1.28 with the SidecarContainers feature gate); use sidecar.native=auto or false on older clusters" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the service's probes are moved to the sidecar's /app-health (its port is intercepted). */}}
+{{- define "bridge-sidecar.rewriteProbes" -}}
+{{- if eq .Values.interception.mode "iptables" -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The service's httpGet probes as the sidecar calls them (BRIDGE_SIDECAR_APP_PROBERS, the format of
+lib/k8s/probers.ts): {"<container>/<kind>": {httpGet, port, timeoutSeconds}}. Empty when nothing to rewrite.
+*/}}
+{{- define "bridge-sidecar.appProbers" -}}
+{{- $out := dict -}}
+{{- range $kind := list "liveness" "readiness" "startup" -}}
+{{- $p := get $.Values.service (printf "%sProbe" $kind) -}}
+{{- if and $p (get $p "httpGet") -}}
+{{- $port := $p.httpGet.port -}}
+{{- if eq (toString $port) "app" -}}{{- $port = $.Values.service.port -}}{{- end -}}
+{{- if not (regexMatch "^[0-9]+$" (toString $port)) -}}
+{{- fail (printf "service.%sProbe.httpGet.port must be app or a port number (got %v)" $kind $port) -}}
+{{- end -}}
+{{- $_ := set $out (printf "%s/%s" $.Values.service.name $kind) (dict "httpGet" $p.httpGet "port" (int $port) "timeoutSeconds" (int (default 1 $p.timeoutSeconds))) -}}
+{{- end -}}
+{{- end -}}
+{{- if $out -}}{{- toJson $out -}}{{- end -}}
+{{- end -}}
+
+{{/* One of the service's probes, pointed at the sidecar's /app-health when its port is intercepted. */}}
+{{- define "bridge-sidecar.appProbe" -}}
+{{- $p := deepCopy .probe -}}
+{{- if and (include "bridge-sidecar.rewriteProbes" .ctx) (get $p "httpGet") -}}
+{{- $_ := set $p "httpGet" (dict "path" (printf "/app-health/%s/%s" .ctx.Values.service.name .kind) "port" (int .ctx.Values.sidecar.adminPort)) -}}
+{{- end -}}
+{{- toYaml $p -}}
+{{- end -}}
+
 {{/* Where things are mounted in the sidecar container. */}}
 {{- define "bridge-sidecar.policyDir" -}}/etc/bridge-sidecar{{- end -}}
 {{- define "bridge-sidecar.tokenDir" -}}/var/run/secrets/bridge-sidecar{{- end -}}
@@ -68,6 +119,7 @@ in the policy and in the pod spec can never disagree.
 {{- $server := get $p "server" | default dict -}}
 {{- $_ := set $server "listen" (printf "0.0.0.0:%d" (int .Values.sidecar.listenPort)) -}}
 {{- $_ := set $server "admin_listen" (printf "0.0.0.0:%d" (int .Values.sidecar.adminPort)) -}}
+{{- $_ := set $server "metrics_listen" (printf "0.0.0.0:%d" (int .Values.sidecar.metricsPort)) -}}
 {{- if .Values.adminToken.enabled -}}
 {{- $_ := set $server "admin_token_file" (printf "%s/%s" (include "bridge-sidecar.tokenDir" .) .Values.adminToken.key) -}}
 {{- end -}}
@@ -123,7 +175,8 @@ in the policy and in the pod spec can never disagree.
 - name: bridge-sidecar
   image: {{ include "bridge-sidecar.image" . }}
   imagePullPolicy: {{ .Values.sidecar.image.pullPolicy }}
-  {{- if .Values.sidecar.native }}
+  {{- $native := include "bridge-sidecar.native" . }}
+  {{- if $native }}
   # A native sidecar: started (startupProbe passed) before the service starts, stopped after it exits.
   restartPolicy: Always
   {{- end }}
@@ -131,6 +184,21 @@ in the policy and in the pod spec can never disagree.
   env:
     - name: BRIDGE_SIDECAR_ADMIN_PORT
       value: {{ .Values.sidecar.adminPort | quote }}
+    {{- $probers := include "bridge-sidecar.appProbers" . }}
+    {{- if and (include "bridge-sidecar.rewriteProbes" .) $probers }}
+    # The service's own probes: the kubelet asks /app-health/... on the admin port and the sidecar calls these
+    # directly, so a sidecar that sheds or rate limits never gets a healthy service restarted.
+    - name: BRIDGE_SIDECAR_APP_PROBERS
+      value: {{ $probers | quote }}
+    {{- end }}
+    {{- with .Values.redis.passwordSecret.name }}
+    # The Redis password from a Secret, never from the policy ConfigMap.
+    - name: BRIDGE_SIDECAR_REDIS_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ . }}
+          key: {{ $.Values.redis.passwordSecret.key }}
+    {{- end }}
     {{- with .Values.sidecar.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -140,6 +208,9 @@ in the policy and in the pod spec can never disagree.
       protocol: TCP
     - name: admin
       containerPort: {{ .Values.sidecar.adminPort }}
+      protocol: TCP
+    - name: metrics
+      containerPort: {{ .Values.sidecar.metricsPort }}
       protocol: TCP
   {{- with .Values.sidecar.startupProbe }}
   startupProbe:
@@ -153,7 +224,7 @@ in the policy and in the pod spec can never disagree.
   readinessProbe:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if not .Values.sidecar.native }}
+  {{- if not $native }}
   lifecycle:
     preStop:
       # Keep proxying while the service drains; SIGTERM (then the sidecar's own drain) comes after.
@@ -187,7 +258,7 @@ in the policy and in the pod spec can never disagree.
 - name: intercept
   image: {{ include "bridge-sidecar.image" . }}
   imagePullPolicy: {{ .Values.sidecar.image.pullPolicy }}
-  {{- $exclude := prepend (.Values.interception.excludePorts | default list) .Values.sidecar.adminPort }}
+  {{- $exclude := concat (list .Values.sidecar.adminPort .Values.sidecar.metricsPort) (.Values.interception.excludePorts | default list) }}
   args:
     - intercept
     - --ports
@@ -219,4 +290,28 @@ in the policy and in the pod spec can never disagree.
     # iptables-legacy takes /run/xtables.lock; the root filesystem is read-only.
     - name: xtables-lock
       mountPath: /run
+{{- end -}}
+
+{{/* The injection webhook. */}}
+{{- define "bridge-sidecar.injectorName" -}}
+{{- printf "%s-injector" (include "bridge-sidecar.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bridge-sidecar.injectorImage" -}}
+{{- $i := .Values.injector.image | default dict -}}
+{{- printf "%s:%s" (default .Values.sidecar.image.repository $i.repository) (default (default .Chart.AppVersion .Values.sidecar.image.tag) $i.tag) -}}
+{{- end -}}
+
+{{/* cert-manager makes the serving certificate: forced, or auto when its API is installed. */}}
+{{- define "bridge-sidecar.injectorCertManager" -}}
+{{- $c := .Values.injector.certManager -}}
+{{- if eq (toString $c) "auto" -}}
+{{- if .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}true{{- end -}}
+{{- else if $c -}}true{{- end -}}
+{{- end -}}
+
+{{/* The injection config (lib/k8s/config.ts keys): what the chart knows, then injector.config over it. */}}
+{{- define "bridge-sidecar.injectorConfig" -}}
+{{- $c := dict "image" (include "bridge-sidecar.image" .) "imagePullPolicy" .Values.sidecar.image.pullPolicy "native" (eq (include "bridge-sidecar.native" .) "true") "listenPort" (int .Values.sidecar.listenPort) "adminPort" (int .Values.sidecar.adminPort) "uid" (int .Values.sidecar.uid) "preStopSleepSeconds" (int .Values.sidecar.preStopSleepSeconds) -}}
+{{- toYaml (mergeOverwrite $c (deepCopy (.Values.injector.config | default dict))) -}}
 {{- end -}}
