@@ -21,6 +21,7 @@ import { sendShed } from '../stages/queue';
 import { sendProblem, VIA } from './problem';
 import { isHopByHop, stripRequestHopByHop } from './hop-by-hop';
 import { OWN_CACHE_CONTROL } from '../cache/response-fields';
+import { expectsContinue } from './interim';
 import type { Runtime } from '../core/component';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import { tracingFor, startChildSpan, endRequestSpan, type Tracing } from '../observe/tracing'; // tracing (issue 9)
@@ -118,6 +119,12 @@ export class RequestHandler implements ForwardCallbacks {
       ctx.endpoint = p.endpointFor(ctx);
       refuseTooLarge(res, `request body of ${declared} bytes exceeds client_max_body_size (${max})`);
       return;
+    }
+    if (expectsContinue(req)) {
+      // the body may come: say so now (node leaves it to us once a checkContinue listener exists; a server
+      // without one has sent it already), and not again upstream
+      if (!(res as unknown as { _sent100: boolean })._sent100) res.writeContinue();
+      delete req.headers.expect;
     }
     const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
     // A route that matches on the body (or takes params from it) needs it read and parsed. Small bodies are also
@@ -335,6 +342,9 @@ export class RequestHandler implements ForwardCallbacks {
     // the sidecar's own cache directives are for the cache filter above, never for the client
     if (head.headers[OWN_CACHE_CONTROL] !== undefined) delete head.headers[OWN_CACHE_CONTROL];
     res.writeHead(head.status, head.headers);
+    // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
+    // a long-lived event stream may not have one for minutes
+    if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD') res.flushHeaders();
     ctx.responded = true;
     if (transforms === null) {
       up.on('error', () => res.destroy());

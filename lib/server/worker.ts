@@ -79,6 +79,8 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     noDelay: true,
   }, handler.handle);
   server.maxConnections = s.worker_connections;
+  // Expect: 100-continue is answered by the handler, after its size check (an oversize body gets 413, no 100)
+  server.on('checkContinue', handler.handle);
 
   server.on('upgrade', (req, socket: Socket, head: Buffer) => {
     proxy.upgrade(req, socket, head, (err) => {

@@ -14,6 +14,7 @@ import { Agent, type IncomingMessage, type ClientRequest } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
+import { relayInterim } from '../server/interim';
 import type { UpstreamPolicy } from '../policy/types';
 import type { WorkerMetrics } from '../observe/metrics';
 import type { RequestContext } from '../core/context';
@@ -185,6 +186,7 @@ export class UpstreamProxy {
       return;
     }
     st.proxyReq = proxyReq;
+    proxyReq.on('information', (info) => relayInterim(st.ctx.res, info.statusCode, info.headers));
     this.metrics.upstreamConnectionWait.observe((performance.now() - st.dispatchedAt) / 1000);
     const socket = proxyReq.socket;
     if (socket && socket.connecting) {
