@@ -32,7 +32,7 @@ import { parseDuration } from '../../lib/policy/units';
 import { loadMixFile } from '../../lib/loadtest/mix';
 import { runProfile, type RunSettings, type SoakInterval, type StepResult } from '../../lib/loadtest/profiles';
 import { describeEnvironment, type Environment } from '../../lib/loadtest/environment';
-import { writeReport } from '../../lib/loadtest/report';
+import { stepFromJson, writeReport } from '../../lib/loadtest/report';
 import { ProgressLine } from '../../lib/loadtest/progress';
 
 async function main(): Promise<number> {
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
       steps: StepResult[]; intervals: SoakInterval[];
     };
     writeReport(out, { generatedAt: new Date(json.generatedAt), command: json.command, notes: json.notes, environment: json.environment,
-      run: { settings: json.settings, steps: json.steps.map(({ verdicts: _v, holds: _h, ...s }: StepResult & { verdicts?: unknown; holds?: unknown }) => s), intervals: json.intervals },
+      run: { settings: json.settings, steps: json.steps.map(stepFromJson), intervals: json.intervals.map((i) => ({ ...i, refusedRate: i.refusedRate ?? 0 })) },
       version: json.version });
     log(`re-rendered ${out}`);
     return 0;

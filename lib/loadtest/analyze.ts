@@ -48,7 +48,9 @@ export function verdicts(step: StepResult): Verdict[] {
     const valueMs = step.successLatency ? step.successLatency[p] : null;
     const targetMs = TARGETS.latencyMs[p];
     if (share > MAX_REFUSED_SHARE) return { percentile: p, targetMs, valueMs, ok: false, why: `${pct(share, 0)} of the answers were refusals (429/503)` };
-    if (valueMs === null) return { percentile: p, targetMs, valueMs, ok: step.completed > 0 ? false : null, why: step.completed > 0 ? 'no successful answer' : null };
+    // no successful answer at all fails; successful answers without their own latency (an older report) are unknown
+    if (valueMs === null) return step.completed > 0 && step.succeeded === 0
+      ? { percentile: p, targetMs, valueMs, ok: false, why: 'no successful answer' } : { percentile: p, targetMs, valueMs, ok: null, why: null };
     return valueMs < targetMs ? { percentile: p, targetMs, valueMs, ok: true, why: null } : { percentile: p, targetMs, valueMs, ok: false, why: `${fmtMs(valueMs)}, not under ${targetMs} ms` };
   });
 }

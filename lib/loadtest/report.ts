@@ -215,6 +215,24 @@ function sec(ms: number): string {
   return `${+(ms / 1000).toFixed(3)} s`;
 }
 
+/**
+ * A step read back from a report's JSON. Reports written before refusals were counted apart have no
+ * succeeded/refused/failed split, success-only latency or machine CPU: the split is recovered exactly from the
+ * answers by status; the success-only latency only where every answer succeeded (else unknown); the achieved
+ * (successful) rate in proportion to the successful answers.
+ */
+export function stepFromJson(raw: Omit<StepResult, 'successLatency'> & Partial<StepResult> & { machineLoad?: unknown; verdicts?: unknown; holds?: unknown }): StepResult {
+  const { verdicts: _v, holds: _h, machineLoad: _l, ...s } = raw;
+  if (s.successLatency !== undefined) return s as StepResult;
+  const refused = (s.outcomes['429'] ?? 0) + (s.outcomes['503'] ?? 0);
+  const succeeded = s.completed - s.errors;
+  return {
+    ...s, succeeded, refused, failed: s.errors - refused, answeredRate: s.achievedRate,
+    achievedRate: s.completed > 0 ? Math.round((s.achievedRate * succeeded / s.completed) * 10) / 10 : 0,
+    successLatency: s.errors === 0 ? s.latency : null, machineCpu: null,
+  };
+}
+
 const COLORS = { p50: '#2b8a3e', p95: '#e67700', p99: '#c92a2a', requested: '#adb5bd', achieved: '#1971c2', refused: '#f59f00', failed: '#e03131' };
 
 const minutesLabel = (ms: number) => `+${(ms / 60000).toFixed(ms < 600_000 ? 1 : 0)} min`;
@@ -244,7 +262,7 @@ export function throughputChart(run: ProfileRun): string {
       categories: run.intervals.map((i) => minutesLabel(i.elapsedMs)),
       series: [
         { name: 'requested', color: COLORS.requested, values: run.intervals.map(() => rate) },
-        { name: 'achieved (successful)', color: COLORS.achieved, values: run.intervals.map((i) => i.achievedRate) },
+        { name: 'successful', color: COLORS.achieved, values: run.intervals.map((i) => i.achievedRate) },
         { name: 'refused (429/503)', color: COLORS.refused, values: run.intervals.map((i) => i.refusedRate) },
       ],
       yLabel: 'requests per second',
@@ -257,7 +275,7 @@ export function throughputChart(run: ProfileRun): string {
     categories: run.steps.map((st) => st.label),
     series: [
       { name: 'requested', color: COLORS.requested, values: run.steps.map((st) => st.requestedRate) },
-      { name: 'achieved (successful)', color: COLORS.achieved, values: run.steps.map((st) => st.achievedRate) },
+      { name: 'successful', color: COLORS.achieved, values: run.steps.map((st) => st.achievedRate) },
       { name: 'refused (429/503)', color: COLORS.refused, values: run.steps.map((st) => perS(st, st.refused)) },
       { name: 'failed', color: COLORS.failed, values: run.steps.map((st) => perS(st, st.failed)) },
     ],
