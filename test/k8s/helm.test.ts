@@ -295,23 +295,22 @@ test('deploy/ holds the chart rendered with its default values', () => {
   assert.ok(objs.length >= 5);
 });
 
-test("the README's lines for an existing Deployment are a valid pod spec with the same properties", async () => {
+test("the README walkthrough's Deployment, injected as it says, is strictly valid with the sidecar and rewritten probes", async () => {
   const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Adding the sidecar to an existing Deployment'));
+  const section = readme.slice(readme.indexOf('## Adding the sidecar to existing Deployments'));
   const block = /```yaml\n([\s\S]*?)```/.exec(section);
   assert.ok(block, 'a yaml block in the section');
-  const snippet = parseYaml(block[1]) as { spec: { template: { spec: PodSpec } } };
-  const podSpec = { ...snippet.spec.template.spec, containers: [{ name: 'draft-service', image: 'registry.example.com/mcp-bridge:1', ports: [{ containerPort: SERVICE_PORT }] }] };
-  const deployment = {
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'existing' },
-    spec: { selector: { matchLabels: { app: 'x' } }, template: { metadata: { labels: { app: 'x' } }, spec: podSpec } },
-  };
-  assert.deepEqual(await validateK8sObject(deployment), []);
-  const sidecar = podSpec.initContainers?.find((c) => c.name === 'bridge-sidecar');
-  assert.equal(sidecar?.restartPolicy, 'Always');
-  assert.ok(sidecar?.volumeMounts?.every((m) => m.subPath === undefined));
-  assert.deepEqual(sidecar?.readinessProbe?.httpGet, { path: '/readyz', port: 'admin' });
-  const intercept = podSpec.initContainers?.find((c) => c.name === 'intercept');
-  assert.deepEqual([...(intercept?.securityContext?.capabilities?.add ?? [])].sort(), ['NET_ADMIN', 'NET_RAW']);
-  assert.equal(intercept?.args?.[intercept.args.indexOf('--proxy-uid') + 1], String(sidecar?.securityContext?.runAsUser));
+  assert.match(section, /bridge-sidecar inject -f deployment\.yaml --image registry\.example\.com\/bridge-sidecar:0\.1\.0 --native/);
+  const r = spawnSync(process.execPath, [cli, 'inject', '--image', 'registry.example.com/bridge-sidecar:0.1.0', '--native'], { input: block[1], encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const docs = parseObjects(r.stdout);
+  assert.equal(docs.length, 1);
+  assert.deepEqual(await validateK8sObject(docs[0]), []);
+  const pod = (docs[0] as Deployment).spec.template.spec;
+  assert.equal(pod.initContainers?.find((c) => c.name === 'bridge-sidecar')?.restartPolicy, 'Always');
+  assert.deepEqual(pod.containers[0].livenessProbe?.httpGet, { path: '/app-health/app/liveness', port: ADMIN_PORT });
+  const again = spawnSync(process.execPath, [cli, 'inject', '--image', 'registry.example.com/bridge-sidecar:0.1.0', '--native'], { input: r.stdout, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(again.stdout, r.stdout, 'injecting again changes nothing');
+  const removed = spawnSync(process.execPath, [cli, 'inject', '--remove'], { input: r.stdout, encoding: 'utf8', timeout: 60_000 });
+  assert.deepEqual(parseObjects(removed.stdout), parseObjects(block[1]), '--remove gives the original back');
 });
