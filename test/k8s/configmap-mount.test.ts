@@ -59,9 +59,9 @@ test('the rendered ConfigMap in the kubelet layout validates through its symlink
 });
 
 test('the sidecar serves the mounted policy and its watcher reloads edits published the kubelet way', { timeout: 120_000 }, async (t) => {
-  const [listen, admin, upstream] = [await freePort(), await freePort(), await freePort()];
+  const [listen, admin, upstream, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
   // The chart's policy on free ports, in one process, without the L3 tier (its path is the pod's volume).
-  const base: Values = { 'sidecar.listenPort': listen, 'sidecar.adminPort': admin, 'service.port': upstream, 'policy.server.workers': 0, 'policy.cache.l3': null };
+  const base: Values = { 'sidecar.listenPort': listen, 'sidecar.adminPort': admin, 'sidecar.metricsPort': metrics, 'service.port': upstream, 'policy.server.workers': 0, 'policy.cache.l3': null };
   const first = renderedPolicy(base).replace(/0\.0\.0\.0:/g, '127.0.0.1:');
   const mount = join(tempDir(t), 'etc-bridge-sidecar');
   createAtomicWriterDir(mount, { 'policy.yaml': first });
