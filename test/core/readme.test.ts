@@ -15,7 +15,7 @@ test('README policy reference matches the schema (run scripts/gen-policy-referen
 
 test('README shows the two commands and every CLI subcommand', () => {
   const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
-  for (const s of ['npm start', 'npm test', 'bridge-sidecar serve', 'bridge-sidecar validate', 'bridge-sidecar intercept', 'bridge-sidecar loadtest', 'bridge-sidecar demo']) {
+  for (const s of ['npm start', 'npm test', 'bridge-sidecar serve', 'bridge-sidecar validate', 'bridge-sidecar intercept', 'bridge-sidecar loadtest', 'bridge-sidecar inject', 'bridge-sidecar webhook', 'bridge-sidecar demo']) {
     assert.ok(readme.includes(s), `README mentions ${s}`);
   }
 });
