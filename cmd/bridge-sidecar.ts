@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { load: () => Command; help: string }> = {
   inject: { load: () => require('./inject'), help: 'inject [-f FILE] [--native] [--remove]  add the sidecar to Kubernetes manifests' },
   webhook: { load: () => require('./webhook'), help: 'webhook [--port 9443] [--tls-cert F --tls-key F] [--config F]  sidecar injection webhook' },
   loadtest: { load: () => require('./loadtest'), help: 'loadtest --target URL [--profile baseline|steps|soak] ...  fixed-rate load test' },
+  explain: { load: () => require('./explain'), help: 'explain (--policy FILE | --admin URL) [curl-like request]  why a request is (not) cached or limited' },
   demo: { load: () => require('./demo'), help: 'demo                             example draft service on :9101 + sidecar on :15006' },
 };
 

@@ -29,6 +29,11 @@ const ADMIN_TIMEOUT_MS = 10_000;
 
 export type L2Result = { entry: CacheEntry } | { entry: null; error: boolean };
 
+/** The Redis key that holds the entry of cache key `key` (also what `explain` prints). */
+export function l2EntryKey(prefix: string, key: string): string {
+  return prefix + 'c:' + key;
+}
+
 export class L2Cache {
   constructor(
     private readonly conn: RedisConnection,
@@ -40,7 +45,7 @@ export class L2Cache {
   }
 
   private entryKey(key: string): string {
-    return this.conn.prefix + 'c:' + key;
+    return l2EntryKey(this.conn.prefix, key);
   }
 
   private tagKey(tag: string): string {

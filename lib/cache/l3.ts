@@ -56,6 +56,12 @@ export type L3Hit =
 
 let tmpCounter = 0;
 
+/** The file under `dir` that holds the entry of cache key `key` (also what `explain` prints). */
+export function l3EntryFile(dir: string, key: string): string {
+  const h = createHash('sha256').update(key).digest('hex');
+  return join(dir, h.slice(0, 2), h + '.e');
+}
+
 export class L3Cache {
   private readonly index = new Map<string, IndexEntry>();
   private totalBytes = 0;
@@ -89,8 +95,7 @@ export class L3Cache {
   }
 
   private fileFor(key: string): string {
-    const h = createHash('sha256').update(key).digest('hex');
-    return join(this.opts.dir, h.slice(0, 2), h + '.e');
+    return l3EntryFile(this.opts.dir, key);
   }
 
   private tmpFile(): string {

@@ -6,7 +6,7 @@
  *   1. needsBody(method, path): does any route that could match by method and path look at the body?
  *   2. match(...): the first route (policy order) whose every condition holds.
  */
-import type { JsonScalar, Priority, RoutePolicy } from '../policy/types';
+import type { JsonScalar, Policy, Priority, RoutePolicy } from '../policy/types';
 
 export type ParamSource =
   | { readonly kind: 'path' | 'query' | 'header'; readonly name: string }
@@ -108,6 +108,7 @@ function scalarToParam(v: unknown): string | undefined {
 export class Router {
   private readonly matchers: CompiledMatcher[];
   readonly routes: readonly CompiledRoute[];
+  private readonly scratch: MatchScratch = { pathSegs: null, query: null, captures: null };
   /** True when some route needs the body: lets the pass-through path skip the check entirely. */
   readonly anyBody: boolean;
 
@@ -139,26 +140,32 @@ export class Router {
   }
 
   match(input: MatchInput): RouteMatch | null {
-    let pathSegs: string[] | null = null;
-    let query: URLSearchParams | null = null;
+    // one scratch per router, reset per call: match() is synchronous, so no two calls share it
+    const scratch = this.scratch;
+    scratch.pathSegs = null;
+    scratch.query = null;
     for (const m of this.matchers) {
-      if (m.method !== null && !methodMatches(m.method, input.method)) continue;
-      let captures: Record<string, string> | null = null;
-      if (m.segments !== null) {
-        pathSegs ??= input.path.split('/').slice(1);
-        captures = {};
-        if (!matchSegments(m.segments, pathSegs, captures)) continue;
-      }
-      if (m.query !== null) {
-        query ??= new URLSearchParams(input.query);
-        if (!m.query.every(([k, v]) => (v === '*' ? query!.has(k) : query!.get(k) === v))) continue;
-      }
-      if (m.headers !== null && !m.headers.every(([k, v]) => headerMatches(input.headers[k], v))) continue;
-      if (m.jsonrpc !== null && getPath(input.json, ['method']) !== m.jsonrpc) continue;
-      if (m.body !== null && !m.body.every(([p, v]) => getPath(input.json, p) === v)) continue;
-      return { route: m.route, params: this.resolveParams(m.route, input, captures, query) };
+      if (check(m, input, scratch) === MATCHED) return { route: m.route, params: this.resolveParams(m.route, input, scratch.captures, scratch.query) };
     }
     return null;
+  }
+
+  /**
+   * Every route tried in order, with the condition that ruled each out, up to the first match (and its params):
+   * what `explain` prints. The same check as match(), so the answer is the proxy's.
+   */
+  explain(input: MatchInput): { tried: RouteVerdict[]; match: RouteMatch | null } {
+    const scratch: MatchScratch = { pathSegs: null, query: null, captures: null };
+    const tried: RouteVerdict[] = [];
+    for (const m of this.matchers) {
+      const failed = check(m, input, scratch);
+      if (failed === MATCHED) {
+        tried.push({ route: m.route.name, matched: true, why: 'every condition holds' });
+        return { tried, match: { route: m.route, params: this.resolveParams(m.route, input, scratch.captures, scratch.query) } };
+      }
+      tried.push({ route: m.route.name, matched: false, why: describeFailure(m, failed, input) });
+    }
+    return { tried, match: null };
   }
 
   private resolveParams(
@@ -196,6 +203,79 @@ export class Router {
     }
     return out;
   }
+}
+
+interface MatchScratch {
+  pathSegs: string[] | null;
+  query: URLSearchParams | null;
+  captures: Record<string, string> | null;
+}
+
+/** One route's outcome for a request, as `explain` shows it. */
+export interface RouteVerdict {
+  readonly route: string;
+  readonly matched: boolean;
+  readonly why: string;
+}
+
+const MATCHED = 0;
+const FAIL_METHOD = 1;
+const FAIL_PATH = 2;
+const FAIL_QUERY = 3;
+const FAIL_HEADERS = 4;
+const FAIL_JSONRPC = 5;
+const FAIL_BODY = 6;
+
+/** The first condition of `m` the request fails (FAIL_*), or MATCHED. Numbers, not strings: it runs per request. */
+function check(m: CompiledMatcher, input: MatchInput, s: MatchScratch): number {
+  if (m.method !== null && !methodMatches(m.method, input.method)) return FAIL_METHOD;
+  s.captures = null;
+  if (m.segments !== null) {
+    s.pathSegs ??= input.path.split('/').slice(1);
+    s.captures = {};
+    if (!matchSegments(m.segments, s.pathSegs, s.captures)) return FAIL_PATH;
+  }
+  if (m.query !== null) {
+    const q = (s.query ??= new URLSearchParams(input.query));
+    if (!m.query.every(([k, v]) => (v === '*' ? q.has(k) : q.get(k) === v))) return FAIL_QUERY;
+  }
+  if (m.headers !== null && !m.headers.every(([k, v]) => headerMatches(input.headers[k], v))) return FAIL_HEADERS;
+  if (m.jsonrpc !== null && getPath(input.json, ['method']) !== m.jsonrpc) return FAIL_JSONRPC;
+  if (m.body !== null && !m.body.every(([p, v]) => getPath(input.json, p) === v)) return FAIL_BODY;
+  return MATCHED;
+}
+
+/** Words for the condition that failed, with what the request had instead. */
+function describeFailure(m: CompiledMatcher, failed: number, input: MatchInput): string {
+  const r = m.route.policy.match;
+  const shown = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+  switch (failed) {
+    case FAIL_METHOD: return `method: wants ${m.method}, the request is ${input.method}`;
+    case FAIL_PATH: return `path: wants ${r.path}, the request is ${input.path}`;
+    case FAIL_QUERY: {
+      const q = new URLSearchParams(input.query);
+      const bad = m.query!.find(([k, v]) => !(v === '*' ? q.has(k) : q.get(k) === v))!;
+      return `query: wants ${bad[0]}=${bad[1] === '*' ? '(any value)' : bad[1]}, the request has ${q.has(bad[0]) ? `${bad[0]}=${q.get(bad[0])}` : `no ${bad[0]}`}`;
+    }
+    case FAIL_HEADERS: {
+      const bad = m.headers!.find(([k, v]) => !headerMatches(input.headers[k], v))!;
+      return `header: wants ${bad[0]}: ${bad[1] === '*' ? '(any value)' : bad[1]}, the request has ${shown(input.headers[bad[0]])}`;
+    }
+    case FAIL_JSONRPC:
+      return input.json === undefined
+        ? `JSON-RPC method: wants ${m.jsonrpc}, the body is not JSON (or was not read)`
+        : `JSON-RPC method: wants ${m.jsonrpc}, the body has ${shown(getPath(input.json, ['method']))}`;
+    case FAIL_BODY: {
+      const bad = m.body!.find(([p, v]) => getPath(input.json, p) !== v)!;
+      return `body: wants ${bad[0].join('.')} = ${JSON.stringify(bad[1])}, the body has ${input.json === undefined ? 'no JSON' : shown(getPath(input.json, bad[0]))}`;
+    }
+    default: return 'matched';
+  }
+}
+
+/** The queue class of a request: its route's priority, else the policy's default_priority, else medium. */
+export function queueClassOf(route: CompiledRoute | null, policy: Policy): Priority {
+  return route?.priority ?? policy.queues?.default_priority ?? 'medium';
 }
 
 /** HEAD is GET without the body (RFC 9110 §9.3.2): a GET route also matches HEAD, so HEAD can use its cache. */

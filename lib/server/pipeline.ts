@@ -10,7 +10,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline as streamPipeline, type Readable } from 'node:stream';
 import type { LoadedPolicy, Policy } from '../policy/types';
-import { Router } from '../routes/router';
+import { Router, queueClassOf } from '../routes/router';
+import { parseJson } from '../routes/json-body';
 import { RequestContext } from '../core/context';
 import type { CacheStage, QueueStage, RateLimitStage, Release, ResponseFilter, ResponseHead } from '../core/stage';
 import { ShedError } from '../core/stage';
@@ -157,7 +158,7 @@ export class RequestHandler implements ForwardCallbacks {
       }
     }
     ctx.endpoint = p.endpointFor(ctx);
-    ctx.priority = ctx.route?.priority ?? p.policy.queues?.default_priority ?? 'medium';
+    ctx.priority = queueClassOf(ctx.route, p.policy);
     if (p.needsIdentity) {
       ctx.identity = resolveIdentity(ctx, p.policy.rate_limiting?.identity ?? null);
       if (ctx.route?.usesIdentity) {
@@ -456,15 +457,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-function parseJson(body: Buffer, contentType: string | undefined): unknown {
-  if (body.length === 0) return undefined;
-  if (contentType !== undefined && !contentType.includes('json') && body[0] !== 0x7b && body[0] !== 0x5b) return undefined;
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Counts a streamed (chunked) body and fails the exchange with 413 once it passes the limit. It never emits an

@@ -28,6 +28,7 @@ import { redactSecrets } from '../util/redact';
 import { applyUvThreadpoolSize, uvThreadpoolEnv } from '../stages/queue';
 import { RateLimitLeaseService } from '../stages/ratelimit';
 import { registerStatusPage } from '../status';
+import { registerExplainEndpoint } from '../explain/admin';
 import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
 
 export class PolicyRefusedError extends Error {}
@@ -157,6 +158,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     tuning: () => (tuning ? { status: tuning.status(), effective: tuning.effective() } : null),
     closestLimits: (n) => leases?.store.closest(n) ?? null,
   });
+  registerExplainEndpoint(admin, () => state.loaded, () => leases?.store ?? null);
   const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
   const adminAddr = await admin.listen(p0.server.admin_listen);
   if (metricsOnly && p0.server.metrics_listen) await metricsOnly.listen(p0.server.metrics_listen);

@@ -31,17 +31,17 @@ import { Tiers, type Found } from '../cache/tiers';
 import { CacheWriteQueue, type BackgroundWriter } from '../cache/write-queue';
 import { writeBehindOptions } from './queue/write-behind';
 import { FillRegistry, type Fill } from '../cache/coalesce';
-import { KeyTemplate, baseKey, varyKey } from '../cache/keys';
-import type { RouteRules, RequestDirectives } from '../cache/http-semantics';
-import { conditionalMatches, requestDirectives } from '../cache/http-semantics';
-import type { StoreIf, StoreRequest } from '../cache/admission';
-import { buildEntry, buildMeta, compileStoreIf, headNotStorable, markerFor, refreshWith304, storeIfPasses } from '../cache/admission';
+import { varyKey } from '../cache/keys';
+import { compileCacheRoute, planLookup, type CacheRouteView } from './cache-plan';
+import type { RequestDirectives } from '../cache/http-semantics';
+import { conditionalMatches } from '../cache/http-semantics';
+import type { StoreRequest } from '../cache/admission';
+import { buildEntry, buildMeta, headNotStorable, markerFor, refreshWith304, storeIfPasses } from '../cache/admission';
 import type { CacheEntry } from '../cache/entry';
 import { retentionMs } from '../cache/entry';
 import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
-import { bodyKeyPart, bodyKeying, isJsonRpcRoute, type BodyKeying } from '../cache/key-shape';
-import { classifyJsonRpc, rawId } from '../cache/jsonrpc';
+import { rawId } from '../cache/jsonrpc';
 import { replayBody } from '../cache/jsonrpc-replay';
 import { PREFIX, registeredCounter } from '../observe/metrics';
 import type { Clock } from '../core/clock';
@@ -49,15 +49,7 @@ import type { Clock } from '../core/clock';
 const DEFAULT_LARGE_BODY = 10 * 1024 * 1024;
 const HOP_BY_HOP_REQ = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
 
-interface RouteView {
-  readonly template: KeyTemplate;
-  readonly rules: RouteRules;
-  readonly storeIf: StoreIf | null;
-  /** What of the request body joins the key (key-shape.ts). */
-  readonly keying: BodyKeying;
-  /** JSON-RPC answers: keyed by method + params, replayed with the request's id, only `result` stored. */
-  readonly jsonrpc: boolean;
-}
+type RouteView = CacheRouteView;
 
 interface RequestState {
   readonly view: CacheView;
@@ -176,13 +168,7 @@ export class CacheComponent implements Component<CacheView> {
     const routes = new Map<number, RouteView>();
     p.routes.forEach((r, i) => {
       if (r.cache === null) return;
-      routes.set(i, {
-        template: new KeyTemplate(r.cache.key),
-        rules: { ttl: r.cache.ttl, staleWhileRevalidate: r.cache.stale_while_revalidate, staleIfError: r.cache.stale_if_error, override: r.cache.override_upstream },
-        storeIf: compileStoreIf(r.cache.store_if),
-        keying: bodyKeying(r),
-        jsonrpc: isJsonRpcRoute(r),
-      });
+      routes.set(i, compileCacheRoute(r, r.cache));
     });
     return new CacheView(this, p, routes);
   }
@@ -299,31 +285,12 @@ export class CacheView implements CacheStage, ResponseFilter {
     if (route === null) return false;
     const rv = this.routes.get(route.index);
     if (rv === undefined) return false;
-    const method = ctx.method;
-    if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') {
-      this.bypass(ctx, 'fwd=method');
+    const plan = planLookup(route, rv, this.honourClient, ctx);
+    if (!plan.lookup) {
+      this.bypass(ctx, plan.status);
       return false;
     }
-    const readable = rv.template.fill(ctx.params);
-    if (readable === null) {
-      this.bypass(ctx, 'fwd=bypass; detail=missing-param');
-      return false;
-    }
-    if (rv.jsonrpc) {
-      // notifications (the server answers 202, no body) and batches are never answered from the cache
-      const kind = classifyJsonRpc(ctx.json).kind;
-      if (kind !== 'call' || rawId(ctx.body) === null) {
-        this.bypass(ctx, `fwd=bypass; detail=jsonrpc-${kind}`);
-        return false;
-      }
-    }
-    const headers = ctx.req.headers;
-    const base = baseKey(readable, route, {
-      method, path: ctx.path, query: ctx.query, json: ctx.json, params: ctx.params,
-      identity: route.usesIdentity ? ctx.identity : null,
-      bodyPart: rv.keying.kind === 'jsonrpc' || rv.keying.kind === 'digest' ? bodyKeyPart(rv.keying, ctx.json, ctx.body) : null,
-    });
-    const directives = requestDirectives(headers, this.honourClient);
+    const { base, directives } = plan;
     if (directives.noCache) {
       this.comp.states.set(ctx, this.state(rv, base, directives));
       this.bypass(ctx, 'fwd=request');

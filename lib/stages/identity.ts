@@ -14,7 +14,12 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { IdentityPolicy } from '../policy/types';
-import type { RequestContext } from '../core/context';
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What identity needs of a request (a RequestContext has it; `explain` builds one from a described request). */
+export interface IdentitySource {
+  readonly req: { readonly headers: IncomingHttpHeaders; readonly socket: { readonly remoteAddress?: string } };
+}
 
 /** Raw values up to this length made of SAFE characters are used as they are (readable in logs/Redis). */
 const MAX_RAW = 40;
@@ -54,7 +59,7 @@ function normaliseAddress(addr: string): string {
 }
 
 /** The client address: first X-Forwarded-For hop when trusted and well-formed, else the socket peer. */
-export function clientAddress(ctx: RequestContext, trustForwardedFor: boolean): string {
+export function clientAddress(ctx: IdentitySource, trustForwardedFor: boolean): string {
   if (trustForwardedFor) {
     const xff = ctx.req.headers['x-forwarded-for'];
     const raw = Array.isArray(xff) ? xff[0] : xff;
@@ -72,7 +77,7 @@ export function clientAddress(ctx: RequestContext, trustForwardedFor: boolean): 
 }
 
 /** The caller's identity key (always non-null: the client address is the last resort). */
-export function resolveIdentity(ctx: RequestContext, policy: IdentityPolicy | null): string {
+export function resolveIdentity(ctx: IdentitySource, policy: IdentityPolicy | null): string {
   if (policy) {
     if (policy.header) {
       const v = ctx.req.headers[policy.header];

@@ -34,6 +34,7 @@ import { PREFIX } from '../../observe/metrics';
 import { createEncoder, type ByteCounters } from './encoder';
 import { hasToken, mergeVary, weakenEtag } from './headers';
 import { negotiate, typeListFor, type Choice, type TypeList } from './negotiate';
+import { requestSide } from './request-side';
 
 const BYTES_METRIC = PREFIX + 'compression_bytes_total';
 /** Memo value for "nothing acceptable" (negotiate's null). */
@@ -84,12 +85,12 @@ export class CompressionFilter implements ResponseFilter {
     if (isEncoded(h['content-encoding'])) return null;
     const contentType = h['content-type'];
     if (!this.types.matches(contentType)) return null;
-    if (hasToken(h['cache-control'], 'no-transform') || hasToken(ctx.req.headers['cache-control'], 'no-transform')) return null;
+    if (hasToken(h['cache-control'], 'no-transform')) return null;
+    const coding = requestSide(ctx.method, ctx.req.headers, this.choose);
+    if (coding === 'no-transform') return null;
 
     h.vary = mergeVary(h.vary);
-    if (ctx.method === 'HEAD') return null;
-    const coding = this.choose(ctx.req.headers['accept-encoding']);
-    if (coding === null || coding === 'identity') return null;
+    if (coding === 'head' || coding === 'not-accepted') return null;
     const cl = h['content-length'];
     const size = cl === undefined ? -1 : Number(Array.isArray(cl) ? cl[0] : cl);
     if (size >= 0 && size < Math.max(1, this.policy.threshold)) return null;
@@ -107,7 +108,7 @@ export class CompressionFilter implements ResponseFilter {
   }
 
   /** negotiate(), memoised per Accept-Encoding value: clients send a handful of distinct ones. */
-  private choose(acceptEncoding: string | string[] | undefined): Choice | null {
+  private readonly choose = (acceptEncoding: string | string[] | undefined): Choice | null => {
     if (acceptEncoding === undefined || Array.isArray(acceptEncoding)) return negotiate(acceptEncoding, this.policy.algorithm);
     const hit = this.chosen.get(acceptEncoding);
     if (hit !== undefined) return hit === NONE ? null : hit;
@@ -115,7 +116,7 @@ export class CompressionFilter implements ResponseFilter {
     if (this.chosen.size >= 128) this.chosen.clear(); // bounded: the header is client input
     this.chosen.set(acceptEncoding, c ?? NONE);
     return c;
-  }
+  };
 }
 
 /** Builds the filter for each policy; null when the policy has no `compression` section or disables it. */

@@ -74,7 +74,7 @@ export function compileLimits(p: RateLimitPolicy): CompiledLimits {
  * The per_endpoint key that applies to a request: its route's name when that is a key, else its path when that
  * is a key, else null. Also the pipeline's metric label for per-endpoint limits (never a raw path otherwise).
  */
-export function endpointKeyIn(ctx: RequestContext, endpoints: ReadonlyMap<string, LimitSpec>): string | null {
+export function endpointKeyIn(ctx: Pick<RequestContext, 'route' | 'path'>, endpoints: ReadonlyMap<string, LimitSpec>): string | null {
   if (endpoints.size === 0) return null;
   if (ctx.route !== null && endpoints.has(ctx.route.name)) return ctx.route.name;
   return endpoints.has(ctx.path) ? ctx.path : null;
