@@ -9,6 +9,7 @@ import type { CompiledRoute } from '../routes/router';
 import { describeKey } from '../cache/key-shape';
 import { headNotStorable, storeIfPasses, type StoreRequest } from '../cache/admission';
 import { l2EntryKey } from '../cache/l2';
+import { classifyJsonRpc } from '../cache/jsonrpc';
 import { l3EntryFile } from '../cache/l3';
 import { compileCacheRoute, planLookup, type CacheRouteView, type PlanInput } from '../stages/cache-plan';
 import { l3DirFor } from '../stages/cache';
@@ -54,7 +55,7 @@ export function explainCache(p: Policy, route: CompiledRoute | null, input: Plan
   const view = compileCacheRoute(route.policy, rc);
   const plan = planLookup(route, view, honour, input);
   if (!plan.lookup) {
-    return { lookup: false, status: plan.status, why: `${plan.reason}: not looked up, not stored (Cache-Status: ${plan.status})`, key: null, store: { stored: false, why: plan.reason } };
+    return { lookup: false, status: plan.status, why: `${plan.reason}: not looked up (Cache-Status: ${plan.status})`, key: null, store: { stored: false, why: `not stored: ${plan.reason}` } };
   }
   const tiers: Record<string, string> = {};
   if (c.l1 !== null) tiers.l1 = `${plan.base} (in each worker's memory)`;
@@ -64,6 +65,10 @@ export function explainCache(p: Policy, route: CompiledRoute | null, input: Plan
 
   const d = plan.directives;
   let why = `looked up under ${plan.readable}: L1${c.l2 !== null ? ' → L2' : ''}${c.l3 !== null ? ' → L3' : ''}; a fresh hit is served, a miss goes upstream`;
+  if (view.jsonrpc) {
+    const call = classifyJsonRpc(input.json);
+    if (call.kind === 'call') why += `; JSON-RPC call ${call.method}: keyed by method + params (never the id), a hit is replayed with this request's id`;
+  }
   if (d.noCache) why = 'not looked up: the client asked for a fresh answer (Cache-Control: no-cache, honoured: cache.honor_client_no_cache); the answer may still be stored';
   else if (d.onlyIfCached) why = 'Cache-Control: only-if-cached: served from the cache, or 504 without going upstream';
 
@@ -78,11 +83,14 @@ function storeDecision(view: CacheRouteView, input: PlanInput, body: Buffer | nu
     baseKey: base, requestTime: 0, noStore, storeIf,
     rules: view.rules, jsonrpc: view.jsonrpc,
   };
-  const conditions = storeIf === null ? '' : ` and ${Object.entries(rc.store_if ?? {}).map(([k, v]) => `${k} == ${JSON.stringify(v)}`).join(' and ')}`;
+  const conditions = storeIf === null ? (view.jsonrpc ? ' and it is a JSON-RPC `result` (an `error` answer is not stored)' : '')
+    : ` and ${Object.entries(rc.store_if ?? {}).map(([k, v]) => `${k} == ${JSON.stringify(v)}`).join(' and ')}`;
   if (response !== null) {
     const reason = input.method === 'HEAD' ? 'method' : headNotStorable(response.status, response.headers, sr);
     if (reason !== null) return { stored: false, why: `not stored: ${NOT_STORABLE[reason] ?? reason}` };
-    if (!storeIfPasses(storeIf, response.headers, response.body)) return { stored: false, why: `not stored: store_if does not hold for this answer (wants${conditions.slice(4)})` };
+    if (!storeIfPasses(storeIf, response.headers, response.body, view.jsonrpc)) {
+      return { stored: false, why: storeIf === null ? 'not stored: a JSON-RPC `error` answer (only `result` answers are stored)' : `not stored: store_if does not hold for this answer (wants${conditions.slice(4)})` };
+    }
     return { stored: true, why: `stored for ${Math.round(rc.ttl / 1000)} s (route ttl, unless the answer's Cache-Control says otherwise)` };
   }
   // no answer given: judge a plain 200 JSON answer, so a request-side rule shows up as the reason
