@@ -33,7 +33,7 @@ rate_limiting:
   identity: { header: x-user-id }
   per_user: { requests_per_minute: 6, burst_size: 2 }
   global: { requests_per_second: 1000, burst_size: 100 }
-`);
+`, { timeoutMs: 60_000 });
 });
 after(async () => {
   await sc?.stop();

@@ -117,7 +117,7 @@ let svc: DraftService;
 let sc: SidecarProcess;
 before(async () => {
   svc = await startDraftService({ seedDrafts: 5 });
-  sc = await startSidecar(RPC_POLICY(svc.port));
+  sc = await startSidecar(RPC_POLICY(svc.port), { timeoutMs: 60_000 });
 });
 after(async () => {
   await sc?.stop();

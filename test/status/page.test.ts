@@ -76,7 +76,7 @@ async function stats(): Promise<any> {
 
 before(async () => {
   svc = await startDraftService({ serviceTimeMs: 2, seedDrafts: 50 });
-  sc = await startSidecar(policy(svc.port, 5));
+  sc = await startSidecar(policy(svc.port, 5), { timeoutMs: 60_000 });
   // the user data dir is a fresh temp dir (playwright passes it as --user-data-dir)
   browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'bridge-chromium-')), {
     executablePath: CHROMIUM,
