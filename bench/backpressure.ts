@@ -46,7 +46,7 @@ const HELP = `usage: node dist/bench/backpressure.js [options]
   --no-write           print only; do not update bench/RESULTS.md`;
 
 type Cls = 'high' | 'low';
-const PATHS: Record<Cls, string> = { high: '/get_font_types', low: '/get_filter_types' };
+const PATHS: Record<Cls, string> = { high: '/get_font_types', low: '/get_text_outro_types' };
 
 interface ClassStats {
   offered: number;

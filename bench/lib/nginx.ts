@@ -19,7 +19,7 @@ export interface NginxOptions {
   keepalive?: number;
   /** default: a free port */
   port?: number;
-  /** path that answers 200 through the proxy, to know it is up (default /health) */
+  /** path that answers 200 through the proxy, to know it is up (default /get_mask_types, the service's cheapest answer) */
   readyPath?: string;
 }
 
@@ -79,14 +79,14 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
     upstreamPort: opts.upstreamPort, upstreamHost: opts.upstreamHost ?? '127.0.0.1', workers: opts.workers ?? 1,
     keepalive: opts.keepalive ?? 64, port,
   });
-  return runNginx(dir, port, conf, opts.readyPath ?? '/health');
+  return runNginx(dir, port, conf, opts.readyPath ?? '/get_mask_types');
 }
 
 /**
  * Start nginx in the foreground on `conf` (written to `dir`/nginx.conf, which must listen on `port`); resolves
  * once `readyPath` answers. stop() ends it and removes `dir`.
  */
-export async function runNginx(dir: string, port: number, conf: string, readyPath = '/health'): Promise<NginxInstance> {
+export async function runNginx(dir: string, port: number, conf: string, readyPath = '/get_mask_types'): Promise<NginxInstance> {
   const confFile = join(dir, 'nginx.conf');
   writeFileSync(confFile, conf);
   const proc = startProcess('nginx', NGINX, ['-c', confFile, '-p', dir, '-e', join(dir, 'error.log')]);

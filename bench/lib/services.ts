@@ -24,7 +24,7 @@ export interface DraftServiceProcessOptions {
   extraArgs?: string[];
 }
 
-/** `node <build>/examples/draft-service/main.js` on a free port; resolves once /health answers. */
+/** `node <build>/examples/draft-service/main.js` on a free port; resolves once /get_mask_types answers. */
 export async function startDraftServiceProcess(opts: DraftServiceProcessOptions = {}): Promise<ServiceProcess> {
   const port = opts.port ?? (await freePort());
   const args = [join(BUILD_ROOT, 'examples', 'draft-service', 'main.js'), '--port', String(port), '--service-time', opts.serviceTime ?? '0ms',
@@ -32,7 +32,7 @@ export async function startDraftServiceProcess(opts: DraftServiceProcessOptions 
   if (opts.maxConcurrency) args.push('--max-concurrency', String(opts.maxConcurrency));
   args.push(...(opts.extraArgs ?? []));
   const proc = startProcess('draft-service', process.execPath, args);
-  await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
+  await waitForHttp(`http://127.0.0.1:${port}/get_mask_types`, { proc, timeoutMs: 15_000 });
   return { port, url: `http://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
 }
 
@@ -50,7 +50,7 @@ export interface SidecarProcess extends SidecarPorts {
 }
 
 export interface SidecarOptions {
-  /** Path answered 200 through the proxy once it is up (default /health). */
+  /** Path answered 200 through the proxy once it is up (default /get_mask_types, the service's cheapest answer). */
   readyPath?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
@@ -78,7 +78,7 @@ export async function startSidecar(policy: (ports: SidecarPorts) => string, opts
   try {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     await waitForHttp(`http://127.0.0.1:${ports.adminPort}/healthz`, { proc, timeoutMs });
-    await waitForHttp(`http://127.0.0.1:${ports.port}${opts.readyPath ?? '/health'}`, { proc, timeoutMs });
+    await waitForHttp(`http://127.0.0.1:${ports.port}${opts.readyPath ?? '/get_mask_types'}`, { proc, timeoutMs });
   } catch (e) {
     await stop();
     throw e;

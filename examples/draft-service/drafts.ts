@@ -11,11 +11,21 @@
  */
 import { randomUUID } from 'node:crypto';
 
-export type ClipKind = 'video' | 'audio' | 'text' | 'image';
+export type ClipKind = 'video' | 'audio' | 'text' | 'image' | 'subtitle' | 'effect' | 'sticker';
+
+/**
+ * A draft id as the client sent it. The real service keeps a number id and a string id apart (`4242` is not
+ * the draft `"4242"`), and so does this store.
+ */
+export type DraftId = string | number;
 
 /** A fresh clip's arguments, already validated. Seconds for times. */
 export interface ClipArgs {
   kind: ClipKind;
+  /** The track it goes on (created when missing); default `<kind>_main`. */
+  track_name?: string;
+  /** Effect or sticker resource name. */
+  resource?: string;
   url?: string;
   text?: string;
   start: number;
@@ -30,29 +40,28 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
 
 export interface Draft {
-  readonly id: string;
+  readonly id: DraftId;
   readonly userId: string;
   readonly doc: Obj;
   version: number;
-  /** `{"success":true,"output":<doc>}` for the current version, built on first read. */
+  /** The query_script answer for the current version, built on first read. */
   body: Buffer | null;
 }
 
 export interface SaveTask {
   readonly taskId: string;
-  readonly draftId: string;
+  readonly draftId: DraftId;
   readonly startedAt: number;
   readonly durationMs: number;
 }
 
+/** The real service answers a task's status at the top level, beside `success`. */
 export interface SaveStatus {
-  task_id: string;
-  draft_id: string;
+  success: true;
   status: 'processing' | 'completed';
   progress: number;
-  done: boolean;
   message: string;
-  draft_url: string | null;
+  draft_url?: string;
 }
 
 const US = 1_000_000;
@@ -83,7 +92,7 @@ function ratioOf(w: number, h: number): string {
 }
 
 /** The document of an empty draft, with the default materials every new draft carries. */
-function emptyDoc(id: string, userId: string, name: string, width: number, height: number, now: number, rand: (() => number) | null): Obj {
+function emptyDoc(id: DraftId, userId: string, name: string, width: number, height: number, now: number, rand: (() => number) | null): Obj {
   const canvasId = hexId(rand);
   const speedId = hexId(rand);
   const platform: Obj = { app_id: 3704, app_source: 'lv', app_version: '5.9.0', device_id: 'mcp-bridge', hard_disk_id: '', mac_address: '', os: 'linux', os_version: '6.1' };
@@ -167,10 +176,22 @@ function emptyDoc(id: string, userId: string, name: string, width: number, heigh
   };
 }
 
-const TRACK_TYPE: Record<ClipKind, string> = { video: 'video', image: 'video', audio: 'audio', text: 'text' };
-const MATERIAL_LIST: Record<ClipKind, string> = { video: 'videos', image: 'images', audio: 'audios', text: 'texts' };
+const TRACK_TYPE: Record<ClipKind, string> = { video: 'video', image: 'video', audio: 'audio', text: 'text', subtitle: 'text', effect: 'effect', sticker: 'sticker' };
+const MATERIAL_LIST: Record<ClipKind, string> = { video: 'videos', image: 'images', audio: 'audios', text: 'texts', subtitle: 'texts', effect: 'video_effects', sticker: 'stickers' };
+const DEFAULT_TRACK: Record<ClipKind, string> = { video: 'video_main', image: 'image_main', audio: 'audio_main', text: 'text_main', subtitle: 'subtitle', effect: 'effect_01', sticker: 'sticker_main' };
 
-/** Append a clip (material + segment on the first track of its type); returns the segment id. */
+/** The track named `name` (of `type`), created when missing: what add_effect does before it can fail. */
+export function trackOf(doc: Obj, type: string, name: string, rand: (() => number) | null = null): Obj {
+  const tracks = doc.tracks as Obj[];
+  let track = tracks.find((t) => t.name === name);
+  if (!track) {
+    track = { id: hexId(rand), type, attribute: 0, flag: 0, is_default_name: false, name, segments: [] };
+    tracks.push(track);
+  }
+  return track;
+}
+
+/** Append a clip (material + segment on its named track); returns the segment id. */
 function addClipToDoc(doc: Obj, clip: ClipArgs, rand: (() => number) | null): string {
   const materials = doc.materials as Obj;
   const tracks = doc.tracks as Obj[];
@@ -180,7 +201,12 @@ function addClipToDoc(doc: Obj, clip: ClipArgs, rand: (() => number) | null): st
   const duration = Math.max(1, Math.round((clip.end - clip.start) * US));
   let material: Obj;
   switch (clip.kind) {
+    case 'effect':
+    case 'sticker':
+      material = { id: materialId, type: clip.kind === 'effect' ? 'video_effect' : 'sticker', name: clip.resource ?? '', resource_id: clip.resource ?? '', value: 1.0, apply_target_type: 0 };
+      break;
     case 'text':
+    case 'subtitle':
       material = {
         id: materialId, type: 'text', content: JSON.stringify({ text: clip.text ?? '', styles: [{ font: { path: clip.font ?? 'Source_Han_Sans' }, size: clip.font_size ?? 8, fill: { content: { solid: { color: clip.font_color ?? '#FFFFFF' } } } }] }),
         font_name: clip.font ?? 'Source_Han_Sans', font_size: clip.font_size ?? 8, text_color: clip.font_color ?? '#FFFFFF',
@@ -193,22 +219,18 @@ function addClipToDoc(doc: Obj, clip: ClipArgs, rand: (() => number) | null): st
     default:
       material = {
         id: materialId, type: clip.kind === 'image' ? 'photo' : 'video', path: clip.url ?? '', material_name: (clip.url ?? '').split('/').pop() ?? '',
-        width: (doc.canvas_config as Obj).width as number, height: (doc.canvas_config as Obj).height as number, duration: clip.kind === 'image' ? 10800 * US : duration + start,
+        // 0x0 until a query_script with force_update reads the media's metadata, as the real service does
+        width: 0, height: 0, duration: clip.kind === 'image' ? 10800 * US : duration + start,
         has_audio: clip.kind === 'video', crop: { lower_left_x: 0.0, lower_left_y: 1.0, lower_right_x: 1.0, lower_right_y: 1.0, upper_left_x: 0.0, upper_left_y: 0.0, upper_right_x: 1.0, upper_right_y: 0.0 },
         crop_ratio: 'free', crop_scale: 1.0, category_name: 'local', check_flag: 63487, source_platform: 0,
       };
   }
   (materials[MATERIAL_LIST[clip.kind]] as Obj[]).push(material);
-  const type = TRACK_TYPE[clip.kind];
-  let track = tracks.find((t) => t.type === type);
-  if (!track) {
-    track = { id: hexId(rand), type, attribute: 0, flag: 0, is_default_name: true, name: '', segments: [] };
-    tracks.push(track);
-  }
+  const track = trackOf(doc, TRACK_TYPE[clip.kind], clip.track_name ?? DEFAULT_TRACK[clip.kind], rand);
   (track.segments as Obj[]).push({
     id: segmentId, material_id: materialId,
     target_timerange: { start, duration },
-    source_timerange: clip.kind === 'text' ? null : { start: 0, duration },
+    source_timerange: clip.kind === 'text' || clip.kind === 'subtitle' ? null : { start: 0, duration },
     speed: 1.0, volume: clip.volume ?? 1.0, visible: true, reverse: false, render_index: tracks.indexOf(track) * 10000 + (track.segments as Obj[]).length,
     clip: clip.kind === 'audio' ? null : { alpha: 1.0, flip: { horizontal: false, vertical: false }, rotation: 0.0, scale: { x: 1.0, y: 1.0 }, transform: { x: 0.0, y: 0.0 } },
     extra_material_refs: [((materials.speeds as Obj[])[0] as Obj).id as string],
@@ -233,6 +255,9 @@ export interface DraftStoreOptions {
 const SEEDED_ID = /^dft_(\d{6})$/;
 const SEED_EPOCH = 1_735_689_600; // 2025-01-01, so seeded drafts have stable timestamps
 
+/** The store's key: the JSON type is part of it, so `4242` and `"4242"` are two drafts. */
+const keyOf = (id: DraftId): string => `${typeof id}:${id}`;
+
 export class DraftStore {
   private readonly drafts = new Map<string, Draft>();
   private readonly tasks = new Map<string, SaveTask>();
@@ -242,20 +267,26 @@ export class DraftStore {
     this.nextId = opts.seedDrafts + 1;
   }
 
-  get(id: string): Draft | undefined {
-    const found = this.drafts.get(id);
+  get(id: DraftId): Draft | undefined {
+    const found = this.drafts.get(keyOf(id));
     if (found) return found;
-    const m = SEEDED_ID.exec(id);
+    const m = typeof id === 'string' ? SEEDED_ID.exec(id) : null;
     if (!m) return undefined;
     const n = Number(m[1]);
     if (n < 1 || n > this.opts.seedDrafts) return undefined;
     return this.remember(this.seeded(n));
   }
 
-  create(userId: string, name: string, width: number, height: number): Draft {
-    const id = `dft_${String(this.nextId++).padStart(6, '0')}`;
-    const doc = emptyDoc(id, userId, name, width, height, Math.floor(Date.now() / 1000), null);
-    return this.remember({ id, userId, doc, version: 1, body: null });
+  /** A new draft: with the id the client chose (as the real service allows), else the next dft_NNNNNN. */
+  create(userId: string, name: string, width: number, height: number, id?: DraftId): Draft {
+    const draftId = id ?? `dft_${String(this.nextId++).padStart(6, '0')}`;
+    const doc = emptyDoc(draftId, userId, name, width, height, Math.floor(Date.now() / 1000), null);
+    return this.remember({ id: draftId, userId, doc, version: 1, body: null });
+  }
+
+  /** The draft a write goes to: the one named (created when it does not exist yet), or a new one. */
+  getOrCreate(id: DraftId | undefined, userId: string, width = 1080, height = 1920): Draft {
+    return (id !== undefined && this.get(id)) || this.create(userId, 'Untitled project', width, height, id);
   }
 
   addClip(draft: Draft, clip: ClipArgs): string {
@@ -264,14 +295,59 @@ export class DraftStore {
     return clipId;
   }
 
-  /** `{"success":true,"output":<draft>}`, serialised once per version. */
-  scriptBody(draft: Draft, forceUpdate: boolean): Buffer {
-    if (!draft.body || forceUpdate) draft.body = Buffer.from(`{"success":true,"output":${JSON.stringify(draft.doc)}}`);
+  /** Creates the track (a change, even when the caller then fails, as add_effect does). */
+  ensureTrack(draft: Draft, type: string, name: string): Obj {
+    const before = (draft.doc.tracks as Obj[]).length;
+    const track = trackOf(draft.doc, type, name);
+    if ((draft.doc.tracks as Obj[]).length !== before) this.touch(draft);
+    return track;
+  }
+
+  /** A keyframe on every segment of the named track; false when there is no such track. */
+  addKeyframe(draft: Draft, trackName: string, property: string, time: number, value: string): boolean {
+    const track = (draft.doc.tracks as Obj[]).find((t) => t.name === trackName);
+    if (!track) return false;
+    const keyframes = (draft.doc.keyframes as Obj).videos as Obj[];
+    for (const seg of track.segments as Obj[]) {
+      const id = hexId(null);
+      keyframes.push({ id, segment_id: seg.id as string, property_type: property, time_offset: Math.round(time * US), values: [Number(value)] });
+      (seg.keyframe_refs as Json[]).push(id);
+    }
+    this.touch(draft);
+    return true;
+  }
+
+  /**
+   * What force_update does: re-read the media's metadata. Media added since the last refresh get their size
+   * (the real service reads it with ffprobe or from the image), so the draft changes. True when it did.
+   */
+  refreshMedia(draft: Draft): boolean {
+    const materials = draft.doc.materials as Obj;
+    const canvas = draft.doc.canvas_config as Obj;
+    let changed = false;
+    for (const list of ['videos', 'images'] as const) {
+      for (const m of materials[list] as Obj[]) {
+        if (m.width === 0 && m.height === 0) {
+          m.width = canvas.width as number;
+          m.height = canvas.height as number;
+          changed = true;
+        }
+      }
+    }
+    if (changed) this.touch(draft);
+    return changed;
+  }
+
+  /** `{"error":"","output":"<the draft as a JSON string>","success":true}`, serialised once per version. */
+  scriptBody(draft: Draft): Buffer {
+    draft.body ??= Buffer.from(`{"error":"","output":${JSON.stringify(JSON.stringify(draft.doc, null, 4))},"success":true}`);
     return draft.body;
   }
 
+  /** The real service's save task id is the draft id. */
   startSave(draft: Draft): SaveTask {
-    const task: SaveTask = { taskId: `task_${randomUUID().replace(/-/g, '').slice(0, 16)}`, draftId: draft.id, startedAt: Date.now(), durationMs: this.opts.saveDurationMs };
+    const task: SaveTask = { taskId: String(draft.id), draftId: draft.id, startedAt: Date.now(), durationMs: this.opts.saveDurationMs };
+    this.tasks.delete(task.taskId);
     this.tasks.set(task.taskId, task);
     if (this.tasks.size > 10_000) this.tasks.delete(this.tasks.keys().next().value as string);
     return task;
@@ -285,11 +361,9 @@ export class DraftStore {
     const done = elapsed >= t.durationMs;
     const step = this.opts.progressStepMs;
     const progress = done ? 100 : Math.min(99, Math.floor(((Math.floor(elapsed / step) * step) / t.durationMs) * 100));
-    return {
-      task_id: t.taskId, draft_id: t.draftId, status: done ? 'completed' : 'processing', progress, done,
-      message: done ? 'draft saved' : `saving draft (${progress}%)`,
-      draft_url: done ? `https://drafts.example.invalid/${t.draftId}/draft_content.json` : null,
-    };
+    return done
+      ? { success: true, status: 'completed', progress, message: 'draft saved', draft_url: `https://drafts.example.invalid/${t.draftId}/draft_content.json` }
+      : { success: true, status: 'processing', progress, message: `saving draft (${progress}%)` };
   }
 
   get size(): number {
@@ -304,7 +378,7 @@ export class DraftStore {
   }
 
   private remember(d: Draft): Draft {
-    this.drafts.set(d.id, d);
+    this.drafts.set(keyOf(d.id), d);
     if (this.drafts.size > this.opts.maxDrafts) this.drafts.delete(this.drafts.keys().next().value as string);
     return d;
   }

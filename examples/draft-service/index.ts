@@ -1,3 +1,3 @@
 /** The example draft service: `startDraftService(opts)` (see server.ts) and its types. */
 export { startDraftService, type DraftService, type DraftServiceOptions, type DraftServiceStats } from './server';
-export { TYPE_LISTS, PATTERNS, TOOLS } from './catalog';
+export { TYPE_LISTS, TOOLS } from './catalog';

@@ -1,7 +1,9 @@
 /**
- * JSON-RPC 2.0 on `POST /mcp`, as MCP clients speak it: `initialize`, `ping`, `tools/list`,
- * `tools/call {name, arguments}`, and the tools' names called directly as methods (`capcut_add_video`).
- * Batches and notifications (no `id`) are handled as the spec says.
+ * The MCP bridge's `POST /mcp`, as the real bridge answers it (JSON-RPC 2.0, no sessions, no batches):
+ * `initialize`, `tools/list`, `tools/call {name, arguments}` with name one of create_draft, add_video, add_text,
+ * save_draft, health_check, and `notifications/initialized` (204). A tool call is the draft-service call with
+ * `arguments` as its body; its answer comes back as text content. In the real deployment the bridge is its own
+ * process in front of the service; the stand-in serves it on the same port so one process is enough for tests.
  */
 import { TOOLS, TOOLS_BY_NAME } from './catalog';
 import { toEnvelope, type Args, type CallContext, type Operation } from './operations';
@@ -9,7 +11,6 @@ import { toEnvelope, type Args, type CallContext, type Operation } from './opera
 export const PARSE_ERROR = -32700;
 export const INVALID_REQUEST = -32600;
 export const METHOD_NOT_FOUND = -32601;
-export const INVALID_PARAMS = -32602;
 
 type Id = string | number | null;
 export interface RpcResponse {
@@ -19,65 +20,54 @@ export interface RpcResponse {
   error?: { code: number; message: string };
 }
 
+/** The answer and its HTTP status (the real bridge answers protocol errors with 400, notifications with 204). */
+export interface RpcReply {
+  status: number;
+  body: RpcResponse | null;
+}
+
 export function rpcError(id: Id, code: number, message: string): RpcResponse {
   return { jsonrpc: '2.0', id, error: { code, message } };
 }
 
 const TOOLS_LIST = { tools: TOOLS.map(({ name, description, inputSchema }) => ({ name, description, inputSchema })) };
 const INITIALIZE = {
-  protocolVersion: '2025-03-26',
-  capabilities: { tools: { listChanged: false } },
-  serverInfo: { name: 'capcut-draft-service (bridge-sidecar example)', version: '1.0.0' },
+  protocolVersion: '2024-11-05',
+  capabilities: { tools: {} },
+  serverInfo: { name: 'capcut-http-mcp-bridge', version: '1.0.0' },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Answers one parsed request body; null when there is nothing to answer (only notifications). */
-export function handleRpc(body: unknown, ops: ReadonlyMap<string, Operation>, ctx: CallContext): RpcResponse | RpcResponse[] | null {
-  if (Array.isArray(body)) {
-    if (body.length === 0) return rpcError(null, INVALID_REQUEST, 'empty batch');
-    const out = body.map((one) => handleOne(one, ops, ctx)).filter((r): r is RpcResponse => r !== null);
-    return out.length ? out : null;
-  }
-  return handleOne(body, ops, ctx);
-}
-
-function handleOne(req: unknown, ops: ReadonlyMap<string, Operation>, ctx: CallContext): RpcResponse | null {
-  if (!isObject(req) || req.jsonrpc !== '2.0' || typeof req.method !== 'string') {
-    const id = isObject(req) && (typeof req.id === 'string' || typeof req.id === 'number') ? req.id : null;
-    return rpcError(id, INVALID_REQUEST, 'not a JSON-RPC 2.0 request');
-  }
-  const isNotification = !('id' in req);
-  const id: Id = typeof req.id === 'string' || typeof req.id === 'number' ? req.id : null;
-  const params = req.params === undefined ? {} : req.params;
-  if (!isObject(params)) return isNotification ? null : rpcError(id, INVALID_PARAMS, 'params must be an object');
-  const res = dispatch(req.method, params, ops, ctx, id);
-  return isNotification ? null : res;
-}
-
-function dispatch(method: string, params: Args, ops: ReadonlyMap<string, Operation>, ctx: CallContext, id: Id): RpcResponse {
-  switch (method) {
+export function handleRpc(body: unknown, ops: ReadonlyMap<string, Operation>, ctx: CallContext): RpcReply {
+  if (!isObject(body)) return { status: 400, body: rpcError(null, PARSE_ERROR, 'Parse error') };
+  const id: Id = typeof body.id === 'string' || typeof body.id === 'number' ? body.id : null;
+  if (body.jsonrpc !== '2.0') return { status: 400, body: rpcError(id, INVALID_REQUEST, 'Invalid Request') };
+  if (typeof body.method !== 'string' || !body.method) return { status: 400, body: rpcError(id, INVALID_REQUEST, 'Missing method') };
+  const params = isObject(body.params) ? body.params : {};
+  switch (body.method) {
     case 'initialize':
-      return { jsonrpc: '2.0', id, result: INITIALIZE };
-    case 'ping':
-      return { jsonrpc: '2.0', id, result: {} };
+      return { status: 200, body: { jsonrpc: '2.0', id, result: INITIALIZE } };
     case 'tools/list':
-      return { jsonrpc: '2.0', id, result: TOOLS_LIST };
-    case 'tools/call': {
-      const name = params.name;
-      const tool = typeof name === 'string' ? TOOLS_BY_NAME.get(name) : undefined;
-      if (!tool) return rpcError(id, INVALID_PARAMS, `unknown tool ${JSON.stringify(name)}`);
-      const args = params.arguments === undefined ? {} : params.arguments;
-      if (!isObject(args)) return rpcError(id, INVALID_PARAMS, 'arguments must be an object');
-      const env = toEnvelope(ops.get(tool.operation)!(args, ctx));
-      return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: JSON.stringify(env) }], structuredContent: env, isError: !env.success } };
-    }
-    default: {
-      const tool = TOOLS_BY_NAME.get(method);
-      if (!tool) return rpcError(id, METHOD_NOT_FOUND, `method ${method} not found`);
-      return { jsonrpc: '2.0', id, result: toEnvelope(ops.get(tool.operation)!(params, ctx)) };
-    }
+      return { status: 200, body: { jsonrpc: '2.0', id, result: TOOLS_LIST } };
+    case 'tools/call':
+      return { status: 200, body: { jsonrpc: '2.0', id, result: callTool(params, ops, ctx) } };
+    case 'notifications/initialized':
+      return { status: 204, body: null };
+    default:
+      return { status: 400, body: rpcError(id, METHOD_NOT_FOUND, `Method not found: ${body.method}`) };
   }
+}
+
+function callTool(params: Args, ops: ReadonlyMap<string, Operation>, ctx: CallContext): unknown {
+  const tool = typeof params.name === 'string' ? TOOLS_BY_NAME.get(params.name) : undefined;
+  if (!tool) return { content: [{ type: 'text', text: `工具调用失败: 未知的工具: ${String(params.name)}` }], isError: true };
+  // the real bridge asks the service's /health, which does not exist: its health check always says unhealthy
+  const args = isObject(params.arguments) ? params.arguments : {};
+  const answer = tool.endpoint === null
+    ? { status: 'unhealthy', timestamp: Date.now() / 1000, capcut_api: 'unavailable', error: '404 Client Error: NOT FOUND for url: /health' }
+    : toEnvelope(ops.get(tool.endpoint.slice(1))!(args, ctx));
+  return { content: [{ type: 'text', text: JSON.stringify(answer, null, 2) }] };
 }

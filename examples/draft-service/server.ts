@@ -1,7 +1,8 @@
 /**
- * The example draft service: a stand-in for the real "MCP Bridge" draft service (a Python bridge in front of
- * a Flask CapCutAPI, port 9101) that the demo, the tests and the benchmarks put bridge-sidecar in front of.
- * A plain node:http server, no framework. What it serves is listed in ./README.md.
+ * The example draft service: a stand-in for the real CapCutAPI draft service (Flask, port 9101; the real one is
+ * in ../shared/capcut-service/) that the demo, the fast tests and the benchmarks put bridge-sidecar in front of.
+ * Same paths, methods, bodies and answers as the real service (errors are HTTP 200 `success:false`), plus the
+ * MCP bridge's `POST /mcp`. A plain node:http server, no framework. What it serves is listed in ./README.md.
  *
  * Two knobs make it behave like the real thing under load: a service time per call (`serviceTimeMs`, or the
  * `X-Service-Time-Ms` request header) and a cap on its own concurrency (`maxConcurrency`; excess calls wait
@@ -15,15 +16,15 @@ import { DraftStore } from './drafts';
 import { Extras } from './extras';
 import { FifoGate } from './gate';
 import { IdempotencyStore } from './idempotency';
-import { handleRpc, PARSE_ERROR, rpcError } from './jsonrpc';
-import { buildOperations, toBuffer, WRITE_OPERATIONS, type Args, type CallContext, type Operation, type Outcome } from './operations';
+import { handleRpc, rpcError } from './jsonrpc';
+import { buildOperations, fail, toBuffer, POST_OPERATIONS, WRITE_OPERATIONS, type Args, type CallContext, type Outcome } from './operations';
 import { upgradeToEcho } from './websocket';
 
 export interface DraftServiceOptions {
   /** 0 (default) picks a free port. */
   port?: number;
   host?: string;
-  /** Work time added to every draft-service call (not to /health, /__stats or the test extras). Default 0. */
+  /** Work time added to every draft-service call (not to /__stats or the test extras). Default 0. */
   serviceTimeMs?: number;
   /** At most this many calls worked on at once; others wait in FIFO order. Default: no cap. */
   maxConcurrency?: number;
@@ -67,10 +68,11 @@ export interface DraftService {
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+const HTML_HEADERS = { 'content-type': 'text/html; charset=utf-8' } as const;
 // Above the sidecar's default client_max_body_size (50MB), so the sidecar's own 413 is what tests see.
 const BODY_LIMIT = 64 * 1024 * 1024;
 
-type Reply = { status: number; body: Buffer; replayed?: boolean };
+type Reply = { status: number; body: Buffer; replayed?: boolean; html?: boolean };
 
 /** A draft-service call: which operation, and how its arguments are read. */
 interface ApiRoute {
@@ -83,16 +85,20 @@ interface ApiRoute {
 function buildRoutes(): Map<string, ApiRoute> {
   const routes = new Map<string, ApiRoute>();
   for (const kind of Object.keys(TYPE_LISTS)) routes.set(`/get_${kind}_types`, { op: `get_${kind}_types`, method: 'GET', args: 'query' });
-  routes.set('/api/patterns/list', { op: 'list_patterns', method: 'GET', args: 'query' });
-  for (const op of WRITE_OPERATIONS) routes.set(`/mcp/${op}`, { op, method: 'POST', args: 'body' });
-  routes.set('/query_script', { op: 'query_script', method: 'POST', args: 'body' });
-  routes.set('/query_draft_status', { op: 'query_draft_status', method: 'POST', args: 'body' });
+  routes.set('/', { op: 'index', method: 'GET', args: 'query' });
+  for (const op of POST_OPERATIONS) routes.set(`/${op}`, { op, method: 'POST', args: 'body' });
   routes.set('/mcp', { op: 'jsonrpc', method: 'POST', args: 'rpc' });
   return routes;
 }
 
-const PATTERN_PREFIX = '/api/patterns/get/';
-const PATTERN_ROUTE: ApiRoute = { op: 'get_pattern', method: 'GET', args: 'query' };
+/** Flask's own pages for an unknown path and a wrong method (HTML, not the JSON envelope). */
+const NOT_FOUND_HTML = Buffer.from('<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.</p>\n');
+const METHOD_NOT_ALLOWED_HTML = Buffer.from('<!doctype html>\n<html lang=en>\n<title>405 Method Not Allowed</title>\n<h1>Method Not Allowed</h1>\n<p>The method is not allowed for the requested URL.</p>\n');
+const INDEX_JSON = Buffer.from(JSON.stringify({ error: '', output: { message: 'CapCutAPI 服务运行正常', version: '1.1.0', available_endpoints: ['GET /', 'POST /create_draft', 'POST /add_video', 'POST /add_text', 'POST /query_script'] }, success: true }));
+/** `GET /api/drafts/preview/<draft_id>`: the service's HTML preview page (200 even for an unknown draft). */
+const PREVIEW_PREFIX = '/api/drafts/preview/';
+const PREVIEW_ROUTE: ApiRoute = { op: 'preview', method: 'GET', args: 'query' };
+const INDEX_HTML = Buffer.from('<!doctype html>\n<html><head><title>CapCutAPI</title></head><body><h1>CapCutAPI 1.1.0</h1></body></html>\n');
 
 function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
   return new Promise((resolve, reject) => {
@@ -131,11 +137,9 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
   let inFlight = 0;
   let peakInFlight = 0;
 
-  const HEALTH = jsonBuffer({ status: 'ok' });
-
   function send(res: ServerResponse, reply: Reply): void {
     if (res.destroyed) return;
-    const headers: Record<string, string | number> = { ...JSON_HEADERS, 'content-length': reply.body.length };
+    const headers: Record<string, string | number> = { ...(reply.html ? HTML_HEADERS : JSON_HEADERS), 'content-length': reply.body.length };
     if (reply.replayed) headers['x-idempotent-replay'] = 'true';
     res.writeHead(reply.status, headers);
     res.end(reply.body);
@@ -150,19 +154,28 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
     return { userId: typeof user === 'string' && user ? user : 'anonymous' };
   }
 
-  /** Runs an operation and maps its outcome to a reply (get_pattern's not-found is a 404, as the real API). */
-  function runOp(route: ApiRoute, op: Operation, args: Args, req: IncomingMessage): Reply {
-    const outcome: Outcome = op(args, callContext(req));
-    if (route.op === 'get_pattern' && !Buffer.isBuffer(outcome) && !outcome.success) return { status: 404, body: toBuffer(outcome) };
+  /** Runs an operation: every answer is HTTP 200, errors included, as the real service does. */
+  function runOp(route: ApiRoute, args: Args, req: IncomingMessage): Reply {
+    if (route.op === 'index') {
+      const json = req.headers.accept === 'application/json';
+      return { status: 200, body: json ? INDEX_JSON : INDEX_HTML, html: !json };
+    }
+    if (route.op === 'preview') {
+      const id = decodeURIComponent((req.url ?? '').split('?')[0]!.slice(PREVIEW_PREFIX.length));
+      const draft = store.get(id);
+      const tracks = draft ? (draft.doc.tracks as unknown[]).length : 0;
+      const html = `<!doctype html>\n<html><head><title>草稿预览 ${id.replace(/[<>&"]/g, '')}</title></head><body><h1>${draft ? '草稿预览' : '草稿素材'}</h1><p>tracks: ${tracks}</p></body></html>\n`;
+      return { status: 200, body: Buffer.from(html), html: true };
+    }
+    const outcome: Outcome = ops.get(route.op)!(args, callContext(req));
     return { status: 200, body: toBuffer(outcome) };
   }
 
   /** The call itself, once it holds a slot and its service time has passed. */
-  async function work(route: ApiRoute, req: IncomingMessage, query: string, patternId: string | null): Promise<Reply> {
+  async function work(route: ApiRoute, req: IncomingMessage, query: string): Promise<Reply> {
     if (route.args === 'query') {
-      const args: Args = patternId !== null ? { id: patternId } : Object.fromEntries(new URLSearchParams(query));
       req.resume();
-      return runOp(route, ops.get(route.op)!, args, req);
+      return runOp(route, Object.fromEntries(new URLSearchParams(query)), req);
     }
     const raw = await readBody(req);
     if (raw === 'too-large') return { status: 413, body: jsonBuffer({ success: false, error: `body over ${BODY_LIMIT} bytes` }) };
@@ -171,8 +184,9 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
       try {
         parsed = JSON.parse(raw.toString('utf8'));
       } catch (e) {
-        const msg = `malformed JSON body: ${e instanceof Error ? e.message : String(e)}`;
-        return { status: 400, body: jsonBuffer(route.args === 'rpc' ? rpcError(null, PARSE_ERROR, msg) : { success: false, error: msg }) };
+        // the real service's handlers catch Flask's 400 and answer it as an error envelope
+        if (route.args === 'rpc') return { status: 500, body: jsonBuffer(rpcError(null, -32603, `Internal error: ${e instanceof Error ? e.message : String(e)}`)) };
+        return { status: 200, body: jsonBuffer(fail(`处理请求时发生错误: 400 Bad Request: The browser (or proxy) sent a request that this server could not understand.`)) };
       }
     }
     const isWrite = route.args === 'rpc' || WRITE_OPERATIONS.has(route.op);
@@ -188,21 +202,21 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
     let reply: Reply;
     if (route.args === 'rpc') {
       const answer = handleRpc(parsed, ops, callContext(req));
-      reply = answer === null ? { status: 202, body: Buffer.alloc(0) } : { status: 200, body: jsonBuffer(answer) };
+      reply = { status: answer.status, body: answer.body === null ? Buffer.alloc(0) : jsonBuffer(answer.body) };
     } else if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      return { status: 400, body: jsonBuffer({ success: false, error: 'body must be a JSON object' }) };
+      return { status: 200, body: jsonBuffer(fail(`处理请求时发生错误: 'list' object has no attribute 'get'`)) };
     } else {
-      reply = runOp(route, ops.get(route.op)!, parsed as Args, req);
+      reply = runOp(route, parsed as Args, req);
     }
     if (idemKey) idempotency.set(idemKey, reply);
     return reply;
   }
 
-  async function throttled(route: ApiRoute, req: IncomingMessage, res: ServerResponse, query: string, patternId: string | null, serviceTime: number): Promise<void> {
+  async function throttled(route: ApiRoute, req: IncomingMessage, res: ServerResponse, query: string, serviceTime: number): Promise<void> {
     if (gate) await gate.acquire();
     try {
       if (serviceTime > 0) await new Promise((r) => setTimeout(r, serviceTime));
-      send(res, await work(route, req, query, patternId));
+      send(res, await work(route, req, query));
     } finally {
       gate?.release();
     }
@@ -234,27 +248,17 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
       res.once('finish', () => process.stdout.write(`${req.method} ${url} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms\n`));
     }
 
-    if (path === '/health') {
-      req.resume();
-      send(res, { status: 200, body: HEALTH });
-      return;
-    }
-    let route = routes.get(path);
-    let patternId: string | null = null;
-    if (!route && path.startsWith(PATTERN_PREFIX) && path.length > PATTERN_PREFIX.length) {
-      route = PATTERN_ROUTE;
-      patternId = decodeURIComponent(path.slice(PATTERN_PREFIX.length));
-    }
+    const route = routes.get(path) ?? (path.startsWith(PREVIEW_PREFIX) && path.length > PREVIEW_PREFIX.length ? PREVIEW_ROUTE : undefined);
     if (!route) {
       if (extras.handle(req, res, path, query)) return;
       req.resume();
-      send(res, { status: 404, body: jsonBuffer({ success: false, error: `no route for ${req.method} ${path}` }) });
+      send(res, { status: 404, body: NOT_FOUND_HTML, html: true });
       return;
     }
     if (req.method !== route.method && !(req.method === 'HEAD' && route.method === 'GET')) {
       req.resume();
-      res.setHeader('allow', route.method);
-      send(res, { status: 405, body: jsonBuffer({ success: false, error: `${path} takes ${route.method}` }) });
+      res.setHeader('allow', route.method === 'GET' ? 'GET, HEAD, OPTIONS' : 'OPTIONS, POST');
+      send(res, { status: 405, body: METHOD_NOT_ALLOWED_HTML, html: true });
       return;
     }
     const override = req.headers['x-service-time-ms'];
@@ -262,11 +266,10 @@ export async function startDraftService(opts: DraftServiceOptions = {}): Promise
     if (!gate && serviceTime <= 0 && route.args === 'query') {
       // The fast path for reads without service time: no promise, no body to wait for.
       req.resume();
-      const args: Args = patternId !== null ? { id: patternId } : query ? Object.fromEntries(new URLSearchParams(query)) : {};
-      send(res, runOp(route, ops.get(route.op)!, args, req));
+      send(res, runOp(route, query ? Object.fromEntries(new URLSearchParams(query)) : {}, req));
       return;
     }
-    throttled(route, req, res, query, patternId, serviceTime).catch((err: unknown) => {
+    throttled(route, req, res, query, serviceTime).catch((err: unknown) => {
       if (!res.headersSent) send(res, { status: 500, body: jsonBuffer({ success: false, error: String(err) }) });
       else res.destroy();
     });

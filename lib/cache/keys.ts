@@ -10,8 +10,10 @@
  *   client sending `draft_id: "*"` gets the key `draft:%2A:script`, which the pattern `draft:42:*` never hits.
  * - The variant part is a hash of everything else that makes responses differ: method, path, query, the body
  *   fields the route matched on (a JSON-RPC route: method + canonical params; a route naming no body field: the
- *   digest of the whole body, see key-shape.ts), every route param, and (for the second level, see below) the request headers
- *   the stored response names in `Vary`.
+ *   digest of the whole body, see key-shape.ts), every route param and the JSON type of those read from the body
+ *   (so `{"draft_id": 4242}` and `{"draft_id": "4242"}` are two entries, both named `draft:4242:script`, and
+ *   both removed by `draft:4242:*`), and (for the second level, see below) the request headers the stored
+ *   response names in `Vary`.
  *
  * Vary is only known once a response exists, so a response that varies is stored in two levels: the base key
  * holds a small "vary marker" listing the header names, and the entry itself lives at `base.<hash of those
@@ -114,9 +116,16 @@ export function baseKey(readable: string, route: CompiledRoute, input: VariantIn
   for (const p of route.bodyMatchPaths) s += p.join('.') + '=' + JSON.stringify(getPath(input.json, p) ?? null) + '\n';
   const names = Object.keys(input.params).sort();
   for (const n of names) s += n + '=' + input.params[n] + '\n';
+  // Params are strings, but a JSON body can send 4242 or "4242", and an upstream may treat them as two things
+  // (the draft service answers "not found" to the number): the JSON type of each body param is in the variant.
+  for (const [n, src] of route.params) if (src.kind === 'body') s += n + ':' + jsonType(getPath(input.json, src.path)) + '\n';
   if (input.identity !== null) s += 'identity=' + input.identity + '\n';
   if (input.bodyPart) s += input.bodyPart + '\n';
   return readable + VARIANT_SEPARATOR + hash16(s);
+}
+
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
 }
 
 /** Query parameters sorted by name, so `?a=1&b=2` and `?b=2&a=1` share an entry. */

@@ -27,12 +27,15 @@ function open(port: number): Promise<Socket> {
 
 function exchange(s: Socket, path: string): Promise<string> {
   return new Promise((resolve) => {
-    let out = '';
+    let buf = Buffer.alloc(0);
     const onData = (d: Buffer) => {
-      out += d.toString();
-      if (/\r\n\r\n/.test(out) && /content-length: (\d+)/i.test(out)) {
+      // Content-Length counts bytes: compare it with bytes, not characters (the lists hold UTF-8 names)
+      buf = Buffer.concat([buf, d]);
+      const headEnd = buf.indexOf('\r\n\r\n');
+      const out = buf.toString('latin1');
+      if (headEnd !== -1 && /content-length: (\d+)/i.test(out)) {
         const len = Number(/content-length: (\d+)/i.exec(out)![1]);
-        if (out.length - out.indexOf('\r\n\r\n') - 4 >= len) { s.off('data', onData); resolve(out); }
+        if (buf.length - headEnd - 4 >= len) { s.off('data', onData); resolve(buf.toString('utf8')); }
       }
     };
     s.on('data', onData);
@@ -94,14 +97,14 @@ test('access lines are batched, yet every one arrives: within ~100 ms when idle,
     await Promise.all(Array.from({ length: 8 }, async () => {
       while (next < n) {
         const i = next++;
-        const r = await fetch(`${sc.url}/get_filter_types?burst=${i}`);
+        const r = await fetch(`${sc.url}/get_text_outro_types?burst=${i}`);
         await r.text();
         assert.equal(r.status, 200);
       }
     }));
     const code = await sc.stop();
     assert.equal(code, 0);
-    const burst = sc.logs.filter((l) => l.msg === 'access' && String(l.path) === '/get_filter_types');
+    const burst = sc.logs.filter((l) => l.msg === 'access' && String(l.path) === '/get_text_outro_types');
     assert.equal(burst.length, n, 'one access line per request, none lost at shutdown');
     assert.deepEqual(sc.logs.filter((l) => 'raw' in l), [], 'every stdout line is whole JSON (no interleaving)');
   } finally {

@@ -62,29 +62,40 @@ test('the example routes match the draft service calls and take their params whe
     { name: 'query_script', params: { draft_id: 'dft_000001' } });
   assert.equal(route(req('POST', '/query_script', { draft_id: 'dft_000001', force_update: true }))!.name, 'query_script_fresh');
   assert.deepEqual(route(req('POST', '/query_draft_status', { task_id: 't1' })), { name: 'query_draft_status', params: { task_id: 't1' } });
-  assert.deepEqual(route(req('GET', '/get_font_types')), { name: 'type_lists', params: { type_list: 'get_font_types' } });
-  assert.equal(route(req('GET', '/health'))!.name, 'health');
-  assert.deepEqual(route(req('GET', '/api/patterns/get/tpl_0001')), { name: 'pattern_get', params: { template_id: 'tpl_0001' } });
-  assert.deepEqual(route(req('GET', '/api/patterns/list?category=food')), { name: 'patterns_by_category', params: { category: 'food' } });
-  assert.equal(route(req('GET', '/api/patterns/list'))!.name, 'patterns_list');
-  // the JSON-RPC id is in the cache key: a cached answer must carry the id its client sent
+  assert.equal(route(req('POST', '/query_script', { draft_id: 'dft_000001' }))!.name, 'query_script_fresh', 'force_update absent is the service default: true');
+  assert.deepEqual(router.routes.find((r) => r.name === 'query_script_fresh')!.policy.emits, ['draft_updated'], 'a forced read can change the draft');
+  for (const list of ['intro_animation', 'outro_animation', 'transition', 'mask', 'font', 'text_intro', 'text_outro', 'text_loop_anim', 'video_scene_effect', 'video_character_effect']) {
+    const m = router.match(req('GET', `/get_${list}_types`))!;
+    assert.equal(m.route.name, `get_${list}_types`);
+    assert.ok(m.route.policy.cache!.ttl >= 3_600_000, 'lists are cached for hours');
+  }
+  assert.ok(router.routes.find((r) => r.name === 'query_draft_status')!.policy.cache!.ttl <= 1000, 'a save status is at most a second old');
+  for (const dead of ['/health', '/api/patterns/list', '/api/patterns/get/tpl_0001', '/mcp/add_video']) {
+    assert.equal(route(req(dead.startsWith('/mcp') ? 'POST' : 'GET', dead, {})), null, `${dead} does not exist on the service: no route`);
+  }
   assert.deepEqual(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' })), { name: 'mcp_tools_list', params: { rpc_id: '1' } });
-  assert.match(router.routes.find((r) => r.name === 'mcp_tools_list')!.policy.cache!.key, /\{rpc_id\}/);
-  assert.deepEqual(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'capcut_add_video', arguments: { draft_id: 'd9' } } })),
-    { name: 'mcp_add_video', params: { draft_id: 'd9' } });
+  for (const tool of ['create_draft', 'add_video', 'add_text', 'save_draft']) {
+    const m = router.match(req('POST', '/mcp', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: tool, arguments: { draft_id: 'd9' } } }))!;
+    assert.equal(m.route.name, `mcp_${tool}`);
+    assert.deepEqual(m.params, { draft_id: 'd9' });
+    assert.deepEqual(m.route.policy.emits, ['draft_updated']);
+  }
   assert.equal(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 3, method: 'initialize' }))!.name, 'mcp_other');
-  for (const w of ['add_video', 'add_text', 'add_audio', 'add_image', 'save_draft']) {
-    const m = router.match(req('POST', `/mcp/${w}`, { draft_id: 'dft_000002' }, { 'x-user-id': 'u2' }))!;
+  for (const w of ['create_draft', 'add_video', 'add_audio', 'add_text', 'add_subtitle', 'add_image', 'add_effect', 'add_sticker', 'add_video_keyframe', 'save_draft']) {
+    const m = router.match(req('POST', `/${w}`, { draft_id: 'dft_000002' }, { 'x-user-id': 'u2' }))!;
     assert.equal(m.route.name, w);
-    assert.deepEqual(m.params, { draft_id: 'dft_000002', user_id: 'u2' });
+    assert.deepEqual(m.params, { draft_id: 'dft_000002' }, 'the draft id of the request, never of the answer');
+    assert.deepEqual(m.route.responseParams, []);
     assert.equal(m.route.priority, 'high');
     assert.deepEqual(m.route.policy.emits, ['draft_updated']);
   }
-  const create = router.match(req('POST', '/mcp/create_draft', {}))!;
-  assert.equal(create.route.name, 'create_draft');
-  assert.deepEqual(create.route.responseParams, [['draft_id', ['output', 'draft_id']]]);
   // what the sidecar must not cache: writes and forced reads have no cache block
-  for (const name of ['create_draft', 'add_video', 'save_draft', 'query_script_fresh', 'mcp_other']) {
+  for (const name of ['create_draft', 'add_video', 'save_draft', 'query_script_fresh', 'mcp_other', 'mcp_add_text']) {
     assert.equal(router.routes.find((r) => r.name === name)!.policy.cache, null, name);
+  }
+  // per-endpoint limits sit on the real paths
+  const p = load('policy.yaml');
+  for (const key of Object.keys(p.rate_limiting!.per_endpoint)) {
+    assert.ok(router.routes.some((r) => r.name === key || r.policy.match.path === key), `per_endpoint ${key} names a route or a real path`);
   }
 });

@@ -93,7 +93,7 @@ test('three triggers: route emits (draft_updated), admin (template_modified, use
 
 test('create_draft: draft_id read from the response body (response.output.draft_id), body passed unchanged', async (t) => {
   const { sc, token } = await draftSidecar(t);
-  const created = await request(sc.url, { method: 'POST', path: '/mcp/create_draft', body: JSON.stringify({ width: 1080, height: 1920, project_name: 'x' }), headers: { 'x-user-id': '9' } });
+  const created = await request(sc.url, { method: 'POST', path: '/create_draft', body: JSON.stringify({ width: 1080, height: 1920 }), headers: { 'x-user-id': '9' } });
   assert.equal(created.status, 200);
   const id = JSON.parse(created.body).output.draft_id as string;
   assert.match(id, /^dft_/);

@@ -42,12 +42,12 @@ export const queryScript = (base: string, draftId: string, userId = '7'): Promis
   request(base, { method: 'POST', path: '/query_script', body: JSON.stringify({ draft_id: draftId, force_update: false }), headers: { 'x-user-id': userId } });
 
 export const addVideo = (base: string, draftId: string, userId = '7'): Promise<Reply> =>
-  request(base, { method: 'POST', path: '/mcp/add_video', body: JSON.stringify({ draft_id: draftId, video_url: 'https://v.example.invalid/a.mp4', start: 0, end: 3 }), headers: { 'x-user-id': userId } });
+  request(base, { method: 'POST', path: '/add_video', body: JSON.stringify({ draft_id: draftId, video_url: 'https://v.example.invalid/a.mp4', start: 0, end: 3 }), headers: { 'x-user-id': userId } });
 
 export const userDrafts = (base: string, userId: string): Promise<Reply> =>
   request(base, { path: '/get_font_types', headers: { 'x-user-id': userId } });
 
-export const pattern = (base: string, id: string): Promise<Reply> => request(base, { path: `/api/patterns/get/${id}` });
+export const pattern = (base: string, id: string): Promise<Reply> => request(base, { path: `/api/drafts/preview/${id}` });
 
 export function cacheStatus(r: Reply): string {
   return String(r.headers['cache-status'] ?? '');
@@ -111,16 +111,16 @@ routes:
     params: { user_id: header.x-user-id }
     cache: { key: "user:{user_id}:drafts:list", ttl: 5m }
   - name: pattern_get
-    match: { method: GET, path: "/api/patterns/get/{template_id}" }
+    match: { method: GET, path: "/api/drafts/preview/{template_id}" }
     params: { template_id: path.template_id }
     cache: { key: "template:{template_id}:pattern", ttl: 1h }
   - name: create_draft
-    match: { method: POST, path: /mcp/create_draft }
+    match: { method: POST, path: /create_draft }
     params: { draft_id: response.output.draft_id, user_id: header.x-user-id }
     priority: high
     emits: [draft_updated]
   - name: add_video
-    match: { method: POST, path: /mcp/add_video }
+    match: { method: POST, path: /add_video }
     params: { draft_id: body.draft_id, user_id: header.x-user-id }
     priority: high
     emits: [draft_updated]

@@ -126,7 +126,7 @@ describe('bridge-sidecar intercept in a network namespace (root)', { timeout: 30
   describe('traffic', () => {
     let service: Started;
     let sidecar: Started;
-    const podUrl = (port: number, path = '/health'): string => `http://${net.podAddress}:${port}${path}`;
+    const podUrl = (port: number, path = '/get_mask_types'): string => `http://${net.podAddress}:${port}${path}`;
 
     before(async () => {
       service = net.start(net.pod, [process.execPath, draftService, '--host', '0.0.0.0', '--port', '9101']);
@@ -167,13 +167,13 @@ describe('bridge-sidecar intercept in a network namespace (root)', { timeout: 30
         assert.equal(r.headers.via, '1.1 bridge-sidecar');
       }
       // A POST with a JSON body goes through too (the service answers from its own data).
-      const created = httpFrom(net, net.client, podUrl(9101, '/mcp/create_draft'), { method: 'POST', body: JSON.stringify({ width: 1080, height: 1920 }) });
+      const created = httpFrom(net, net.client, podUrl(9101, '/create_draft'), { method: 'POST', body: JSON.stringify({ width: 1080, height: 1920 }) });
       assert.equal(created.status, 200, created.body);
       assert.equal(created.headers.via, '1.1 bridge-sidecar');
       await waitFor('the sidecar metrics to count the intercepted requests', () => metrics() >= counted0 + N + 1, 15_000, 200);
 
       // Inside the pod: loopback is never intercepted; the pod's own address is (it is inbound traffic).
-      assert.equal(httpFrom(net, net.pod, 'http://127.0.0.1:9101/health').headers.via, undefined);
+      assert.equal(httpFrom(net, net.pod, 'http://127.0.0.1:9101/get_mask_types').headers.via, undefined);
       assert.equal(httpFrom(net, net.pod, podUrl(9101), { uid: OTHER_UID }).headers.via, '1.1 bridge-sidecar');
       // ...except for the sidecar's own uid.
       assert.equal(httpFrom(net, net.pod, podUrl(9101), { uid: PROXY_UID }).headers.via, undefined);

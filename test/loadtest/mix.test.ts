@@ -173,5 +173,5 @@ test('bench/report/draft-mix.yaml drives the example draft service\'s real calls
   assert.equal(tally.errors, 0, JSON.stringify(tally.outcomes));
   assert.ok(tally.completed >= 290, `${tally.completed} answers`);
   const byPath = svc.stats().byPath as Record<string, number>;
-  for (const p of ['/query_script', '/mcp/add_video', '/mcp']) assert.ok((byPath[p] ?? 0) > 0, `${p} reached the service: ${JSON.stringify(byPath)}`);
+  for (const p of ['/query_script', '/add_video', '/mcp']) assert.ok((byPath[p] ?? 0) > 0, `${p} reached the service: ${JSON.stringify(byPath)}`);
 });

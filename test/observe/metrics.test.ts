@@ -36,10 +36,10 @@ const ROUTES = `routes:
     params: { draft_id: body.draft_id }
     cache: { key: "draft:{draft_id}:script", ttl: 5m }
   - name: pattern
-    match: { method: GET, path: "/api/patterns/get/{id}" }
+    match: { method: GET, path: "/api/drafts/preview/{id}" }
 rate_limiting:
   global: { requests_per_second: 1000, burst_size: 100 }
-  per_endpoint: { /mcp/save_draft: { rps: 1, burst: 1 } }
+  per_endpoint: { /save_draft: { rps: 1, burst: 1 } }
 queues: { max_in_flight: 64 }
 cache:
   l1: { size: 16MB }
@@ -82,9 +82,9 @@ test('two workers: contract series, guide buckets, sums over workers, bounded la
     return served().size >= 2 && sent >= 20;
   }, 60_000, 10);
   // raw paths must never become labels
-  for (const p of ['/api/patterns/get/p1', '/api/patterns/get/p2', '/no/such/thing/12345', '/drafts/dft_000123']) await http(`${sc.url}${p}`);
+  for (const p of ['/api/drafts/preview/p1', '/api/drafts/preview/p2', '/no/such/thing/12345', '/drafts/dft_000123']) await http(`${sc.url}${p}`);
   const limited = [];
-  for (let i = 0; i < 4; i++) limited.push((await postJson(`${sc.url}/mcp/save_draft`, { draft_id: 'dft_000001' })).status);
+  for (let i = 0; i < 4; i++) limited.push((await postJson(`${sc.url}/save_draft`, { draft_id: 'dft_000001' })).status);
   assert.ok(limited.includes(429), `per-endpoint limit of 1 rps should refuse some of 4 quick calls: ${limited}`);
   await waitFor('access logs', () => sc.logs.filter((l) => l.msg === 'access').length >= sent + 8, 10_000);
 
@@ -115,7 +115,7 @@ test('two workers: contract series, guide buckets, sums over workers, bounded la
   // endpoint labels: route names, per-endpoint paths or "other", never a raw path
   const endpoints = new Set<string>();
   for (const f of families.values()) for (const s of f.samples) if (s.labels.endpoint !== undefined) endpoints.add(s.labels.endpoint);
-  for (const e of endpoints) assert.ok(['query_script', 'pattern', '/mcp/save_draft', 'other'].includes(e), `unbounded endpoint label: ${e}`);
+  for (const e of endpoints) assert.ok(['query_script', 'pattern', '/save_draft', 'other'].includes(e), `unbounded endpoint label: ${e}`);
   assert.ok(endpoints.has('pattern') && endpoints.has('other'));
 
   // resource figures

@@ -20,7 +20,7 @@ const STAGES = `routes:
   - name: echo
     match: { path: /echo }
   - name: pattern
-    match: { method: GET, path: "/api/patterns/get/{id}" }
+    match: { method: GET, path: "/api/drafts/preview/{id}" }
 rate_limiting:
   global: { requests_per_second: 1000, burst_size: 100 }
 queues: { max_in_flight: 16 }
@@ -110,15 +110,15 @@ test('a request without traceparent starts a trace; route templates, not raw pat
   assert.equal(line.trace_id, traceId);
 
   const p = ids();
-  await http(`${sc.url}/api/patterns/get/some-id-123`, { headers: { traceparent: `00-${p.traceId}-${p.spanId}-01` } });
+  await http(`${sc.url}/api/drafts/preview/some-id-123`, { headers: { traceparent: `00-${p.traceId}-${p.spanId}-01` } });
   const s5 = ids();
   const r5 = await http(`${sc.url}/status/503`, { headers: { traceparent: `00-${s5.traceId}-${s5.spanId}-01` } });
   assert.equal(r5.status, 503);
   await rx.waitForSpans(() => ofTrace(p.traceId).some((s) => s.kind === SERVER) && ofTrace(s5.traceId).some((s) => s.kind === SERVER));
   const ps = ofTrace(p.traceId).find((s) => s.kind === SERVER)!;
-  assert.equal(ps.attributes['http.route'], '/api/patterns/get/{id}');
-  assert.equal(ps.name, 'GET /api/patterns/get/{id}');
-  assert.equal(ps.attributes['url.path'], '/api/patterns/get/some-id-123');
+  assert.equal(ps.attributes['http.route'], '/api/drafts/preview/{id}');
+  assert.equal(ps.name, 'GET /api/drafts/preview/{id}');
+  assert.equal(ps.attributes['url.path'], '/api/drafts/preview/some-id-123');
   const es = ofTrace(s5.traceId).find((s) => s.kind === SERVER)!;
   assert.equal(es.attributes['http.route'], undefined, 'no route matched: no http.route');
   assert.equal(es.name, 'GET');

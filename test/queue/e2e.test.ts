@@ -15,9 +15,9 @@ import { sleep, waitFor } from '../helpers/ports';
 const ROUTES = `routes:
   - { name: hi, match: { method: GET, path: /get_font_types }, priority: high }
   - { name: mid, match: { method: GET, path: /get_transition_types }, priority: medium }
-  - { name: lo, match: { method: GET, path: /get_filter_types }, priority: low }
+  - { name: lo, match: { method: GET, path: /get_text_outro_types }, priority: low }
 `;
-const PATH = { high: '/get_font_types', medium: '/get_transition_types', low: '/get_filter_types' } as const;
+const PATH = { high: '/get_font_types', medium: '/get_transition_types', low: '/get_text_outro_types' } as const;
 type Cls = keyof typeof PATH;
 
 interface Reply {

@@ -178,20 +178,20 @@ test('cache poisoning through Vary: a variant stored for one Accept-Language is 
 test('identities crafted to collide with another user\'s bucket (x-user-id "ip:127.0.0.1", 10 KB values) get their own buckets', async () => {
   // the address-based identity of this client is ip:127.0.0.1; exhaust it (3 a minute) without a header
   const noHeader = [];
-  for (let i = 0; i < 5; i++) noHeader.push((await send(sc.url, { path: '/health' })).status);
+  for (let i = 0; i < 5; i++) noHeader.push((await send(sc.url, { path: '/get_mask_types' })).status);
   assert.ok(noHeader.includes(429), `the address bucket was exhausted: ${noHeader}`);
   // a header user named like the address bucket is a different bucket (header identities are namespaced)
-  const spoof = (await send(sc.url, { path: '/health', headers: { 'x-user-id': 'ip:127.0.0.1' } })).status;
+  const spoof = (await send(sc.url, { path: '/get_mask_types', headers: { 'x-user-id': 'ip:127.0.0.1' } })).status;
   assert.equal(spoof, 200, 'x-user-id "ip:127.0.0.1" was charged to the address bucket');
   // a very long id: accepted or refused, never a crash, and it does not share a bucket with its prefix
   const long = 'u'.repeat(10_000);
-  const l1 = await send(sc.url, { path: '/health', headers: { 'x-user-id': long } });
+  const l1 = await send(sc.url, { path: '/get_mask_types', headers: { 'x-user-id': long } });
   assert.ok(l1.status === 200 || l1.status === 400 || l1.status === 431, `long id: ${l1.status}`);
-  for (let i = 0; i < 4; i++) await send(sc.url, { path: '/health', headers: { 'x-user-id': 'victim' } });
-  const victimLimited = (await send(sc.url, { path: '/health', headers: { 'x-user-id': 'victim' } })).status;
+  for (let i = 0; i < 4; i++) await send(sc.url, { path: '/get_mask_types', headers: { 'x-user-id': 'victim' } });
+  const victimLimited = (await send(sc.url, { path: '/get_mask_types', headers: { 'x-user-id': 'victim' } })).status;
   assert.equal(victimLimited, 429);
   // "victim" exhausted: "victim " / "Victim" / "victim\t" are other users, and do not consume victim's bucket either way
-  assert.equal((await send(sc.url, { path: '/health', headers: { 'x-user-id': 'Victim' } })).status, 200);
+  assert.equal((await send(sc.url, { path: '/get_mask_types', headers: { 'x-user-id': 'Victim' } })).status, 200);
   assert.equal((await send(sc.adminUrl, { path: '/healthz' })).status, 200);
 });
 

@@ -110,7 +110,7 @@ test('upstream hanging (accepts, never answers): every request gets 504 at read_
   // 20 at once, GETs and POSTs: all 504 problem+json, each bounded by read_timeout (+ a generous margin)
   const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => i % 2
     ? send(sc.url, { path: `/get_font_types?i=${i}`, timeoutMs: 15_000 })
-    : postJson(sc.url, '/mcp/add_video', { draft_id: 'dft_000001', video_url: 'https://x/v.mp4' }, {}, 15_000)));
+    : postJson(sc.url, '/add_video', { draft_id: 'dft_000001', video_url: 'https://x/v.mp4' }, {}, 15_000)));
   for (const r of replies) {
     assert.equal(r.status, 504);
     assert.equal(r.headers['content-type'], 'application/problem+json');

@@ -24,7 +24,7 @@ routes:
     priority: medium
     cache: { key: "draft:{draft_id}:script", ttl: ${o.ttl ?? '1s'}, stale_if_error: 5m, store_if: { "response.success": true } }
   - name: add_video
-    match: { method: POST, path: /mcp/add_video }
+    match: { method: POST, path: /add_video }
     priority: high
 ${o.queues ?? ''}
 cache:

@@ -54,7 +54,7 @@ test('warm-up refetches go through the low queue class while a high-priority loa
   const statuses: number[] = [];
   const write = () => new Promise<number>((resolve) => {
     const body = JSON.stringify({ draft_id: 'dft_000010', video_url: 'https://v.example.invalid/x.mp4' });
-    const req = http.request(`${sc.url}/mcp/add_video`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = http.request(`${sc.url}/add_video`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
