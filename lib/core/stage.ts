@@ -31,7 +31,10 @@ export type RateLimitDecision =
     };
 
 export interface RateLimitStage {
-  check(ctx: RequestContext): RateLimitDecision | Promise<RateLimitDecision>;
+  /** On arrival (`upstream` false), or after a cache miss for the limits with `count: upstream` (true). */
+  check(ctx: RequestContext, upstream?: boolean): RateLimitDecision | Promise<RateLimitDecision>;
+  /** Some limit counts only upstream requests: check(ctx, true) before a request goes upstream. */
+  readonly countsUpstream: boolean;
 }
 
 /** Thrown (or rejected) by QueueStage.acquire when a request is shed. */

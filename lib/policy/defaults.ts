@@ -7,7 +7,7 @@
  */
 import type {
   AutoTuningPolicy, CachePolicy, CacheTierPolicy, CompressionAlgorithm, CompressionPolicy, DiskTierPolicy,
-  EndpointLimitPolicy, HostPort, InvalidationPolicy, JsonScalar, MemoryPolicy, MetricsPolicy, Policy, Priority,
+  EndpointLimitPolicy, HostPort, InvalidationPolicy, JsonScalar, LimitCount, MemoryPolicy, MetricsPolicy, Policy, Priority,
   PriorityQueuePolicy, ProfilingPolicy, QueuePolicy, RateLimitPolicy, RedisPolicy, RouteCachePolicy, RoutePolicy,
   ServerPolicy, TracingPolicy, UpstreamPolicy, WarmupPolicy,
 } from './types';
@@ -137,6 +137,11 @@ function route(raw: Obj): RoutePolicy {
   };
 }
 
+/** nginx counts every request, and so does a limit unless it says `count: upstream`. */
+function limitCount(v: unknown): LimitCount {
+  return v === 'upstream' ? 'upstream' : 'all';
+}
+
 function rateLimiting(raw: Obj): RateLimitPolicy {
   const id = obj(raw.identity);
   const g = present(raw, 'global') ? obj(raw.global) : null;
@@ -146,7 +151,7 @@ function rateLimiting(raw: Obj): RateLimitPolicy {
     const e = obj(v);
     const rps = num(e.rps, 1);
     // burst defaults to one second's worth of requests
-    perEndpoint[k] = { rps, burst: num(e.burst, Math.max(1, Math.ceil(rps))), dry_run: bool(e.dry_run, false) };
+    perEndpoint[k] = { rps, burst: num(e.burst, Math.max(1, Math.ceil(rps))), dry_run: bool(e.dry_run, false), count: limitCount(e.count) };
   }
   return {
     identity: {
@@ -160,12 +165,14 @@ function rateLimiting(raw: Obj): RateLimitPolicy {
       burst_size: num(g.burst_size, 100),
       algorithm: 'token_bucket',
       dry_run: bool(g.dry_run, false),
+      count: limitCount(g.count),
     },
     per_user: u && {
       requests_per_minute: num(u.requests_per_minute, 60),
       burst_size: num(u.burst_size, 10),
       algorithm: 'sliding_window',
       dry_run: bool(u.dry_run, false),
+      count: limitCount(u.count),
     },
     per_endpoint: perEndpoint,
   };

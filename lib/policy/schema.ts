@@ -33,6 +33,13 @@ const tier = (size: string, ttl: string, strategy: string, what: string) =>
     strategy: { enum: ['lru', 'lfu', 'fifo'], default: strategy, description: 'eviction order' },
   });
 
+/** Which requests a rate limit counts. */
+const LIMIT_COUNT = {
+  enum: ['all', 'upstream'],
+  default: 'all',
+  description: 'all: every request (as nginx counts); upstream: only requests that go to the upstream (cache hits are free)',
+};
+
 /** auto-tuning (issue 10): a strategy param is a number or a percentage; its range depends on the action. */
 const autoTuneParam = {
   anyOf: [{ type: 'number' }, { type: 'string', pattern: PERCENT_PATTERN }],
@@ -120,12 +127,14 @@ export const POLICY_SCHEMA: JsonSchema = {
         burst_size: { type: 'integer', minimum: 1, default: 100 },
         algorithm: { const: 'token_bucket', default: 'token_bucket' },
         dry_run: { type: 'boolean', default: false },
+        count: LIMIT_COUNT,
       }),
       per_user: section('Sliding window per identity.', {
         requests_per_minute: { type: 'number', exclusiveMinimum: 0, default: 60 },
         burst_size: { type: 'integer', minimum: 1, default: 10 },
         algorithm: { const: 'sliding_window', default: 'sliding_window' },
         dry_run: { type: 'boolean', default: false },
+        count: LIMIT_COUNT,
       }),
       per_endpoint: {
         type: ['object', 'null'],
@@ -139,6 +148,7 @@ export const POLICY_SCHEMA: JsonSchema = {
             rps: { type: 'number', exclusiveMinimum: 0 },
             burst: { type: 'integer', minimum: 1, description: 'default: rps rounded up' },
             dry_run: { type: 'boolean', default: false },
+            count: LIMIT_COUNT,
           },
         },
       },

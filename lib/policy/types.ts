@@ -113,11 +113,18 @@ export interface RoutePolicy {
   readonly emits: readonly string[];
 }
 
+/**
+ * Which requests a limit counts: `all` (every request, as nginx's limit_req does) or `upstream` (only those that
+ * go to the upstream: answers from the cache cost it nothing, so they are not counted).
+ */
+export type LimitCount = 'all' | 'upstream';
+
 export interface TokenBucketPolicy {
   readonly requests_per_second: number;
   readonly burst_size: number;
   readonly algorithm: 'token_bucket';
   readonly dry_run: boolean;
+  readonly count: LimitCount;
 }
 
 export interface SlidingWindowPolicy {
@@ -125,12 +132,14 @@ export interface SlidingWindowPolicy {
   readonly burst_size: number;
   readonly algorithm: 'sliding_window';
   readonly dry_run: boolean;
+  readonly count: LimitCount;
 }
 
 export interface EndpointLimitPolicy {
   readonly rps: number;
   readonly burst: number;
   readonly dry_run: boolean;
+  readonly count: LimitCount;
 }
 
 export interface IdentityPolicy {

@@ -1,8 +1,8 @@
 /**
  * A request's path through the sidecar, for one policy:
  *
- *   client ─▶ body limit ─▶ route match ─▶ rate limit ─▶ cache lookup ─▶ queue ─▶ proxy ─▶ upstream
- *   client ◀─ response filters (events, compression, cache store) ◀──────────────────────────┘
+ *   client ─▶ body limit ─▶ route match ─▶ rate limit ─▶ cache lookup ─▶ rate limit ─▶ queue ─▶ proxy ─▶ upstream
+ *   client ◀─ response filters (events, compression, cache store) ◀─────────── (count: upstream) ───────┘
  *
  * A Pipeline is an immutable snapshot built from one policy. The RequestHandler holds the current one and every
  * request takes it once at arrival, so a reload never gives a request half of one policy and half of another.
@@ -180,7 +180,7 @@ export class RequestHandler implements ForwardCallbacks {
     this.lookup(p, ctx);
   }
 
-  private afterLimit(p: Pipeline, ctx: RequestContext, d: Awaited<ReturnType<RateLimitStage['check']>>): void {
+  private afterLimit(p: Pipeline, ctx: RequestContext, d: Awaited<ReturnType<RateLimitStage['check']>>, upstream = false): void {
     if (!d.allowed) {
       ctx.limitOutcome = 'rejected:' + d.scope;
       this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'rate_limited' });
@@ -188,7 +188,20 @@ export class RequestHandler implements ForwardCallbacks {
       return;
     }
     if (d.headers) for (const [k, v] of d.headers) ctx.addHeader(k, v);
-    this.lookup(p, ctx);
+    if (upstream) this.admit(p, ctx);
+    else this.lookup(p, ctx);
+  }
+
+  /** Not answered from the cache: the limits that count only upstream requests (`count: upstream`) apply now. */
+  private toUpstream(p: Pipeline, ctx: RequestContext): void {
+    const rl = p.stages.rateLimit;
+    if (rl === null || !rl.countsUpstream) {
+      this.admit(p, ctx);
+      return;
+    }
+    const d = rl.check(ctx, true);
+    if (isPromise(d)) d.then((dec) => this.afterLimit(p, ctx, dec, true), (err: unknown) => this.internalError(ctx, err));
+    else this.afterLimit(p, ctx, d, true);
   }
 
   private lookup(p: Pipeline, ctx: RequestContext): void {
@@ -197,13 +210,13 @@ export class RequestHandler implements ForwardCallbacks {
       const span = startChildSpan(ctx, 'cache.lookup'); // tracing (issue 9): no-op when off
       const served = cache.lookup(ctx);
       if (isPromise(served)) {
-        served.then((s) => { span.end(); if (!s) this.admit(p, ctx); }, (err: unknown) => { span.end(err); this.internalError(ctx, err); });
+        served.then((s) => { span.end(); if (!s) this.toUpstream(p, ctx); }, (err: unknown) => { span.end(err); this.internalError(ctx, err); });
         return;
       }
       span.end();
       if (served) return;
     }
-    this.admit(p, ctx);
+    this.toUpstream(p, ctx);
   }
 
   private admit(p: Pipeline, ctx: RequestContext): void {

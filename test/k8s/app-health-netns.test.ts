@@ -37,7 +37,7 @@ spec:
       image: registry.example.com/draft-service:1
       ports: [{ name: http, containerPort: 9101 }]
       livenessProbe:
-        httpGet: { path: /health, port: http }
+        httpGet: { path: /get_mask_types, port: http }
         periodSeconds: 10
       readinessProbe:
         httpGet: { path: /echo, port: 9101, httpHeaders: [{ name: X-Probe, value: kubelet-readiness }] }
@@ -118,7 +118,7 @@ describe('rewritten probes in network namespaces, with the sidecar limiting ever
   test("the app's original probe URL is intercepted and rate limited: the kubelet would restart the app", () => {
     const seen: number[] = [];
     for (let i = 0; i < 4; i++) {
-      const r = httpFrom(net, net.client, `http://${net.podAddress}:9101/health`);
+      const r = httpFrom(net, net.client, `http://${net.podAddress}:9101/get_mask_types`);
       assert.equal(r.headers.via, '1.1 bridge-sidecar', 'through the sidecar');
       seen.push(r.status);
     }
@@ -137,7 +137,7 @@ describe('rewritten probes in network namespaces, with the sidecar limiting ever
     assert.equal((JSON.parse(ready.body) as { headers: Record<string, string> }).headers['x-probe'], 'kubelet-readiness', "the probe's httpHeaders reach the app");
     assert.equal(metrics(), counted, 'no probe went through the proxy stages');
     // still limited on the data port at the same time
-    assert.equal(httpFrom(net, net.client, `http://${net.podAddress}:9101/health`).status, 429);
+    assert.equal(httpFrom(net, net.client, `http://${net.podAddress}:9101/get_mask_types`).status, 429);
   });
 
   test("the answer is the app's own: its 503, and 503 when the app is gone", async () => {

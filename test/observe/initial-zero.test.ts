@@ -22,7 +22,7 @@ const POLICY = `routes:
     cache: { key: "draft:{draft_id}:script", ttl: 5m }
 rate_limiting:
   global: { requests_per_second: 1000, burst_size: 100 }
-  per_endpoint: { /mcp/save_draft: { rps: 1, burst: 1 } }
+  per_endpoint: { /save_draft: { rps: 1, burst: 1 } }
 queues: { max_in_flight: 8 }
 cache:
   l1: { size: 1MB }
@@ -57,7 +57,7 @@ test('every labelled counter the policy can move is on /metrics at 0 before the 
   }, 20_000);
 
   const expectZero: Array<[string, Record<string, string>]> = [
-    ...['query_script', '/mcp/save_draft', 'other'].flatMap((endpoint) =>
+    ...['query_script', '/save_draft', 'other'].flatMap((endpoint) =>
       ERROR_TYPES.map((error_type): [string, Record<string, string>] => ['bridge_sidecar_http_errors_total', { endpoint, error_type }])),
     ...SHED_REASONS.map((reason): [string, Record<string, string>] => ['bridge_sidecar_shed_total', { reason }]),
     ['bridge_sidecar_ratelimit_rejected_total', { scope: 'global' }],
@@ -84,12 +84,12 @@ test('every labelled counter the policy can move is on /metrics at 0 before the 
 
   // the first refusal is a step from 0 to 1 (rate() sees it), not a series born at 1
   const statuses: number[] = [];
-  for (let i = 0; i < 3; i++) statuses.push((await postJson(`${sidecar.url}/mcp/save_draft`, { draft_id: 'dft_000001' })).status);
+  for (let i = 0; i < 3; i++) statuses.push((await postJson(`${sidecar.url}/save_draft`, { draft_id: 'dft_000001' })).status);
   const refused = statuses.filter((s) => s === 429).length;
   assert.ok(refused >= 1, `3 quick calls at 1 rps: ${statuses}`);
   await waitFor('the refusals counted', async () => {
     families = parseMetrics((await http(`${sidecar.adminUrl}/metrics`)).text);
     return value(families, 'bridge_sidecar_ratelimit_rejected_total', { scope: 'per_endpoint' }) === refused;
   }, 10_000);
-  assert.equal(value(families, 'bridge_sidecar_http_errors_total', { endpoint: '/mcp/save_draft', error_type: 'rate_limited' }), refused);
+  assert.equal(value(families, 'bridge_sidecar_http_errors_total', { endpoint: '/save_draft', error_type: 'rate_limited' }), refused);
 });

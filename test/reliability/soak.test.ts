@@ -34,10 +34,10 @@ function pick(k: number): Call {
   const user = `user-${(k * 7919) % USERS}`;
   const draft = `dft_${String(1 + ((k * 31) % DRAFTS)).padStart(6, '0')}`;
   const r = k % 20;
-  if (r < 10) return { method: 'GET', path: `/get_${['font', 'transition', 'mask', 'filter', 'text_intro'][k % 5]}_types`, user };
+  if (r < 10) return { method: 'GET', path: `/get_${['font', 'transition', 'mask', 'text_outro', 'text_intro'][k % 5]}_types`, user };
   if (r < 15) return { method: 'POST', path: '/query_script', body: JSON.stringify({ draft_id: draft, force_update: false }), user };
-  if (r < 18) return { method: 'POST', path: '/mcp/add_video', body: JSON.stringify({ draft_id: draft, video_url: `https://cdn.example/${k}.mp4`, start: 0, end: 1 }), user };
-  return { method: 'GET', path: '/api/patterns/list', user };
+  if (r < 18) return { method: 'POST', path: '/add_video', body: JSON.stringify({ draft_id: draft, video_url: `https://cdn.example/${k}.mp4`, start: 0, end: 1 }), user };
+  return { method: 'GET', path: '/api/drafts/preview/' + draft, user };
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -77,7 +77,7 @@ test(`soak: ${RATE} req/s for ${SECONDS} s with the complete example policy: zer
     // The open-loop generator sends everything that fell due during a stall of this shared machine (CI runs test
     // files side by side) at once: a burst of add_video calls over the endpoint's burst of 50 is a true 429, not
     // a fault, so that burst is raised; per-user limits (1000 identities) stay as in the example.
-    .replace('/mcp/add_video:    { rps: 200, burst: 50 }', '/mcp/add_video:    { rps: 200, burst: 5000 }');
+    .replace('/add_video:    { rps: 200, burst: 50 }', '/add_video:    { rps: 200, burst: 5000 }');
   assert.ok(policy.includes(`127.0.0.1:${up.port}`) && policy.includes(redis.url) && policy.includes(l3) && !/\n  global:/.test(policy) && policy.includes('burst: 5000'), 'the example policy was pointed at the test services');
   const sc = await startSidecar(policy);
   t.after(() => sc.stop());

@@ -30,8 +30,8 @@ routes:
   - name: query_script_fresh
     match: { method: POST, path: /query_script }
     priority: high
-  - name: health
-    match: { method: GET, path: /health }
+  - name: mask_types
+    match: { method: GET, path: /get_mask_types }
 rate_limiting:
   identity: { header: x-user-id }
   per_user: { requests_per_minute: 60, burst_size: ${burst} }

@@ -91,20 +91,29 @@ export class RateLimitView implements RateLimitStage {
     return endpointKeyIn(ctx, this.limits.endpoints);
   }
 
-  check(ctx: RequestContext): RateLimitDecision | Promise<RateLimitDecision> {
+  get countsUpstream(): boolean {
+    return this.limits.countsUpstream;
+  }
+
+  /**
+   * `upstream` false: on arrival, the limits that count every request; true: after a cache miss, the limits that
+   * count only requests that go to the upstream (`count: upstream`).
+   */
+  check(ctx: RequestContext, upstream = false): RateLimitDecision | Promise<RateLimitDecision> {
     const L = this.limits;
     const leases = this.s.leases;
     const es = this.scratch;
     let n = 0;
-    if (L.perUser !== null) {
+    if (L.perUser !== null && L.perUser.upstreamOnly === upstream) {
       const id = ctx.identity ?? (ctx.identity = resolveIdentity(ctx, this.identity));
       es[n++] = leases.user(id, L.perUser);
     }
     if (L.endpoints.size !== 0) {
       const key = endpointKeyIn(ctx, L.endpoints);
-      if (key !== null) es[n++] = leases.endpoint(key, L.endpoints.get(key)!);
+      const spec = key === null ? undefined : L.endpoints.get(key)!;
+      if (spec !== undefined && spec.upstreamOnly === upstream) es[n++] = leases.endpoint(key!, spec);
     }
-    if (L.global !== null) es[n++] = leases.global(L.global);
+    if (L.global !== null && L.global.upstreamOnly === upstream) es[n++] = leases.global(L.global);
     if (n === 0) return ADMIT_NO_LIMIT;
 
     const now = this.s.clock();

@@ -2,7 +2,7 @@
  * The policy's rate_limiting section compiled once per policy into what the hot path reads: one LimitSpec per
  * limit with its numbers and its pre-formatted RateLimit-Policy field.
  */
-import type { RateLimitPolicy } from '../../policy/types';
+import type { LimitCount, RateLimitPolicy } from '../../policy/types';
 import type { RequestContext } from '../../core/context';
 
 export type ScopeName = 'global' | 'per_user' | 'per_endpoint';
@@ -18,6 +18,8 @@ export interface LimitSpec {
   /** Burst: how many may arrive at once. */
   readonly capacity: number;
   readonly dryRun: boolean;
+  /** Counted only for requests that go to the upstream (checked after a cache miss), not on arrival. */
+  readonly upstreamOnly: boolean;
   /** Value of the RateLimit-Policy field, e.g. `"global";q=100;w=1`. */
   readonly policyField: string;
   /** Changes when the numbers change (reloads keep state of limits whose signature did not change). */
@@ -30,6 +32,8 @@ export interface CompiledLimits {
   readonly perUser: LimitSpec | null;
   /** per_endpoint key (a path or a route name) -> its limit */
   readonly endpoints: ReadonlyMap<string, LimitSpec>;
+  /** Some limit counts only upstream requests: the pipeline checks again after a cache miss. */
+  readonly countsUpstream: boolean;
 }
 
 function quota(scope: ScopeName, perSecond: number, windowSeconds: number): string {
@@ -43,13 +47,14 @@ function quota(scope: ScopeName, perSecond: number, windowSeconds: number): stri
   return `"${scope}";q=${q};w=${w}`;
 }
 
-function spec(scope: ScopeName, ratePerSec: number, capacity: number, dryRun: boolean, field: string): LimitSpec {
+function spec(scope: ScopeName, ratePerSec: number, capacity: number, dryRun: boolean, count: LimitCount, field: string): LimitSpec {
   return {
     scope,
     code: SCOPE_CODES[scope],
     ratePerSec,
     capacity: Math.max(1, Math.floor(capacity)),
     dryRun,
+    upstreamOnly: count === 'upstream',
     policyField: field,
     signature: `${ratePerSec}/${capacity}`,
   };
@@ -60,13 +65,16 @@ export function compileLimits(p: RateLimitPolicy): CompiledLimits {
   const u = p.per_user;
   const endpoints = new Map<string, LimitSpec>();
   for (const [key, e] of Object.entries(p.per_endpoint)) {
-    endpoints.set(key, spec('per_endpoint', e.rps, e.burst, e.dry_run, quota('per_endpoint', e.rps, 1)));
+    endpoints.set(key, spec('per_endpoint', e.rps, e.burst, e.dry_run, e.count, quota('per_endpoint', e.rps, 1)));
   }
+  const global = g ? spec('global', g.requests_per_second, g.burst_size, g.dry_run, g.count, quota('global', g.requests_per_second, 1)) : null;
+  const perUser = u ? spec('per_user', u.requests_per_minute / 60, u.burst_size, u.dry_run, u.count, quota('per_user', u.requests_per_minute / 60, 60)) : null;
   return {
     scope: p.scope,
-    global: g ? spec('global', g.requests_per_second, g.burst_size, g.dry_run, quota('global', g.requests_per_second, 1)) : null,
-    perUser: u ? spec('per_user', u.requests_per_minute / 60, u.burst_size, u.dry_run, quota('per_user', u.requests_per_minute / 60, 60)) : null,
+    global,
+    perUser,
     endpoints,
+    countsUpstream: [global, perUser, ...endpoints.values()].some((l) => l !== null && l.upstreamOnly),
   };
 }
 
