@@ -30,7 +30,7 @@ before(async () => {
   redis = await startRedis();
   media = await startMediaServer();
   service = await startCapcutService();
-  sidecar = await startSidecar(examplePolicy({ upstreamUrl: service.url, redisUrl: redis.url, dir: join(dir, 'a') }), { dir: mkdtempSync(join(dir, 'a-')) });
+  sidecar = await startSidecar(examplePolicy({ upstreamUrl: service.url, redisUrl: redis.url, dir: join(dir, 'a') }), { dir: mkdtempSync(join(dir, 'a-')), timeoutMs: 90_000 });
 });
 
 after(async () => {
@@ -136,7 +136,7 @@ test('an MCP tools/call add_text through the real bridge invalidates the draft',
   // the same policy (a second pod), and the two share Redis: the tools/call route raises draft_updated there
   const bridge = await startCapcutBridge(service.url);
   cleanups.push(() => bridge.stop());
-  const front = await startSidecar(examplePolicy({ upstreamUrl: bridge.url, redisUrl: redis.url, dir: join(dir, 'b') }), { dir: mkdtempSync(join(dir, 'b-')) });
+  const front = await startSidecar(examplePolicy({ upstreamUrl: bridge.url, redisUrl: redis.url, dir: join(dir, 'b') }), { dir: mkdtempSync(join(dir, 'b-')), timeoutMs: 90_000 });
   cleanups.push(() => front.stop());
 
   const id: string = (await call(sidecar.url, '/create_draft', {})).json.output.draft_id;

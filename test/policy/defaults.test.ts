@@ -82,8 +82,8 @@ auto_tuning: {}
   assert.deepEqual(p.rate_limiting, {
     identity: { header: null, jwt_sub: false, trust_forwarded_for: false },
     scope: 'pod',
-    global: { requests_per_second: 1000, burst_size: 100, algorithm: 'token_bucket', dry_run: false },
-    per_user: { requests_per_minute: 60, burst_size: 10, algorithm: 'sliding_window', dry_run: false },
+    global: { requests_per_second: 1000, burst_size: 100, algorithm: 'token_bucket', dry_run: false, count: 'all' },
+    per_user: { requests_per_minute: 60, burst_size: 10, algorithm: 'sliding_window', dry_run: false, count: 'all' },
     per_endpoint: {},
   });
   assert.deepEqual(p.queues, {
@@ -155,9 +155,9 @@ rate_limiting:
 `).rate_limiting!;
   assert.deepEqual(rl.identity, { header: 'x-user-id', jwt_sub: false, trust_forwarded_for: false });
   assert.equal(rl.global, null, 'a scope that is absent is off');
-  assert.deepEqual(rl.per_user, { requests_per_minute: 120, burst_size: 10, algorithm: 'sliding_window', dry_run: true });
-  assert.deepEqual(rl.per_endpoint['/mcp/create_draft'], { rps: 100, burst: 20, dry_run: false });
-  assert.deepEqual(rl.per_endpoint.query_script, { rps: 2.5, burst: 3, dry_run: false }, 'burst defaults to one second of rps, rounded up');
+  assert.deepEqual(rl.per_user, { requests_per_minute: 120, burst_size: 10, algorithm: 'sliding_window', dry_run: true, count: 'all' });
+  assert.deepEqual(rl.per_endpoint['/mcp/create_draft'], { rps: 100, burst: 20, dry_run: false, count: 'all' });
+  assert.deepEqual(rl.per_endpoint.query_script, { rps: 2.5, burst: 3, dry_run: false, count: 'all' }, 'burst defaults to one second of rps, rounded up');
   const jwt = policyOf(`${UPSTREAM}rate_limiting: { identity: { jwt_sub: true, trust_forwarded_for: true } }`).rate_limiting!;
   assert.deepEqual(jwt.identity, { header: null, jwt_sub: true, trust_forwarded_for: true });
 });
