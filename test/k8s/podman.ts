@@ -134,3 +134,24 @@ export function ensureBaseImage(baseRef: string, log: (s: string) => void): stri
   }
   return `${full}: local stand-in (Debian minbase + node ${process.version})`;
 }
+
+export const TEST_IMAGE = 'localhost/bridge-sidecar:podman-test';
+
+/**
+ * `podman build` of the repository's Dockerfile into TEST_IMAGE, on the base image made or found by
+ * ensureBaseImage. --network host: the build's apt-get and npm reach the mirrors the host uses; the host's
+ * npm cache is mounted so packages are not downloaded again. Layers are cached by podman: a rebuild with no
+ * change takes seconds.
+ */
+export function buildImage(repo: string, log: (s: string) => void): string[] {
+  const notes: string[] = [];
+  const dockerfile = join(repo, 'Dockerfile');
+  const base = /^FROM\s+(\S+)/m.exec(readFileSync(dockerfile, 'utf8'))?.[1];
+  if (!base) throw new Error(`${dockerfile}: no FROM line`);
+  notes.push(ensureBaseImage(base, log));
+  const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).stdout.trim();
+  log(`podman build -t ${TEST_IMAGE} ${repo}`);
+  podman(['build', '--format', 'docker', '--network', 'host', ...ulimitFlags(), ...(npmCache && existsSync(npmCache) ? ['--volume', `${npmCache}:/root/.npm`] : []),
+    '-t', TEST_IMAGE, '-f', dockerfile, repo], { timeoutMs: 1_800_000 });
+  return notes;
+}
