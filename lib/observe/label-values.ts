@@ -32,6 +32,8 @@ export function endpointsOf(policy: Policy): string[] {
 
 /** The counters' label sets this policy can produce (only features that are on: an absent tier has no lookups). */
 export interface KnownSeries {
+  /** routes that name their method: the only (endpoint, method) pairs known before a request arrives */
+  requests: { endpoint: string; method: string }[];
   errors: { endpoint: string; error_type: string }[];
   cacheRequests: { layer: string; result: string }[];
   ratelimitRejected: { scope: string }[];
@@ -46,6 +48,7 @@ export function knownSeries(policy: Policy): KnownSeries {
   const rl = policy.rate_limiting;
   const scopes = rl === null ? [] : RATELIMIT_SCOPES.filter((s) => (s === 'per_endpoint' ? Object.keys(rl.per_endpoint).length > 0 : rl[s] !== null));
   return {
+    requests: policy.routes.filter((r) => r.match.method !== null).map((r) => ({ endpoint: r.name, method: r.match.method! })),
     errors,
     cacheRequests,
     ratelimitRejected: scopes.map((scope) => ({ scope })),

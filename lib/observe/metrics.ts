@@ -208,6 +208,7 @@ export class WorkerMetrics {
   applyPolicy(policy: Policy): void {
     this.setBuckets(policy.metrics.buckets);
     const known = knownSeries(policy);
+    for (const l of known.requests) this.requests.inc(l, 0);
     for (const l of known.errors) this.errors.inc(l, 0);
     for (const l of known.cacheRequests) this.cacheRequests.inc(l, 0);
     for (const l of known.ratelimitRejected) this.ratelimitRejected.inc(l, 0);

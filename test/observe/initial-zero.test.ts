@@ -74,6 +74,7 @@ test('every labelled counter the policy can move is on /metrics at 0 before the 
     ['bridge_sidecar_upstream_retries_total', { reason: 'econnrefused' }],
     ['bridge_sidecar_policy_reloads_total', { result: 'error' }],
     ['bridge_sidecar_policy_reloads_total', { result: 'unchanged' }],
+    ['bridge_sidecar_http_requests_total', { endpoint: 'query_script', method: 'POST' }],
   ];
   const missing = expectZero.filter(([n, l]) => value(families, n, l) !== 0).map(([n, l]) => `${n}${JSON.stringify(l)}=${value(families, n, l)}`);
   assert.deepEqual(missing, [], 'series not at 0 before any request');

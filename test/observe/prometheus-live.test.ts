@@ -109,7 +109,7 @@ function alertExprs(file: string): Array<{ alert: string; expr: string }> {
 
 /** Panels over counters and gauges: 0 is their truth at idle, so they must read 0, not "No data". */
 const DATA_AT_IDLE = [
-  'Errors/s by kind', 'Errors/s by endpoint', 'Upstream retries/s', 'Cache lookups/s by tier and result', 'Cache size by tier',
+  'Requests/s by endpoint', 'Errors/s by kind', 'Errors/s by endpoint', 'Upstream retries/s', 'Cache lookups/s by tier and result', 'Cache size by tier',
   'Rate-limited (429)/s by scope', 'Queue length by priority (autotune: > 500)', 'Shed (503)/s by reason', 'Upstream concurrency limit',
   'CPU (cores used)', 'Memory working set / container limit', 'Network I/O by peer', 'Disk I/O', 'Event loop lag P99',
   'Redis link (1 = up in every worker)', 'Policy reloads (1 h)', 'Policy version in force', 'Workers', 'Auto-tuning actions/h by strategy', 'Worker restarts/h',
