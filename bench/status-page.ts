@@ -72,8 +72,6 @@ routes:
   - name: font_types
     match: { method: GET, path: /get_font_types }
     cache: { key: "static:font_types", ttl: 1h }
-  - name: health
-    match: { method: GET, path: /health }
 cache: { l1: { size: 64MB } }
 `;
 }

@@ -29,6 +29,8 @@ export interface LimitExplanation {
   key: string;
   limit: string;
   dry_run: boolean;
+  /** count: upstream: only requests that go upstream spend a token (a cache hit is free). */
+  upstream_only: boolean;
   state: BucketState | null;
   /** With live state: whether this limit would let the request through now. */
   verdict: string | null;
@@ -137,7 +139,7 @@ function explainLimits(loaded: LoadedPolicy, ctx: { route: Router['routes'][numb
         : spec.dryRun ? 'would refuse, but dry_run: counted and logged, admitted'
           : `refuses: 429, no token left (full again in ${Math.ceil((now?.msUntilFull ?? 0) / 1000)} s)`;
     }
-    return { scope: spec.scope, key, limit: describeLimit(spec), dry_run: spec.dryRun, state: now, verdict };
+    return { scope: spec.scope, key, limit: describeLimit(spec), dry_run: spec.dryRun, upstream_only: spec.upstreamOnly, state: now, verdict };
   });
   const refusing = limits.find((l) => l.verdict?.startsWith('refuses'));
   const outcome = limits.length === 0 ? 'no limit applies to this request'

@@ -21,7 +21,7 @@ export function formatExplanation(e: Explanation): string {
   line(`3. rate limits: ${e.limits.outcome}${e.limits.scope ? ` [scope ${e.limits.scope}]` : ''}`);
   for (const l of e.limits.limits) {
     const st = l.state === null ? '' : ` — now ${l.state.available}/${l.state.capacity} tokens`;
-    line(`     ${l.scope}${l.key ? ` (${l.key})` : ''}: ${l.limit}${l.dry_run ? ', dry_run' : ''}${st}${l.verdict ? ` → ${l.verdict}` : ''}`);
+    line(`     ${l.scope}${l.key ? ` (${l.key})` : ''}: ${l.limit}${l.dry_run ? ', dry_run' : ''}${l.upstream_only ? ', counts upstream requests only (checked after the cache: a hit is free)' : ''}${st}${l.verdict ? ` → ${l.verdict}` : ''}`);
   }
   line(`4. cache: ${e.cache.why}`);
   if (e.cache.key !== null) {

@@ -26,31 +26,31 @@ const JSON_HEADER = ['-H', 'content-type: application/json'];
 test('the draft service\'s routes in examples/policy.yaml: the route, why the earlier ones did not match, params, key, queue class', () => {
   const read = explain(['--policy', EXAMPLE(), '-X', 'POST', ...JSON_HEADER, '-H', 'x-user-id: alice', '-d', '{"draft_id":"dft_000042","force_update":false}', '/query_script']);
   assert.equal(read.code, 0, read.err);
-  assert.match(read.out, /2\. route: query_script\n/);
-  assert.match(read.out, /✗ health: method: wants GET, the request is POST/);
+  assert.match(read.out, /2\. route: query_script\n\s+✓ query_script: every condition holds/);
   assert.match(read.out, /params: draft_id="dft_000042"/);
   assert.match(read.out, /key: draft:dft_000042:script#[0-9a-f]{16}/);
   assert.match(read.out, /l2: bridge:c:draft:dft_000042:script#/);
   assert.match(read.out, /store: stored if .*response\.success == true/);
   assert.match(read.out, /queue: class medium/);
-  assert.match(read.out, /per_user \(h:alice\): 60\/min, burst 10/);
+  assert.match(read.out, /per_user \(h:alice\): 600\/min, burst 120, counts upstream requests only/);
 
   const list = explain(['--policy', EXAMPLE(), '--json', '/get_font_types']);
   assert.equal(list.code, 0, list.err);
   const l = list.json();
-  assert.equal(l.routing.route, 'type_lists');
-  assert.equal(l.routing.params.type_list, 'get_font_types');
-  assert.equal(l.cache.key.readable, 'static:get_font_types');
+  assert.equal(l.routing.route, 'get_font_types');
+  assert.equal(l.cache.key.readable, 'static:font');
+  assert.equal(l.routing.tried[0].why, 'method: wants POST, the request is GET');
   assert.equal(l.queue.class, 'low');
   assert.equal(l.routing.tried.at(-1).matched, true);
   assert.ok(l.routing.tried.slice(0, -1).every((t: { matched: boolean; why: string }) => !t.matched && t.why.length > 0));
 
-  const write = explain(['--policy', EXAMPLE(), '--json', '-X', 'POST', ...JSON_HEADER, '-d', '{"draft_id":"d1","video_url":"x"}', '/mcp/add_video']);
+  const write = explain(['--policy', EXAMPLE(), '--json', '-X', 'POST', ...JSON_HEADER, '-d', '{"draft_id":"d1","video_url":"x"}', '/add_video']);
   const w = write.json();
   assert.equal(w.routing.route, 'add_video');
   assert.deepEqual(w.events, ['draft_updated']);
   assert.equal(w.queue.class, 'high');
-  assert.ok(w.limits.limits.some((x: { scope: string; key: string }) => x.scope === 'per_endpoint' && x.key === '/mcp/add_video'));
+  assert.equal(w.routing.params.draft_id, 'd1');
+  assert.ok(w.limits.limits.some((x: { scope: string; key: string }) => x.scope === 'per_endpoint' && x.key === '/add_video'));
   assert.match(w.cache.why, /add_video has no `cache` section/);
 
   const unmatched = explain(['--policy', EXAMPLE(), '--json', '-X', 'DELETE', '/nothing/here']);
@@ -90,7 +90,7 @@ test('bad input: clear errors and exit codes', () => {
   writeFileSync(join(dir, 'req.http'), 'GET /get_mask_types HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br;q=0, gzip\r\n\r\n');
   const raw = explain(['--policy', EXAMPLE(), '--raw', join(dir, 'req.http'), '--json']);
   assert.equal(raw.code, 0, raw.err);
-  assert.equal(raw.json().routing.route, 'type_lists');
+  assert.equal(raw.json().routing.route, 'get_mask_types');
   assert.equal(raw.json().compression.coding, 'gzip');
 });
 
