@@ -15,6 +15,7 @@ import type { L3Cache, L3Hit } from './l3';
 import type { BackgroundWriter } from './write-queue';
 import { patternMatcher } from './keys';
 import { RecentInvalidations } from './recent-invalidations';
+import { UriIndex, uriOf } from './uri-index';
 
 export type Layer = 'l1' | 'l2' | 'l3';
 
@@ -50,6 +51,8 @@ export class Tiers {
    * before one that matches its key is not stored anywhere (see recent-invalidations.ts).
    */
   readonly recent = new RecentInvalidations();
+  /** Target URI -> keys this process stored or read, for RFC 9111 §4.4 invalidation without a scan. */
+  readonly uris = new UriIndex();
   /** Called once per entry not stored (or whose queued L2/L3 write was dropped) because of `recent`. */
   onStoreSkipped: (() => void) | null = null;
 
@@ -132,6 +135,7 @@ export class Tiers {
   }
 
   private fillL1(key: string, entry: CacheEntry): void {
+    this.index(key, entry.meta);
     if (this.l1 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
     this.l1.set(key, entry, retentionMs(entry.meta, Date.now(), this.ttls.l1));
   }
@@ -151,12 +155,22 @@ export class Tiers {
   /** A built answer: its Vary marker (if any), then the entry; refused as a whole when the entry's key is. */
   storeBuilt(built: Built, startedAt: number): boolean {
     if (this.refuses(built.key, startedAt)) return false;
-    if (built.marker !== null) this.store(built.marker.meta.key, built.marker, startedAt);
+    if (built.marker !== null) {
+      this.store(built.marker.meta.key, built.marker, startedAt);
+      this.index(built.marker.meta.key, built.entry.meta);
+    }
     this.write(built.key, built.entry, startedAt);
     return true;
   }
 
+  /** Index `key` under the target URI of the request that `meta`'s answer is for. */
+  index(key: string, meta: EntryMeta): void {
+    const r = meta.request;
+    if (r !== null) this.uris.add(uriOf(r.path, r.query), key);
+  }
+
   private write(key: string, entry: CacheEntry, startedAt: number | null): void {
+    this.index(key, entry.meta);
     const now = Date.now();
     const small = entry.body !== null && entry.body.length <= this.largeBodyThreshold;
     if (small && this.l1 !== null) this.l1.set(key, entry, retentionMs(entry.meta, now, this.ttls.l1));

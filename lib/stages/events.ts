@@ -19,6 +19,7 @@ import type { Invalidator, Raised } from '../cache/invalidation/engine';
 import { LOCAL_TIMEOUT_MS } from '../cache/invalidation/engine';
 import { parseInvalidateHeader } from '../cache/invalidation/patterns';
 import { getPath } from '../routes/router';
+import { sameOriginUri, uriOf } from '../cache/uri-index';
 
 /** Response bodies read for `response.*` params are collected up to this size; beyond it those params are unknown. */
 export const RESPONSE_PARAMS_LIMIT = 1024 * 1024;
@@ -32,8 +33,10 @@ export class EventsFilter implements ResponseFilter {
     const rules = this.inv.rules;
     const header = head.headers['x-invalidate'];
     if (header !== undefined) delete head.headers['x-invalidate'];
-    if (rules === null) return null;
     const raised: Raised[] = [];
+    const uris = unsafeWriteTargets(ctx, head);
+    if (uris !== null) raised.push(this.inv.invalidateUris(uris));
+    if (rules === null) return raised.length === 0 ? null : new HoldEnd(raised, false);
     if (header !== undefined) {
       for (const e of parseInvalidateHeader(header)) raised.push(this.inv.raise(e.event, e.params));
     }
@@ -48,6 +51,25 @@ export class EventsFilter implements ResponseFilter {
     if (raised.length === 0) return null;
     return new HoldEnd(raised, !rules.async);
   }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/**
+ * RFC 9111 §4.4: the URIs a non-error answer to an unsafe request invalidates (its target, and a same-origin
+ * Location / Content-Location), or null. A route with a `cache` section is a read by declaration (a cached
+ * POST query) and invalidates nothing.
+ */
+function unsafeWriteTargets(ctx: RequestContext, head: ResponseHead): string[] | null {
+  if (SAFE_METHODS.has(ctx.method) || head.status < 200 || head.status >= 400) return null;
+  if (ctx.route !== null && ctx.route.policy.cache !== null) return null;
+  const host = ctx.req.headers.host;
+  const out = [uriOf(ctx.path, ctx.query)];
+  for (const f of ['location', 'content-location']) {
+    const u = sameOriginUri(first(head.headers[f]), ctx.path, host);
+    if (u !== null && !out.includes(u)) out.push(u);
+  }
+  return out;
 }
 
 function first(v: string | string[] | undefined): string | undefined {

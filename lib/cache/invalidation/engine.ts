@@ -56,6 +56,8 @@ export interface InvalidationMessage {
   readonly origin: string;
   /** Epoch ms when it was raised. */
   readonly time: number;
+  /** Target URIs of an unsafe request (RFC 9111 §4.4); `event` is then empty. */
+  readonly uris?: readonly string[];
 }
 
 
@@ -92,6 +94,8 @@ export class Invalidator {
   private downSince: number | null = null;
   private readonly unhandle: Array<() => void> = [];
   private closed = false;
+  /** The policy has a cache (RFC 9111 §4.4 invalidations apply even without cache.invalidation). */
+  private cached = false;
   private readonly sweeper: L1Sweeper;
 
   constructor(private readonly rt: Runtime, private readonly cache: CacheComponent) {
@@ -104,12 +108,30 @@ export class Invalidator {
   configure(policy: Policy): void {
     const inv = policy.cache?.invalidation ?? null;
     this.rules = inv ? new InvalidationRules(inv) : null;
-    const conn = this.rules ? this.rt.redis() : null;
+    // the channel also carries RFC 9111 §4.4 invalidations, which every pod with a cache takes part in
+    this.cached = policy.cache !== null;
+    const conn = this.rules || this.cached ? this.rt.redis() : null;
     if (conn !== this.conn) {
       this.stopSubscriber();
       this.conn = conn;
       if (conn !== null) this.startSubscriber(conn);
     }
+  }
+
+  /**
+   * RFC 9111 §4.4: a non-error answer to an unsafe request invalidates what is stored for its target URI (and a
+   * same-origin Location / Content-Location): in every worker of this pod (each has its own URI index), in L2,
+   * and in the other pods over the invalidation channel.
+   */
+  invalidateUris(uris: readonly string[]): Raised {
+    const local = this.fanout({ patterns: [], uris, cascade: false, l1Only: false })
+      .then((r) => ({ event: '', patterns: [], removed: { l1: r.l1, l2: 0, l3: r.l3 } }))
+      .catch(() => null);
+    const all = local.then(async (r) => {
+      await this.publish({ id: randomBytes(8).toString('hex'), event: '', params: {}, patterns: [], uris, origin: this.pod, time: Date.now() });
+      return r;
+    });
+    return { local, all };
   }
 
   /** Raise an event with params. Events not in `triggers` (or with invalidation off) do nothing. */
@@ -191,6 +213,7 @@ export class Invalidator {
    */
   async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
     const tiers = this.cache.tiers;
+    if (req.uris !== undefined && req.uris.length > 0) return this.applyUris(req.uris);
     let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
       await withTimeout(this.cache.flush(), DRAIN_TIMEOUT_MS, undefined);
@@ -211,11 +234,23 @@ export class Invalidator {
     return { l1: out.l1, l3: out.l3, params: out.params };
   }
 
+  /** This worker's part of a §4.4 invalidation: the keys its URI index holds, removed like exact patterns. */
+  private async applyUris(uris: readonly string[]): Promise<ApplyResult> {
+    const tiers = this.cache.tiers;
+    const keys = uris.flatMap((u) => tiers.uris.take(u));
+    if (keys.length === 0) return { l1: 0, l3: 0, params: [] };
+    const r = await this.applyLocal({ patterns: keys.map(escapeGlob), cascade: false, l1Only: false });
+    // L2 is shared: the keys this worker indexed are deleted there too (another pod's are deleted by that pod)
+    const l2 = tiers.l2;
+    if (l2 !== null) await Promise.all(keys.map((k) => l2.delete(k).catch(() => {})));
+    return r;
+  }
+
   // ---- other pods ---------------------------------------------------------------------------------------
 
   private async publish(msg: InvalidationMessage): Promise<void> {
     const conn = this.rt.redis();
-    if (conn === null || this.rules === null) return;
+    if (conn === null || (this.rules === null && !this.cached)) return;
     try {
       await conn.withTimeout((c) => c.publish(this.channelFor(conn), JSON.stringify(msg)), L2_TIMEOUT_MS);
     } catch (err) {
@@ -272,6 +307,11 @@ export class Invalidator {
       return;
     }
     if (!msg || typeof msg !== 'object' || msg.origin === this.pod || !Array.isArray(msg.patterns)) return;
+    if (Array.isArray(msg.uris)) {
+      const uris = msg.uris.filter((u): u is string => typeof u === 'string');
+      if (uris.length > 0) await this.fanout({ patterns: [], uris, cascade: false, l1Only: false });
+      return;
+    }
     const rules = this.rules;
     if (rules === null) return;
     const applied = new Set<string>();
@@ -308,4 +348,9 @@ export class Invalidator {
     this.stopSubscriber();
     for (const u of this.unhandle) u();
   }
+}
+
+/** A key as a glob that matches only itself. */
+function escapeGlob(key: string): string {
+  return key.replace(/[*?[\]\\]/g, '\\$&');
 }

@@ -39,7 +39,8 @@ export class InvalidationComponent implements Component<ResponseFilter> {
   configure(next: LoadedPolicy): ResponseFilter | null {
     if (this.views.has(next)) return this.views.get(next) ?? null;
     this.invalidator.configure(next.policy);
-    const view = next.policy.cache?.invalidation ? new EventsFilter(this.invalidator) : null;
+    // with any cache, unsafe requests invalidate by URI (RFC 9111 §4.4) even without cache.invalidation
+    const view = next.policy.cache ? new EventsFilter(this.invalidator) : null;
     this.views.set(next, view);
     return view;
   }

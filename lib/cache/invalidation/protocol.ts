@@ -9,6 +9,8 @@ export interface ApplyRequest {
   readonly cascade: boolean;
   /** Only L1 (the last pass after L2). */
   readonly l1Only: boolean;
+  /** RFC 9111 §4.4: also every key each worker's URI index holds for these URIs (L1, L3 and L2). */
+  readonly uris?: readonly string[];
 }
 
 export interface ApplyResult {
