@@ -133,7 +133,9 @@ function route(raw: Obj): RoutePolicy {
     params: stringMap(raw.params) ?? {},
     priority: (raw.priority as Priority | undefined) ?? null,
     cache,
-    emits: list<string>(raw.emits, []),
+    // `emits: [a, b]` (raised on 2xx, as the contract has it) or `emits: { events: [a, b], on: any | 2xx }`
+    emits: list<string>(Array.isArray(raw.emits) ? raw.emits : obj(raw.emits).events, []),
+    emits_on: obj(raw.emits).on === 'any' ? 'any' : '2xx',
   };
 }
 

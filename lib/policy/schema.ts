@@ -383,7 +383,22 @@ export const POLICY_SCHEMA: JsonSchema = {
             jsonrpc: { type: 'boolean', default: false, description: 'The request body is JSON-RPC 2.0 (implied by match.jsonrpc_method): keyed by method + canonical params, never id; a hit carries the request\'s own id; notifications and batches pass through; only result answers are stored unless store_if says otherwise.' },
           },
         },
-        emits: { type: ['array', 'null'], items: ref('name') },
+        emits: {
+          description: 'Events raised when the upstream answers: a list (raised on 2xx), or { events, on: any | 2xx } (any: whatever the status).',
+          anyOf: [
+            { type: ['array', 'null'], items: ref('name') },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['events'],
+              properties: {
+                events: { type: 'array', items: ref('name') },
+                on: { enum: ['any', '2xx'], default: '2xx', description: '2xx: only successful answers; any: every answer the upstream gives' },
+              },
+            },
+          ],
+          errorMessage: 'must be a list of event names, or { events: [...], on: any | 2xx }',
+        },
       },
     },
   },

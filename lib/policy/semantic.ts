@@ -311,10 +311,12 @@ function checkRoutes(root: Obj, triggers: Set<string> | null, issue: Issue): Set
       }
     }
 
-    if (Array.isArray(r.emits) && triggers !== null) {
-      r.emits.forEach((ev, j) => {
+    const emitted = Array.isArray(r.emits) ? r.emits : isObj(r.emits) && Array.isArray(r.emits.events) ? r.emits.events : null;
+    const emittedAt = Array.isArray(r.emits) ? [...base, 'emits'] : [...base, 'emits', 'events'];
+    if (emitted !== null && triggers !== null) {
+      emitted.forEach((ev, j) => {
         if (typeof ev === 'string' && /^[A-Za-z0-9_.-]+$/.test(ev) && !triggers.has(ev)) {
-          issue([...base, 'emits', j], `event ${JSON.stringify(ev)} is not in cache.invalidation.triggers, so it would invalidate nothing (add it there or remove it here)`);
+          issue([...emittedAt, j], `event ${JSON.stringify(ev)} is not in cache.invalidation.triggers, so it would invalidate nothing (add it there or remove it here)`);
         }
       });
     }

@@ -110,7 +110,13 @@ export interface RoutePolicy {
   readonly params: Readonly<Record<string, string>>;
   readonly priority: Priority | null;
   readonly cache: RouteCachePolicy | null;
+  /** Events raised when the upstream answers (see emits_on). */
   readonly emits: readonly string[];
+  /**
+   * Which upstream answers raise them: `2xx` (the default), or `any` (every answer, whatever its status: for an
+   * upstream whose failed writes may still have changed something, or that answers errors with 200 or 500).
+   */
+  readonly emits_on: 'any' | '2xx';
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The events response filter (the FIRST response filter: it sees the upstream's own body, before compression).
  *
- * - A route with `emits: [...]` raises its events when the upstream answers 2xx, with the route's params
+ * - A route with `emits: [...]` raises its events when the upstream answers 2xx (with `emits: { events, on: any }`:
+ *   whatever the upstream answers), with the route's params
  *   (path/query/header/body/identity params are already resolved; `response.a.b` params are read from the
  *   JSON response body, which is then collected, up to RESPONSE_PARAMS_LIMIT, while it passes unchanged).
  * - An upstream response header `X-Invalidate: event; name=value; ..., event2; ...` raises those events
@@ -41,7 +42,7 @@ export class EventsFilter implements ResponseFilter {
       for (const e of parseInvalidateHeader(header)) raised.push(this.inv.raise(e.event, e.params));
     }
     const route = ctx.route;
-    const emits = route !== null && head.status >= 200 && head.status < 300 ? route.policy.emits : null;
+    const emits = route !== null && (route.policy.emits_on === 'any' || (head.status >= 200 && head.status < 300)) ? route.policy.emits : null;
     if (emits !== null && emits.length > 0 && emits.some((e) => rules.triggers.has(e))) {
       if (route!.responseParams.length > 0) {
         return new CollectThenRaise(this.inv, emits, { ...ctx.params }, route!.responseParams, first(head.headers['content-encoding']), raised, !rules.async);

@@ -83,14 +83,17 @@ test('after every write, query_script through the sidecar answers what the servi
     assert.equal(through.json.output, direct.json.output, `${path} (answered success: ${w.json.success}): the sidecar served the draft as it was before the write`);
   }
 
-  // force_update absent (the service's default) refreshes media metadata: a read that writes
-  const before = await script(service.url, id);
-  await cachedCopy(sidecar.url, id);
-  const fresh = await script(sidecar.url, id, {});
+  // force_update absent (the service's default) refreshes media metadata: a read that writes. On a draft of its
+  // own: a background save (above) can refresh the media too
+  const other: string = (await call(sidecar.url, '/create_draft', {})).json.output.draft_id;
+  await call(sidecar.url, '/add_image', { draft_id: other, image_url: `${media.url}/d.png`, start: 0, end: 2 });
+  const before = await script(service.url, other);
+  await cachedCopy(sidecar.url, other);
+  const fresh = await script(sidecar.url, other, {});
   assert.equal(fresh.json.success, true);
-  const direct = await script(service.url, id);
+  const direct = await script(service.url, other);
   assert.notEqual(direct.json.output, before.json.output, 'force_update refreshed the media (the image was 0x0)');
-  assert.equal((await script(sidecar.url, id)).json.output, direct.json.output, 'force_update:true invalidated the cached copy');
+  assert.equal((await script(sidecar.url, other)).json.output, direct.json.output, 'force_update:true invalidated the cached copy');
 });
 
 test('one user\'s ordinary session gets no 429: the editor opening, writes and reads, with and without X-User-Id', async () => {

@@ -88,6 +88,7 @@ test('the example routes match the draft service calls and take their params whe
     assert.deepEqual(m.route.responseParams, []);
     assert.equal(m.route.priority, 'high');
     assert.deepEqual(m.route.policy.emits, ['draft_updated']);
+    assert.equal(m.route.policy.emits_on, 'any', 'failed writes change drafts too: raised on any answer');
   }
   // what the sidecar must not cache: writes and forced reads have no cache block
   for (const name of ['create_draft', 'add_video', 'save_draft', 'query_script_fresh', 'mcp_other', 'mcp_add_text']) {
