@@ -1,10 +1,37 @@
 /**
- * pino JSON logs to stdout. Written synchronously (a crash loses nothing), except access lines, which are batched
- * (accessLoggerFor).
+ * pino logs to stdout. JSON (one object per line, what Kubernetes and log shippers read) is written
+ * synchronously (a crash loses nothing), except access lines, which are batched (accessLoggerFor). On a terminal
+ * (or with `server.log_format: pretty`) lines are made readable by pino-pretty in pino's transport thread
+ * (pretty-transport.ts), so the request path pays no more than for JSON.
  */
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
+
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/** `auto` is pretty exactly when stdout is a terminal (cluster workers share the primary's stdout). */
+export function resolveLogFormat(format: LogFormat, stdoutIsTTY = process.stdout.isTTY === true): 'json' | 'pretty' {
+  return format === 'auto' ? (stdoutIsTTY ? 'pretty' : 'json') : format;
+}
+
+let format: 'json' | 'pretty' = resolveLogFormat('auto');
+let prettyStream: DestinationStream | null = null;
+
+/**
+ * Chosen once per process before its loggers are made (the policy's server.log_format, read at start). Loggers
+ * already made keep their format.
+ */
+export function setLogFormat(f: LogFormat): void {
+  format = resolveLogFormat(f);
+}
+
+/** One transport thread per process, shared by every logger, so lines keep their order. */
+function prettyDestination(): DestinationStream {
+  // NO_COLOR (https://no-color.org) turns the colours off
+  prettyStream ??= pino.transport({ target: require.resolve('./pretty-transport'), options: { colorize: !process.env.NO_COLOR } });
+  return prettyStream;
+}
 
 const OPTIONS = {
   timestamp: pino.stdTimeFunctions.isoTime,
@@ -16,7 +43,7 @@ const toStdout = new WeakMap<Logger, Record<string, unknown>>();
 
 export function createLogger(level: string = 'info', bindings: Record<string, unknown> = {}): Logger {
   const base = { pid: process.pid, ...bindings };
-  const log = pino({ level, base, ...OPTIONS });
+  const log = format === 'pretty' ? pino({ level, base, ...OPTIONS }, prettyDestination()) : pino({ level, base, ...OPTIONS });
   toStdout.set(log, base);
   return log;
 }
@@ -32,7 +59,8 @@ export function createLogger(level: string = 'info', bindings: Record<string, un
 export function accessLoggerFor(log: Logger): Logger {
   const base = toStdout.get(log);
   if (base === undefined) return log;
-  return pino({ level: 'info', base, ...OPTIONS }, accessDestination());
+  // the transport thread already takes writes off the request path (and keeps the order with other lines)
+  return pino({ level: 'info', base, ...OPTIONS }, format === 'pretty' ? prettyDestination() : accessDestination());
 }
 
 let sharedAccessDestination: ReturnType<typeof pino.destination> | null = null;

@@ -56,6 +56,7 @@ function server(raw: Obj): ServerPolicy {
     request_timeout: dur(raw.request_timeout, '60s'),
     slow_request_threshold: dur(raw.slow_request_threshold, '1s'),
     log_level: str(raw.log_level, 'info') as ServerPolicy['log_level'],
+    log_format: str(raw.log_format, 'auto') as ServerPolicy['log_format'],
     admin_token_file: typeof raw.admin_token_file === 'string' ? raw.admin_token_file : null,
     drain_timeout: dur(raw.drain_timeout, '30s'),
   };

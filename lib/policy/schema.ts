@@ -69,6 +69,7 @@ export const POLICY_SCHEMA: JsonSchema = {
       request_timeout: { ...ref('duration'), default: '60s' },
       slow_request_threshold: { ...ref('duration'), default: '1s' },
       log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'], default: 'info' },
+      log_format: { enum: ['auto', 'json', 'pretty'], default: 'auto', description: 'auto: readable lines on a terminal, JSON otherwise (read at start)' },
       admin_token_file: { type: ['string', 'null'], minLength: 1, description: 'file holding the admin bearer token' },
       drain_timeout: { ...ref('duration'), default: '30s', description: 'SIGTERM waits this long for requests in flight' },
     }),

@@ -30,6 +30,8 @@ export interface ServerPolicy {
   readonly request_timeout: number;
   readonly slow_request_threshold: number;
   readonly log_level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** auto: human-readable lines when stdout is a terminal, JSON otherwise (Kubernetes); read at start. */
+  readonly log_format: 'auto' | 'json' | 'pretty';
   readonly admin_token_file: string | null;
   /** How long SIGTERM waits for in-flight requests before closing them (extension; default 30s). */
   readonly drain_timeout: number;

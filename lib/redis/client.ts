@@ -21,6 +21,8 @@ export class RedisConnection {
   readonly commandTimeout: number;
   private up = false;
   private closed = false;
+  private everUp = false;
+  private saidUnreachable = false;
   /** Monotonic count of transitions to "down", so users can tell "was there an outage since X". */
   outages = 0;
   private downListeners = new Set<() => void>();
@@ -56,6 +58,7 @@ export class RedisConnection {
     this.client.on('ready', () => {
       if (!this.up) {
         this.up = true;
+        this.everUp = true;
         this.log.info({ redis: this.describe(), role }, 'redis connected');
         for (const fn of this.upListeners) fn();
       }
@@ -71,8 +74,14 @@ export class RedisConnection {
     this.client.on('close', () => down('close'));
     this.client.on('end', () => down('end'));
     this.client.on('error', (err: Error) => {
-      // ioredis emits an error per failed reconnect; keep the log quiet while it is down
+      // ioredis emits an error per failed reconnect; keep the log quiet while it is down. A Redis that was
+      // never reached gets one warning (and "redis connected" when it comes), not one line per attempt.
       if (this.up) this.log.warn({ err: err.message, role }, 'redis error');
+      else if (role === 'main' && !this.everUp && !this.saidUnreachable && !this.closed) {
+        this.saidUnreachable = true;
+        this.log.warn({ redis: this.describe(), role, err: err.message },
+          'redis unreachable: going on without it (L2 cache misses, pod-local rate limits) and retrying; "redis connected" follows when it is up');
+      }
     });
   }
 

@@ -42,6 +42,8 @@ export class AdminServer {
   private server: Server | null = null;
   /** Function returning the admin token file path in force (from the policy), or null. */
   tokenFile: () => string | null = () => null;
+  /** Why the token file could not be read at the last try, or null: logged once per change. */
+  private tokenProblem: string | null = null;
 
   constructor(private readonly log: Logger) {}
 
@@ -49,12 +51,13 @@ export class AdminServer {
     this.routes.set(method + ' ' + path, { method, guarded: opts.guarded ?? false, handler });
   }
 
-  async listen(at: HostPort): Promise<{ host: string; port: number }> {
+  /** `setting` names the policy key in a bind failure's message. */
+  async listen(at: HostPort, setting = 'server.admin_listen'): Promise<{ host: string; port: number }> {
     const server = createServer((req, res) => {
       void this.dispatch(req, res);
     });
     this.server = server;
-    await listenOn(server, at.host, at.port, 'server.admin_listen');
+    await listenOn(server, at.host, at.port, setting);
     const a = server.address();
     return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: at.host, port: at.port };
   }
@@ -100,13 +103,8 @@ export class AdminServer {
   private authorize(req: IncomingMessage): 'ok' | 'denied' | 'disabled' {
     const file = this.tokenFile();
     if (!file) return 'disabled';
-    let token: string;
-    try {
-      token = readFileSync(file, 'utf8').trim();
-    } catch (e) {
-      this.log.error({ file, err: (e as Error).message }, 'admin token file unreadable: guarded endpoints disabled');
-      return 'disabled';
-    }
+    const token = this.readToken(file);
+    if (token === null) return 'disabled';
     if (!token) return 'disabled';
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(auth);
@@ -115,6 +113,35 @@ export class AdminServer {
     const a = createHash('sha256').update(m[1].trim()).digest();
     const b = createHash('sha256').update(token).digest();
     return timingSafeEqual(a, b) ? 'ok' : 'denied';
+  }
+
+  /**
+   * The token, or null when the file cannot be read. An unreadable file (a Secret not mounted, the demo on a
+   * laptop) is an expected degraded state: one warning when it starts, one line when it ends, not an error per
+   * request.
+   */
+  readToken(file: string): string | null {
+    try {
+      const token = readFileSync(file, 'utf8').trim();
+      if (this.tokenProblem !== null) {
+        this.log.info({ file }, 'admin token file readable again: guarded endpoints enabled');
+        this.tokenProblem = null;
+      }
+      return token;
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+      if (this.tokenProblem !== why) {
+        this.log.warn({ file, err: why }, 'admin token file unreadable: the guarded endpoints answer 404 until it is');
+        this.tokenProblem = why;
+      }
+      return null;
+    }
+  }
+
+  /** Says at start-up when the configured token file cannot be read (then only when that changes). */
+  checkTokenFile(): void {
+    const file = this.tokenFile();
+    if (file) this.readToken(file);
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { Registry, AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { loadPolicyFile, formatErrors, summarize, deepFreeze } from '../policy/load';
 import type { LoadedPolicy } from '../policy/types';
-import { createLogger, announce, type Logger } from '../observe/logger';
+import { createLogger, announce, setLogFormat, type Logger } from '../observe/logger';
 import { PrimaryMetrics } from '../observe/metrics';
 import { PrimaryCoordinator, SingleCoordinator, WorkerCoordinator } from './ipc';
 import { type Coordinator } from '../core/ipc';
@@ -67,6 +67,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   // The libuv pool is sized before anything uses it (zlib, fs, dns run on it).
   applyUvThreadpoolSize(p0);
   const single = p0.server.workers === 0;
+  setLogFormat(p0.server.log_format);
   const log = createLogger(p0.server.log_level, { role: single ? 'single' : 'primary' });
   log.info({ file: policyFile, version: loaded0.version }, summarize(loaded0));
 
@@ -161,7 +162,8 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   registerExplainEndpoint(admin, () => state.loaded, () => leases?.store ?? null);
   const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
   const adminAddr = await admin.listen(p0.server.admin_listen);
-  if (metricsOnly && p0.server.metrics_listen) await metricsOnly.listen(p0.server.metrics_listen);
+  admin.checkTokenFile();
+  if (metricsOnly && p0.server.metrics_listen) await metricsOnly.listen(p0.server.metrics_listen, 'server.metrics_listen');
 
   const reload = (why: string): void => void reloader.reload(why);
   // auto-tuning (issue 10): workers it retires drain and exit on purpose (not restarted as crashes)
@@ -355,6 +357,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   };
   coordinator.on('policy:apply', apply);
   const loaded = deepFreeze(await coordinator.request('policy:get', null, 10_000));
+  setLogFormat(loaded.policy.server.log_format);
   log = createLogger(loaded.policy.server.log_level, { role: 'worker', worker: coordinator.id });
   try {
     worker = await startProxyWorker(loaded, coordinator, log);

@@ -240,3 +240,4 @@ test('no rate_limiting section: no stage', (t) => {
   const none = { ...p, policy: { ...p.policy, rate_limiting: null } };
   assert.equal(env.comp.configure(none, p), null);
 });
+

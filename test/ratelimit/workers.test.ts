@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { availableParallelism, loadavg } from 'node:os';
 import { within5 } from './helpers';
 
 interface Counts { global: number; user: number; endpoint: number; sent: number; maxMs: number }
@@ -50,4 +51,31 @@ test('2 workers: a per-user and a per-endpoint limit also hold for the pod as a 
   t.diagnostic(JSON.stringify(r));
   assert.ok(within5(r.user, 10 * 10 + 20), `user alice admitted ${r.user}, expected 120`);
   assert.ok(within5(r.endpoint, 30 * 10 + 10), `create_draft admitted ${r.endpoint}, expected 310`);
+});
+
+/**
+ * CPU burners: one busy-looping process per core, each ending by itself after `ms` (and killed by the test
+ * when it is done), so the pod's primary and workers compete for the CPU the way a loaded node makes them.
+ */
+function burnCpus(ms: number, t: { after(fn: () => unknown): void }): void {
+  for (let i = 0; i < Math.max(2, availableParallelism()); i++) {
+    const p = spawn(process.execPath, ['-e', `const end = Date.now() + ${ms}; while (Date.now() < end) {}`], { stdio: 'ignore' });
+    t.after(() => { if (p.exitCode === null) p.kill('SIGKILL'); });
+  }
+}
+
+test('both cores saturated by other processes: 2 workers still admit rate x time + burst, global and per-user/endpoint (within 5 %)', { timeout: 120_000 }, async (t) => {
+  burnCpus(40_000, t);
+  const g = await runPod({
+    RL_POLICY: 'global: { requests_per_second: 100, burst_size: 20 }',
+    RL_WORKERS: '2', RL_RATE: '120', RL_DURATION_MS: '10000', RL_MODE: 'global',
+  }, t);
+  const m = await runPod({
+    RL_POLICY: 'per_user: { requests_per_minute: 600, burst_size: 20 }\nper_endpoint: { /mcp/create_draft: { rps: 30, burst: 10 } }',
+    RL_WORKERS: '2', RL_RATE: '80', RL_DURATION_MS: '10000', RL_MODE: 'mixed',
+  }, t);
+  t.diagnostic(`global ${JSON.stringify(g)}; mixed ${JSON.stringify(m)}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  assert.ok(within5(g.global, 100 * 10 + 20), `global admitted ${g.global}, expected 1020`);
+  assert.ok(within5(m.user, 10 * 10 + 20), `user alice admitted ${m.user}, expected 120`);
+  assert.ok(within5(m.endpoint, 30 * 10 + 10), `create_draft admitted ${m.endpoint}, expected 310`);
 });

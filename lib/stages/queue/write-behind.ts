@@ -24,6 +24,7 @@
  * Only one batch runs at a time, so at most batchSize background writes are in flight per queue: the
  * background never competes with requests for more than that many Redis connections or disk writes.
  */
+import { RedisUnavailableError } from '../../redis/client';
 import { Gauge, type Counter, type Registry } from 'prom-client';
 import { registeredCounter } from '../../observe/metrics';
 import type { Logger } from '../../observe/logger';
@@ -274,13 +275,16 @@ export class WriteBehind {
     this.errors += n;
     this.errorsMetric?.inc(n);
     if (!this.log) return;
+    // Redis being down is said once by the connection ("redis unreachable" / "connection lost"); a line per
+    // failed write on top of that (with a stack) flooded the terminal
+    if (err instanceof RedisUnavailableError) return;
     const now = Date.now();
     if (now - this.lastErrorLog < ERROR_LOG_EVERY_MS) {
       this.suppressedErrors += n;
       return;
     }
     this.lastErrorLog = now;
-    this.log.warn({ err, queue: this.name, suppressed: this.suppressedErrors }, 'write-behind task failed');
+    this.log.warn({ err: err instanceof Error ? err.message : String(err), queue: this.name, suppressed: this.suppressedErrors }, 'write-behind task failed');
     this.suppressedErrors = 0;
   }
 

@@ -34,8 +34,8 @@ type Refusal = Extract<RateLimitDecision, { allowed: false }>;
 const ADMIT_NO_LIMIT: RateLimitDecision = Object.freeze({ allowed: true, headers: null });
 /**
  * Rounds of "ask the counters" a request may wait for before it is refused (contention only). Each round is one
- * IPC (or Redis) exchange, so the bound stays small; 3 was too few under bursts (issue 13's soak saw a few spurious
- * 429s far below the limit: a batch sized for the requests waiting when it was fetched is shared with later ones).
+ * IPC (or Redis) exchange, so the bound stays small. A batch grows with the checks that join it before it is
+ * sent (leases.ts), so a burst is asked for as a whole rather than one round per arrival.
  */
 const MAX_ROUNDS = 8;
 

@@ -12,6 +12,12 @@
  * capped at a quarter of the limit's burst, so busy workers ask rarely and a quiet limit is not hoarded. A busy
  * limit (batches of 8 or more while the counters still have tokens) asks for its next batch in the background
  * when a quarter of the current one is left, so its requests do not wait for the round trip.
+ *
+ * Per-user limits are the exception: one client's requests land on any worker, and the `RateLimit` field it
+ * reads must go down by exactly one per request it sends. A token parked in another worker's lease would make
+ * the count jump (9, 8, 6) as requests move between workers, so a per-user lease is exactly what the requests
+ * waiting for it need, never more, and its count is the counters' own answer. One user's admitted requests are
+ * few (its limit), so the round trip per request is cheap; refusals stay local (deniedUntil).
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from './clock';
@@ -41,6 +47,13 @@ export class LeaseEntry {
   prefetchAt = 0;
   /** These tokens came from the pod fallback, not Redis: give them back there. */
   fromFallback = false;
+  /** A per-user limit: leased exactly while the source allows it (see the file comment). */
+  readonly perUser: boolean;
+  /** This entry's fetch in flight leases exactly. */
+  exact = false;
+  /** The request of the fetch in flight: checks that join it before it leaves (PodSource sends at the end of
+   *  the event-loop turn) raise its size, so a burst is asked for as a whole, not one round per arrival. */
+  unsent: TakeItem | null = null;
   /** Cached admitted-response headers for (r, t). */
   hdrR = -1;
   hdrT = -1;
@@ -48,6 +61,7 @@ export class LeaseEntry {
 
   constructor(readonly code: number, readonly key: string, public spec: LimitSpec) {
     this.avail = spec.capacity;
+    this.perUser = spec.scope === 'per_user';
   }
 }
 
@@ -139,25 +153,32 @@ export class Leases {
 
   /** Ask the counters for a batch for this entry (one request in flight per entry). */
   fetch(e: LeaseEntry): Promise<void> {
-    if (e.pending !== null) return e.pending;
+    if (e.pending !== null) {
+      // too late once the request has left (Redis sends at once); the caller then asks again after the answer
+      if (e.unsent !== null && e.waiting > e.unsent[2]) e.unsent[2] = e.exact ? e.waiting : Math.min(e.waiting, this.batchCap(e));
+      return e.pending;
+    }
     const now = this.clock();
     const elapsed = now - e.fetchedAt;
-    let want = 1 + e.waiting;
-    if (e.used > 0 && elapsed < 1000) want = Math.max(want, Math.ceil((e.used * this.leaseMs) / Math.max(elapsed, 1)));
-    want = Math.min(want, Math.max(1, Math.min(MAX_BATCH, Math.floor(e.spec.capacity / 4))));
+    e.exact = e.perUser && this.source.exactPerUser();
+    let want = Math.max(1, e.waiting);
+    if (!e.exact && e.used > 0 && elapsed < 1000) want = Math.max(want, Math.ceil((e.used * this.leaseMs) / Math.max(elapsed, 1)));
+    if (!e.exact) want = Math.min(want, this.batchCap(e));
     e.used = 0;
     e.fetchedAt = now;
     const item: TakeItem = [e.code, e.key, want, e.spec.ratePerSec, e.spec.capacity];
+    e.unsent = item;
     const p = this.source.take(item).then(
       (r) => {
         e.pending = null;
+        e.unsent = null;
         const t = this.clock();
         const fromFallback = r[4] === 1;
         if (e.tokens > 0 && fromFallback !== e.fromFallback) this.giveBack([e]);
         e.fromFallback = fromFallback;
         e.avail = r[1];
         e.deniedUntil = r[1] === 0 ? t + Math.max(1, r[2]) : 0;
-        e.prefetchAt = r[0] >= 8 && r[1] > 0 ? r[0] >> 2 : 0;
+        e.prefetchAt = !e.exact && r[0] >= 8 && r[1] > 0 ? r[0] >> 2 : 0;
         if (r[0] > 0) {
           this.granted[e.code] += r[0];
           e.tokens += r[0];
@@ -168,10 +189,16 @@ export class Leases {
       () => {
         // sources do not reject (they fall back); if one ever does, the caller's retry decides
         e.pending = null;
+        e.unsent = null;
       },
     );
     e.pending = p;
     return p;
+  }
+
+  /** The most one batch may take: a quarter of the burst, so one worker never holds the whole limit. */
+  private batchCap(e: LeaseEntry): number {
+    return Math.max(1, Math.min(MAX_BATCH, Math.floor(e.spec.capacity / 4)));
   }
 
   /** Give back the unspent tokens of leases that are past their time. */

@@ -123,6 +123,10 @@ export class RedisSource implements TokenSource {
     );
   }
 
+  exactPerUser(): boolean {
+    return !this.conn.healthy || this.clock() < this.skipUntil;
+  }
+
   give(items: GiveItem[]): void {
     if (!this.conn.healthy) return;
     for (const [code, key, n, rate, cap] of items) {

@@ -14,10 +14,21 @@ import { GIVE_TOPIC, TAKE_TOPIC, type GiveItem, type TakeItem, type TakeResult }
 export interface TokenSource {
   take(item: TakeItem): Promise<TakeResult>;
   give(items: GiveItem[]): void;
+  /**
+   * Whether per-user leases are exact (only what waiting requests need, see leases.ts): true for the pod's own
+   * counters; Redis keeps batching while it answers (one client's requests spread over pods anyway), and
+   * leases exactly while it is down and the pod's counters answer instead.
+   */
+  exactPerUser(): boolean;
 }
 
-/** How long a worker waits for its primary before using its own counters. */
-const IPC_TIMEOUT_MS = 250;
+/**
+ * How long a worker waits for its primary before using its own counters. The fallback is for a primary that is
+ * gone or hung, not for a busy one: on a loaded node the answer took over 250 ms (the old bound), and then the
+ * worker admitted from a full bucket of its own (over-admission) while the primary's late grant was lost
+ * (under-admission later).
+ */
+const IPC_TIMEOUT_MS = 1000;
 
 export class PodSource implements TokenSource {
   private queue: TakeItem[] = [];
@@ -58,6 +69,10 @@ export class PodSource implements TokenSource {
   private fallback(item: TakeItem): TakeResult {
     this.ownStore ??= new LocalStore(this.clock, 10_000);
     return this.ownStore.takeOne(item);
+  }
+
+  exactPerUser(): boolean {
+    return true;
   }
 
   give(items: GiveItem[]): void {
