@@ -19,6 +19,8 @@ test('only upstream: server, upstream and metrics get the contract defaults, eve
     request_timeout: 60_000,
     slow_request_threshold: 1000,
     log_level: 'info',
+    log_format: 'auto',
+    metrics_listen: null,
     admin_token_file: null,
     drain_timeout: 30_000,
   });
