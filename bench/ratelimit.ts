@@ -21,7 +21,7 @@ import { RedisConnection } from '../lib/redis/client';
 import { parsePolicy } from '../lib/policy/load';
 import { RequestContext } from '../lib/core/context';
 import { RateLimitComponent, RateLimitLeaseService } from '../lib/stages/ratelimit';
-import type { RateLimitStage } from '../lib/core/stage';
+import type { RateLimitView } from '../lib/stages/ratelimit';
 import { startRedis } from '../test/helpers/redis';
 import { waitFor } from '../test/helpers/ports';
 import { machineInfo, machineLine } from './lib/machine';
@@ -57,7 +57,7 @@ function ctx(path: string, identity: string): RequestContext {
   return c;
 }
 
-async function measure(stage: RateLimitStage, n: number, mk: (i: number) => RequestContext): Promise<{ perSec: number; ns: number; admitted: number }> {
+async function measure(stage: RateLimitView, n: number, mk: (i: number) => RequestContext): Promise<{ perSec: number; ns: number; admitted: number }> {
   // contexts are built before timing: only check() is measured
   const ctxs = Array.from({ length: Math.min(n, 20_000) }, (_, i) => mk(i));
   let admitted = 0;

@@ -40,6 +40,10 @@ export class RequestContext {
   traceId: string | null = null;
   /** Set once the response head has been written (by any stage). */
   responded = false;
+  /** performance.now() when the request was handed to the upstream (its queue slot's latency starts here). */
+  forwardedAt = 0;
+  /** Stages' own per-request objects, by StageSlot (see ./stage.ts); null until a stage stores one. */
+  slots: unknown[] | null = null;
 
   constructor(
     readonly req: IncomingMessage,

@@ -1,43 +1,55 @@
 /**
- * The contract between the request pipeline (lib/server/pipeline.ts) and the stages a request passes.
+ * The one stage model, after Envoy's HTTP filter chain.
  *
- * Order, like an Envoy filter chain:
- *   route match -> rate limit -> cache lookup -> queue (admission to the upstream) -> proxy
- *   upstream response -> response filters in order (events, compress, cache store) -> client
+ * A Stage is one policy's view of a feature (rate limit, cache, queue, compression, events...). It has up to
+ * four hooks, each optional; the chain (lib/server/chain.ts) calls only the stages that have a hook for a
+ * phase, so a stage without one costs nothing there:
  *
- * Reloads: each stage keeps its state (buckets, cache entries, waiters, pooled sockets) in a long-lived
- * object that survives policy reloads, and builds an immutable per-policy view from (policy, state).
- * A request takes one Pipeline snapshot when it starts and uses only that snapshot's views, so no request
- * sees half of one policy and half of another.
+ *   onRequest      in chain order, before the upstream: let the request pass (false) or answer it (true)
+ *   onResponse     in REVERSE chain order, on the upstream's head: may edit it and put a Transform in the body
+ *   onFailure      no answer from the upstream (502/504) or the request was shed: serve something else?
+ *   onUpstreamEnd  the upstream exchange is over (body sent, or failed): give back what onRequest took
+ *
+ * The order of the chain is declared once, in lib/stages/chain.ts.
+ *
+ * Per-request state: a stage that needs some keeps it in its own per-request object, stored in the request's
+ * context under the stage's StageSlot (no maps keyed by request). A request that never reaches the stage
+ * allocates nothing for it.
+ *
+ * Reloads: each feature's Component keeps the long-lived state (buckets, entries, waiters, pooled sockets) and
+ * builds an immutable Stage per policy. A request takes one snapshot when it arrives and uses only its stages,
+ * so no request sees half of one policy and half of another.
  */
 import type { Transform } from 'node:stream';
 import type { RequestContext } from './context';
 
-/** The response head as it will be sent; names are lower-case. Filters may edit it before it is written. */
+/** The response head as it will be sent; names are lower-case. Stages may edit it before it is written. */
 export interface ResponseHead {
   status: number;
   headers: Record<string, string | string[]>;
 }
 
-export type RateLimitDecision =
-  | { readonly allowed: true; readonly headers: ReadonlyArray<readonly [string, string]> | null }
-  | {
-      readonly allowed: false;
-      /** 'global' | 'per_user' | 'per_endpoint' */
-      readonly scope: string;
-      /** Whole seconds until a token is available, >= 1. */
-      readonly retryAfter: number;
-      readonly headers: ReadonlyArray<readonly [string, string]>;
-    };
+/** Why no upstream answer is at hand: 'error' (502), 'timeout' (504), 'shed' (the queue refused it). */
+export type FailureKind = 'error' | 'timeout' | 'shed';
 
-export interface RateLimitStage {
-  /** On arrival (`upstream` false), or after a cache miss for the limits with `count: upstream` (true). */
-  check(ctx: RequestContext, upstream?: boolean): RateLimitDecision | Promise<RateLimitDecision>;
-  /** Some limit counts only upstream requests: check(ctx, true) before a request goes upstream. */
-  readonly countsUpstream: boolean;
+export interface Stage {
+  readonly name: string;
+  /** Name of the trace span around onRequest (e.g. 'cache.lookup'), or null for none. */
+  readonly span: string | null;
+  /**
+   * Request phase. Resolve false to pass the request on, true when this stage answered it (or is answering).
+   * Throw or reject a ShedError to refuse it with 503 (stale-if-error may still answer); anything else is a 500.
+   */
+  onRequest?(ctx: RequestContext): boolean | Promise<boolean>;
+  /** Response phase: a Transform to put in the body path, or null to leave the body alone. May edit `head`. */
+  onResponse?(ctx: RequestContext, head: ResponseHead): Transform | null;
+  /** Resolve true when this stage answered instead (e.g. a stale copy); the first that does wins. */
+  onFailure?(ctx: RequestContext, kind: FailureKind): boolean | Promise<boolean>;
+  /** The upstream exchange ended; `ok` is false when it failed or was cut off. Called at most once. */
+  onUpstreamEnd?(ctx: RequestContext, ok: boolean): void;
 }
 
-/** Thrown (or rejected) by QueueStage.acquire when a request is shed. */
+/** Thrown (or rejected) by a stage's onRequest when a request is shed. */
 export class ShedError extends Error {
   constructor(
     /** 'queue_full' | 'class_full' | 'queue_timeout' | 'displaced' | 'client_gone' ... */
@@ -51,26 +63,22 @@ export class ShedError extends Error {
 /** Call exactly once when the upstream exchange ends (success or not); latencyMs feeds adaptive limits. */
 export type Release = (outcome: { ok: boolean; latencyMs: number }) => void;
 
-export interface QueueStage {
-  /** Resolves with a release function once the request may go upstream; rejects with ShedError. */
-  acquire(ctx: RequestContext): Release | Promise<Release>;
-}
-
-export interface CacheStage {
-  /** Serve the request from cache if possible. Resolves true when the response was sent (or is being sent). */
-  lookup(ctx: RequestContext): boolean | Promise<boolean>;
-  /**
-   * The upstream failed (502/504) or the request was shed: serve a stale entry if the rules allow.
-   * Resolves true when it served one.
-   */
-  onFailure(ctx: RequestContext, kind: 'error' | 'timeout' | 'shed'): boolean | Promise<boolean>;
-}
+let slotCount = 0;
 
 /**
- * A stage that sees the upstream response before the client does (compress, cache store, event raise).
- * Returns a Transform to put in the body path, or null to leave the body alone. It may edit `head`.
+ * Where one stage keeps its per-request object on the request's context. Each stage module makes its own
+ * once (`const state = new StageSlot<MyRequestState>()`); the context holds the objects in a small array that
+ * is only allocated when a stage first stores one.
  */
-export interface ResponseFilter {
-  readonly name: string;
-  onResponse(ctx: RequestContext, head: ResponseHead): Transform | null;
+export class StageSlot<T extends object | ((...args: never[]) => unknown)> {
+  private readonly index = slotCount++;
+
+  get(ctx: RequestContext): T | null {
+    const slots = ctx.slots;
+    return slots === null ? null : ((slots[this.index] as T | undefined) ?? null);
+  }
+
+  set(ctx: RequestContext, value: T | null): void {
+    (ctx.slots ??= [])[this.index] = value ?? undefined;
+  }
 }

@@ -15,9 +15,7 @@ import type { ProxyWorker } from './worker';
 /** Worker side: what a worker answers to the primary's admin calls. */
 export function handleWorkerAdmin(coordinator: Coordinator, worker: ProxyWorker): void {
   coordinator.handle('admin:purge', async (payload) => {
-    const cache = worker.components.cache as unknown as { purge?: (pattern: string) => Promise<number> } | null;
-    if (!cache?.purge) throw new Error('the cache is not enabled in this policy');
-    return { purged: await cache.purge(payload.pattern) };
+    return { purged: await worker.components.cache.purge(payload.pattern) };
   });
 }
 

@@ -16,7 +16,7 @@ import { PrimaryMetrics } from '../observe/metrics';
 import { PrimaryCoordinator, SingleCoordinator, WorkerCoordinator } from './ipc';
 import { type Coordinator } from '../core/ipc';
 import { AdminServer } from './admin';
-import { registerPrimaryServices } from './components';
+import { registerPrimaryServices } from './primary/services';
 import { type PrimaryServices } from '../core/component';
 import { ListenError, LISTEN_FAILED_EXIT } from './listen';
 import { startProxyWorker, type ProxyWorker } from './worker';

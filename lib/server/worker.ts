@@ -11,8 +11,9 @@ import { WorkerMetrics } from '../observe/metrics';
 import type { Logger } from '../observe/logger';
 import { RedisHolder } from './redis-holder';
 import { type Runtime } from '../core/component';
-import { createComponents, type StageComponents } from './components';
-import { Pipeline, RequestHandler, type PipelineStages } from './pipeline';
+import { createStageComponents, type StageComponents } from '../stages/chain';
+import { buildPipeline, type Pipeline } from './pipeline';
+import { RequestHandler } from './handler';
 import { UpstreamProxy } from '../stages/proxy';
 import { systemClock } from '../core/clock';
 import { listenOn } from './listen';
@@ -50,18 +51,10 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
   const redis = new RedisHolder(log);
   redis.configure(loaded);
   const runtime: Runtime = { coordinator, log, metrics, redis: () => redis.get(), clock: systemClock, workerIndex: workerIndex() };
-  const components = createComponents(runtime);
+  const components = createStageComponents(runtime);
   const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
 
-  const build = (next: LoadedPolicy, previous: LoadedPolicy | null): Pipeline => {
-    const stages: PipelineStages = {
-      rateLimit: components.rateLimit?.configure(next, previous) ?? null,
-      cache: components.cache?.configure(next, previous) ?? null,
-      queue: components.queue?.configure(next, previous) ?? null,
-      filters: components.filters.map((f) => f.configure(next, previous)).filter((f) => f !== null),
-    };
-    return new Pipeline(next, stages);
-  };
+  const build = (next: LoadedPolicy, previous: LoadedPolicy | null): Pipeline => buildPipeline(next, previous, components.ordered);
   const handler = new RequestHandler(build(loaded, null), proxy, runtime);
 
   const s = loaded.policy.server;
@@ -143,7 +136,7 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
         log.warn({ drain_timeout_ms: drainMs }, 'drain timeout: closing remaining connections');
         server.closeAllConnections();
       }
-      await Promise.allSettled(components.all.map((c) => c.close()));
+      await Promise.allSettled(components.ordered.map((c) => c.close()));
       proxy.close();
       await redis.close();
     },

@@ -13,14 +13,14 @@
  * reached this process (Tiers.recent): the answer is still served, and handed to the waiters that joined before.
  *
  * State (tiers, in-flight fills, refreshes) lives in CacheComponent for the life of the process; each policy
- * gets an immutable CacheView (compiled key templates and rules per route) that is both the CacheStage and the
- * ResponseFilter of that policy's pipeline.
+ * gets an immutable CacheView (compiled key templates and rules per route) that is the cache Stage of
+ * that policy's pipeline (lookup on the request, stale-if-error on failure, store on the response).
  */
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import type { Counter, Registry } from 'prom-client';
 import type { Component, Runtime } from '../core/component';
-import type { CacheStage, ResponseFilter, ResponseHead } from '../core/stage';
+import { StageSlot, type FailureKind, type ResponseHead, type Stage } from '../core/stage';
 import type { RequestContext } from '../core/context';
 import type { CachePolicy, LoadedPolicy, Policy, UpstreamPolicy } from '../policy/types';
 import type { RedisConnection } from '../redis/client';
@@ -101,7 +101,6 @@ export function l3DirFor(path: string, workers: number, workerIndex: number | nu
 export class CacheComponent implements Component<CacheView> {
   readonly tiers: Tiers;
   readonly fills = new FillRegistry();
-  readonly states = new WeakMap<RequestContext, RequestState>();
   readonly refreshing = new Set<string>();
   private readonly views = new WeakMap<LoadedPolicy, CacheView | null>();
   private l2Conn: RedisConnection | null = null;
@@ -111,8 +110,6 @@ export class CacheComponent implements Component<CacheView> {
   private l2SizeTimer: NodeJS.Timeout | null = null;
   private warnedNoRedis = false;
   private unsubscribe: (() => void) | null = null;
-  /** The filter half, to register in `set.filters` (same views). */
-  readonly filter: Component<ResponseFilter>;
 
   /** The wall clock every freshness decision of this process's cache uses (Runtime's, injectable in tests). */
   readonly clock: Clock;
@@ -131,10 +128,6 @@ export class CacheComponent implements Component<CacheView> {
     this.unsubscribe = rt.coordinator.on('bridge-sidecar:cache-purge', (pattern: unknown) => {
       if (typeof pattern === 'string') void this.purgeLocal(pattern);
     });
-    this.filter = {
-      configure: (next) => this.configure(next),
-      close: async () => {},
-    };
   }
 
   configure(next: LoadedPolicy): CacheView | null {
@@ -259,9 +252,13 @@ export class CacheComponent implements Component<CacheView> {
   }
 }
 
-/** One policy's cache: the CacheStage and the ResponseFilter of its pipeline. */
-export class CacheView implements CacheStage, ResponseFilter {
+/** A request's cache state (its key, the stale copy, the fill it leads), from lookup to store. */
+const requestState = new StageSlot<RequestState>();
+
+/** One policy's cache stage: lookup on the request, stale-if-error on failure, store on the response. */
+export class CacheView implements Stage {
   readonly name = 'cache';
+  readonly span = 'cache.lookup';
   private readonly honourClient: boolean;
   private readonly coalesceTimeout: number;
   private readonly upstream: UpstreamPolicy;
@@ -280,7 +277,7 @@ export class CacheView implements CacheStage, ResponseFilter {
 
   // ---- lookup --------------------------------------------------------------------------------------------
 
-  lookup(ctx: RequestContext): boolean | Promise<boolean> {
+  onRequest(ctx: RequestContext): boolean | Promise<boolean> {
     const route = ctx.route;
     if (route === null) return false;
     const rv = this.routes.get(route.index);
@@ -292,7 +289,7 @@ export class CacheView implements CacheStage, ResponseFilter {
     }
     const { base, directives } = plan;
     if (directives.noCache) {
-      this.comp.states.set(ctx, this.state(rv, base, directives));
+      requestState.set(ctx, this.state(rv, base, directives));
       this.bypass(ctx, 'fwd=request');
       return false;
     }
@@ -377,7 +374,7 @@ export class CacheView implements CacheStage, ResponseFilter {
   }
 
   private miss(ctx: RequestContext, st: RequestState): boolean | Promise<boolean> {
-    this.comp.states.set(ctx, st);
+    requestState.set(ctx, st);
     if (st.directives.onlyIfCached) {
       ctx.res.writeHead(504, { 'cache-status': `${CACHE_NAME}; fwd=miss; detail=only-if-cached`, 'content-length': '0' });
       ctx.res.end();
@@ -447,9 +444,9 @@ export class CacheView implements CacheStage, ResponseFilter {
 
   // ---- failure ---------------------------------------------------------------------------------------------
 
-  onFailure(ctx: RequestContext, kind: 'error' | 'timeout' | 'shed'): boolean {
-    const st = this.comp.states.get(ctx);
-    if (st === undefined) return false;
+  onFailure(ctx: RequestContext, kind: FailureKind): boolean {
+    const st = requestState.get(ctx);
+    if (st === null) return false;
     st.fill?.settle(null);
     const now = this.comp.clock.now();
     if (st.stale === null || !this.staleIfErrorAllowed(st.stale, now) || ctx.res.headersSent) return false;
@@ -462,8 +459,8 @@ export class CacheView implements CacheStage, ResponseFilter {
   // ---- store filter ----------------------------------------------------------------------------------------
 
   onResponse(ctx: RequestContext, head: ResponseHead): Transform | null {
-    const st = this.comp.states.get(ctx);
-    if (st === undefined) return null;
+    const st = requestState.get(ctx);
+    if (st === null) return null;
     const now = this.comp.clock.now();
     const status = head.status;
     // RFC 9111 request_time is when the request went upstream, not when it arrived (it may have queued)
@@ -546,7 +543,7 @@ export class CacheView implements CacheStage, ResponseFilter {
 
   /** Replace the upstream's head and body with a stored entry (answering the client's own conditional). */
   private replaceWith(ctx: RequestContext, head: ResponseHead, entry: CacheEntry, status: string, now: number): Transform {
-    const cond = st304(ctx, this.comp.states.get(ctx)?.clientConditional ?? null, entry);
+    const cond = st304(ctx, requestState.get(ctx)?.clientConditional ?? null, entry);
     const replayed = this.bodyFor(ctx, entry);
     const h = headFor(entry.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, replayed?.length);
     for (const k of Object.keys(head.headers)) delete head.headers[k];

@@ -14,7 +14,7 @@
  */
 import { Transform } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import type { ResponseFilter, ResponseHead } from '../core/stage';
+import type { ResponseHead, Stage } from '../core/stage';
 import type { RequestContext } from '../core/context';
 import type { Invalidator, Raised } from '../cache/invalidation/engine';
 import { LOCAL_TIMEOUT_MS } from '../cache/invalidation/engine';
@@ -25,8 +25,9 @@ import { sameOriginUri, uriOf } from '../cache/uri-index';
 /** Response bodies read for `response.*` params are collected up to this size; beyond it those params are unknown. */
 export const RESPONSE_PARAMS_LIMIT = 1024 * 1024;
 
-export class EventsFilter implements ResponseFilter {
+export class EventsFilter implements Stage {
   readonly name = 'events';
+  readonly span = null;
 
   constructor(private readonly inv: Invalidator) {}
 

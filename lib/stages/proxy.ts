@@ -47,9 +47,14 @@ interface ForwardState {
   body: Buffer | null;
   /** Stream that feeds the upstream when the body is not buffered (size-limited). */
   stream: Readable | null;
-  /** tracing (issue 9): the current attempt's CLIENT span, null when the request is not traced. */
+  /** The current attempt's CLIENT span, null when the request is not traced. */
   span: UpstreamSpan | null;
+  /** The request's snapshot of the upstream policy: every attempt, retries included, uses these timeouts. */
+  upstream: UpstreamPolicy;
+  target: Target;
 }
+
+type Target = { protocol: string; host: string; port: number };
 
 export function isRetryEligible(method: string, headers: IncomingMessage['headers']): boolean {
   return IDEMPOTENT.has(method) || headers['x-idempotency-key'] !== undefined;
@@ -64,7 +69,7 @@ export class UpstreamProxy {
    * Where requests go, passed to http-proxy per call (not fixed at creation), so a reload can move the upstream:
    * new requests go to the new address; requests in flight finish on the old one.
    */
-  private target: { protocol: string; host: string; port: number };
+  private target: Target;
 
   constructor(policy: UpstreamPolicy, private readonly metrics: WorkerMetrics) {
     this.policy = policy;
@@ -129,10 +134,12 @@ export class UpstreamProxy {
    * Send ctx's request upstream. `body` is the buffered request body when one was read (routes matching on it,
    * or small bodies kept for retries); otherwise `stream` (the request or a size-limiting transform) feeds it.
    */
-  forward(ctx: RequestContext, cb: ForwardCallbacks, body: Buffer | null, stream: Readable | null): void {
+  forward(ctx: RequestContext, cb: ForwardCallbacks, body: Buffer | null, stream: Readable | null, upstream: UpstreamPolicy): void {
+    // a request that started before a reload keeps its own policy's address too
+    const target = upstream === this.policy ? this.target : targetOf(upstream);
     const st: ForwardState = {
       ctx, cb, attempt: 0, proxyReq: null, dispatchedAt: 0, readTimer: null, connectTimer: null,
-      done: false, timedOut: null, body, stream, span: null,
+      done: false, timedOut: null, body, stream, span: null, upstream, target,
     };
     (ctx.req as unknown as Record<symbol, ForwardState>)[STATE] = st;
     this.dispatch(st);
@@ -169,13 +176,13 @@ export class UpstreamProxy {
     const { ctx } = st;
     st.dispatchedAt = performance.now();
     st.proxyReq = null;
-    const readTimeout = this.policy.pool.read_timeout;
+    const readTimeout = st.upstream.pool.read_timeout;
     // The read timer covers waiting for a pooled socket too, so a saturated pool cannot hang a request.
     st.readTimer = setTimeout(() => this.timeout(st, 'read'), readTimeout);
     const buffer = st.body !== null ? new BufferedBody(st.body) : (st.stream ?? undefined);
     // tracing (issue 9): one CLIENT span per attempt; it writes the traceparent http-proxy copies upstream
-    st.span = startUpstreamSpan(ctx, this.policy, st.attempt);
-    this.proxy.web(ctx.req, ctx.res, { buffer, target: this.target } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
+    st.span = startUpstreamSpan(ctx, st.upstream, st.attempt);
+    this.proxy.web(ctx.req, ctx.res, { buffer, target: st.target } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
   }
 
   private onSocket(proxyReq: ClientRequest, req: IncomingMessage): void {
@@ -190,7 +197,7 @@ export class UpstreamProxy {
     this.metrics.upstreamConnectionWait.observe((performance.now() - st.dispatchedAt) / 1000);
     const socket = proxyReq.socket;
     if (socket && socket.connecting) {
-      st.connectTimer = setTimeout(() => this.timeout(st, 'connect'), this.policy.pool.connect_timeout);
+      st.connectTimer = setTimeout(() => this.timeout(st, 'connect'), st.upstream.pool.connect_timeout);
       socket.once('connect', () => {
         if (st.connectTimer) clearTimeout(st.connectTimer);
         st.connectTimer = null;
@@ -208,7 +215,7 @@ export class UpstreamProxy {
     st.done = true;
     this.clearTimers(st);
     // the read timeout also bounds the body: a response that stalls mid-body is cut off
-    const readTimeout = this.policy.pool.read_timeout;
+    const readTimeout = st.upstream.pool.read_timeout;
     proxyRes.setTimeout?.(readTimeout, () => proxyRes.destroy(new Error('upstream read timeout')));
     st.span?.response(proxyRes); // tracing (issue 9)
     st.ctx.upstreamMs = performance.now() - st.dispatchedAt;
@@ -243,7 +250,7 @@ export class UpstreamProxy {
     const code = err.code ?? (err.message === 'socket hang up' ? 'ECONNRESET' : '');
     const raceOnReuse = reused && (code === 'ECONNRESET' || code === 'EPIPE');
     const safe = raceOnReuse || isRetryEligible(ctx.method, ctx.req.headers);
-    if (replayable && safe && RETRYABLE_CODES.has(code) && st.attempt < this.policy.pool.retries) {
+    if (replayable && safe && RETRYABLE_CODES.has(code) && st.attempt < st.upstream.pool.retries) {
       st.attempt++;
       ctx.retries = st.attempt;
       this.metrics.upstreamRetries.inc({ reason: raceOnReuse ? 'stale_keepalive' : code.toLowerCase() });
@@ -288,7 +295,7 @@ class BufferedBody {
   }
 }
 
-function targetOf(policy: UpstreamPolicy): { protocol: string; host: string; port: number } {
+function targetOf(policy: UpstreamPolicy): Target {
   return { protocol: policy.protocol, host: policy.host, port: policy.port };
 }
 

@@ -11,7 +11,6 @@ import cluster from 'node:cluster';
 import type { Coordinator } from '../core/ipc';
 import type { ProxyWorker } from '../server/worker';
 import type { Logger } from '../observe/logger';
-import { CacheComponent } from '../stages/cache';
 import type { Actuators } from './engine';
 import { TOPIC_APPLY, TOPIC_GET, TOPIC_RETIRE, type WorkerTuning } from './protocol';
 
@@ -24,7 +23,7 @@ export function attachTuningToWorker(coordinator: Coordinator, worker: ProxyWork
   const apply = (t: WorkerTuning | null): void => {
     if (!t || t.version !== version()) return;
     const cache = worker.components.cache;
-    if (t.cache_l1_bytes !== null && cache instanceof CacheComponent) cache.resizeL1(t.cache_l1_bytes);
+    if (t.cache_l1_bytes !== null) cache.resizeL1(t.cache_l1_bytes);
     worker.proxy.setPoolSize(t.upstream_pool_size);
   };
   coordinator.on(TOPIC_APPLY, apply);

@@ -1,7 +1,8 @@
 /**
  * Test rig for the cache: a real upstream (node:http, programmable, counting requests) and a real sidecar
- * request path (lib/server/pipeline.ts RequestHandler + UpstreamProxy) with the CacheComponent as its cache
- * stage and store filter, built from a policy YAML. Nothing is mocked.
+ * request path built from a policy YAML by the same builder a worker uses (lib/stages/chain.ts's stages,
+ * lib/server/pipeline.ts's snapshot, lib/server/handler.ts's RequestHandler, UpstreamProxy), with the pod's
+ * services as in the single process. Nothing is mocked.
  */
 import http, { type IncomingMessage, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,16 +11,17 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parsePolicy } from '../../lib/policy/load';
 import type { LoadedPolicy } from '../../lib/policy/types';
-import { Pipeline, RequestHandler } from '../../lib/server/pipeline';
+import { buildPipeline } from '../../lib/server/pipeline';
+import { RequestHandler } from '../../lib/server/handler';
+import { registerPrimaryServices } from '../../lib/server/primary/services';
+import { createStageComponents } from '../../lib/stages/chain';
 import { UpstreamProxy } from '../../lib/stages/proxy';
 import { SingleCoordinator } from '../../lib/server/ipc';
 import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger } from '../../lib/observe/logger';
 import { RedisConnection } from '../../lib/redis/client';
 import type { Runtime } from '../../lib/core/component';
-import { CacheComponent } from '../../lib/stages/cache';
-import { QueueComponent } from '../../lib/stages/queue';
-import { CompressionComponent } from '../../lib/stages/compress';
+import type { CacheComponent } from '../../lib/stages/cache';
 import { systemClock, type Clock } from '../../lib/core/clock';
 
 export interface UpstreamReply {
@@ -105,16 +107,13 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
     const r = redis;
     await waitUntil(() => r.healthy, 10_000);
   }
-  const rt: Runtime = { coordinator: new SingleCoordinator(), log: silentLogger, metrics, redis: () => redis, clock: opts.clock ?? systemClock, workerIndex: null };
-  const cache = new CacheComponent(rt, { fsync: opts.fsync ?? false });
-  const view = cache.configure(loaded);
-  const filter = cache.filter.configure(loaded, null);
-  // the real admission queue when the policy has `queues` (shedding -> stale-if-error)
-  const queue = loaded.policy.queues ? new QueueComponent(rt) : null;
-  // and the real compressor before the cache store filter when the policy has `compression`
-  const compressor = loaded.policy.compression ? new CompressionComponent(rt).configure(loaded) : null;
-  const filters = [compressor, filter].filter((f): f is NonNullable<typeof f> => f !== null);
-  const pipeline = new Pipeline(loaded, { rateLimit: null, cache: view, queue: queue?.configure(loaded) ?? null, filters });
+  const coordinator = new SingleCoordinator();
+  const rt: Runtime = { coordinator, log: silentLogger, metrics, redis: () => redis, clock: opts.clock ?? systemClock, workerIndex: null };
+  const services = registerPrimaryServices(coordinator, silentLogger);
+  for (const s of services) s.configure(loaded);
+  const components = createStageComponents(rt, { cache: { fsync: opts.fsync ?? false } });
+  const cache = components.cache;
+  const pipeline = buildPipeline(loaded, null, components.ordered);
   const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
   const handler = new RequestHandler(pipeline, proxy, rt);
   const server = http.createServer(handler.handle);
@@ -125,8 +124,8 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
     url: `http://127.0.0.1:${port}`, port, cache, metrics, redis,
     async close() {
       await cache.flush();
-      await cache.close();
-      await queue?.close();
+      await Promise.all(components.ordered.map((c) => c.close()));
+      await Promise.all(services.map((s) => s.close()));
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       proxy.agent.destroy();

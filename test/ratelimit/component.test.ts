@@ -10,7 +10,7 @@ import { SingleCoordinator } from '../../lib/server/ipc';
 import { RateLimitComponent, RateLimitLeaseService, sendRateLimited, endpointKeyFor, ManualClock } from '../../lib/stages/ratelimit';
 import pino from 'pino';
 import { silentLogger, type Logger } from '../../lib/observe/logger';
-import type { RateLimitDecision, RateLimitStage } from '../../lib/core/stage';
+import type { RateLimitDecision, RateLimitView } from '../../lib/stages/ratelimit';
 import type { RequestContext } from '../../lib/core/context';
 import { ctxFor, rlPolicy, runtime, within5 } from './helpers';
 
@@ -27,7 +27,7 @@ function setup(t: { after(fn: () => unknown): void }, log: Logger = silentLogger
 /** Simulated open-loop sender: `rate` requests/s for `seconds`, time advanced by hand. */
 async function simulate(
   env: { clock: ManualClock; comp: RateLimitComponent },
-  stage: RateLimitStage,
+  stage: RateLimitView,
   ctx: (i: number) => RequestContext,
   rate: number,
   seconds: number,

@@ -13,7 +13,7 @@ import type { Runtime } from '../../lib/core/component';
 import type { RedisConnection } from '../../lib/redis/client';
 import { RequestContext } from '../../lib/core/context';
 import type { CompiledRoute } from '../../lib/routes/router';
-import type { RateLimitDecision, RateLimitStage } from '../../lib/core/stage';
+import type { RateLimitDecision, RateLimitView } from '../../lib/stages/ratelimit';
 import { systemClock } from '../../lib/core/clock';
 
 export function policy(yaml: string): LoadedPolicy {
@@ -51,7 +51,7 @@ export function ctxFor(opts: { path?: string; headers?: Record<string, string>; 
   return ctx;
 }
 
-export async function decide(stage: RateLimitStage, ctx: RequestContext): Promise<RateLimitDecision> {
+export async function decide(stage: RateLimitView, ctx: RequestContext): Promise<RateLimitDecision> {
   return stage.check(ctx);
 }
 
@@ -66,7 +66,7 @@ export function within5(actual: number, expected: number): boolean {
  * Returns admitted / refused counts and the slowest check.
  */
 export async function fixedRate(
-  stage: () => RateLimitStage,
+  stage: () => RateLimitView,
   ctx: () => RequestContext,
   rate: number,
   durationMs: number,

@@ -4,7 +4,7 @@
  */
 import type { Component, Runtime } from '../../core/component';
 import type { LoadedPolicy } from '../../policy/types';
-import type { ResponseFilter } from '../../core/stage';
+import type { Stage } from '../../core/stage';
 import type { CacheComponent } from '../../stages/cache';
 import { EventsFilter } from '../../stages/events';
 import { Invalidator } from './engine';
@@ -17,7 +17,7 @@ export { parseInvalidateHeader } from './patterns';
 
 
 /** The events filter's component: one Invalidator per process, one EventsFilter per policy. */
-export class InvalidationComponent implements Component<ResponseFilter> {
+export class InvalidationComponent implements Component<Stage> {
   readonly invalidator: Invalidator;
   private readonly views = new WeakMap<LoadedPolicy, EventsFilter | null>();
 
@@ -36,7 +36,7 @@ export class InvalidationComponent implements Component<ResponseFilter> {
     });
   }
 
-  configure(next: LoadedPolicy): ResponseFilter | null {
+  configure(next: LoadedPolicy): Stage | null {
     if (this.views.has(next)) return this.views.get(next) ?? null;
     this.invalidator.configure(next.policy);
     // with any cache, unsafe requests invalidate by URI (RFC 9111 §4.4) even without cache.invalidation

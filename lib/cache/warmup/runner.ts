@@ -15,7 +15,8 @@
  */
 import type { Component, Runtime } from '../../core/component';
 import type { LoadedPolicy, Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
-import type { CacheComponent, CacheView } from '../../stages/cache';
+import type { CacheComponent } from '../../stages/cache';
+import type { Stage } from '../../core/stage';
 import type { QueueComponent } from '../../stages/queue';
 import type { RequestContext } from '../../core/context';
 import type { EntryMeta } from '../entry';
@@ -37,12 +38,11 @@ interface RouteInfo {
   readonly template: KeyTemplate;
 }
 
-export class WarmupWorker implements Component<unknown> {
+export class WarmupWorker implements Component<Stage> {
   readonly counts: RequestCounts;
   private readonly metrics: WarmupMetrics;
   private policy: Policy | null = null;
   private routes: RouteInfo[] = [];
-  private readonly wrapped = new WeakSet<object>();
 
   constructor(private readonly rt: Runtime, private readonly cache: CacheComponent, private readonly queue: QueueComponent | null) {
     this.counts = new RequestCounts(() => rt.redis(), rt.log);
@@ -56,42 +56,18 @@ export class WarmupWorker implements Component<unknown> {
       if (Array.isArray(p?.keys)) await this.promote(p.keys);
       return true;
     });
-    this.countLookups();
-  }
-
-  /** Called with every policy the cache is configured for (see countLookups). */
-  configure(next: LoadedPolicy): unknown {
-    this.policy = next.policy;
-    this.routes = next.policy.routes.flatMap((route) => (route.cache ? [{ route, template: new KeyTemplate(route.cache.key) }] : []));
-    return null;
   }
 
   /**
-   * Count every cache lookup (hits included) of the policies that configure warm-up: the cache stage's views are
-   * wrapped as the CacheComponent builds them (no change to lib/stages/cache.ts).
+   * With warm-up strategies in the policy, a stage just before the cache lookup counts every cacheable request
+   * (hits included) by key: the strategies warm the most requested keys.
    */
-  private countLookups(): void {
-    const cache = this.cache;
-    const configure = cache.configure.bind(cache);
-    cache.configure = (next: LoadedPolicy): CacheView | null => {
-      const view = configure(next);
-      this.configure(next);
-      if (view !== null && !this.wrapped.has(view) && next.policy.cache?.warmup?.enabled && next.policy.cache.warmup.strategies.length > 0) {
-        this.wrapped.add(view);
-        const templates: Array<KeyTemplate | undefined> = next.policy.routes.map((r) => (r.cache ? new KeyTemplate(r.cache.key) : undefined));
-        const lookup = view.lookup.bind(view);
-        const counts = this.counts;
-        view.lookup = (ctx: RequestContext) => {
-          const t = ctx.route === null ? undefined : templates[ctx.route.index];
-          if (t !== undefined) {
-            const key = t.fill(ctx.params);
-            if (key !== null) counts.hit(key);
-          }
-          return lookup(ctx);
-        };
-      }
-      return view;
-    };
+  configure(next: LoadedPolicy): Stage | null {
+    this.policy = next.policy;
+    this.routes = next.policy.routes.flatMap((route) => (route.cache ? [{ route, template: new KeyTemplate(route.cache.key) }] : []));
+    const w = next.policy.cache?.warmup;
+    if (!w?.enabled || w.strategies.length === 0) return null;
+    return new LookupCounter(this.counts, next.policy.routes.map((r) => (r.cache ? new KeyTemplate(r.cache.key) : undefined)));
   }
 
   /** Run one strategy in this worker. */
@@ -243,5 +219,22 @@ export class WarmupWorker implements Component<unknown> {
 
   async close(): Promise<void> {
     this.counts.close();
+  }
+}
+
+/** The request counts warm-up ranks keys by: one count per cacheable request, by its cache key. */
+class LookupCounter implements Stage {
+  readonly name = 'warmup-counts';
+  readonly span = null;
+
+  constructor(private readonly counts: RequestCounts, private readonly templates: ReadonlyArray<KeyTemplate | undefined>) {}
+
+  onRequest(ctx: RequestContext): boolean {
+    const t = ctx.route === null ? undefined : this.templates[ctx.route.index];
+    if (t !== undefined) {
+      const key = t.fill(ctx.params);
+      if (key !== null) this.counts.hit(key);
+    }
+    return false;
   }
 }

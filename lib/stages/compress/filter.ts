@@ -29,7 +29,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Component, Runtime } from '../../core/component';
 import type { CompressionPolicy, LoadedPolicy } from '../../policy/types';
 import type { RequestContext } from '../../core/context';
-import type { ResponseFilter, ResponseHead } from '../../core/stage';
+import type { ResponseHead, Stage } from '../../core/stage';
 import { PREFIX } from '../../observe/metrics';
 import { createEncoder, type ByteCounters } from './encoder';
 import { hasToken, mergeVary, weakenEtag } from './headers';
@@ -67,8 +67,9 @@ function isEncoded(v: string | string[] | undefined): boolean {
   return s !== '' && s !== 'identity';
 }
 
-export class CompressionFilter implements ResponseFilter {
+export class CompressionFilter implements Stage {
   readonly name = 'compression';
+  readonly span = null;
   private readonly types: TypeList;
   private readonly chosen = new Map<string, Choice | typeof NONE>();
 
@@ -120,14 +121,14 @@ export class CompressionFilter implements ResponseFilter {
 }
 
 /** Builds the filter for each policy; null when the policy has no `compression` section or disables it. */
-export class CompressionComponent implements Component<ResponseFilter> {
+export class CompressionComponent implements Component<Stage> {
   private readonly counters: ByteCounters;
 
   constructor(rt: Runtime) {
     this.counters = compressionCounters(rt.metrics.registry);
   }
 
-  configure(next: LoadedPolicy): ResponseFilter | null {
+  configure(next: LoadedPolicy): Stage | null {
     const c = next.policy.compression;
     if (c === null || !c.enabled || c.algorithm.length === 0) return null;
     return new CompressionFilter(c, this.counters);

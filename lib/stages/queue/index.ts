@@ -9,7 +9,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { LoadedPolicy } from '../../policy/types';
 import type { Component, Runtime } from '../../core/component';
 import type { RequestContext } from '../../core/context';
-import type { QueueStage, Release } from '../../core/stage';
+import { StageSlot, type Release, type Stage } from '../../core/stage';
 import { AdmissionScheduler, type SchedulerOptions } from './scheduler';
 import { settingsFromPolicy } from './settings';
 
@@ -40,16 +40,50 @@ function rttGauge(registry: Registry, name: string, help: string): Gauge<string>
   return new Gauge({ name, help, registers: [registry], aggregator: 'average' });
 }
 
-/** The per-policy view the pipeline holds. It is stateless: every view talks to the one scheduler. */
-class QueueView implements QueueStage {
+/** A request's slot while it is upstream: the scheduler's release function is the per-request object. */
+const slot = new StageSlot<Release>();
+
+/**
+ * The per-policy stage. It keeps no state of its own: every view talks to the one scheduler, and a request's
+ * queue slot is held on its context until the upstream exchange ends.
+ */
+class QueueView implements Stage {
+  readonly name = 'queue';
+  readonly span = 'queue.wait';
+
   constructor(private readonly scheduler: AdmissionScheduler) {}
 
-  acquire(ctx: RequestContext): Release | Promise<Release> {
-    return this.scheduler.acquire(ctx.priority, ctx.res);
+  /** Waits for a slot (throws or rejects ShedError when the request is shed). */
+  onRequest(ctx: RequestContext): boolean | Promise<boolean> {
+    if (ctx.res.destroyed) return true;
+    const queuedAt = performance.now();
+    const r = this.scheduler.acquire(ctx.priority, ctx.res);
+    if (r instanceof Promise) {
+      return r.then((release) => {
+        ctx.queueMs = performance.now() - queuedAt;
+        if (ctx.res.destroyed) {
+          release({ ok: false, latencyMs: 0 }); // client gone: not a latency sample
+          return true;
+        }
+        slot.set(ctx, release);
+        return false;
+      });
+    }
+    ctx.queueMs = 0;
+    slot.set(ctx, r);
+    return false;
+  }
+
+  /** Give the slot back once, with how the exchange went (the adaptive limit learns from it). */
+  onUpstreamEnd(ctx: RequestContext, ok: boolean): void {
+    const release = slot.get(ctx);
+    if (release === null) return;
+    slot.set(ctx, null);
+    release({ ok, latencyMs: performance.now() - ctx.forwardedAt });
   }
 }
 
-export class QueueComponent implements Component<QueueStage> {
+export class QueueComponent implements Component<Stage> {
   readonly scheduler: AdmissionScheduler;
   private readonly view: QueueView;
 
@@ -69,7 +103,7 @@ export class QueueComponent implements Component<QueueStage> {
     this.view = new QueueView(this.scheduler);
   }
 
-  configure(next: LoadedPolicy): QueueStage | null {
+  configure(next: LoadedPolicy): Stage | null {
     const s = settingsFromPolicy(next.policy);
     this.scheduler.configure(s);
     return s === null ? null : this.view;

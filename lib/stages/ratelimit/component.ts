@@ -12,7 +12,10 @@ import type { Component, Runtime } from '../../core/component';
 import type { IdentityPolicy, LoadedPolicy } from '../../policy/types';
 import type { RedisConnection } from '../../redis/client';
 import type { Logger } from '../../observe/logger';
-import type { RateLimitDecision, RateLimitStage } from '../../core/stage';
+import type { WorkerMetrics } from '../../observe/metrics';
+import type { Stage } from '../../core/stage';
+import type { RateLimitDecision } from './decision';
+import { sendRateLimited } from './respond';
 import type { RequestContext } from '../../core/context';
 import { resolveIdentity } from '../identity';
 import { monotonicClock, type Clock } from './clock';
@@ -51,6 +54,7 @@ class Shared {
     private readonly rejectedCounter: Counter<'scope'>,
     private readonly dryRunCounter: Counter<'scope'>,
     private readonly log: Logger,
+    readonly errors: WorkerMetrics['errors'],
   ) {}
 
   countRejected(scope: string): void {
@@ -76,7 +80,9 @@ class Shared {
   }
 }
 
-export class RateLimitView implements RateLimitStage {
+export class RateLimitView implements Stage {
+  readonly name = 'ratelimit';
+  readonly span = 'ratelimit.check';
   /** Reused by the synchronous path (one request at a time runs it). */
   private readonly scratch: LeaseEntry[] = [];
 
@@ -84,11 +90,42 @@ export class RateLimitView implements RateLimitStage {
     private readonly s: Shared,
     readonly limits: CompiledLimits,
     private readonly identity: IdentityPolicy,
-  ) {}
+  ) {
+    this.upstreamStage = limits.countsUpstream ? new UpstreamLimits(this) : null;
+  }
 
   /** The per_endpoint key of this request (route name or path), or null. */
   endpointKeyFor(ctx: RequestContext): string | null {
     return endpointKeyIn(ctx, this.limits.endpoints);
+  }
+
+  /**
+   * The limits with `count: upstream`, as their own stage after the cache lookup (lib/stages/chain.ts), or null
+   * when the policy has none.
+   */
+  readonly upstreamStage: Stage | null;
+
+  /** The stage's request hook: a refused request is answered 429 here and goes no further. */
+  onRequest(ctx: RequestContext): boolean | Promise<boolean> {
+    return this.enforceCheck(ctx, false);
+  }
+
+  /** Check the limits that count arrivals (`upstream` false) or upstream requests (true), and act on it. */
+  enforceCheck(ctx: RequestContext, upstream: boolean): boolean | Promise<boolean> {
+    const d = this.check(ctx, upstream);
+    if (d instanceof Promise) return d.then((decision) => this.enforce(ctx, decision));
+    return this.enforce(ctx, d);
+  }
+
+  private enforce(ctx: RequestContext, d: RateLimitDecision): boolean {
+    if (!d.allowed) {
+      ctx.limitOutcome = 'rejected:' + d.scope;
+      this.s.errors.inc({ endpoint: ctx.endpoint, error_type: 'rate_limited' });
+      sendRateLimited(ctx.res, d);
+      return true;
+    }
+    if (d.headers) for (const [k, v] of d.headers) ctx.addHeader(k, v);
+    return false;
   }
 
   get countsUpstream(): boolean {
@@ -226,7 +263,7 @@ export class RateLimitView implements RateLimitStage {
   }
 }
 
-export class RateLimitComponent implements Component<RateLimitStage> {
+export class RateLimitComponent implements Component<RateLimitView> {
   private readonly clock: Clock;
   private readonly pod: PodSource;
   private readonly shared: Shared;
@@ -238,7 +275,7 @@ export class RateLimitComponent implements Component<RateLimitStage> {
     this.pod = new PodSource(rt.coordinator, this.clock, rt.log);
     this.backendErrors = backendErrorsCounter(rt.metrics.registry);
     const leases = new Leases(this.pod, this.pod, this.clock, opts.leaseMs ?? DEFAULT_LEASE_MS, opts.maxUsers ?? 10_000);
-    this.shared = new Shared(leases, this.clock, rt.metrics.ratelimitRejected, dryRunCounter(rt.metrics.registry), rt.log);
+    this.shared = new Shared(leases, this.clock, rt.metrics.ratelimitRejected, dryRunCounter(rt.metrics.registry), rt.log, rt.metrics.errors);
     admittedCounter(rt.metrics.registry, () => leases.admitted());
   }
 
@@ -246,7 +283,22 @@ export class RateLimitComponent implements Component<RateLimitStage> {
     return this.shared.leases;
   }
 
+  /** The stage of the `count: upstream` limits, for its own place in the chain (after the cache lookup). */
+  readonly upstream: Component<Stage> = {
+    configure: (next) => this.views.get(next)?.upstreamStage ?? null,
+    close: async () => {},
+  };
+  private readonly views = new WeakMap<LoadedPolicy, RateLimitView>();
+
   configure(next: LoadedPolicy, previous: LoadedPolicy | null): RateLimitView | null {
+    const built = this.views.get(next);
+    if (built !== undefined) return built;
+    const view = this.build(next, previous);
+    if (view !== null) this.views.set(next, view);
+    return view;
+  }
+
+  private build(next: LoadedPolicy, previous: LoadedPolicy | null): RateLimitView | null {
     void previous; // state is kept per limit and compared by its numbers, see Leases.adopt
     const rl = next.policy.rate_limiting;
     if (rl === null) {
@@ -281,4 +333,16 @@ export function endpointKeyFor(ctx: RequestContext, policy: { per_endpoint: Read
   const pe = policy.per_endpoint;
   if (ctx.route !== null && Object.prototype.hasOwnProperty.call(pe, ctx.route.name)) return ctx.route.name;
   return Object.prototype.hasOwnProperty.call(pe, ctx.path) ? ctx.path : null;
+}
+
+/** The `count: upstream` limits: checked only for requests the cache did not answer. */
+class UpstreamLimits implements Stage {
+  readonly name = 'ratelimit-upstream';
+  readonly span = null;
+
+  constructor(private readonly view: RateLimitView) {}
+
+  onRequest(ctx: RequestContext): boolean | Promise<boolean> {
+    return this.view.enforceCheck(ctx, true);
+  }
 }

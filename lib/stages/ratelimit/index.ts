@@ -2,6 +2,7 @@
 export { RateLimitComponent, RateLimitView, endpointKeyFor, type RateLimitOptions } from './component';
 export { RateLimitLeaseService } from './service';
 export { sendRateLimited } from './respond';
+export type { RateLimitDecision } from './decision';
 export { TokenBucket } from './token-bucket';
 export { SlidingWindow } from './sliding-window';
 export { ManualClock, monotonicClock, type Clock } from './clock';

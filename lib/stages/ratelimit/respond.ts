@@ -1,7 +1,7 @@
 /** The 429 a refused request gets: problem+json naming the scope, Retry-After, and the RateLimit fields. */
 import type { ServerResponse } from 'node:http';
 import { sendProblem } from '../../server/problem';
-import type { RateLimitDecision } from '../../core/stage';
+import type { RateLimitDecision } from './decision';
 
 type Refusal = Extract<RateLimitDecision, { allowed: false }>;
 

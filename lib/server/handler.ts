@@ -1,0 +1,172 @@
+/**
+ * Drives one request through the snapshot it took on arrival (see ./pipeline.ts for the map):
+ * body -> route -> stages -> proxy -> stages on the response -> client. Each step's decisions live in its own
+ * module; this class only sequences them and holds what a worker has for its whole life (the proxy, the logs).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline as streamPipeline, type Readable } from 'node:stream';
+import { RequestContext } from '../core/context';
+import type { Runtime } from '../core/component';
+import type { ForwardCallbacks, UpstreamFailure, UpstreamProxy } from '../stages/proxy';
+import { accessLoggerFor, type Logger } from '../observe/logger';
+import type { Pipeline } from './pipeline';
+import { endUpstream, runRequestStages, runResponseStages, type RequestPhaseEnd } from './chain';
+import { parseJson } from '../routes/json-body';
+import { BodyTooLarge, readBody, refuseTooLarge, REPLAY_BODY_LIMIT, sizeLimiter } from './request/body';
+import { routeRequest } from './request/route';
+import { responseHeadFrom, rewriteRequestHeaders } from './request/headers';
+import { requestFailed, upstreamFailed, type ErrorSinks } from './request/errors';
+import { requestFinished } from './request/access-log';
+import { sendProblem } from './problem';
+import { expectsContinue } from './interim';
+import { OWN_CACHE_CONTROL } from '../cache/response-fields';
+
+/** The request's context plus the snapshot it took on arrival: the proxy's callbacks find it there. */
+class PipelineContext extends RequestContext {
+  constructor(req: IncomingMessage, res: ServerResponse, startedAt: number, readonly pipeline: Pipeline) {
+    super(req, res, startedAt);
+  }
+}
+
+export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
+  private current: Pipeline;
+  /** Set on SIGTERM: responses carry Connection: close so keep-alive clients move on. */
+  draining = false;
+  private readonly sinks: ErrorSinks;
+  /** Where access lines go: batched writes to stdout (see accessLoggerFor). */
+  private readonly accessLog: Logger;
+
+  constructor(
+    pipeline: Pipeline,
+    private readonly proxy: UpstreamProxy,
+    private readonly rt: Runtime,
+  ) {
+    this.current = pipeline;
+    this.sinks = { log: rt.log, metrics: rt.metrics };
+    this.accessLog = accessLoggerFor(rt.log);
+  }
+
+  get pipeline(): Pipeline {
+    return this.current;
+  }
+
+  swap(next: Pipeline): void {
+    this.current = next;
+    this.rt.metrics.setBuckets(next.policy.metrics.buckets);
+  }
+
+  /** The server's 'request' listener. */
+  handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const p = this.current;
+    const ctx = new PipelineContext(req, res, performance.now(), p);
+    if (p.tracing !== null) p.tracing.startRequest(ctx); // server span, sets ctx.traceId
+    res.on('close', () => requestFinished(p, ctx, this.sinks, this.accessLog)); // a response closes once
+    if (this.draining) res.shouldKeepAlive = false;
+
+    const max = p.policy.server.client_max_body_size;
+    const cl = req.headers['content-length'];
+    const declared = cl === undefined ? -1 : Number(cl);
+    if (declared > max) {
+      // refuse before reading: the connection is closed so the unread body cannot be taken for a next request
+      ctx.endpoint = p.endpointFor(ctx);
+      refuseTooLarge(res, `request body of ${declared} bytes exceeds client_max_body_size (${max})`);
+      return;
+    }
+    if (expectsContinue(req)) {
+      // the body may come: say so now (node leaves it to us once a checkContinue listener exists; a server
+      // without one has sent it already), and not again upstream
+      if (!(res as unknown as { _sent100: boolean })._sent100) res.writeContinue();
+      delete req.headers.expect;
+    }
+    const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    // A route that matches on the body (or takes params from it) needs it read and parsed. Small bodies are also
+    // read whole (not parsed) when retries are on: a request can only be replayed (after a stale pooled socket,
+    // or for idempotent calls after an error) if its body is still at hand.
+    const routeNeedsBody = hasBody && p.router.needsBody(ctx.method, ctx.path);
+    if (routeNeedsBody || (hasBody && declared > 0 && declared <= REPLAY_BODY_LIMIT && p.policy.upstream.pool.retries > 0)) {
+      readBody(req, max).then(
+        (body) => {
+          ctx.body = body;
+          if (routeNeedsBody) ctx.json = parseJson(body, req.headers['content-type']);
+          this.start(p, ctx);
+        },
+        (err: unknown) => {
+          if (err instanceof BodyTooLarge) refuseTooLarge(res, `request body exceeds client_max_body_size (${max})`);
+          else if (!res.headersSent) sendProblem(res, 400, 'bad-request', 'Bad Request', 'the request body could not be read', null, true);
+        },
+      );
+      return;
+    }
+    this.start(p, ctx);
+  };
+
+  private start(p: Pipeline, ctx: RequestContext): void {
+    routeRequest(p, ctx);
+    runRequestStages(p, ctx, 0, this);
+  }
+
+  /** RequestPhaseEnd: every stage let the request pass. */
+  forward(p: Pipeline, ctx: RequestContext): void {
+    if (ctx.res.destroyed) return;
+    const req = ctx.req;
+    // decide how the body travels before hop-by-hop fields (Transfer-Encoding among them) are stripped
+    let stream: Readable | null = null;
+    if (ctx.body === null && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
+      stream = req.headers['content-length'] !== undefined ? req
+        : req.pipe(sizeLimiter(p.policy.server.client_max_body_size, ctx, () => this.proxy.abort(ctx)));
+    }
+    // a streamed body that breaks off (parse error, client reset) ends the upstream exchange at once instead of
+    // leaving it to wait for the rest until read_timeout
+    if (stream !== null) req.once('close', () => { if (!req.complete) this.proxy.clientGone(ctx); });
+    rewriteRequestHeaders(p.policy, ctx);
+    ctx.forwardedAt = performance.now();
+    this.proxy.forward(ctx, this, ctx.body, stream, p.policy.upstream);
+  }
+
+  /** RequestPhaseEnd: a stage threw or rejected. */
+  failed(p: Pipeline, ctx: RequestContext, err: unknown): void {
+    requestFailed(p, ctx, err, this.sinks);
+  }
+
+  /** ForwardCallbacks: the upstream answered. */
+  onResponse(ctx: RequestContext, up: IncomingMessage): void {
+    this.respond((ctx as PipelineContext).pipeline, ctx, up);
+  }
+
+  /** ForwardCallbacks: no answer could be had (502/504, or stale-if-error). */
+  onFailure(ctx: RequestContext, kind: UpstreamFailure, err: Error | null): void {
+    const p = (ctx as PipelineContext).pipeline;
+    endUpstream(p, ctx, false);
+    upstreamFailed(p, ctx, kind, err, this.sinks);
+  }
+
+  private respond(p: Pipeline, ctx: RequestContext, up: IncomingMessage): void {
+    const res = ctx.res;
+    const head = responseHeadFrom(up, ctx);
+    if (head.status >= 500) this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'upstream_5xx' });
+    const transforms = runResponseStages(p, ctx, head);
+    if (res.destroyed) {
+      up.destroy();
+      endUpstream(p, ctx, true);
+      return;
+    }
+    if (this.draining) head.headers.connection = 'close';
+    // the sidecar's own cache directives are for the cache stage, never for the client
+    if (head.headers[OWN_CACHE_CONTROL] !== undefined) delete head.headers[OWN_CACHE_CONTROL];
+    res.writeHead(head.status, head.headers);
+    // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
+    // a long-lived event stream may not have one for minutes
+    if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD') res.flushHeaders();
+    ctx.responded = true;
+    if (transforms === null) {
+      up.on('error', () => res.destroy());
+      if (p.endStages.length !== 0) up.on('end', () => endUpstream(p, ctx, true));
+      up.pipe(res);
+    } else {
+      streamPipeline([up, ...transforms, res], (err) => {
+        endUpstream(p, ctx, !err);
+        if (err && !res.destroyed) res.destroy();
+      });
+    }
+  }
+}
