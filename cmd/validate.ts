@@ -4,17 +4,22 @@
  */
 import { parseFlags, policyFileOrReport, UsageError } from './args';
 import { formatErrors, loadPolicyFile, summarize } from '../lib/policy/load';
+import { describeCacheKeys } from '../lib/cache/key-shape';
 
-const HELP = `usage: bridge-sidecar validate FILE
+const HELP = `usage: bridge-sidecar validate [--keys] FILE
 
 Checks a policy file and exits 0 with a one-line summary if it is valid, or exits 1 and prints every
 problem as FILE:LINE:COL: message. The JSON Schema of the file is policy.schema.json in the package.
+
+  --keys   after the summary, one line per cached route saying what its cache key is made of
 `;
 
 export async function run(argv: string[]): Promise<number> {
   let files: string[];
+  let keys = false;
   try {
-    const { values, positionals } = parseFlags(argv, { help: { type: 'boolean', short: 'h' } }, true);
+    const { values, positionals } = parseFlags(argv, { help: { type: 'boolean', short: 'h' }, keys: { type: 'boolean' } }, true);
+    keys = values.keys === true;
     if (values.help) {
       process.stdout.write(HELP);
       return 0;
@@ -31,6 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   const result = loadPolicyFile(file);
   if (result.ok) {
     process.stdout.write(summarize(result.loaded) + '\n');
+    if (keys) for (const line of describeCacheKeys(result.loaded.policy.routes)) process.stdout.write(line + '\n');
     return 0;
   }
   process.stderr.write(formatErrors(result.errors) + '\n');

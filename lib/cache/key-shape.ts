@@ -58,3 +58,8 @@ export function describeKey(route: RoutePolicy): string {
   parts.push('Vary-named request headers');
   return `"${route.cache.key}" + ${parts.join(', ')}`;
 }
+
+/** `cache <route>: <what its key is made of>` for every cached route (`bridge-sidecar validate --keys`). */
+export function describeCacheKeys(routes: readonly RoutePolicy[]): string[] {
+  return routes.filter((r) => r.cache !== null).map((r) => `cache ${r.name}: ${describeKey(r)}`);
+}

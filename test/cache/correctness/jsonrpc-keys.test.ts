@@ -9,6 +9,11 @@ import { bodyKeyPart, bodyKeying, describeKey } from '../../../lib/cache/key-sha
 import { UriIndex, sameOriginUri, uriOf } from '../../../lib/cache/uri-index';
 import { memberSpan } from '../../../lib/cache/json-probe';
 import type { RoutePolicy } from '../../../lib/policy/types';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI } from '../../helpers/sidecar';
 
 test('canonical params: key order does not matter, values do', () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null } }), '{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":1}');
@@ -96,4 +101,31 @@ test('URI index: keys by URI, taken once, bounded', () => {
   assert.equal(sameOriginUri('http://svc:80/x', '/', 'svc:80'), '/x');
   assert.equal(sameOriginUri('http://evil.example/x', '/', 'svc:80'), null);
   assert.equal(sameOriginUri('item/2', '/items/1', 'svc:80'), '/items/item/2');
+});
+
+test('bridge-sidecar validate --keys prints what each cached route\'s key is made of', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-keys-'));
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, `version: 1
+upstream: { url: "http://127.0.0.1:9101" }
+routes:
+  - name: mcp_tools_list
+    match: { method: POST, path: /mcp, jsonrpc_method: tools/list }
+    cache: { key: "mcp:tools", ttl: 1m }
+  - name: search
+    match: { method: POST, path: /search }
+    cache: { key: "search", ttl: 1m }
+  - name: plain
+    match: { path: /other }
+cache: { l1: {} }
+`);
+  const r = spawnSync(process.execPath, [CLI(), 'validate', '--keys', file], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split('\n');
+  assert.match(lines[0], /^policy ok/);
+  assert.deepEqual(lines.slice(1), [
+    'cache mcp_tools_list: "mcp:tools" + method, path, query (sorted), JSON-RPC method + canonical params (never id), Vary-named request headers',
+    'cache search: "search" + method, path, query (sorted), sha256 of the whole body, Vary-named request headers',
+  ]);
 });
