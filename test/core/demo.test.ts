@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI } from '../helpers/sidecar';
 import { waitFor } from '../helpers/ports';
@@ -33,6 +35,24 @@ test('the demo serves the draft service through the sidecar without Redis, and s
     assert.equal(body.success, true);
     const m = await (await fetch('http://127.0.0.1:9901/metrics')).text();
     assert.match(m, /^bridge_sidecar_redis_up 0$/m);
+    // the README's compressed example is really compressed: a body over compression.threshold
+    const gz = await new Promise<{ encoding: string; wire: number }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: 15006, path: '/get_font_types', headers: { 'accept-encoding': 'gzip' } }, (res) => {
+        let wire = 0;
+        res.on('data', (d: Buffer) => (wire += d.length));
+        res.on('end', () => resolve({ encoding: String(res.headers['content-encoding'] ?? ''), wire }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(gz.encoding, 'gzip');
+    assert.ok(gz.wire > 0);
+    assert.match(readFileSync(join(repoRoot(), 'README.md'), 'utf8'), /curl -s --compressed -D - -o \/dev\/null http:\/\/127\.0\.0\.1:15006\/get_font_types\n#   content-encoding: gzip/);
+    // expected degraded states are said once, without stacks: no Redis, the example's admin token file
+    await waitFor('the access line', () => out.includes('"msg":"access"'), 30_000);
+    assert.equal((out.match(/"msg":"admin token file unreadable/g) ?? []).length, 1, out.slice(-3000));
+    assert.ok((out.match(/"msg":"redis unreachable/g) ?? []).length <= 2, 'one line per worker at most');
+    assert.doesNotMatch(out, /"stack"/);
   } finally {
     proc.kill('SIGINT');
     const t = setTimeout(() => proc.kill('SIGKILL'), 40_000);
@@ -74,7 +94,7 @@ test('kill -TERM on the `npm start` process stops the sidecar, its workers and t
   npm.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => npm.once('exit', (c) => r(c)));
   await waitFor('npm start to listen', () => out.includes('"msg":"listening"'), 120_000, 100);
-  const r = await fetch('http://127.0.0.1:15006/health');
+  const r = await fetch('http://127.0.0.1:15006/get_font_types');
   assert.equal(r.status, 200);
   await r.arrayBuffer();
 
