@@ -53,6 +53,8 @@ export class Tiers {
   readonly recent = new RecentInvalidations();
   /** Target URI -> keys this process stored or read, for RFC 9111 §4.4 invalidation without a scan. */
   readonly uris = new UriIndex();
+  /** Called with every entry this process stores in its L1 from an answer (not from a replica): see replicate. */
+  onL1Store: ((key: string, entry: CacheEntry, ttlMs: number, startedAt: number | null) => void) | null = null;
   /** Called once per entry not stored (or whose queued L2/L3 write was dropped) because of `recent`. */
   onStoreSkipped: (() => void) | null = null;
 
@@ -173,7 +175,11 @@ export class Tiers {
     this.index(key, entry.meta);
     const now = Date.now();
     const small = entry.body !== null && entry.body.length <= this.largeBodyThreshold;
-    if (small && this.l1 !== null) this.l1.set(key, entry, retentionMs(entry.meta, now, this.ttls.l1));
+    if (small && this.l1 !== null) {
+      const ttl = retentionMs(entry.meta, now, this.ttls.l1);
+      this.l1.set(key, entry, ttl);
+      this.onL1Store?.(key, entry, ttl, startedAt);
+    }
     const late = startedAt === null ? null : new LateInvalidationCheck(this, key, startedAt);
     if (small && this.l2 !== null) {
       const l2 = this.l2;
@@ -185,6 +191,16 @@ export class Tiers {
       const ttl = retentionMs(entry.meta, now, this.ttls.l3);
       if (ttl > 0) this.writer.enqueue(() => late !== null && late.blocked() ? Promise.resolve() : l3.set(key, entry, ttl));
     }
+  }
+
+  /**
+   * A sibling worker's L1 store: held here too, unless an invalidation of the key reached this process after
+   * the sibling's upstream request started (`ageMs` before now).
+   */
+  replicate(key: string, entry: CacheEntry, ttlMs: number, ageMs: number): void {
+    if (this.l1 === null || this.recent.blocks(key, this.recent.now() - ageMs)) return;
+    this.index(key, entry.meta);
+    this.l1.set(key, entry, ttlMs);
   }
 
   /** Whether a store of `key` for a fill started at `startedAt` would be refused (counts it when it would). */

@@ -56,6 +56,8 @@ export interface BroadcastTopics {
   shutdown: null;
   /** A glob of cache keys every worker drops from its own L1/L3. */
   'bridge-sidecar:cache-purge': string;
+  /** An entry one worker stored in its L1: every other worker of the pod holds it too (one cache per pod). */
+  'cache:replicate': { from: number | null; key: string; entry: string; ttl: number; ageMs: number };
   'autotune:apply': WorkerTuning;
 }
 

@@ -38,7 +38,7 @@ import { conditionalMatches } from '../cache/http-semantics';
 import type { StoreRequest } from '../cache/admission';
 import { buildEntry, buildMeta, headNotStorable, markerFor, refreshWith304, storeIfPasses } from '../cache/admission';
 import type { CacheEntry } from '../cache/entry';
-import { retentionMs } from '../cache/entry';
+import { decodeEntry, encodeEntry, retentionMs } from '../cache/entry';
 import { CACHE_NAME, headFor, isConditional, satisfiesConditional, sendEntry, ttlSeconds } from '../cache/respond';
 import { fetchUpstream } from '../cache/refresh';
 import { rawId } from '../cache/jsonrpc';
@@ -109,6 +109,7 @@ export class CacheComponent implements Component<CacheView> {
   private gaugeTimer: NodeJS.Timeout;
   private l2SizeTimer: NodeJS.Timeout | null = null;
   private warnedNoRedis = false;
+  private unreplicate: () => void = () => {};
   private unsubscribe: (() => void) | null = null;
 
   /** The wall clock every freshness decision of this process's cache uses (Runtime's, injectable in tests). */
@@ -125,6 +126,7 @@ export class CacheComponent implements Component<CacheView> {
     this.tiers.onStoreSkipped = () => skipped.inc();
     this.gaugeTimer = setInterval(() => this.tiers.updateSizeGauges(), 5000);
     this.gaugeTimer.unref();
+    this.unreplicate = this.replicateAcrossWorkers();
     this.unsubscribe = rt.coordinator.on('bridge-sidecar:cache-purge', (pattern: unknown) => {
       if (typeof pattern === 'string') void this.purgeLocal(pattern);
     });
@@ -218,6 +220,31 @@ export class CacheComponent implements Component<CacheView> {
     } else void t.l3.resize(budget);
   }
 
+  /**
+   * One cache per pod: with several workers, what one worker stores in its L1 is sent (through the primary) to
+   * every other worker's L1, so a request hits whichever worker its connection reached, with no extra hop on
+   * the hit path. Removals already reach every worker (purges, invalidations). The cost is memory: each worker
+   * holds the pod's L1 (see docs/cache.md).
+   */
+  private replicateAcrossWorkers(): () => void {
+    const self = this.rt.workerIndex;
+    if (self === null) return () => {};
+    const tiers = this.tiers;
+    tiers.onL1Store = (key, entry, ttl, startedAt) => {
+      if (entry.body === null) return;
+      const ageMs = startedAt === null ? 0 : Math.max(0, tiers.recent.now() - startedAt);
+      this.rt.coordinator.broadcast('cache:replicate', { from: self, key, entry: encodeEntry(entry).toString('base64'), ttl, ageMs });
+    };
+    return this.rt.coordinator.on('cache:replicate', (m) => {
+      if (m.from === self) return;
+      try {
+        tiers.replicate(m.key, decodeEntry(Buffer.from(m.entry, 'base64')), m.ttl, m.ageMs);
+      } catch (err) {
+        this.rt.log.warn({ err: (err as Error).message }, 'a replicated cache entry was corrupt: dropped');
+      }
+    });
+  }
+
   /** Admin purge: remove every key matching the glob from every tier (all workers' L1/L3, and L2). */
   async purge(pattern: string): Promise<number> {
     const n = await this.tiers.purge(pattern);
@@ -248,6 +275,7 @@ export class CacheComponent implements Component<CacheView> {
     clearInterval(this.gaugeTimer);
     if (this.l2SizeTimer) clearInterval(this.l2SizeTimer);
     this.unsubscribe?.();
+    this.unreplicate();
     await this.tiers.writer.close();
   }
 }
