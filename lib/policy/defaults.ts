@@ -7,7 +7,7 @@
  */
 import type {
   AutoTuningPolicy, CachePolicy, CacheTierPolicy, CompressionAlgorithm, CompressionPolicy, DiskTierPolicy,
-  EndpointLimitPolicy, HostPort, InvalidationPolicy, JsonScalar, LimitCount, MemoryPolicy, MetricsPolicy, Policy, Priority,
+  EndpointLimitPolicy, HostPort, InvalidationPolicy, JsonScalar, LimitCount, LocalReplyPolicy, MemoryPolicy, MetricsPolicy, Policy, Priority,
   PriorityQueuePolicy, ProfilingPolicy, QueuePolicy, RateLimitPolicy, RedisPolicy, RouteCachePolicy, RoutePolicy,
   ServerPolicy, TracingPolicy, UpstreamPolicy, WarmupPolicy,
 } from './types';
@@ -137,6 +137,7 @@ function route(raw: Obj): RoutePolicy {
     // `emits: [a, b]` (raised on 2xx, as the contract has it) or `emits: { events: [a, b], on: any | 2xx }`
     emits: list<string>(Array.isArray(raw.emits) ? raw.emits : obj(raw.emits).events, []),
     emits_on: obj(raw.emits).on === 'any' ? 'any' : '2xx',
+    local_reply: present(raw, 'local_reply') ? localReply(obj(raw.local_reply)) : null,
   };
 }
 
@@ -332,5 +333,10 @@ export function normalize(rawRoot: unknown): Policy {
     tracing: section('tracing', tracing),
     profiling: section('profiling', profiling),
     auto_tuning: section('auto_tuning', autoTuning),
+    local_reply: section('local_reply', localReply),
   };
+}
+
+function localReply(raw: Obj): LocalReplyPolicy {
+  return { content_type: str(raw.content_type, 'application/json'), body: str(raw.body, '') };
 }

@@ -259,6 +259,7 @@ export const POLICY_SCHEMA: JsonSchema = {
       output: { type: 'string', minLength: 1, default: '/tmp/bridge-sidecar-profiles' },
       max_files: { type: 'integer', minimum: 1, default: 20 },
     }),
+    local_reply: ref('local_reply'),
     auto_tuning: section('Rules that adjust limits from live metrics.', {
       enabled: { type: 'boolean', default: true },
       interval: { ...ref('duration'), default: '5m' },
@@ -344,6 +345,17 @@ export const POLICY_SCHEMA: JsonSchema = {
         max_size: { type: 'integer', minimum: 0 },
       },
     },
+    local_reply: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['body'],
+      description: 'The body (and content type) of the sidecar\'s own answers (413, 429, 502, 503, 504, ...) in the upstream\'s error shape, instead of problem+json. Placeholders {status}, {title}, {detail}, {type}, JSON-escaped when the content type is JSON.',
+      examples: [{ content_type: 'application/json', body: '{"success": false, "error": "{detail}"}' }],
+      properties: {
+        content_type: { type: 'string', default: 'application/json', pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+/[!#$%&\'*+.^_`|~0-9A-Za-z-]+(\\s*;.*)?$', errorMessage: 'must be a media type like application/json' },
+        body: { type: 'string', minLength: 1 },
+      },
+    },
     route: {
       type: 'object',
       additionalProperties: false,
@@ -370,6 +382,7 @@ export const POLICY_SCHEMA: JsonSchema = {
           description: 'name -> path.X, query.X, header.X, body.a.b, response.a.b or identity',
         },
         priority: ref('priority'),
+        local_reply: ref('local_reply'),
         cache: {
           type: 'object',
           additionalProperties: false,

@@ -119,6 +119,8 @@ export interface RoutePolicy {
    * upstream whose failed writes may still have changed something, or that answers errors with 200 or 500).
    */
   readonly emits_on: 'any' | '2xx';
+  /** This route's local replies, else the policy's local_reply. */
+  readonly local_reply: LocalReplyPolicy | null;
 }
 
 /**
@@ -280,6 +282,13 @@ export interface AutoTuningPolicy {
   readonly strategies: readonly AutoTuneStrategyPolicy[];
 }
 
+/** A template for the sidecar's own answers (413, 429, 502, 503, 504, ...) in the upstream's error shape. */
+export interface LocalReplyPolicy {
+  readonly content_type: string;
+  /** With {status}, {title}, {detail}, {type}; JSON-escaped when content_type is JSON. */
+  readonly body: string;
+}
+
 export interface Policy {
   readonly version: 1;
   readonly server: ServerPolicy;
@@ -295,6 +304,8 @@ export interface Policy {
   readonly tracing: TracingPolicy | null;
   readonly profiling: ProfilingPolicy | null;
   readonly auto_tuning: AutoTuningPolicy | null;
+  /** null: local replies are problem+json. */
+  readonly local_reply: LocalReplyPolicy | null;
 }
 
 /** One problem found in a policy file, positioned like a compiler error. */

@@ -18,6 +18,7 @@ import { responseHeadFrom, rewriteRequestHeaders } from './request/headers';
 import { requestFailed, upstreamFailed, type ErrorSinks } from './request/errors';
 import { requestFinished } from './request/access-log';
 import { sendProblem } from './problem';
+import { useLocalReply } from './local-reply';
 import { expectsContinue } from './interim';
 import { OWN_CACHE_CONTROL } from '../cache/response-fields';
 
@@ -62,6 +63,7 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     if (p.tracing !== null) p.tracing.startRequest(ctx); // server span, sets ctx.traceId
     res.on('close', () => requestFinished(p, ctx, this.sinks, this.accessLog)); // a response closes once
     if (this.draining) res.shouldKeepAlive = false;
+    if (p.policy.local_reply !== null) useLocalReply(res, p.policy, null); // the sidecar's own answers, in the upstream's shape
 
     const max = p.policy.server.client_max_body_size;
     const cl = req.headers['content-length'];

@@ -1,8 +1,10 @@
 /**
- * RFC 9457 problem+json responses for everything the sidecar itself refuses (413, 429, 502, 503, 504, ...).
- * Always small, always with Via, never a hang.
+ * RFC 9457 problem+json responses for everything the sidecar itself refuses (413, 429, 502, 503, 504, ...), or the
+ * policy's local_reply template when the request has one (local-reply.ts). Always small, always with Via, never
+ * a hang.
  */
 import type { ServerResponse } from 'node:http';
+import { localReplyOf } from './local-reply';
 
 export const PROBLEM_BASE = 'https://bridge-sidecar.dev/problems/';
 export const VIA = '1.1 bridge-sidecar';
@@ -20,9 +22,12 @@ export function sendProblem(
     if (!res.destroyed) res.destroy();
     return;
   }
-  const body = JSON.stringify({ type: PROBLEM_BASE + type, title, status, detail });
+  const template = localReplyOf(res);
+  const body = template === undefined
+    ? JSON.stringify({ type: PROBLEM_BASE + type, title, status, detail })
+    : template.render({ status, type: PROBLEM_BASE + type, title, detail });
   const h: Record<string, string> = {
-    'content-type': 'application/problem+json',
+    'content-type': template === undefined ? 'application/problem+json' : template.contentType,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-store',
     via: VIA,

@@ -11,7 +11,7 @@ function route(name: string, match: Partial<RoutePolicy['match']>, params: Recor
   return {
     name,
     match: { method: null, path: null, query: null, headers: null, body: null, jsonrpc_method: null, ...match },
-    params, priority: null, cache: null, emits: [], emits_on: '2xx',
+    params, priority: null, cache: null, emits: [], emits_on: '2xx', local_reply: null,
   };
 }
 

@@ -94,6 +94,10 @@ test('the example routes match the draft service calls and take their params whe
   for (const name of ['create_draft', 'add_video', 'save_draft', 'query_script_fresh', 'mcp_other', 'mcp_add_text']) {
     assert.equal(router.routes.find((r) => r.name === name)!.policy.cache, null, name);
   }
+  // the sidecar's own answers are in the service's error shape
+  const reply = load('policy.yaml').local_reply!;
+  assert.equal(reply.content_type, 'application/json');
+  assert.equal(JSON.parse(reply.body.replace('{detail}', 'x')).success, false);
   // per-endpoint limits sit on the real paths
   const p = load('policy.yaml');
   for (const key of Object.keys(p.rate_limiting!.per_endpoint)) {

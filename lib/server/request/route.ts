@@ -3,6 +3,7 @@ import type { RequestContext } from '../../core/context';
 import { resolveIdentity } from '../../stages/identity';
 import { queueClassOf } from '../../routes/router';
 import type { Pipeline } from '../pipeline';
+import { useLocalReply } from '../local-reply';
 
 export function routeRequest(p: Pipeline, ctx: RequestContext): void {
   if (!p.router.empty) {
@@ -10,6 +11,7 @@ export function routeRequest(p: Pipeline, ctx: RequestContext): void {
     if (m) {
       ctx.route = m.route;
       ctx.params = m.params;
+      if (m.route.policy.local_reply !== null) useLocalReply(ctx.res, p.policy, m.route.policy);
     }
   }
   ctx.endpoint = p.endpointFor(ctx);
