@@ -100,7 +100,9 @@ for (const workers of [0, 2]) {
     sc.proc.kill('SIGTERM');
     await sleep(100);
     endpointRemoved = true;
-    // readiness flips at once (the admin port stays up while draining)
+    // readiness flips as soon as the signal is handled (the admin port stays up while draining); on a busy
+    // machine that may take longer than the 100 ms above, so wait for the primary to say it is draining
+    await sc.waitForLog((l) => l.msg === 'shutting down: draining in-flight requests', 30_000);
     const ready = await get(`${sc.adminUrl}/readyz`).catch(() => ({ status: 0, body: '' }));
     assert.ok(ready.status === 503 || ready.status === 0, `readyz during drain: ${ready.status}`);
     const code = await sc.exited;
