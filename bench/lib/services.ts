@@ -32,7 +32,13 @@ export async function startDraftServiceProcess(opts: DraftServiceProcessOptions 
   if (opts.maxConcurrency) args.push('--max-concurrency', String(opts.maxConcurrency));
   args.push(...(opts.extraArgs ?? []));
   const proc = startProcess('draft-service', process.execPath, args);
-  await waitForHttp(`http://127.0.0.1:${port}/get_mask_types`, { proc, timeoutMs: 15_000 });
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/get_mask_types`, { proc, timeoutMs: 15_000 });
+  } catch (e) {
+    // a service left running would keep the bench (and the bench lock it holds) alive forever
+    await proc.stop();
+    throw e;
+  }
   return { port, url: `http://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
 }
 

@@ -9,7 +9,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { LoadedPolicy } from '../policy/types';
-import { Router, queueClassOf, type RouteVerdict } from '../routes/router';
+import { Router, endpointLabel, endpointPathsOf, queueClassOf, type RouteVerdict } from '../routes/router';
 import { parseJson } from '../routes/json-body';
 import { resolveIdentity } from '../stages/identity';
 import { compileLimits, endpointKeyIn, type LimitSpec } from '../stages/ratelimit/limits';
@@ -90,8 +90,7 @@ export function explain(loaded: LoadedPolicy, req: ExplainRequest, opts: Explain
   const identity = needsIdentity ? resolveIdentity(ctxLike, rl?.identity ?? null) : null;
   if (route?.usesIdentity && identity !== null) for (const [name, src] of route.params) if (src.kind === 'identity') params[name] = identity;
 
-  const endpointPaths = new Set(Object.keys(rl?.per_endpoint ?? {}).filter((k) => k.startsWith('/')));
-  const endpointLabel = route !== null ? route.name : endpointPaths.has(req.path) ? req.path : 'other';
+  const label = endpointLabel(route, req.path, endpointPathsOf(p));
 
   const priority = queueClassOf(route, p);
   return {
@@ -99,7 +98,7 @@ export function explain(loaded: LoadedPolicy, req: ExplainRequest, opts: Explain
     request: { method: req.method, path: req.path, query: req.query, body_bytes: req.body?.length ?? 0 },
     refused,
     body,
-    routing: { tried, route: route?.name ?? null, params, endpoint_label: endpointLabel },
+    routing: { tried, route: route?.name ?? null, params, endpoint_label: label },
     identity,
     limits: explainLimits(loaded, ctxLike, identity, live),
     cache: explainCache(p, route, { method: req.method, path: req.path, query: req.query, json, params, identity, body: req.body, req: { headers: req.headers } }, req.body, opts.response ?? null),

@@ -273,6 +273,17 @@ function describeFailure(m: CompiledMatcher, failed: number, input: MatchInput):
   }
 }
 
+/** The rate_limiting.per_endpoint keys that are paths: they double as metric labels for unrouted requests. */
+export function endpointPathsOf(policy: Policy): ReadonlySet<string> {
+  return new Set(Object.keys(policy.rate_limiting?.per_endpoint ?? {}).filter((k) => k.startsWith('/')));
+}
+
+/** The `endpoint` metric label: the route's name, else the path when it is a per-endpoint key, else "other". */
+export function endpointLabel(route: CompiledRoute | null, path: string, endpointPaths: ReadonlySet<string>): string {
+  if (route !== null) return route.name;
+  return endpointPaths.has(path) ? path : 'other';
+}
+
 /** The queue class of a request: its route's priority, else the policy's default_priority, else medium. */
 export function queueClassOf(route: CompiledRoute | null, policy: Policy): Priority {
   return route?.priority ?? policy.queues?.default_priority ?? 'medium';

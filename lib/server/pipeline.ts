@@ -12,7 +12,7 @@
  * (the proxy, too, takes its timeouts and retries from the request's snapshot).
  */
 import type { LoadedPolicy, Policy } from '../policy/types';
-import { Router } from '../routes/router';
+import { Router, endpointLabel, endpointPathsOf } from '../routes/router';
 import type { RequestContext } from '../core/context';
 import type { Stage } from '../core/stage';
 import type { Component } from '../core/component';
@@ -42,7 +42,7 @@ export class Pipeline {
   ) {
     this.policy = loaded.policy;
     this.router = new Router(this.policy.routes);
-    this.endpointPaths = new Set(Object.keys(this.policy.rate_limiting?.per_endpoint ?? {}).filter((k) => k.startsWith('/')));
+    this.endpointPaths = endpointPathsOf(this.policy);
     this.needsIdentity = this.policy.rate_limiting !== null || this.router.routes.some((r) => r.usesIdentity);
     this.tracing = tracingFor(this.policy.tracing);
     this.requestStages = stages.filter((s) => s.onRequest !== undefined);
@@ -52,8 +52,7 @@ export class Pipeline {
   }
 
   endpointFor(ctx: RequestContext): string {
-    if (ctx.route) return ctx.route.name;
-    return this.endpointPaths.has(ctx.path) ? ctx.path : 'other';
+    return endpointLabel(ctx.route, ctx.path, this.endpointPaths);
   }
 }
 
