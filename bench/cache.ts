@@ -29,12 +29,11 @@ import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { runPhase } from '../lib/loadtest/runner';
 import { summarize, type Histogram, type LatencySummary } from '../lib/loadtest/histogram';
-import type { MixEntry } from '../lib/loadtest/mix';
 import { runWrk, type WrkResult } from './lib/wrk';
 import { freePort, startProcess, waitForHttp, type Proc } from './lib/proc';
 import { NGINX, nginxPreamble, runNginx } from './lib/nginx';
 import { machineInfo, machineLine } from './lib/machine';
-import { startDraftServiceProcess, startSidecar, type SidecarProcess } from './lib/services';
+import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar, type SidecarProcess } from './lib/services';
 import { startRedis, type RedisInstance } from '../test/helpers/redis';
 import { updateSection } from './results';
 
@@ -161,18 +160,6 @@ ${tiers}
 
 // ---- fixed-rate read-heavy mix --------------------------------------------------------------------------
 
-/**
- * The mix, driven by the `bridge-sidecar loadtest` engine (open loop, one keep-alive connection per request in
- * flight, latency from each request's due time into an HdrHistogram): 90 % reads of 1,000 drafts, 10 % writes,
- * both Zipf-distributed over the drafts (the popular drafts are the ones both read and edited).
- */
-const MIX: MixEntry[] = [
-  { name: 'read', method: 'POST', path: '/query_script', headers: [['content-type', 'application/json']], weight: 9,
-    body: '{"draft_id":"dft_{zipf:000001-001000}","force_update":false}' },
-  { name: 'write', method: 'POST', path: '/mcp/add_text', headers: [['content-type', 'application/json']], weight: 1,
-    body: '{"draft_id":"dft_{zipf:000001-001000}","text":"hello","start":0,"end":1}' },
-];
-
 interface MixResult { all: LatencySummary; read: LatencySummary; write: LatencySummary; sent: number; errors: number; achieved: number; warmup: LatencySummary }
 
 async function runMix(url: string, rate: number, durationMs: number, warmupMs: number, betweenPhases: () => Promise<void>): Promise<MixResult> {
@@ -265,10 +252,7 @@ function mixPolicy(serviceUrl: string, l3Dir: string | null) {
 server: { listen: "127.0.0.1:${p.port}", admin_listen: "127.0.0.1:${p.adminPort}", workers: 1, log_level: warn }
 upstream: { url: "${serviceUrl}" }
 routes:
-  - name: query_script
-    match: { method: POST, path: /query_script, body: { force_update: false } }
-    params: { draft_id: body.draft_id }
-    cache: { key: "draft:{draft_id}:script", ttl: 5m, store_if: { "response.success": true } }
+${QUERY_SCRIPT_ROUTE}
 cache:
   l1: { size: 64MB }
 ${l3Dir === null ? '' : `  l3: { path: "${l3Dir}", size: 256MB }`}

@@ -18,8 +18,8 @@
  *   node dist/bench/compress.js --quick      3 s per measurement
  *   node dist/bench/compress.js --help       all flags
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { treeCpuSeconds } from './lib/cpu';
 import { request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,49 +102,6 @@ async function stopped(x: { stop(): Promise<void> }): Promise<void> {
 }
 async function stopAll(): Promise<void> {
   while (running.length) await running.pop()!.stop().catch(() => undefined);
-}
-
-// ---- CPU time of a process tree, from /proc ----
-
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** [ppid, utime+stime ticks] of one process, or null when it is gone. */
-function statOf(pid: number): [number, number] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
-    return [Number(f[1]), Number(f[11]) + Number(f[12])];
-  } catch {
-    return null;
-  }
-}
-
-/** CPU seconds used so far by `pid` and its live descendants (sidecar primary + workers; nginx master + workers). */
-function treeCpuSeconds(pid: number): number {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    const p = Number(name);
-    if (!Number.isInteger(p)) continue;
-    const st = statOf(p);
-    if (st) {
-      parent.set(p, st[0]);
-      ticks.set(p, st[1]);
-    }
-  }
-  const inTree = (p: number): boolean => {
-    for (let q = p, hops = 0; q > 1 && hops < 16; q = parent.get(q) ?? 0, hops++) if (q === pid) return true;
-    return false;
-  };
-  let total = 0;
-  for (const [p, t] of ticks) if (inTree(p)) total += t;
-  return total / CLK_TCK;
 }
 
 // ---- what each target is, and a check that it answers what we think ----

@@ -91,7 +91,7 @@ export function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
 }
 
 /** Polls url until it answers `want` (default 200); throws after timeoutMs, or when `proc` exits. */
-export async function waitForHttp(url: string, opts: { want?: number; timeoutMs?: number; proc?: Proc } = {}): Promise<void> {
+export async function waitForHttp(url: string, opts: { want?: number; timeoutMs?: number; proc?: Proc; pollMs?: number } = {}): Promise<void> {
   const want = opts.want ?? 200;
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   let last = 0;
@@ -99,7 +99,7 @@ export async function waitForHttp(url: string, opts: { want?: number; timeoutMs?
     if (opts.proc && opts.proc.child.exitCode !== null) throw new Error(`${opts.proc.name} exited (code ${opts.proc.child.exitCode}) before ${url} answered\n${opts.proc.output()}`);
     last = await httpStatus(url);
     if (last === want) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 100));
   }
   throw new Error(`${url} did not answer ${want} (last: ${last || 'no connection'})${opts.proc ? '\n' + opts.proc.output() : ''}`);
 }

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startProcess, waitForHttp, type Proc } from './proc';
+import type { MixEntry } from '../../lib/loadtest/mix';
 
 /** The build root that holds this file: <root>/bench/lib/services.js. */
 export const BUILD_ROOT = join(__dirname, '..', '..');
@@ -56,8 +57,12 @@ export interface SidecarProcess extends SidecarPorts {
 }
 
 export interface SidecarOptions {
-  /** Path answered 200 through the proxy once it is up (default /get_mask_types, the service's cheapest answer). */
-  readyPath?: string;
+  /**
+   * Path answered 200 through the proxy once it is up (default /get_mask_types, the service's cheapest answer);
+   * null: wait for the admin /readyz only, sending nothing through the proxy (start-up benchmarks measure the
+   * very first requests).
+   */
+  readyPath?: string | null;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] */
@@ -84,7 +89,8 @@ export async function startSidecar(policy: (ports: SidecarPorts) => string, opts
   try {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     await waitForHttp(`http://127.0.0.1:${ports.adminPort}/healthz`, { proc, timeoutMs });
-    await waitForHttp(`http://127.0.0.1:${ports.port}${opts.readyPath ?? '/get_mask_types'}`, { proc, timeoutMs });
+    if (opts.readyPath === null) await waitForHttp(`http://127.0.0.1:${ports.adminPort}/readyz`, { proc, timeoutMs, pollMs: 10 });
+    else await waitForHttp(`http://127.0.0.1:${ports.port}${opts.readyPath ?? '/get_mask_types'}`, { proc, timeoutMs });
   } catch (e) {
     await stop();
     throw e;
@@ -105,3 +111,21 @@ upstream:
   url: ${upstreamUrl}
 `;
 }
+
+/** The example's cached POST read, as a policy `routes:` entry (the read-heavy mix and the CPU bench use it). */
+export const QUERY_SCRIPT_ROUTE = `  - name: query_script
+    match: { method: POST, path: /query_script, body: { force_update: false } }
+    params: { draft_id: body.draft_id }
+    cache: { key: "draft:{draft_id}:script", ttl: 5m, store_if: { "response.success": true } }`;
+
+/**
+ * The mix, driven by the `bridge-sidecar loadtest` engine (open loop, one keep-alive connection per request in
+ * flight, latency from each request's due time into an HdrHistogram): 90 % reads of 1,000 drafts, 10 % writes,
+ * both Zipf-distributed over the drafts (the popular drafts are the ones both read and edited).
+ */
+export const DRAFT_MIX: MixEntry[] = [
+  { name: 'read', method: 'POST', path: '/query_script', headers: [['content-type', 'application/json']], weight: 9,
+    body: '{"draft_id":"dft_{zipf:000001-001000}","force_update":false}' },
+  { name: 'write', method: 'POST', path: '/mcp/add_text', headers: [['content-type', 'application/json']], weight: 1,
+    body: '{"draft_id":"dft_{zipf:000001-001000}","text":"hello","start":0,"end":1}' },
+];

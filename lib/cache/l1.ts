@@ -16,6 +16,8 @@ export interface L1Events {
 export class L1Cache {
   private lru: LRUCache<string, CacheEntry>;
   private maxBytes: number;
+  /** False under memory pressure (lib/perf/overload.ts): nothing new is stored, what is held is still served. */
+  admitting = true;
 
   constructor(maxBytes: number, private readonly events: L1Events | null = null) {
     this.maxBytes = maxBytes;
@@ -54,7 +56,7 @@ export class L1Cache {
 
   /** Store for ttlMs; an entry larger than the whole budget is simply not kept. */
   set(key: string, entry: CacheEntry, ttlMs: number): void {
-    if (ttlMs <= 0) return;
+    if (ttlMs <= 0 || !this.admitting) return;
     const size = entrySize(entry);
     if (size > this.maxBytes) return;
     this.lru.set(key, entry, { ttl: Math.ceil(ttlMs), size });

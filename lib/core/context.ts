@@ -44,6 +44,8 @@ export class RequestContext {
   forwardedAt = 0;
   /** Stages' own per-request objects, by StageSlot (see ./stage.ts); null until a stage stores one. */
   slots: unknown[] | null = null;
+  /** The upstream leg's state for this request while it is upstream (the undici leg's exchange), else null. */
+  exchange: object | null = null;
 
   constructor(
     readonly req: IncomingMessage,
@@ -58,13 +60,26 @@ export class RequestContext {
     this.query = q === -1 ? '' : url.slice(q + 1);
   }
 
+  /** The request target to send upstream: origin-form as received; an absolute-form one cut to its path. */
+  pathAndQuery(): string {
+    const url = this.req.url ?? '/';
+    if (url.charCodeAt(0) === 47 /* / */) return url;
+    try {
+      const u = new URL(url);
+      return u.pathname + u.search;
+    } catch {
+      return '/';
+    }
+  }
+
   addHeader(name: string, value: string): void {
     (this.extraHeaders ??= []).push([name, value]);
   }
 
   /** The client's address: the socket peer (X-Forwarded-For is only trusted by the identity resolver). */
   get clientAddress(): string {
-    return this.req.socket.remoteAddress ?? 'unknown';
+    // the socket is gone once the connection closed (a request that ended as 499, a slow one logged late)
+    return this.req.socket?.remoteAddress ?? 'unknown';
   }
 }
 

@@ -12,6 +12,7 @@ import type { ApplyRequest, ApplyResult, RaiseResult } from '../cache/invalidati
 import type { RunRequest, RunResult } from '../cache/warmup/protocol';
 import type { WorkerTuning } from '../tuning/protocol';
 import type { ProfileOrder, ProfileResult } from '../observe/profile-protocol';
+import type { OverloadReport } from '../perf/overload-protocol';
 
 /** What a worker tells the primary after it applied (or refused) a policy. */
 export interface WorkerPolicyReport {
@@ -48,6 +49,8 @@ export interface RequestTopics {
   'warmup:promote': { req: { keys: string[] }; res: boolean };
   'autotune:get': { req: null; res: WorkerTuning | null };
   'autotune:retire': { req: null; res: boolean };
+  /** worker -> primary: it entered an overload step (memory pressure), for /readyz. */
+  'overload:state': { req: OverloadReport; res: boolean };
 }
 
 /** Sent to every process (the sender included), no answer. */

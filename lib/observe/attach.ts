@@ -6,13 +6,11 @@
  *  - observePrimary: the token-guarded /debug/profile and /debug/heap and the CPU profile schedule.
  */
 import type { Socket } from 'node:net';
-import type { Agent } from 'node:http';
 import type { Coordinator } from '../core/ipc';
 import type { AdminServer } from '../server/admin';
 import type { ProxyWorker } from '../server/worker';
 import type { Policy } from '../policy/types';
 import type { Logger } from './logger';
-import type { PoolFigures } from './metrics';
 import { WorkerProfiling, PrimaryProfiling } from './profiling';
 import { shutdownTracing } from './tracing';
 
@@ -23,9 +21,8 @@ export interface Observed {
 export function observeWorker(coordinator: Coordinator, worker: ProxyWorker): Observed {
   const { metrics, log } = worker.runtime;
   worker.server.on('connection', (s: Socket) => metrics.sockets.client.track(s));
-  countAgentSockets(worker.proxy.agent, (s) => metrics.sockets.upstream.track(s));
-  const agent = worker.proxy.agent;
-  metrics.poolFigures = () => agentFigures(agent);
+  worker.proxy.onSocket((s) => metrics.sockets.upstream.track(s));
+  metrics.poolFigures = () => worker.proxy.poolFigures();
   metrics.redisHealth = () => {
     const r = worker.runtime.redis();
     return r === null ? null : r.healthy;
@@ -36,28 +33,6 @@ export function observeWorker(coordinator: Coordinator, worker: ProxyWorker): Ob
       profiling.stop();
       await shutdownTracing();
     },
-  };
-}
-
-/** An http.Agent's pool now: sockets lent out, pooled idle ones, and requests waiting for a socket. */
-export function agentFigures(agent: Agent): PoolFigures {
-  const count = (lists: NodeJS.ReadOnlyDict<unknown[]>): number => {
-    let n = 0;
-    for (const k in lists) n += lists[k]?.length ?? 0;
-    return n;
-  };
-  return { inUse: count(agent.sockets), idle: count(agent.freeSockets), waiting: count(agent.requests) };
-}
-
-/** Every socket the agent opens is handed to `track` (http.Agent has no event for it: wrap createConnection). */
-function countAgentSockets(agent: Agent, track: (s: Socket) => void): void {
-  type Create = (this: Agent, ...args: unknown[]) => Socket | undefined;
-  const a = agent as unknown as { createConnection: Create };
-  const original = a.createConnection;
-  a.createConnection = function (this: Agent, ...args: unknown[]) {
-    const s = original.apply(this, args);
-    if (s) track(s);
-    return s;
   };
 }
 

@@ -292,8 +292,10 @@ export function endRequestSpan(ctx: RequestContext, status: number, routeTemplat
 
 /** One upstream attempt: a CLIENT span whose context is sent upstream as `traceparent`. */
 export interface UpstreamSpan {
-  /** The upstream answered: ends the span when the response body has been read (or cut). */
-  response(res: IncomingMessage): void;
+  /** The upstream's answer has this status; the span goes on until end(). */
+  response(status: number): void;
+  /** The answer's body was read whole (ok) or cut off: ends the span. */
+  end(ok: boolean): void;
   /** No answer (error, timeout): ends the span as failed. */
   fail(error: unknown): void;
 }
@@ -302,17 +304,17 @@ class LiveUpstreamSpan implements UpstreamSpan {
   private ended = false;
   constructor(private readonly span: Span) {}
 
-  response(res: IncomingMessage): void {
-    const status = res.statusCode ?? 0;
+  response(status: number): void {
     this.span.setAttribute('http.response.status_code', status);
     if (status >= 400) {
       this.span.setAttribute('error.type', String(status));
       this.span.setStatus({ code: SpanStatusCode.ERROR });
     }
-    res.once('close', () => {
-      if (!res.complete) markError(this.span, 'response_aborted');
-      this.finish();
-    });
+  }
+
+  end(ok: boolean): void {
+    if (!ok) markError(this.span, 'response_aborted');
+    this.finish();
   }
 
   fail(error: unknown): void {

@@ -7,7 +7,7 @@
  */
 import type {
   AutoTuningPolicy, CachePolicy, CacheTierPolicy, CompressionAlgorithm, CompressionPolicy, DiskTierPolicy,
-  EndpointLimitPolicy, HostPort, InvalidationPolicy, JsonScalar, LimitCount, LocalReplyPolicy, MemoryPolicy, MetricsPolicy, Policy, Priority,
+  EndpointLimitPolicy, HostPort, InvalidationPolicy, JitWarmupPolicy, JsonScalar, LimitCount, LocalReplyPolicy, MemoryPolicy, MetricsPolicy, Policy, Priority,
   PriorityQueuePolicy, ProfilingPolicy, QueuePolicy, RateLimitPolicy, RedisPolicy, RouteCachePolicy, RoutePolicy,
   ServerPolicy, TracingPolicy, UpstreamPolicy, WarmupPolicy,
 } from './types';
@@ -59,6 +59,15 @@ function server(raw: Obj): ServerPolicy {
     log_format: str(raw.log_format, 'auto') as ServerPolicy['log_format'],
     admin_token_file: typeof raw.admin_token_file === 'string' ? raw.admin_token_file : null,
     drain_timeout: dur(raw.drain_timeout, '30s'),
+    jit_warmup: jitWarmup(obj(raw.jit_warmup)),
+  };
+}
+
+function jitWarmup(raw: Obj): JitWarmupPolicy {
+  return {
+    enabled: raw.enabled !== false,
+    requests: num(raw.requests, 3000),
+    max_time: dur(raw.max_time, '1s'),
   };
 }
 
@@ -265,7 +274,14 @@ function compression(raw: Obj): CompressionPolicy {
 }
 
 function memory(raw: Obj): MemoryPolicy {
-  return { gc_threshold: parseRatio(raw.gc_threshold ?? '80%'), large_body_threshold: size(raw.large_body_threshold, '10MB') };
+  return {
+    gc_threshold: parseRatio(raw.gc_threshold ?? '80%'),
+    large_body_threshold: size(raw.large_body_threshold, '10MB'),
+    connection_threshold: parseRatio(raw.connection_threshold ?? '90%'),
+    recover_margin: parseRatio(raw.recover_margin ?? '5%'),
+    l1_floor: parseRatio(raw.l1_floor ?? '10%'),
+    check_interval: dur(raw.check_interval, '1s'),
+  };
 }
 
 function metrics(raw: Obj): MetricsPolicy {

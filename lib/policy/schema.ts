@@ -72,6 +72,11 @@ export const POLICY_SCHEMA: JsonSchema = {
       log_format: { enum: ['auto', 'json', 'pretty'], default: 'auto', description: 'auto: readable lines on a terminal, JSON otherwise (read at start)' },
       admin_token_file: { type: ['string', 'null'], minLength: 1, description: 'file holding the admin bearer token' },
       drain_timeout: { ...ref('duration'), default: '30s', description: 'SIGTERM waits this long for requests in flight' },
+      jit_warmup: section('Before a worker takes traffic (and /readyz turns 200), it sends a private copy of its pipeline synthetic requests against an in-process stub upstream, so the first real requests meet compiled code. Nothing real (metrics, cache, limits, logs) is touched.', {
+        enabled: { type: 'boolean', default: true },
+        requests: { type: 'integer', minimum: 0, maximum: 100000, default: 3000, description: 'at most this many synthetic requests per worker' },
+        max_time: { ...ref('duration'), default: '1s', description: 'and at most this long per worker (requests still in flight then are dropped)' },
+      }),
     }),
     upstream: {
       type: 'object',
@@ -227,9 +232,13 @@ export const POLICY_SCHEMA: JsonSchema = {
         items: { type: 'string', pattern: '^[a-z0-9.+*-]+/[a-z0-9.+*-]+$', errorMessage: 'must be a lower-case media type like application/json or text/*' },
       },
     }),
-    memory: section('Memory guards.', {
-      gc_threshold: { ...ref('ratio'), default: '80%' },
+    memory: section('Memory guards: overload steps against the pod\'s cgroup memory limit (working set).', {
+      gc_threshold: { ...ref('ratio'), default: '80%', description: 'at this share of the limit L1 stops storing new entries and shrinks toward l1_floor' },
       large_body_threshold: { ...ref('size'), default: '10MB' },
+      connection_threshold: { ...ref('ratio'), default: '90%', description: 'at this share new connections are refused and idle keep-alive ones closed; /readyz turns 503' },
+      recover_margin: { ...ref('ratio'), default: '5%', description: 'a step is left only this far below its threshold (hysteresis)' },
+      l1_floor: { ...ref('ratio'), default: '10%', description: 'L1 shrinks no further than this share of cache.l1.size' },
+      check_interval: { ...ref('duration'), default: '1s', description: 'how often the memory figure is read' },
     }),
     metrics: section('Prometheus metrics (always applies).', {
       buckets: {

@@ -92,6 +92,16 @@ export function semanticIssues(root: unknown): PolicyIssue[] {
     }
   }
 
+  const mem = root.memory;
+  if (isObj(mem)) {
+    const gc = ratioOr(mem.gc_threshold, 0.8);
+    const conn = ratioOr(mem.connection_threshold, 0.9);
+    if (gc !== null && conn !== null && conn <= gc) {
+      issue(['memory', has(mem, 'connection_threshold') ? 'connection_threshold' : 'gc_threshold'],
+        `memory.connection_threshold (${Math.round(conn * 100)}%) must be above memory.gc_threshold (${Math.round(gc * 100)}%): refusing connections is the later step`);
+    }
+  }
+
   const prof = root.profiling;
   if (isObj(prof) && isObj(prof.cpu)) {
     const iv = durationOr(prof.cpu.interval, 60_000);
@@ -150,6 +160,15 @@ function checkAutoTuning(strategies: unknown[], issue: Issue): void {
       else if (!Number.isNaN(value)) issue([...base, 'params', name], `auto_tuning.strategies[${i}].${problem}`);
     }
   });
+}
+
+function ratioOr(v: unknown, dflt: number): number | null {
+  if (v === undefined || v === null) return dflt;
+  try {
+    return parseRatio(v);
+  } catch {
+    return null; // the schema check reports it
+  }
 }
 
 function durationOr(v: unknown, dflt: number): number | null {

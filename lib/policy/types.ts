@@ -35,6 +35,16 @@ export interface ServerPolicy {
   readonly admin_token_file: string | null;
   /** How long SIGTERM waits for in-flight requests before closing them (extension; default 30s). */
   readonly drain_timeout: number;
+  /** Synthetic requests through a private copy of the pipeline before the worker listens (extension). */
+  readonly jit_warmup: JitWarmupPolicy;
+}
+
+export interface JitWarmupPolicy {
+  readonly enabled: boolean;
+  /** At most this many requests... */
+  readonly requests: number;
+  /** ...and at most this long (ms). */
+  readonly max_time: number;
 }
 
 export interface UpstreamPoolPolicy {
@@ -243,8 +253,17 @@ export interface CompressionPolicy {
 }
 
 export interface MemoryPolicy {
+  /** Working set / cgroup limit at which L1 stops admitting and shrinks (lib/perf/overload.ts). */
   readonly gc_threshold: number;
   readonly large_body_threshold: number;
+  /** ...at which new connections are refused and idle keep-alive ones closed (extension). */
+  readonly connection_threshold: number;
+  /** Each step is left only this far below its threshold (extension). */
+  readonly recover_margin: number;
+  /** L1 shrinks no further than this share of cache.l1.size (extension). */
+  readonly l1_floor: number;
+  /** How often the figure is read, ms (extension). */
+  readonly check_interval: number;
 }
 
 export interface MetricsPolicy {

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline as streamPipeline, type Readable } from 'node:stream';
 import { RequestContext } from '../core/context';
 import type { Runtime } from '../core/component';
-import type { ForwardCallbacks, UpstreamFailure, UpstreamProxy } from '../stages/proxy';
+import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } from '../stages/upstream/types';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import type { Pipeline } from './pipeline';
 import { endUpstream, runRequestStages, runResponseStages, type RequestPhaseEnd } from './chain';
@@ -39,7 +39,7 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
 
   constructor(
     pipeline: Pipeline,
-    private readonly proxy: UpstreamProxy,
+    private readonly proxy: UpstreamLeg,
     private readonly rt: Runtime,
   ) {
     this.current = pipeline;
@@ -61,7 +61,11 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     const p = this.current;
     const ctx = new PipelineContext(req, res, performance.now(), p);
     if (p.tracing !== null) p.tracing.startRequest(ctx); // server span, sets ctx.traceId
-    res.on('close', () => requestFinished(p, ctx, this.sinks, this.accessLog)); // a response closes once
+    res.on('close', () => {
+      // the client left while the upstream was still at it: end that exchange, free its connection
+      if (ctx.exchange !== null) this.proxy.abort(ctx);
+      requestFinished(p, ctx, this.sinks, this.accessLog);
+    }); // a response closes once
     if (this.draining) res.shouldKeepAlive = false;
     if (p.policy.local_reply !== null) useLocalReply(res, p.policy, null); // the sidecar's own answers, in the upstream's shape
 
@@ -131,8 +135,14 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
   }
 
   /** ForwardCallbacks: the upstream answered. */
-  onResponse(ctx: RequestContext, up: IncomingMessage): void {
+  onResponse(ctx: RequestContext, up: UpstreamAnswer): void {
     this.respond((ctx as PipelineContext).pipeline, ctx, up);
+  }
+
+  /** ForwardCallbacks: after sendTo, the answer's body went to the client whole (ok) or broke off. */
+  onEnd(ctx: RequestContext, ok: boolean): void {
+    const p = (ctx as PipelineContext).pipeline;
+    if (p.endStages.length !== 0) endUpstream(p, ctx, ok);
   }
 
   /** ForwardCallbacks: no answer could be had (502/504, or stale-if-error). */
@@ -142,7 +152,7 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     upstreamFailed(p, ctx, kind, err, this.sinks);
   }
 
-  private respond(p: Pipeline, ctx: RequestContext, up: IncomingMessage): void {
+  private respond(p: Pipeline, ctx: RequestContext, up: UpstreamAnswer): void {
     const res = ctx.res;
     const head = responseHeadFrom(up, ctx);
     if (head.status >= 500) this.rt.metrics.errors.inc({ endpoint: ctx.endpoint, error_type: 'upstream_5xx' });
@@ -161,11 +171,9 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD') res.flushHeaders();
     ctx.responded = true;
     if (transforms === null) {
-      up.on('error', () => res.destroy());
-      if (p.endStages.length !== 0) up.on('end', () => endUpstream(p, ctx, true));
-      up.pipe(res);
+      up.sendTo(res);
     } else {
-      streamPipeline([up, ...transforms, res], (err) => {
+      streamPipeline([up.stream(), ...transforms, res], (err) => {
         endUpstream(p, ctx, !err);
         if (err && !res.destroyed) res.destroy();
       });

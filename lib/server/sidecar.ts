@@ -6,6 +6,7 @@
  *  - server.workers == 0: one process does both (the admin port and the proxy), for tests and tiny pods.
  * A cluster worker re-enters through the same command and lands in runWorkerProcess().
  */
+import type { OverloadReport } from '../perf/overload-protocol';
 import cluster from 'node:cluster';
 import { connect } from 'node:net';
 import { Registry, AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
@@ -53,6 +54,8 @@ interface PodState {
   startupPending: Set<string>;
   upstreamCheckedAt: number;
   upstreamOk: boolean;
+  /** Each worker's last overload step (memory pressure), by worker id; absent: normal. */
+  overload: Map<number, OverloadReport>;
 }
 
 async function runPrimary(policyFile: string): Promise<SidecarHandle> {
@@ -72,7 +75,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   log.info({ file: policyFile, version: loaded0.version }, summarize(loaded0));
 
   const state: PodState = {
-    loaded: loaded0, draining: false, listening: new Map(), startupPending: new Set(),
+    loaded: loaded0, draining: false, listening: new Map(), startupPending: new Set(), overload: new Map(),
     upstreamCheckedAt: 0, upstreamOk: false,
   };
   const pm = new PrimaryMetrics();
@@ -106,6 +109,12 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     state.listening.set(from, addr);
     return true;
   });
+  coordinator.handle('overload:state', (r: OverloadReport, from: number) => {
+    if (r.state === 'normal') state.overload.delete(from);
+    else state.overload.set(from, r);
+    return true;
+  });
+  if (!single) cluster.on('exit', (w) => state.overload.delete(w.id));
 
   let local: ProxyWorker | null = null;
   const admin = new AdminServer(log);
@@ -130,9 +139,11 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     if (state.listening.size < want) reasons.push(`workers listening ${state.listening.size}/${want}`);
     if (!(await upstreamReachable(state))) reasons.push('upstream unreachable');
     for (const s of state.startupPending) reasons.push(`waiting for ${s}`);
+    const overload = overloadDetail(state);
+    if (overload?.state === 'refuse_connections') reasons.push('memory overload: refusing new connections');
     return reasons.length === 0
-      ? { status: 200, body: { status: 'ready', version: state.loaded.version } }
-      : { status: 503, body: { status: 'not ready', reasons } };
+      ? { status: 200, body: { status: 'ready', version: state.loaded.version, ...(overload ? { overload } : {}) } }
+      : { status: 503, body: { status: 'not ready', reasons, ...(overload ? { overload } : {}) } };
   });
   const metricsRoute = async () => ({ status: 200, body: await metricsText(), contentType: Registry.PROMETHEUS_CONTENT_TYPE });
   admin.route('GET', '/metrics', metricsRoute);
@@ -230,6 +241,19 @@ export interface PrimaryContext {
 export const hooks: { onPrimaryReady?: (c: PrimaryContext) => void } = {};
 
 type WorkerMetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/** /readyz detail while the policy has a `memory` section: the worst step any worker is in, and each one's. */
+function overloadDetail(state: PodState): { state: OverloadReport['state']; workers: Record<string, OverloadReport> } | null {
+  if (state.loaded.policy.memory === null) return null;
+  const order: Array<OverloadReport['state']> = ['normal', 'shrink_cache', 'refuse_connections'];
+  let worst: OverloadReport['state'] = 'normal';
+  const workers: Record<string, OverloadReport> = {};
+  for (const [id, r] of state.overload) {
+    workers[String(id)] = { state: r.state, memoryRatio: Math.round(r.memoryRatio * 1000) / 1000 };
+    if (order.indexOf(r.state) > order.indexOf(worst)) worst = r.state;
+  }
+  return { state: worst, workers };
+}
 
 async function upstreamReachable(state: PodState): Promise<boolean> {
   const now = Date.now();

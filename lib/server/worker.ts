@@ -14,7 +14,9 @@ import { type Runtime } from '../core/component';
 import { createStageComponents, type StageComponents } from '../stages/chain';
 import { buildPipeline, type Pipeline } from './pipeline';
 import { RequestHandler } from './handler';
-import { UpstreamProxy } from '../stages/proxy';
+import { createUpstreamLeg, type UpstreamLeg } from '../stages/upstream';
+import { warmUpJit } from '../perf/jit-warmup';
+import { watchMemory } from '../perf/overload-worker';
 import { systemClock } from '../core/clock';
 import { listenOn } from './listen';
 
@@ -26,7 +28,7 @@ export interface ProxyWorker {
   readonly runtime: Runtime;
   readonly handler: RequestHandler;
   readonly components: StageComponents;
-  readonly proxy: UpstreamProxy;
+  readonly proxy: UpstreamLeg;
   /** Address actually bound (port 0 resolves here). */
   address(): { host: string; port: number };
   applyPolicy(next: LoadedPolicy): void;
@@ -52,7 +54,7 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
   redis.configure(loaded);
   const runtime: Runtime = { coordinator, log, metrics, redis: () => redis.get(), clock: systemClock, workerIndex: workerIndex() };
   const components = createStageComponents(runtime);
-  const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
+  const proxy = createUpstreamLeg(loaded.policy.upstream, metrics);
 
   const build = (next: LoadedPolicy, previous: LoadedPolicy | null): Pipeline => buildPipeline(next, previous, components.ordered);
   const handler = new RequestHandler(build(loaded, null), proxy, runtime);
@@ -92,7 +94,12 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     setTimeout(() => socket.destroy(), 1000).unref();
   });
 
+  // compile the request path before the first real request: the worker listens (and /readyz can turn 200)
+  // only after this
+  await warmUpJit(loaded, log);
+
   await listenOn(server, s.listen.host, s.listen.port, 'server.listen', 511);
+  const memory = watchMemory(server, components.cache, metrics, coordinator, log, loaded.policy);
 
   const worker: ProxyWorker = {
     server,
@@ -113,9 +120,11 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
       server.keepAliveTimeout = next.policy.server.keepalive_timeout;
       server.requestTimeout = next.policy.server.request_timeout;
       handler.swap(build(next, previous));
+      memory.configure(next.policy);
     },
     async shutdown() {
       handler.draining = true;
+      memory.close();
       const drainMs = policy.policy.server.drain_timeout;
       // Stop accepting, but do not use http.Server#close(): since Node 19 it also closes idle keep-alive
       // connections at once, which races with a client sending its next request on one (ECONNRESET).

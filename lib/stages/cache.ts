@@ -266,9 +266,14 @@ export class CacheComponent implements Component<CacheView> {
     this.rt.log.error({ err }, 'cache store failed');
   }
 
-  /** Change L1's byte budget (auto-tuning). */
+  /** Change L1's byte budget (auto-tuning, memory pressure). */
   resizeL1(bytes: number): void {
     this.tiers.l1?.resize(bytes);
+  }
+
+  /** Memory pressure: L1 stops (false) or resumes (true) storing new entries. */
+  admitL1(on: boolean): void {
+    if (this.tiers.l1 !== null) this.tiers.l1.admitting = on;
   }
 
   async close(): Promise<void> {

@@ -10,27 +10,22 @@
  *    reused socket before any response byte) for any method, since the upstream never saw that request;
  *  - upstream_connection_wait_seconds: time from dispatch until the request had a socket.
  */
-import { Agent, type IncomingMessage, type ClientRequest } from 'node:http';
+import { Agent, type IncomingMessage, type ClientRequest, type ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import { relayInterim } from '../server/interim';
 import type { UpstreamPolicy } from '../policy/types';
-import type { WorkerMetrics } from '../observe/metrics';
+import type { PoolFigures, WorkerMetrics } from '../observe/metrics';
+import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } from './upstream/types';
+import { RETRY_REASONS, retryVerdict } from './upstream/retry';
+import { isHopByHop } from '../server/hop-by-hop';
 import type { RequestContext } from '../core/context';
 import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing'; // tracing (issue 9)
 
-export type UpstreamFailure = 'error' | 'timeout';
+export type { ForwardCallbacks, UpstreamFailure } from './upstream/types';
+export { isRetryEligible } from './upstream/retry';
 
-export interface ForwardCallbacks {
-  /** The upstream answered; the pipeline writes it to the client. */
-  onResponse(ctx: RequestContext, upstreamRes: IncomingMessage): void;
-  /** No response could be had: 502 (error) or 504 (timeout). Never called after onResponse. */
-  onFailure(ctx: RequestContext, kind: UpstreamFailure, err: Error | null): void;
-}
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const STATE = Symbol('bridge-sidecar.forward');
 
 /** Per-request forwarding state, hung on the request so http-proxy's shared events find it without a map. */
@@ -56,11 +51,8 @@ interface ForwardState {
 
 type Target = { protocol: string; host: string; port: number };
 
-export function isRetryEligible(method: string, headers: IncomingMessage['headers']): boolean {
-  return IDEMPOTENT.has(method) || headers['x-idempotency-key'] !== undefined;
-}
-
-export class UpstreamProxy {
+export class UpstreamProxy implements UpstreamLeg {
+  readonly name = 'http-proxy' as const;
   readonly agent: Agent;
   private readonly proxy: httpProxy;
   private policy: UpstreamPolicy;
@@ -75,7 +67,7 @@ export class UpstreamProxy {
     this.policy = policy;
     this.target = targetOf(policy);
     // every retry reason this leg can count, at 0 from the start (see observe/label-values.ts)
-    for (const reason of ['stale_keepalive', ...[...RETRYABLE_CODES].map((c) => c.toLowerCase())]) metrics.upstreamRetries.inc({ reason }, 0);
+    for (const reason of RETRY_REASONS) metrics.upstreamRetries.inc({ reason }, 0);
     this.agent = makeAgent(policy);
     this.proxy = httpProxy.createProxyServer({
       agent: this.agent,
@@ -85,7 +77,7 @@ export class UpstreamProxy {
       changeOrigin: false,
       // http-proxy would otherwise add its own Connection header handling on responses; we write them ourselves
     });
-    this.proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.onSocket(proxyReq, req));
+    this.proxy.on('proxyReq', (proxyReq: ClientRequest, req: IncomingMessage) => this.onProxyReq(proxyReq, req));
     this.proxy.on('proxyRes', (proxyRes: IncomingMessage, req: IncomingMessage) => this.onProxyRes(proxyRes, req));
     // errors are delivered to the per-call callback; this keeps an unhandled one from crashing the process
     this.proxy.on('error', () => {});
@@ -124,6 +116,28 @@ export class UpstreamProxy {
       const extra = Math.min(list.length, busy + list.length - n);
       for (const socket of list.slice(0, Math.max(0, extra))) socket.destroy();
     }
+  }
+
+  /** The agent's pool now: sockets lent out, pooled idle ones, and requests waiting for a socket. */
+  poolFigures(): PoolFigures {
+    const count = (lists: NodeJS.ReadOnlyDict<unknown[]>): number => {
+      let n = 0;
+      for (const k in lists) n += lists[k]?.length ?? 0;
+      return n;
+    };
+    return { inUse: count(this.agent.sockets), idle: count(this.agent.freeSockets), waiting: count(this.agent.requests) };
+  }
+
+  /** http.Agent has no event for a new socket: wrap createConnection. */
+  onSocket(track: (s: Socket) => void): void {
+    type Create = (this: Agent, ...args: unknown[]) => Socket | undefined;
+    const a = this.agent as unknown as { createConnection: Create };
+    const original = a.createConnection;
+    a.createConnection = function (this: Agent, ...args: unknown[]) {
+      const s = original.apply(this, args);
+      if (s) track(s);
+      return s;
+    };
   }
 
   get upstream(): UpstreamPolicy {
@@ -185,7 +199,7 @@ export class UpstreamProxy {
     this.proxy.web(ctx.req, ctx.res, { buffer, target: st.target } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
   }
 
-  private onSocket(proxyReq: ClientRequest, req: IncomingMessage): void {
+  private onProxyReq(proxyReq: ClientRequest, req: IncomingMessage): void {
     const st = (req as unknown as Record<symbol, ForwardState | undefined>)[STATE];
     if (!st) return;
     if (st.done) {
@@ -217,9 +231,13 @@ export class UpstreamProxy {
     // the read timeout also bounds the body: a response that stalls mid-body is cut off
     const readTimeout = st.upstream.pool.read_timeout;
     proxyRes.setTimeout?.(readTimeout, () => proxyRes.destroy(new Error('upstream read timeout')));
-    st.span?.response(proxyRes); // tracing (issue 9)
+    const span = st.span;
+    if (span !== null) { // tracing (issue 9)
+      span.response(proxyRes.statusCode ?? 0);
+      proxyRes.once('close', () => span.end(proxyRes.complete));
+    }
     st.ctx.upstreamMs = performance.now() - st.dispatchedAt;
-    st.cb.onResponse(st.ctx, proxyRes);
+    st.cb.onResponse(st.ctx, new IncomingAnswer(proxyRes, st));
   }
 
   private timeout(st: ForwardState, which: 'connect' | 'read'): void {
@@ -248,16 +266,13 @@ export class UpstreamProxy {
     const reused = st.proxyReq?.reusedSocket === true;
     const replayable = st.body !== null || st.stream === null;
     const code = err.code ?? (err.message === 'socket hang up' ? 'ECONNRESET' : '');
-    const raceOnReuse = reused && (code === 'ECONNRESET' || code === 'EPIPE');
-    const safe = raceOnReuse || isRetryEligible(ctx.method, ctx.req.headers);
-    if (replayable && safe && RETRYABLE_CODES.has(code) && st.attempt < st.upstream.pool.retries) {
+    const v = retryVerdict(ctx.method, ctx.req.headers, code, reused, replayable, st.attempt, st.upstream.pool.retries);
+    if (v.reason !== null) {
       st.attempt++;
       ctx.retries = st.attempt;
-      this.metrics.upstreamRetries.inc({ reason: raceOnReuse ? 'stale_keepalive' : code.toLowerCase() });
-      // a stale pooled socket is retried at once; other failures back off (25, 50, 100 ms ... with jitter)
-      const delay = raceOnReuse && st.attempt === 1 ? 0 : Math.round(25 * 2 ** (st.attempt - 1) * (0.5 + Math.random()));
-      if (delay === 0) this.dispatch(st);
-      else setTimeout(() => this.dispatch(st), delay);
+      this.metrics.upstreamRetries.inc({ reason: v.reason });
+      if (v.delayMs === 0) this.dispatch(st);
+      else setTimeout(() => this.dispatch(st), v.delayMs);
       return;
     }
     this.fail(st, 'error', err);
@@ -281,6 +296,46 @@ export class UpstreamProxy {
     this.agent.destroy();
     this.proxy.close();
   }
+}
+
+/** node's IncomingMessage as an UpstreamAnswer: the head copied without hop-by-hop fields, the body piped. */
+class IncomingAnswer implements UpstreamAnswer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[]> = {};
+  constructor(private readonly msg: IncomingMessage, private readonly st: ForwardState) {
+    this.statusCode = msg.statusCode ?? 502;
+    const src = msg.headers;
+    const connection = src.connection;
+    for (const name in src) {
+      const v = src[name];
+      if (v === undefined || isHopByHop(name, connection)) continue;
+      this.headers[name] = v;
+    }
+    // node keeps only the first of several Expires lines; the cache must see them all (several = expired)
+    if (this.headers.expires !== undefined) this.headers.expires = fieldLines(msg.rawHeaders, 'expires');
+  }
+
+  sendTo(res: ServerResponse): void {
+    const { msg, st } = this;
+    msg.on('error', () => res.destroy());
+    msg.on('end', () => st.cb.onEnd(st.ctx, true));
+    msg.pipe(res);
+  }
+
+  stream(): Readable {
+    return this.msg;
+  }
+
+  destroy(): void {
+    this.msg.destroy();
+  }
+}
+
+/** Every line of one field, from node's raw header list (names in any case). */
+function fieldLines(raw: readonly string[], name: string): string | string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === name.length && raw[i].toLowerCase() === name) out.push(raw[i + 1]);
+  return out.length === 1 ? out[0] : out;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Test rig for the cache: a real upstream (node:http, programmable, counting requests) and a real sidecar
  * request path built from a policy YAML by the same builder a worker uses (lib/stages/chain.ts's stages,
- * lib/server/pipeline.ts's snapshot, lib/server/handler.ts's RequestHandler, UpstreamProxy), with the pod's
+ * lib/server/pipeline.ts's snapshot, lib/server/handler.ts's RequestHandler, the upstream leg), with the pod's
  * services as in the single process. Nothing is mocked.
  */
 import http, { type IncomingMessage, type Server } from 'node:http';
@@ -15,7 +15,7 @@ import { buildPipeline } from '../../lib/server/pipeline';
 import { RequestHandler } from '../../lib/server/handler';
 import { registerPrimaryServices } from '../../lib/server/primary/services';
 import { createStageComponents } from '../../lib/stages/chain';
-import { UpstreamProxy } from '../../lib/stages/proxy';
+import { createUpstreamLeg } from '../../lib/stages/upstream';
 import { SingleCoordinator } from '../../lib/server/ipc';
 import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger } from '../../lib/observe/logger';
@@ -114,7 +114,7 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
   const components = createStageComponents(rt, { cache: { fsync: opts.fsync ?? false } });
   const cache = components.cache;
   const pipeline = buildPipeline(loaded, null, components.ordered);
-  const proxy = new UpstreamProxy(loaded.policy.upstream, metrics);
+  const proxy = createUpstreamLeg(loaded.policy.upstream, metrics);
   const handler = new RequestHandler(pipeline, proxy, rt);
   const server = http.createServer(handler.handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -128,7 +128,7 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
       await Promise.all(services.map((s) => s.close()));
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      proxy.agent.destroy();
+      proxy.close();
       await redis?.close();
     },
   };

@@ -23,6 +23,7 @@ test('only upstream: server, upstream and metrics get the contract defaults, eve
     metrics_listen: null,
     admin_token_file: null,
     drain_timeout: 30_000,
+    jit_warmup: { enabled: true, requests: 3000, max_time: 1000 },
   });
   assert.deepEqual(p.upstream, {
     url: 'http://127.0.0.1:9101',
@@ -103,7 +104,9 @@ auto_tuning: {}
   });
   assert.deepEqual(p.compression, { enabled: true, algorithm: ['gzip'], level: 6, threshold: 1024, types: [...DEFAULT_COMPRESSIBLE_TYPES] });
   assert.deepEqual(DEFAULT_COMPRESSIBLE_TYPES, ['application/json', 'application/*+json', 'text/*', 'application/javascript', 'application/xml', 'application/*+xml', 'image/svg+xml']);
-  assert.deepEqual(p.memory, { gc_threshold: 0.8, large_body_threshold: 10 * MB });
+  assert.deepEqual(p.memory, {
+    gc_threshold: 0.8, large_body_threshold: 10 * MB, connection_threshold: 0.9, recover_margin: 0.05, l1_floor: 0.1, check_interval: 1000,
+  });
   assert.deepEqual(p.tracing, { enabled: false, endpoint: 'http://127.0.0.1:4318', sampling_rate: 0.01, service_name: 'bridge-sidecar' });
   assert.deepEqual(p.profiling, {
     enabled: false, cpu: { interval: 60_000, duration: 30_000 }, heap: { interval: 300_000, threshold: 100 * MB },

@@ -2,11 +2,11 @@
  * Header rewriting on the way up (what the upstream is told about the client) and on the way back (the
  * response head the stages then see).
  */
-import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from '../../core/context';
 import type { ResponseHead } from '../../core/stage';
 import type { Policy } from '../../policy/types';
-import { isHopByHop, stripRequestHopByHop } from '../hop-by-hop';
+import { stripRequestHopByHop } from '../hop-by-hop';
+import type { UpstreamAnswer } from '../../stages/upstream/types';
 import { VIA } from '../problem';
 
 /** Rewrite the client's request head in place for the upstream. Call after the body's framing was decided. */
@@ -35,27 +35,14 @@ export function rewriteRequestHeaders(policy: Policy, ctx: RequestContext): void
   req.headers.via = via ? `${via}, ${VIA}` : VIA;
 }
 
-/** The head the client will get: the upstream's without hop-by-hop fields, plus Via and the stages' headers. */
-export function responseHeadFrom(up: IncomingMessage, ctx: RequestContext): ResponseHead {
-  const headers: Record<string, string | string[]> = {};
-  const src = up.headers;
-  const connection = src.connection;
-  for (const name in src) {
-    const v = src[name];
-    if (v === undefined || isHopByHop(name, connection)) continue;
-    headers[name] = v;
-  }
-  // node keeps only the first of several Expires lines; the cache must see them all (several = expired)
-  if (headers.expires !== undefined) headers.expires = fieldLines(up.rawHeaders, 'expires');
+/**
+ * The head the client will get: the upstream's (the leg built it once, without hop-by-hop fields and with every
+ * Expires line; it is edited in place, not copied), plus Via and the stages' headers.
+ */
+export function responseHeadFrom(up: UpstreamAnswer, ctx: RequestContext): ResponseHead {
+  const headers = up.headers;
   const prevVia = headers.via;
   headers.via = prevVia ? `${prevVia}, ${VIA}` : VIA;
   if (ctx.extraHeaders) for (const [k, v] of ctx.extraHeaders) headers[k] = v;
-  return { status: up.statusCode ?? 502, headers };
-}
-
-/** Every line of one field, from node's raw header list (names in any case). */
-function fieldLines(raw: readonly string[], name: string): string | string[] {
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === name.length && raw[i].toLowerCase() === name) out.push(raw[i + 1]);
-  return out.length === 1 ? out[0] : out;
+  return { status: up.statusCode, headers };
 }

@@ -1,0 +1,133 @@
+/**
+ * JIT warm-up before readiness: a fresh process runs its request path in V8's interpreter until the hot
+ * functions are compiled, so the first real requests after /readyz were slow (p99 tens of ms, warm ~4 ms).
+ * Before a worker listens (and so before /readyz can turn 200), it sends a copy of its own pipeline a few
+ * thousand synthetic requests (./synthetic-requests.ts) over loopback, against a stub upstream in the same
+ * process. The copy is built for this alone, from the same classes: its own components, metrics registry,
+ * silent logger, coordinator and L1 (no L2/L3, no Redis, no tracing), so no real metric, cache entry, limit
+ * or log line is touched. Bounded by `server.jit_warmup.requests` and `.max_time`.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Pool } from 'undici';
+import type { LoadedPolicy, Policy } from '../policy/types';
+import { SingleCoordinator } from '../server/ipc';
+import { WorkerMetrics } from '../observe/metrics';
+import { silentLogger, type Logger } from '../observe/logger';
+import type { Runtime } from '../core/component';
+import { systemClock } from '../core/clock';
+import { registerPrimaryServices } from '../server/primary/services';
+import { createStageComponents } from '../stages/chain';
+import { buildPipeline } from '../server/pipeline';
+import { RequestHandler } from '../server/handler';
+import { createUpstreamLeg } from '../stages/upstream';
+import { syntheticRequests } from './synthetic-requests';
+
+/** Requests in flight at once: enough to exercise the concurrent paths, few enough to stay cheap. */
+const CONCURRENCY = 16;
+
+export interface WarmupOutcome {
+  requests: number;
+  errors: number;
+  ms: number;
+}
+
+/** A stub upstream: answers everything at once with a small cacheable JSON body (what the routes expect). */
+async function startStub(): Promise<{ server: Server; port: number }> {
+  const body = Buffer.from(JSON.stringify({ success: true, output: { warmup: true, text: 'x'.repeat(900) } }));
+  const server = createServer({ keepAliveTimeout: 10_000 }, (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length), 'cache-control': 'public, max-age=60' });
+      res.end(body);
+    });
+  });
+  return { server, port: await listenLocal(server) };
+}
+
+function listenLocal(server: Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** The policy with the upstream moved to the stub and everything that reaches outside the process taken out. */
+function warmupPolicy(p: Policy, stubPort: number): Policy {
+  return {
+    ...p,
+    server: { ...p.server, workers: 0, log_level: 'fatal' },
+    upstream: { ...p.upstream, url: `http://127.0.0.1:${stubPort}`, protocol: 'http:', host: '127.0.0.1', port: stubPort },
+    redis: null,
+    cache: p.cache === null ? null : { ...p.cache, l2: null, l3: null, warmup: null, invalidation: null },
+    tracing: null,
+    profiling: null,
+    auto_tuning: null,
+  };
+}
+
+export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<WarmupOutcome | null> {
+  const s = loaded.policy.server.jit_warmup;
+  if (!s.enabled || s.requests <= 0) return null;
+  const t0 = performance.now();
+  const deadline = t0 + s.max_time;
+  const stub = await startStub();
+  const policy = warmupPolicy(loaded.policy, stub.port);
+  const copy: LoadedPolicy = { ...loaded, policy };
+  const rt: Runtime = {
+    coordinator: new SingleCoordinator(), log: silentLogger,
+    metrics: new WorkerMetrics(policy.metrics.buckets, { defaultMetrics: false }), redis: () => null,
+    clock: systemClock, workerIndex: null,
+  };
+  const services = registerPrimaryServices(rt.coordinator, silentLogger);
+  const components = createStageComponents(rt);
+  const leg = createUpstreamLeg(policy.upstream, rt.metrics);
+  const server = createServer({ keepAliveTimeout: 10_000, noDelay: true });
+  let client: Pool | null = null;
+  let sent = 0, errors = 0, stopped = false;
+  try {
+    for (const svc of services) svc.configure(copy);
+    const handler = new RequestHandler(buildPipeline(copy, null, components.ordered), leg, rt);
+    server.on('request', handler.handle);
+    const port = await listenLocal(server);
+    client = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY, pipelining: 1 });
+    const pool = client;
+    const reqs = syntheticRequests(policy);
+    // the bound is hard: requests still in flight at the deadline are dropped, not waited for
+    let hardStop: NodeJS.Timeout | null = null;
+    const bounded = new Promise<void>((resolve) => { hardStop = setTimeout(resolve, Math.max(0, deadline - performance.now()) + 50); });
+    const loop = new Promise<void>((resolve) => {
+      let inFlight = 0;
+      const next = (): void => {
+        if (sent >= s.requests || performance.now() >= deadline) {
+          if (inFlight === 0) resolve();
+          return;
+        }
+        const r = reqs[sent++ % reqs.length]!;
+        inFlight++;
+        const failed = () => { if (!stopped) errors++; };
+        pool.request({ method: r.method as 'GET', path: r.path, headers: r.headers, body: r.body })
+          .then((res) => res.body.dump(), failed)
+          .then(() => { inFlight--; next(); }, () => { failed(); inFlight--; next(); });
+      };
+      for (let i = 0; i < CONCURRENCY; i++) next();
+    });
+    await Promise.race([loop, bounded]);
+    stopped = true;
+    if (hardStop !== null) clearTimeout(hardStop);
+  } catch (err) {
+    // the warm-up is an optimisation: if it breaks, the worker starts cold rather than not at all
+    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'jit warm-up failed; starting cold');
+  } finally {
+    await client?.destroy().catch(() => undefined);
+    server.closeAllConnections();
+    server.close();
+    leg.close();
+    await Promise.allSettled([...components.ordered.map((c) => c.close()), ...services.map((x) => x.close())]);
+    stub.server.closeAllConnections();
+    stub.server.close();
+  }
+  const outcome = { requests: sent, errors, ms: Math.round(performance.now() - t0) };
+  log.info({ jit_warmup: outcome }, 'jit warm-up done');
+  return outcome;
+}

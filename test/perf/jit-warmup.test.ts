@@ -1,0 +1,74 @@
+/**
+ * JIT warm-up before readiness: each worker runs synthetic requests through a private copy of its pipeline
+ * before it listens. What a user checks: it happens before the sidecar takes traffic, it is bounded, and it
+ * leaves no trace in what they see (the upstream's traffic, metrics, the cache, rate limits, the access log).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDraftService } from '../../examples/draft-service';
+import { basicPolicy, startSidecar } from '../helpers/sidecar';
+
+const ROUTES = `
+rate_limiting:
+  global: { requests_per_second: 1, burst_size: 5 }
+routes:
+  - name: query_script
+    match: { method: POST, path: /query_script, body: { force_update: false } }
+    params: { draft_id: body.draft_id }
+    cache: { key: "draft:{draft_id}:script", ttl: 5m, store_if: { "response.success": true } }
+  - name: fonts
+    match: { method: GET, path: /get_font_types }
+    cache: { key: "fonts", ttl: 5m }
+cache:
+  l1: { size: 8MB }
+`;
+
+async function metricSum(adminUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(adminUrl + '/metrics')).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.split(' ').pop());
+  return sum;
+}
+
+for (const workers of [1, 0]) {
+  test(`before taking traffic each worker warms its pipeline up, bounded, leaving nothing behind (workers: ${workers})`, { timeout: 90_000 }, async (t) => {
+    const up = await startDraftService({ port: 0, host: '127.0.0.1', seedDrafts: 5 });
+    t.after(() => up.close());
+    const policy = basicPolicy(up.port, ROUTES, { workers }).replace('server:\n', 'server:\n  jit_warmup: { requests: 2000, max_time: 1500ms }\n');
+    const sc = await startSidecar(policy, { timeoutMs: 60_000 });
+    t.after(() => sc.stop());
+
+    const warm = sc.logs.filter((l) => l.msg === 'jit warm-up done');
+    assert.equal(warm.length, Math.max(1, workers), 'one warm-up per worker');
+    const listeningAt = sc.logs.findIndex((l) => l.msg === 'listening');
+    for (const w of warm) {
+      const o = w.jit_warmup as { requests: number; errors: number; ms: number };
+      assert.ok(sc.logs.indexOf(w) < listeningAt, 'warm-up finishes before the sidecar listens');
+      // how many fit in max_time depends on the machine (a few thousand when quiet, dozens on a saturated one)
+      assert.ok(o.requests > 0 && o.requests <= 2000, `requests ${o.requests}`);
+      assert.ok(o.errors <= o.requests, `errors ${o.errors}`);
+      // max_time bounds it hard (setup and teardown on a busy machine come on top)
+      assert.ok(o.ms < 1500 + 2000, `warm-up took ${o.ms} ms`);
+    }
+    assert.equal(up.stats().requests, 0, 'the real upstream saw no warm-up request');
+    assert.equal(await metricSum(sc.adminUrl, 'bridge_sidecar_http_requests_total'), 0);
+    assert.equal(await metricSum(sc.adminUrl, 'bridge_sidecar_cache_size_bytes{layer="l1"}'), 0);
+    assert.equal(sc.logs.filter((l) => l.msg === 'access').length, 0, 'no access log lines');
+
+    // the real cache starts empty and the real limiter full: a burst of 5 passes (4 GETs, 1 POST), the read is a miss
+    const statuses = await Promise.all(Array.from({ length: 4 }, () => fetch(sc.url + '/get_font_types').then((r) => r.status)));
+    assert.deepEqual(statuses, [200, 200, 200, 200]);
+    const q = await fetch(sc.url + '/query_script', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"draft_id":"dft_000001","force_update":false}' });
+    assert.equal(q.status, 200);
+    assert.match(String(q.headers.get('cache-status')), /fwd=miss/);
+  });
+}
+
+test('jit_warmup.enabled: false starts without it', { timeout: 60_000 }, async (t) => {
+  const up = await startDraftService({ port: 0, host: '127.0.0.1' });
+  t.after(() => up.close());
+  const sc = await startSidecar(basicPolicy(up.port).replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n'));
+  t.after(() => sc.stop());
+  assert.equal(sc.logs.filter((l) => l.msg === 'jit warm-up done').length, 0);
+  assert.equal((await fetch(sc.url + '/get_font_types')).status, 200);
+});
