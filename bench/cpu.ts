@@ -117,7 +117,7 @@ async function profileCase(dir: string, label: string, leg: string, path: PathNa
     if (files.length === 0) { log(`no profile written for ${leg} / ${path}`); return; }
     const biggest = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
     const tree = loadProfile(biggest);
-    const name = `${label}-${path.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`;
+    const name = `${label}-${leg}-${path.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`;
     const title = `bridge-sidecar worker, ${path}, leg ${leg} (${label}), wrk -t2 -c50 -d5s`;
     writeFileSync(join(dir, `${name}.md`), `# ${title}\n\nTop self time (of ${tree.total} samples):\n\n${topSelf(tree)}\n`);
     writeFileSync(join(dir, `${name}.folded`), folded(tree));
