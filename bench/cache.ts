@@ -14,7 +14,7 @@
  * Prints Markdown and rewrites the section "Cache (issue 5)" of bench/RESULTS.md.
  *
  *   node dist/bench/cache.js [--quick] [--runs 3] [--mix-runs 3] [--only mix|hits] [--mix-no-l3] [--duration 10s]
- *                            [--rate 1000] [--rate-duration 20s] [--no-write]
+ *                            [--rate 1000] [--rate-duration 20s] [--no-write] [--workers 1,2]
  *
  * Needs nginx, wrk, redis-server and varnishd (Debian: apt-get install -y nginx wrk redis-server varnish);
  * a missing one is reported and its rows skipped. Every process it starts is stopped before it exits.
@@ -40,11 +40,11 @@ import { updateSection } from './results';
 const SECTION = 'Cache (issue 5)';
 const VARNISHD = process.env.VARNISHD ?? '/usr/sbin/varnishd';
 
-interface Settings { duration: string; warmup: string; rate: number; rateDurationMs: number; mixWarmupMs: number; mixRuns: number; write: boolean; quick: boolean; runs: number; only: 'mix' | 'hits' | null; mixL3: boolean }
+interface Settings { duration: string; warmup: string; rate: number; rateDurationMs: number; mixWarmupMs: number; mixRuns: number; write: boolean; quick: boolean; runs: number; only: 'mix' | 'hits' | null; mixL3: boolean; workers: number[] }
 
 function settings(): Settings {
   const { values } = parseArgs({ options: {
-    quick: { type: 'boolean' }, duration: { type: 'string' }, runs: { type: 'string' }, 'mix-runs': { type: 'string' }, only: { type: 'string' }, 'mix-no-l3': { type: 'boolean' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, 'no-write': { type: 'boolean' },
+    quick: { type: 'boolean' }, duration: { type: 'string' }, runs: { type: 'string' }, 'mix-runs': { type: 'string' }, only: { type: 'string' }, 'mix-no-l3': { type: 'boolean' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, 'no-write': { type: 'boolean' }, workers: { type: 'string' },
   } });
   const quick = values.quick === true;
   return {
@@ -59,6 +59,7 @@ function settings(): Settings {
     mixRuns: Math.max(1, Number(values['mix-runs'] ?? (quick ? 1 : 3))),
     only: values.only === undefined ? null : values.only === 'mix' || values.only === 'hits' ? values.only : usage(`--only takes "mix" or "hits", not ${values.only}`),
     mixL3: values['mix-no-l3'] !== true,
+    workers: (values.workers ?? '1').split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1),
   };
 }
 
@@ -247,9 +248,9 @@ async function mixTarget(s: Settings, target: string, setup: (svc: { url: string
   return { target, runs: runs.map((x) => x.r), median: mid.r, upstream: mid.up };
 }
 
-function mixPolicy(serviceUrl: string, l3Dir: string | null) {
+function mixPolicy(serviceUrl: string, l3Dir: string | null, workers = 1) {
   return (p: { port: number; adminPort: number }) => `version: 1
-server: { listen: "127.0.0.1:${p.port}", admin_listen: "127.0.0.1:${p.adminPort}", workers: 1, log_level: warn }
+server: { listen: "127.0.0.1:${p.port}", admin_listen: "127.0.0.1:${p.adminPort}", workers: ${workers}, log_level: warn }
 upstream: { url: "${serviceUrl}" }
 routes:
 ${QUERY_SCRIPT_ROUTE}
@@ -351,12 +352,22 @@ async function main(): Promise<void> {
           return { url: ng.url, up: () => serviceRequests(svc.url), stop: () => ng.stop() };
         }));
       }
-      const mixLabel = `bridge-sidecar (1 worker, ${s.mixL3 ? 'L1 + L3' : 'L1'})`;
-      mixRows.push(await mixTarget(s, mixLabel, async (svc) => {
-        const mixDir = mkdtempSync(join(tmpdir(), 'bench-mix-l3-'));
-        const sc = await startSidecar(mixPolicy(svc.url, s.mixL3 ? mixDir : null));
-        return { url: sc.url, up: () => serviceRequests(svc.url), stop: async () => { await sc.stop(); rmSync(mixDir, { recursive: true, force: true }); } };
-      }));
+      for (const workers of s.workers) {
+        const mixLabel = `bridge-sidecar (${workers} worker${workers === 1 ? '' : 's'}, ${s.mixL3 ? 'L1 + L3' : 'L1'})`;
+        mixRows.push(await mixTarget(s, mixLabel, async (svc) => {
+          const mixDir = mkdtempSync(join(tmpdir(), 'bench-mix-l3-'));
+          const sc = await startSidecar(mixPolicy(svc.url, s.mixL3 ? mixDir : null, workers));
+          return { url: sc.url, up: () => serviceRequests(svc.url), stop: async () => {
+            // the pod's L1 (summed over its workers by /metrics), for the one-cache-per-pod comparison
+            await new Promise((r) => setTimeout(r, 5500)); // the gauge is sampled every 5 s
+            const m = await fetch(sc.adminUrl + '/metrics').then((r) => r.text()).catch(() => '');
+            const l1 = /bridge_sidecar_cache_size_bytes\{layer="l1"\} (\d+)/.exec(m)?.[1];
+            log(`${mixLabel}: pod L1 ${l1 === undefined ? 'unknown' : (Number(l1) / 1024 / 1024).toFixed(1) + ' MiB'}`);
+            await sc.stop();
+            rmSync(mixDir, { recursive: true, force: true });
+          } };
+        }));
+      }
     }
 
     // report
