@@ -64,6 +64,40 @@ async function startBrowser(adminUrl: string): Promise<{ stop(): Promise<number[
   return { async stop() { await ctx.close(); return times; } };
 }
 
+/** CPU seconds used so far by `pid` and its children (the sidecar's primary and workers), from /proc. */
+function treeCpuSeconds(pid: number): number {
+  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
+  const stat = (p: string): string[] | null => {
+    try {
+      const t = readFileSync(`/proc/${p}/stat`, 'utf8');
+      return t.slice(t.lastIndexOf(')') + 2).split(' ');
+    } catch {
+      return null;
+    }
+  };
+  let ticks = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const f = stat(p);
+    // fields after the command: [0] state, [1] ppid, ... [11] utime, [12] stime (clock ticks, 100/s on Linux)
+    if (f !== null && (Number(p) === pid || Number(f[1]) === pid)) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / 100;
+}
+
+/** CPU the idle sidecar spends over `ms` with the page closed, then open: the page's own cost, load-independent. */
+async function idleCpuCost(sc: SidecarProcess, adminUrl: string, ms: number): Promise<{ closed: number; open: number; readings: number }> {
+  const pid = sc.proc.child.pid!;
+  const c0 = treeCpuSeconds(pid);
+  await new Promise((r) => setTimeout(r, ms));
+  const c1 = treeCpuSeconds(pid);
+  const viewer = startPoller(adminUrl);
+  await new Promise((r) => setTimeout(r, ms));
+  const readings = (await viewer.stop()).length;
+  const c2 = treeCpuSeconds(pid);
+  return { closed: c1 - c0, open: c2 - c1, readings };
+}
+
 function policy(upstream: string) {
   return (p: { port: number; adminPort: number }) => `version: 1
 server: { listen: "127.0.0.1:${p.port}", admin_listen: "127.0.0.1:${p.adminPort}", workers: 2, log_level: warn }
@@ -100,6 +134,7 @@ async function main(): Promise<void> {
   let sc: SidecarProcess | null = null;
   const results: Record<string, WrkResult[]> = {};
   const pollTimes: number[] = [];
+  let idle: { closed: number; open: number; readings: number } | null = null;
   try {
     svc = await startDraftServiceProcess();
     sc = await startSidecar(policy(svc.url), { timeoutMs: 60_000 });
@@ -117,6 +152,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    idle = await idleCpuCost(sc, sc.adminUrl, 20_000);
   } finally {
     await sc?.stop();
     await svc?.stop();
@@ -139,6 +175,9 @@ async function main(): Promise<void> {
   }
   const sorted = [...pollTimes].sort((a, b) => a - b);
   if (sorted.length > 0) lines.push('', `\`GET /stats\` under that load: ${sorted.length} readings, median ${fmt(sorted[Math.floor(sorted.length / 2)]!, 1)} ms, max ${fmt(sorted[sorted.length - 1]!, 1)} ms.`);
+  if (idle !== null) {
+    lines.push('', `CPU of the idle sidecar (primary + 2 workers, utime + stime from /proc, which the machine's load does not inflate) over 20 s: ${fmt(idle.closed, 2)} s with the page closed, ${fmt(idle.open, 2)} s with it open (${idle.readings} readings): ${fmt(((idle.open - idle.closed) / Math.max(1, idle.readings)) * 1000, 1)} ms of CPU per reading, ${fmt(((idle.open - idle.closed) / 20) * 100, 2)} % of one core at one reading a second.`);
+  }
   const md = lines.join('\n');
   process.stdout.write(md + '\n');
   if (!values['no-write']) updateSection(SECTION, md);
