@@ -2,8 +2,7 @@
  * The three tiers behind one interface: lookup L1 -> L2 -> L3 (a lower hit fills the upper tiers), store to L1
  * at once and to L2/L3 through the background writer, purge by glob in every tier.
  */
-import { startChildSpan, traceRedis } from '../observe/tracing';
-import type { RequestContext } from '../core/context';
+import { startChildSpan, traceRedis, type Traceable } from '../observe/tracing';
 import type { Gauge } from 'prom-client';
 import type { CounterCell, FastCounter } from '../observe/fast-metrics';
 import type { Built } from './admission';
@@ -74,9 +73,9 @@ export class Tiers {
 
   /**
    * L1 only, synchronously (the hot path). Counts the L1 result. With a traced request (`ctx`), each tier looked
-   * up is a child span of the request (issue 9); untraced, that costs one null check.
+   * up is a child span of the request; untraced, that costs one null check.
    */
-  getL1(key: string, ctx?: RequestContext): Found | null {
+  getL1(key: string, ctx?: Traceable): Found | null {
     if (this.l1 === null) return null;
     const e = this.l1.get(key);
     if (ctx !== undefined && ctx.traceId !== null) startChildSpan(ctx, 'cache.lookup l1', { 'cache.layer': 'l1' }).end(null, { 'cache.result': e === undefined ? 'miss' : 'hit' });
@@ -90,7 +89,7 @@ export class Tiers {
   }
 
   /** L2 then L3 (after an L1 miss). A hit fills the tiers above it. */
-  async getLower(key: string, ctx?: RequestContext): Promise<Found | null> {
+  async getLower(key: string, ctx?: Traceable): Promise<Found | null> {
     const traced = ctx !== undefined && ctx.traceId !== null;
     // what we read may be removed by an invalidation while the read is on its way: then it is still served to
     // this request, but not copied into the tiers above

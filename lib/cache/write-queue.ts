@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../observe/logger';
 import type { Registry } from 'prom-client';
-import { WriteBehind } from '../stages/queue/write-behind';
+import { WriteBehind } from './write-behind';
 
 export type Job = () => Promise<unknown>;
 

@@ -76,7 +76,13 @@ interface RequestTrace {
 }
 
 const TRACE = Symbol('bridge-sidecar.trace');
-type Traced = RequestContext & { [TRACE]?: RequestTrace };
+/** Anything a request's trace hangs on (the request's context): storage code takes this, not a request. */
+export interface Traceable {
+  /** The W3C trace id when the request is traced, else null (then tracing costs one null check). */
+  readonly traceId: string | null;
+}
+
+type Traced = Traceable & { [TRACE]?: RequestTrace };
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 /** How long a replaced provider keeps exporting spans of requests that were in flight during a reload. */
@@ -245,7 +251,7 @@ function markError(span: Span, error: unknown): void {
  * A child span of the request's span, e.g. `startChildSpan(ctx, 'cache.lookup l2', {'cache.layer': 'l2'})`,
  * then `.end()` or `.end(err)`. Returns a shared no-op when tracing is off or the request is not traced.
  */
-export function startChildSpan(ctx: RequestContext, name: string, attributes?: Attributes, kind: SpanKind = SpanKind.INTERNAL): ChildSpan {
+export function startChildSpan(ctx: Traceable, name: string, attributes?: Attributes, kind: SpanKind = SpanKind.INTERNAL): ChildSpan {
   if (ctx.traceId === null) return NOOP_SPAN;
   const rt = (ctx as Traced)[TRACE];
   if (rt === undefined || rt.context === null) return NOOP_SPAN;
@@ -256,7 +262,7 @@ export function startChildSpan(ctx: RequestContext, name: string, attributes?: A
  * A CLIENT span around a Redis call on a request's path: `traceRedis(ctx, 'GET', conn.withTimeout(...))`.
  * Returns `call` itself, so the caller's promise and error handling are unchanged.
  */
-export function traceRedis<T>(ctx: RequestContext, operation: string, call: Promise<T>): Promise<T> {
+export function traceRedis<T>(ctx: Traceable, operation: string, call: Promise<T>): Promise<T> {
   if (ctx.traceId === null) return call;
   const span = startChildSpan(ctx, `redis ${operation}`, { 'db.system.name': 'redis', 'db.operation.name': operation }, SpanKind.CLIENT);
   call.then(() => span.end(), (err: unknown) => span.end(err ?? 'error'));

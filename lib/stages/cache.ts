@@ -29,7 +29,7 @@ import { L2Cache } from '../cache/l2';
 import { L3Cache, type LargeWriter } from '../cache/l3';
 import { Tiers, type Found } from '../cache/tiers';
 import { CacheWriteQueue, type BackgroundWriter } from '../cache/write-queue';
-import { writeBehindOptions } from './queue/write-behind';
+import { writeBehindOptions } from '../cache/write-behind';
 import { FillRegistry, type Fill } from '../cache/coalesce';
 import { varyKey } from '../cache/keys';
 import { compileCacheRoute, planLookup, type CacheRouteView } from './cache-plan';

@@ -16,12 +16,13 @@ import { RateLimitComponent } from './ratelimit';
 import { CacheComponent, type CacheComponentOptions } from './cache';
 import { CompressionComponent } from './compress';
 import { QueueComponent } from './queue';
-import { InvalidationComponent } from '../cache/invalidation';
+import { InvalidationComponent } from './events/component';
 import { WarmupWorker } from '../cache/warmup';
+import { WarmupCountsComponent } from './warmup-counts';
 
 export interface StageComponents {
   readonly rateLimit: RateLimitComponent;
-  readonly warmup: WarmupWorker;
+  readonly warmup: WarmupCountsComponent;
   readonly cache: CacheComponent;
   readonly compression: CompressionComponent;
   readonly events: InvalidationComponent;
@@ -38,9 +39,9 @@ export function createStageComponents(rt: Runtime, opts: StageOptions = {}): Sta
   const rateLimit = new RateLimitComponent(rt);
   const cache = new CacheComponent(rt, opts.cache);
   const queue = new QueueComponent(rt);
-  const warmup = new WarmupWorker(rt, cache, queue);
+  const warmup = new WarmupCountsComponent(new WarmupWorker(rt, cache.tiers, (priority) => queue.scheduler.acquire(priority, null)));
   const compression = new CompressionComponent(rt);
-  const events = new InvalidationComponent(rt, cache);
+  const events = new InvalidationComponent(rt, cache.tiers);
   const ordered = [rateLimit, warmup, cache, rateLimit.upstream, compression, events, queue];
   return { rateLimit, warmup, cache, compression, events, queue, ordered };
 }

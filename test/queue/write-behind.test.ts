@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WriteBehind } from '../../lib/stages/queue/write-behind';
+import { WriteBehind } from '../../lib/cache/write-behind';
 import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger } from '../../lib/observe/logger';
 import { waitFor, sleep } from '../helpers/ports';

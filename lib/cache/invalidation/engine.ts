@@ -28,7 +28,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../../core/component';
-import type { CacheComponent } from '../../stages/cache';
+import type { Tiers } from '../tiers';
 import type { Policy } from '../../policy/types';
 import type { RedisConnection } from '../../redis/client';
 import { InvalidationRules } from './patterns';
@@ -98,10 +98,10 @@ export class Invalidator {
   private cached = false;
   private readonly sweeper: L1Sweeper;
 
-  constructor(private readonly rt: Runtime, private readonly cache: CacheComponent) {
+  constructor(private readonly rt: Runtime, private readonly tiers: Tiers) {
     this.pod = podId(rt.workerIndex !== null);
     this.metrics = invalidationMetrics(rt.metrics.registry);
-    this.sweeper = new L1Sweeper(cache.tiers);
+    this.sweeper = new L1Sweeper(tiers);
     rt.coordinator.handle(TOPIC_APPLY, (req: ApplyRequest) => this.applyLocal(req));
   }
 
@@ -173,7 +173,7 @@ export class Invalidator {
       // 3. L2
       let l2 = emptyRemoved();
       try {
-        l2 = await removeFromL2(this.cache.tiers, this.rt.redis(), fresh, rules.cascade, L2_TIMEOUT_MS);
+        l2 = await removeFromL2(this.tiers, this.rt.redis(), fresh, rules.cascade, L2_TIMEOUT_MS);
       } catch (err) {
         this.rt.log.warn({ err: (err as Error).message, event }, 'invalidation could not reach L2: its entries expire on their TTL');
       }
@@ -212,11 +212,11 @@ export class Invalidator {
    * them a moment before the event, and its write-behind may have reached L2 after the origin pod cleaned it.
    */
   async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
-    const tiers = this.cache.tiers;
+    const tiers = this.tiers;
     if (req.uris !== undefined && req.uris.length > 0) return this.applyUris(req.uris);
     let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
-      await withTimeout(this.cache.flush(), DRAIN_TIMEOUT_MS, undefined);
+      await withTimeout(this.tiers.writer.drain(), DRAIN_TIMEOUT_MS, undefined);
       // from here on a fill of these keys that was in flight stores nothing, and an L2/L3 write of one still
       // queued is dropped when it runs (tiers.recent). Recorded after the drain: what was queued before it has
       // landed and is removed (and counted) below; what a fill stored meanwhile is removed by the next passes.
@@ -236,7 +236,7 @@ export class Invalidator {
 
   /** This worker's part of a §4.4 invalidation: the keys its URI index holds, removed like exact patterns. */
   private async applyUris(uris: readonly string[]): Promise<ApplyResult> {
-    const tiers = this.cache.tiers;
+    const tiers = this.tiers;
     const keys = uris.flatMap((u) => tiers.uris.take(u));
     if (keys.length === 0) return { l1: 0, l3: 0, params: [] };
     const r = await this.applyLocal({ patterns: keys.map(escapeGlob), cascade: false, l1Only: false });
@@ -334,8 +334,8 @@ export class Invalidator {
   private async resync(since: number, backAt: number): Promise<void> {
     if (this.closed) return;
     // whatever was missed, a fill in flight now may carry data older than it: none of them is stored
-    this.cache.tiers.recent.blockStartedBefore();
-    const r = await removeStoredBefore(this.cache.tiers, backAt).catch(() => emptyRemoved());
+    this.tiers.recent.blockStartedBefore();
+    const r = await removeStoredBefore(this.tiers, backAt).catch(() => emptyRemoved());
     this.metrics.resyncs.inc();
     this.metrics.entries.inc({ layer: 'l1' }, r.l1);
     this.metrics.entries.inc({ layer: 'l3' }, r.l3);

@@ -13,12 +13,9 @@
  * Without L2 (one-pod mode) nothing is shared between workers, so the scheduler asks every worker to run the
  * strategy on its own tiers instead (each with the pod's merged counts).
  */
-import type { Component, Runtime } from '../../core/component';
-import type { LoadedPolicy, Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
-import type { CacheComponent } from '../../stages/cache';
-import type { Stage } from '../../core/stage';
-import type { QueueComponent } from '../../stages/queue';
-import type { RequestContext } from '../../core/context';
+import type { Runtime } from '../../core/component';
+import type { Policy, Priority, RoutePolicy, WarmupStrategyPolicy } from '../../policy/types';
+import type { Tiers } from '../tiers';
 import type { EntryMeta } from '../entry';
 import { requestBody } from '../entry';
 import { KeyTemplate, globToRegExp, readablePart, VARIANT_SEPARATOR } from '../keys';
@@ -38,16 +35,24 @@ interface RouteInfo {
   readonly template: KeyTemplate;
 }
 
-export class WarmupWorker implements Component<Stage> {
+/** Waits for an upstream slot in a queue class, like a client request of that class; the slot is given back once. */
+export type Admit = (priority: Priority) => SlotRelease | Promise<SlotRelease>;
+type SlotRelease = (outcome: { ok: boolean; latencyMs: number }) => void;
+
+export class WarmupWorker {
   readonly counts: RequestCounts;
   private readonly metrics: WarmupMetrics;
   private policy: Policy | null = null;
   private routes: RouteInfo[] = [];
 
-  constructor(private readonly rt: Runtime, private readonly cache: CacheComponent, private readonly queue: QueueComponent | null) {
+  constructor(private readonly rt: Runtime, private readonly tiers: Tiers, private readonly admit: Admit) {
     this.counts = new RequestCounts(() => rt.redis(), rt.log);
     this.metrics = warmupMetrics(rt.metrics.registry);
     rt.coordinator.handle(TOPIC_COUNTS, async (p: { pattern: string; top: number }) => {
+      // the fleet's counts are in Redis: a run before the link is up would rank nothing (the scheduler retries
+      // "not connected" until its deadline)
+      const conn = rt.redis();
+      if (conn !== null && !conn.healthy) throw new Error('redis not connected yet');
       await this.counts.flush();
       return this.counts.topLocal(p.pattern, p.top);
     });
@@ -58,16 +63,10 @@ export class WarmupWorker implements Component<Stage> {
     });
   }
 
-  /**
-   * With warm-up strategies in the policy, a stage just before the cache lookup counts every cacheable request
-   * (hits included) by key: the strategies warm the most requested keys.
-   */
-  configure(next: LoadedPolicy): Stage | null {
-    this.policy = next.policy;
-    this.routes = next.policy.routes.flatMap((route) => (route.cache ? [{ route, template: new KeyTemplate(route.cache.key) }] : []));
-    const w = next.policy.cache?.warmup;
-    if (!w?.enabled || w.strategies.length === 0) return null;
-    return new LookupCounter(this.counts, next.policy.routes.map((r) => (r.cache ? new KeyTemplate(r.cache.key) : undefined)));
+  /** The policy in force: which routes' entries may be refetched, and how. */
+  configure(policy: Policy): void {
+    this.policy = policy;
+    this.routes = policy.routes.flatMap((route) => (route.cache ? [{ route, template: new KeyTemplate(route.cache.key) }] : []));
   }
 
   /** Run one strategy in this worker. */
@@ -82,7 +81,7 @@ export class WarmupWorker implements Component<Stage> {
     let keys: string[] = [];
     let warmedKeys: string[] = [];
     try {
-      const tiers = this.cache.tiers;
+      const tiers = this.tiers;
       await tiers.l3?.ready.catch(() => {});
       const ranked = mergeCounts([req.counts, await this.counts.topShared(s.pattern, s.top)], s.top);
       keys = ranked.map(([k]) => k);
@@ -131,7 +130,7 @@ export class WarmupWorker implements Component<Stage> {
       if (failed > 0 && result === 'ok') result = 'partial';
       if (warmed.length > 0) {
         // refetched entries reach L2/L3 through the background writer: let them land before the others pull
-        await Promise.race([this.cache.flush(), new Promise((r) => setTimeout(r, 2000).unref())]);
+        await Promise.race([this.tiers.writer.drain(), new Promise((r) => setTimeout(r, 2000).unref())]);
       }
       warmedKeys = warmed;
     } catch (err) {
@@ -147,7 +146,7 @@ export class WarmupWorker implements Component<Stage> {
   private async variantsOf(readable: readonly string[]): Promise<string[]> {
     const want = new Set(readable);
     const out = new Set<string>();
-    const tiers = this.cache.tiers;
+    const tiers = this.tiers;
     if (tiers.l1 !== null) for (const k of tiers.l1.keys()) if (want.has(readablePart(k))) out.add(k);
     if (tiers.l3 !== null) for (const k of tiers.l3.keys()) if (want.has(readablePart(k))) out.add(k);
     const conn = this.rt.redis();
@@ -177,9 +176,9 @@ export class WarmupWorker implements Component<Stage> {
       if (expr === 'identity') return null;
       if (expr.startsWith('header.') && req.headers[expr.slice(7).toLowerCase()] === undefined) return null;
     }
-    const release = await this.queue?.scheduler.acquire(priority, null) ?? null;
+    const release = await this.admit(priority);
     const started = performance.now();
-    const fillStart = this.cache.tiers.recent.now();
+    const fillStart = this.tiers.recent.now();
     let ok = false;
     try {
       const path = req.query ? `${req.path}?${req.query}` : req.path;
@@ -202,15 +201,15 @@ export class WarmupWorker implements Component<Stage> {
       const built = buildEntry(sr, r.status, r.headers, r.body, r.responseTime);
       if (built === null) return null;
       // an invalidation of this key while the refetch was in flight: its answer may predate it, store nothing
-      return this.cache.tiers.storeBuilt(built, fillStart) ? built.key : null;
+      return this.tiers.storeBuilt(built, fillStart) ? built.key : null;
     } finally {
-      if (release !== null) release({ ok, latencyMs: performance.now() - started });
+      release({ ok, latencyMs: performance.now() - started });
     }
   }
 
   /** Another worker warmed these keys: pull them into this worker's L1 from L2 (or this worker's L3). */
   private async promote(keys: readonly string[]): Promise<void> {
-    const tiers = this.cache.tiers;
+    const tiers = this.tiers;
     for (const k of keys) {
       if (tiers.l1?.get(k) !== undefined) continue;
       await tiers.getLower(k).catch(() => null);
@@ -219,22 +218,5 @@ export class WarmupWorker implements Component<Stage> {
 
   async close(): Promise<void> {
     this.counts.close();
-  }
-}
-
-/** The request counts warm-up ranks keys by: one count per cacheable request, by its cache key. */
-class LookupCounter implements Stage {
-  readonly name = 'warmup-counts';
-  readonly span = null;
-
-  constructor(private readonly counts: RequestCounts, private readonly templates: ReadonlyArray<KeyTemplate | undefined>) {}
-
-  onRequest(ctx: RequestContext): boolean {
-    const t = ctx.route === null ? undefined : this.templates[ctx.route.index];
-    if (t !== undefined) {
-      const key = t.fill(ctx.params);
-      if (key !== null) this.counts.hit(key);
-    }
-    return false;
   }
 }

@@ -18,7 +18,6 @@ export { AdmissionScheduler } from './scheduler';
 export { GradientLimiter } from './gradient';
 export { queueSettings, settingsFromPolicy, workerShare } from './settings';
 export { uvThreadpoolEnv, applyUvThreadpoolSize, threadpoolSizeChanged } from './threadpool';
-export { WriteBehind, writeBehindOptions } from './write-behind';
 
 export const CONCURRENCY_LIMIT_METRIC = 'bridge_sidecar_concurrency_limit';
 

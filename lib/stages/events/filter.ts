@@ -14,13 +14,13 @@
  */
 import { Transform } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
-import type { ResponseHead, Stage } from '../core/stage';
-import type { RequestContext } from '../core/context';
-import type { Invalidator, Raised } from '../cache/invalidation/engine';
-import { LOCAL_TIMEOUT_MS } from '../cache/invalidation/engine';
-import { parseInvalidateHeader } from '../cache/invalidation/patterns';
-import { getPath } from '../routes/router';
-import { sameOriginUri, uriOf } from '../cache/uri-index';
+import type { ResponseHead, Stage } from '../../core/stage';
+import type { RequestContext } from '../../core/context';
+import type { Invalidator, Raised } from '../../cache/invalidation/engine';
+import { LOCAL_TIMEOUT_MS } from '../../cache/invalidation/engine';
+import { parseInvalidateHeader } from '../../cache/invalidation/patterns';
+import { getPath } from '../../routes/router';
+import { sameOriginUri, uriOf } from '../../cache/uri-index';
 
 /** Response bodies read for `response.*` params are collected up to this size; beyond it those params are unknown. */
 export const RESPONSE_PARAMS_LIMIT = 1024 * 1024;

@@ -2,7 +2,7 @@
  * Write-behind: a bounded queue for background writes that must never delay a response (L2/L3 cache stores,
  * invalidation messages). The request path calls enqueue() and moves on; tasks run later, in batches.
  *
- *   import { WriteBehind, writeBehindOptions } from '../queue/write-behind';
+ *   import { WriteBehind, writeBehindOptions } from '../../cache/write-behind';
  *
  *   const wb = new WriteBehind({ name: 'l2', ...writeBehindOptions(policy), log, metrics: rt.metrics });
  *   wb.enqueue(() => redis.set(key, value));   // returns at once; true if queued, false if refused
@@ -24,11 +24,11 @@
  * Only one batch runs at a time, so at most batchSize background writes are in flight per queue: the
  * background never competes with requests for more than that many Redis connections or disk writes.
  */
-import { RedisUnavailableError } from '../../redis/client';
+import { RedisUnavailableError } from '../redis/client';
 import { Gauge, type Counter, type Registry } from 'prom-client';
-import { registeredCounter } from '../../observe/metrics';
-import type { Logger } from '../../observe/logger';
-import type { Policy } from '../../policy/types';
+import { registeredCounter } from '../observe/metrics';
+import type { Logger } from '../observe/logger';
+import type { Policy } from '../policy/types';
 
 export type WriteTask = () => Promise<void> | void;
 
