@@ -79,7 +79,7 @@ profiling: {}
 auto_tuning: {}
 `);
   assert.deepEqual(p.redis, {
-    url: 'redis://127.0.0.1:6379', cluster: null, key_prefix: 'bridge:', max_connections: 50, retry_on_timeout: true,
+    url: 'redis://127.0.0.1:6379', cluster: null, password_file: null, key_prefix: 'bridge:', max_connections: 50, retry_on_timeout: true,
     health_check_interval: 30_000, socket_keepalive: true, command_timeout: 50,
   });
   assert.deepEqual(p.rate_limiting, {
@@ -179,7 +179,7 @@ routes:
   assert.deepEqual(routes[0], {
     name: 'any',
     match: { method: null, path: null, query: null, headers: null, body: null, jsonrpc_method: null },
-    params: {}, priority: null, cache: null, emits: [],
+    params: {}, priority: null, cache: null, emits: [], emits_on: '2xx', local_reply: null,
   });
   assert.deepEqual(routes[1].match, { method: 'POST', path: '/drafts/{id}', query: { v: '2' }, headers: { 'x-tenant': 'a' }, body: { 'a.b': 1, c: null }, jsonrpc_method: null });
   assert.deepEqual(routes[1].cache, { key: 'd:{id}', ttl: 300_000, store_if: null, stale_while_revalidate: 0, stale_if_error: 0, override_upstream: false, jsonrpc: false });
