@@ -73,7 +73,7 @@ test('the example routes match the draft service calls and take their params whe
   for (const dead of ['/health', '/api/patterns/list', '/api/patterns/get/tpl_0001', '/mcp/add_video']) {
     assert.equal(route(req(dead.startsWith('/mcp') ? 'POST' : 'GET', dead, {})), null, `${dead} does not exist on the service: no route`);
   }
-  assert.deepEqual(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' })), { name: 'mcp_tools_list', params: { rpc_id: '1' } });
+  assert.deepEqual(route(req('POST', '/mcp', { jsonrpc: '2.0', id: 1, method: 'tools/list' })), { name: 'mcp_tools_list', params: {} });
   for (const tool of ['create_draft', 'add_video', 'add_text', 'save_draft']) {
     const m = router.match(req('POST', '/mcp', { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: tool, arguments: { draft_id: 'd9' } } }))!;
     assert.equal(m.route.name, `mcp_${tool}`);
