@@ -167,8 +167,12 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     if (head.headers[OWN_CACHE_CONTROL] !== undefined) delete head.headers[OWN_CACHE_CONTROL];
     res.writeHead(head.status, head.headers);
     // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
-    // a long-lived event stream may not have one for minutes
-    if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD') res.flushHeaders();
+    // a long-lived event stream may not have one for minutes. Not a bodiless answer (304, 204, HEAD): its head
+    // is the whole answer, and flushing it would end the exchange for the client while the upstream body still
+    // flows into the cache (a 304 made by the cache stage stores the 200 behind it).
+    if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD' && head.status !== 304 && head.status !== 204) {
+      res.flushHeaders();
+    }
     ctx.responded = true;
     if (transforms === null) {
       up.sendTo(res);

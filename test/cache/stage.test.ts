@@ -65,12 +65,15 @@ test('POST read: key from body param, store_if refuses success:false, other draf
   await q('bad');
   await q('bad');
   assert.equal(up.count, 4);
+  // the readable key is the template filled with the param
+  assert.ok([...sc.cache.tiers.l1!.keys()].some((k) => k.startsWith('draft:42:script#')));
   // force_update: true matches no cache route: always upstream
   await q('42', true);
   await q('42', true);
   assert.equal(up.count, 6);
-  // the readable key is the template filled with the param
-  assert.ok([...sc.cache.tiers.l1!.keys()].some((k) => k.startsWith('draft:42:script#')));
+  // and, as an unsafe request's non-error answer on a route without a cache section, it invalidates the
+  // stored answers for its target URI (RFC 9111 §4.4): the cached read of draft 42 is gone
+  assert.ok(![...sc.cache.tiers.l1!.keys()].some((k) => k.startsWith('draft:42:script#')));
 });
 
 test('a POST with no cache route is never cached', async (t) => {
