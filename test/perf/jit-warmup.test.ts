@@ -34,7 +34,7 @@ for (const workers of [1, 0]) {
   test(`before taking traffic each worker warms its pipeline up, bounded, leaving nothing behind (workers: ${workers})`, { timeout: 90_000 }, async (t) => {
     const up = await startDraftService({ port: 0, host: '127.0.0.1', seedDrafts: 5 });
     t.after(() => up.close());
-    const policy = basicPolicy(up.port, ROUTES, { workers }).replace('server:\n', 'server:\n  jit_warmup: { requests: 2000, max_time: 1500ms }\n');
+    const policy = basicPolicy(up.port, ROUTES, { workers }).replace('server:\n', 'server:\n  jit_warmup: { enabled: true, requests: 2000, max_time: 1500ms }\n');
     const sc = await startSidecar(policy, { timeoutMs: 60_000 });
     t.after(() => sc.stop());
 
