@@ -50,7 +50,7 @@ test('a run against a rate-limited sidecar: the report and its charts, rendered 
   t.after(() => sc.stop());
 
   const report = join(dir, 'report.md');
-  const res = await run(process.execPath, [join(buildRoot(), 'cmd', 'bridge-sidecar.js'), 'loadtest', '--target', `${sc.url}/health`,
+  const res = await run(process.execPath, [join(buildRoot(), 'cmd', 'bridge-sidecar.js'), 'loadtest', '--target', `${sc.url}/get_mask_types`,
     '--steps', '10,150', '--duration', '3s', '--pause', '500ms', '--connections', '16', '--metrics', `${sc.adminUrl}/metrics`, '--report', report], 120_000);
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stdout, /150 req\/s: requested 150\/s {2}achieved [\d.]+\/s {2}refused \d+ \(429\/503\)/);

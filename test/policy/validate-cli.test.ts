@@ -44,7 +44,7 @@ test('validate on a bad file: exit 1, every problem as FILE:LINE:COL: message on
     assert.equal(m[1], file);
     assert.ok(Number(m[2]) >= 1 && Number(m[3]) >= 1);
   }
-  assert.equal(lines[0], `${file}:1:1: unknown key "bogus_top" in (top level) (expected one of: version, server, upstream, redis, routes, rate_limiting, queues, cache, compression, memory, metrics, tracing, profiling, auto_tuning)`);
+  assert.equal(lines[0], `${file}:1:1: unknown key "bogus_top" in (top level) (expected one of: version, server, upstream, redis, routes, rate_limiting, queues, cache, compression, memory, metrics, tracing, profiling, local_reply, auto_tuning)`);
   assert.equal(lines[1], `${file}:4:3: unknown key "worker" in server (did you mean "workers"?)`);
 });
 
@@ -60,7 +60,7 @@ test('validate on a missing file: exit 2, one line (test/cli/errors.test.ts); on
 test('validate --help exits 0; wrong usage exits 2 with the usage', async () => {
   const help = await runCli(['validate', '--help']);
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /usage: bridge-sidecar validate FILE/);
+  assert.match(help.stdout, /usage: bridge-sidecar validate \[--keys\] FILE/);
   const none = await runCli(['validate']);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /expected exactly one FILE/);
