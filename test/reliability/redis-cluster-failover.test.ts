@@ -13,7 +13,7 @@ import { startRedisCluster, REDIS_CLI } from '../helpers/redis';
 import { sleep, waitFor } from '../helpers/ports';
 import { send, metrics, sumSeries, recordFigure, timeUntil } from './helpers';
 
-const KINDS = ['font', 'transition', 'mask', 'filter', 'audio_effect', 'text_intro', 'text_outro', 'intro_animation', 'outro_animation', 'combo_animation', 'text_loop_anim', 'video_scene_effect'];
+const KINDS = ['font', 'transition', 'mask', 'text_intro', 'text_outro', 'intro_animation', 'outro_animation', 'text_loop_anim', 'video_scene_effect', 'video_character_effect'];
 
 test('a Redis Cluster master killed under traffic: every request answered, L2 back on the promoted replica within 30 s', { timeout: 90_000 }, async (t) => {
   const up = await startDraftService({ port: 0, host: '127.0.0.1' });

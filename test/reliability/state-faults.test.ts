@@ -17,7 +17,7 @@ import { startRedis, REDIS_CLI } from '../helpers/redis';
 import { sleep, waitFor } from '../helpers/ports';
 import { send, metrics, sumSeries, recordFigure, timeUntil } from './helpers';
 
-const KINDS = ['font', 'transition', 'mask', 'filter', 'audio_effect', 'text_intro', 'text_outro', 'intro_animation'];
+const KINDS = ['font', 'transition', 'mask', 'text_intro', 'text_outro', 'intro_animation', 'outro_animation', 'text_loop_anim'];
 
 /** Bounded keep-alive load: `loops` clients each sending `next(i)` until stop(); collects outcomes and worst time. */
 function load(url: string, loops: number, path: (i: number) => string, headers: (i: number) => Record<string, string> = () => ({})) {
