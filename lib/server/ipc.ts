@@ -109,6 +109,9 @@ export class SingleCoordinator extends Base implements SingleChannel {
   }
 }
 
+/** A send to a worker that exited meanwhile (EPIPE, channel closed): nothing to do, its exit is handled elsewhere. */
+function ignoreGone(_err: Error | null): void {}
+
 export class PrimaryCoordinator extends Base implements PrimaryChannel {
   readonly role = 'primary' as const;
   readonly id = 0;
@@ -119,7 +122,7 @@ export class PrimaryCoordinator extends Base implements PrimaryChannel {
       if (!isMsg(m)) return;
       if (m.kind === 'req') {
         void this.runHandler(m.topic, m.payload, worker.id).then((r) => {
-          if (worker.isConnected()) worker.send({ [TAG]: 1, kind: 'res', id: m.id, ok: r.ok, payload: r.payload });
+          if (worker.isConnected()) worker.send({ [TAG]: 1, kind: 'res', id: m.id, ok: r.ok, payload: r.payload }, undefined, ignoreGone);
         });
       } else if (m.kind === 'bcast') {
         this.broadcastFrom(m.topic, m.payload, m.origin);
@@ -138,7 +141,9 @@ export class PrimaryCoordinator extends Base implements PrimaryChannel {
     if (!w || !w.isConnected()) return Promise.reject(new Error(`worker ${workerId} is not running`));
     const id = this.nextId++;
     const p = this.track<ReplyOf<K>>(id, topic, timeoutMs);
-    w.send({ [TAG]: 1, kind: 'req', id, topic, payload });
+    // a worker that is exiting can close its channel between isConnected() and the write: the request then fails
+    // like any unanswered one, instead of an unhandled EPIPE 'error' event taking the primary down
+    w.send({ [TAG]: 1, kind: 'req', id, topic, payload }, undefined, (err: Error | null) => { if (err) this.settle({ id, ok: false, payload: err.message }); });
     return p;
   }
 
@@ -153,7 +158,7 @@ export class PrimaryCoordinator extends Base implements PrimaryChannel {
   private broadcastFrom(topic: string, payload: unknown, origin: number): void {
     this.deliver(topic, payload, origin);
     for (const w of Object.values(cluster.workers ?? {})) {
-      if (w && w.isConnected()) w.send({ [TAG]: 1, kind: 'bcast', topic, payload, origin });
+      if (w && w.isConnected()) w.send({ [TAG]: 1, kind: 'bcast', topic, payload, origin }, undefined, ignoreGone);
     }
   }
 }
