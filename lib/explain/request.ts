@@ -69,19 +69,10 @@ export function fromCurl(c: CurlLike): ExplainRequest {
 
 /** A raw HTTP/1.1 request as a file holds it: request line, headers, blank line, body (CRLF or LF). */
 export function fromRaw(raw: Buffer, clientAddress = '127.0.0.1'): ExplainRequest {
-  let end = raw.indexOf('\r\n\r\n');
-  let sep = 4;
-  if (end === -1) {
-    end = raw.indexOf('\n\n');
-    sep = 2;
-  }
-  const head = (end === -1 ? raw : raw.subarray(0, end)).toString('latin1');
-  const lines = head.split(/\r?\n/);
-  const m = /^([A-Z]+) (\S+)(?: HTTP\/1\.[01])?$/.exec(lines[0]?.trim() ?? '');
-  if (!m) throw new ExplainInputError(`first line "${lines[0] ?? ''}" is not "METHOD /path HTTP/1.1"`);
-  const headers: IncomingHttpHeaders = {};
-  for (const line of lines.slice(1)) if (line.trim() !== '') addHeader(headers, line);
-  let body = end === -1 ? null : raw.subarray(end + sep);
+  const { first, headers, body: rest } = splitMessage(raw);
+  const m = /^([A-Z]+) (\S+)(?: HTTP\/1\.[01])?$/.exec(first.trim());
+  if (!m) throw new ExplainInputError(`first line "${first}" is not "METHOD /path HTTP/1.1"`);
+  let body = rest;
   const cl = headers['content-length'];
   if (body !== null && typeof cl === 'string' && Number(cl) < body.length) body = body.subarray(0, Number(cl));
   if (body !== null && body.length === 0) body = null;
@@ -128,17 +119,22 @@ export function toJson(r: ExplainRequest): Record<string, unknown> {
 
 /** A raw HTTP/1.1 answer (status line, headers, blank line, body), for judging the cache's store rules. */
 export function responseFromRaw(raw: Buffer): { status: number; headers: IncomingHttpHeaders; body: Buffer } {
+  const { first, headers, body } = splitMessage(raw);
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(first);
+  if (!m) throw new ExplainInputError(`first line "${first}" is not "HTTP/1.1 STATUS ..."`);
+  return { status: Number(m[1]), headers, body: body ?? Buffer.alloc(0) };
+}
+
+/** An HTTP/1.1 message as a file holds it: first line, header lines, blank line (CRLF or LF), body (null if no blank line). */
+function splitMessage(raw: Buffer): { first: string; headers: IncomingHttpHeaders; body: Buffer | null } {
   let end = raw.indexOf('\r\n\r\n');
   let sep = 4;
   if (end === -1) {
     end = raw.indexOf('\n\n');
     sep = 2;
   }
-  const head = (end === -1 ? raw : raw.subarray(0, end)).toString('latin1');
-  const lines = head.split(/\r?\n/);
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
-  if (!m) throw new ExplainInputError(`first line "${lines[0] ?? ''}" is not "HTTP/1.1 STATUS ..."`);
+  const lines = (end === -1 ? raw : raw.subarray(0, end)).toString('latin1').split(/\r?\n/);
   const headers: IncomingHttpHeaders = {};
   for (const line of lines.slice(1)) if (line.trim() !== '') addHeader(headers, line);
-  return { status: Number(m[1]), headers, body: end === -1 ? Buffer.alloc(0) : raw.subarray(end + sep) };
+  return { first: lines[0] ?? '', headers, body: end === -1 ? null : raw.subarray(end + sep) };
 }
