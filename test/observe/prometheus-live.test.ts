@@ -264,15 +264,17 @@ test('a real Prometheus: every dashboard query and alert on a loaded sidecar; al
   upstream.mode.delayMs = 1200;
   const slowUntil = { stop: false };
   const slowLoad = drive(sc.url, agent, 3, 60_000, () => '/work', slowUntil);
-  if (cg) {
-    // the limit just above the working set (90 %): what the sidecar reports must cross the 80 % line, with room
-    // for the working set to shrink (a GC) without falling back under it
-    const usage = Number(readFileSync(join(cg.dir, cg.v2 ? 'memory.current' : 'memory.usage_in_bytes'), 'utf8'));
-    const inactive = Number(/^(?:total_)?inactive_file (\d+)$/m.exec(readFileSync(join(cg.dir, 'memory.stat'), 'utf8'))?.[1] ?? 0);
+  // the limit just above the working set (90 %): what the sidecar reports must cross the 80 % line, with room to
+  // allocate. The group also holds this test and Prometheus, whose memory can shrink (a GC, a head compaction), so
+  // the limit is tightened again to the working set of the moment if the alert has not fired after a while.
+  const tightenMemoryLimit = (cgroup: { dir: string; v2: boolean }): void => {
+    const usage = Number(readFileSync(join(cgroup.dir, cgroup.v2 ? 'memory.current' : 'memory.usage_in_bytes'), 'utf8'));
+    const inactive = Number(/^(?:total_)?inactive_file (\d+)$/m.exec(readFileSync(join(cgroup.dir, 'memory.stat'), 'utf8'))?.[1] ?? 0);
     const limit = Math.ceil((usage - inactive) / 0.9);
-    writeFileSync(join(cg.dir, cg.v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(limit));
-    t.diagnostic(`real memory cgroup ${cg.dir}: usage ${usage} B, inactive file ${inactive} B, limit set to ${limit} B`);
-  }
+    writeFileSync(join(cgroup.dir, cgroup.v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(limit));
+    t.diagnostic(`real memory cgroup ${cgroup.dir}: usage ${usage} B, inactive file ${inactive} B, limit set to ${limit} B`);
+  };
+  if (cg) tightenMemoryLimit(cg);
   writeFileSync(sc.policyFile, policyYaml(ports, false));
   sc.proc.kill('SIGHUP');
   await waitAlert(prom, 'BridgeSidecarPolicyReloadFailed', true, 15_000);
@@ -284,7 +286,12 @@ test('a real Prometheus: every dashboard query and alert on a loaded sidecar; al
   await redis.restart();
   await waitAlert(prom, 'BridgeSidecarRedisDown', false, 30_000);
   if (cg) {
-    await waitAlert(prom, 'BridgeSidecarHighMemory', true, 60_000);
+    let fired = false;
+    for (let round = 0; round < 4 && !fired; round++) {
+      if (round > 0) tightenMemoryLimit(cg);
+      fired = await waitAlert(prom, 'BridgeSidecarHighMemory', true, 30_000).then(() => true, () => false);
+    }
+    assert.ok(fired, 'BridgeSidecarHighMemory fired with the limit at 90 % of the working set');
     writeFileSync(join(cg.dir, cg.v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(8 * 1024 ** 3));
     await waitAlert(prom, 'BridgeSidecarHighMemory', false, 15_000);
   } else {
