@@ -58,8 +58,9 @@ test('upstream killed: 502 fast, stale_if_error serves the cached draft, readyz 
   assert.equal(first.status, 200);
   assert.match(String(first.headers['cache-status']), /fwd=miss/);
   assert.equal(JSON.parse(first.body).success, true);
-  // store_if is decided after the body: a second request shows it was stored
-  assert.match(String((await postJson(sc.url, '/query_script', q)).headers['cache-status']), /hit/);
+  // store_if is decided after the body: a second request shows it was stored (a hit; or, when a busy machine
+  // let the 1 s ttl pass in between, the stored entry served stale while it refreshes; never a plain miss)
+  assert.match(String((await postJson(sc.url, '/query_script', q)).headers['cache-status']), /hit|fwd=stale/);
 
   // the fault: the upstream process goes away (listener closed, connections destroyed)
   await up.close();
