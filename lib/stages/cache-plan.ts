@@ -6,20 +6,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CompiledRoute } from '../routes/router';
 import type { RouteCachePolicy, RoutePolicy } from '../policy/types';
-import { baseKey, KeyTemplate } from '../cache/keys';
+import { baseKey, KeyTemplate, type VariantInput } from '../cache/keys';
 import { requestDirectives, type RequestDirectives, type RouteRules } from '../cache/http-semantics';
 import { bodyKeyPart, bodyKeying, isJsonRpcRoute, type BodyKeying } from '../cache/key-shape';
 import { compileStoreIf, type StoreIf } from '../cache/admission';
 import { classifyJsonRpc, rawId, type JsonRpcRequest } from '../cache/jsonrpc';
 
 /** The request as the plan reads it (a RequestContext is one). */
-export interface PlanInput {
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly json: unknown;
-  readonly params: Readonly<Record<string, string>>;
-  readonly identity: string | null;
+export interface PlanInput extends Omit<VariantInput, 'bodyPart'> {
   /** The raw body when the proxy read it (a JSON-RPC id, or a whole-body digest key, come from it). */
   readonly body: Buffer | null;
   readonly req: { readonly headers: IncomingHttpHeaders };
