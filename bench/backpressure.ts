@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Backpressure benchmark (issue 4). The example draft service made slow (service time 50 ms, its own
+ * Backpressure benchmark. The example draft service made slow (service time 50 ms, its own
  * concurrency capped at 8, so it serves at most 160 req/s and queues the rest in FIFO order, like a Flask app
  * with 8 threads) is driven open-loop at 3x its capacity (480 req/s) with a mix of high-priority requests
  * (15 %, an interactive minority: 72 req/s, below the 3/4 of the slots its weight guarantees even when the
@@ -13,8 +13,8 @@
  *      (best = lowest high-priority p99 among the runs that reach >= 95 % of the best throughput).
  *
  * Latency is measured from each request's due time (open loop, coordinated omission corrected), per class;
- * shed requests (503) are counted apart and carry no latency. Prints Markdown and rewrites the section
- * "Backpressure (issue 4)" of bench/RESULTS.md.
+ * shed requests (503) are counted apart and carry no latency. Prints Markdown and rewrites its section (SECTION)
+ * of bench/RESULTS.md.
  *
  *   node dist/bench/backpressure.js              full run (~8 min)
  *   node dist/bench/backpressure.js --quick      short runs, to check the setup

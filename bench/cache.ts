@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Cache benchmark (issue 5), all in one run on this machine:
+ * Cache benchmark, all in one run on this machine:
  *
  * 1. Hit throughput and latency (wrk, default -t2 -c50 -d10s, GET) for a 2 KB and a 10 KB body, every
  *    request a hit: bridge-sidecar (1 worker) from L1, from L2 (redis-server) and from L3 (disk), next to
@@ -11,7 +11,7 @@
  *    through nginx proxy_cache and through the sidecar (L1 + L3, the example route), each with a fresh
  *    service: p50/p95/p99 (reads, writes), the warm-up's p99 and how many requests reached the service.
  *
- * Prints Markdown and rewrites the section "Cache (issue 5)" of bench/RESULTS.md.
+ * Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  *
  *   node dist/bench/cache.js [--quick] [--runs 3] [--mix-runs 3] [--only mix|hits] [--mix-no-l3] [--duration 10s]
  *                            [--rate 1000] [--rate-duration 20s] [--no-write] [--workers 1,2]

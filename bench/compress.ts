@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Compression benchmark (issue 7). In one run, with wrk and bench/compress.lua (POST /query_script for drafts
+ * Compression benchmark. In one run, with wrk and bench/compress.lua (POST /query_script for drafts
  * dft_000001..dft_000100 in turn, 5-11 KB of JSON each, `Accept-Encoding: gzip`), against the example draft
  * service (service time 0):
  *   (0) bridge-sidecar, 1 worker, no compression section: the pass-through cost, for reference
@@ -12,7 +12,7 @@
  * For each: requests/s, latency, and CPU per request of the proxy (its whole process tree: utime+stime from
  * /proc/PID/stat of the primary and its workers, before/after the measured run, divided by the requests) and of
  * the upstream. Each target is checked first: the answer is gzip, and for the cached ones a repeat is a hit.
- * Prints a Markdown table and rewrites the section "Compression (issue 7)" of bench/RESULTS.md.
+ * Prints a Markdown table and rewrites its section (SECTION) of bench/RESULTS.md.
  *
  *   node dist/bench/compress.js              full run (~2 min)
  *   node dist/bench/compress.js --quick      3 s per measurement

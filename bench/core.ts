@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /**
- * Core pass-through benchmark (issue 2): in one run on this machine, with wrk (default -t2 -c50 -d10s)
+ * Core pass-through benchmark: in one run on this machine, with wrk (default -t2 -c50 -d10s)
  * against a pass-through read of the example draft service (GET /get_font_types, service time 0):
  *   (a) the service direct, (b) bridge-sidecar with 1 worker, (c) with 2 workers, (d) nginx with 1 worker
  *   configured the same way (upstream keep-alive, HTTP/1.1, no access log);
  * then (e) the latency the sidecar adds at a fixed 1000 requests/s (open loop, from the due time),
  * direct vs through the sidecar with 1 worker.
- * Prints a Markdown table and rewrites the section "Core pass-through (issue 2)" of bench/RESULTS.md.
+ * Prints a Markdown table and rewrites its section (SECTION) of bench/RESULTS.md.
  *
  *   node dist/bench/core.js                 full run (~90 s)
  *   node dist/bench/core.js --quick         3 s per measurement, to check the setup

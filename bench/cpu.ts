@@ -12,7 +12,7 @@
  *   node dist/bench/cpu.js [--legs undici,http-proxy] [--duration 8s] [--runs 3] [--profile bench/profiles]
  *                          [--label before] [--no-write]
  *
- * Prints Markdown and rewrites the section "CPU per request" of bench/RESULTS.md.
+ * Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  */
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

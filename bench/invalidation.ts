@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Invalidation benchmark (issue 6): how long after a write through pod A does pod B stop serving the old
+ * Invalidation benchmark: how long after a write through pod A does pod B stop serving the old
  * entry? Two `bridge-sidecar serve` processes (workers: 0: one process each) share one
  * redis-server on loopback, in front of the example draft service (its own process).
  *
@@ -13,7 +13,7 @@
  *
  *   node dist/bench/invalidation.js [--rounds 200] [--quick] [--no-write]
  *
- * Needs redis-server. Prints Markdown and rewrites the section "Invalidation (issue 6)" of bench/RESULTS.md.
+ * Needs redis-server. Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';

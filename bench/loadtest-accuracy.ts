@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Load generator accuracy (issue 12): `bridge-sidecar loadtest` against wrk on the same local target, the
+ * Load generator accuracy: `bridge-sidecar loadtest` against wrk on the same local target, the
  * example draft service in its own process (GET /get_font_types):
  *   1. service time 10 ms, 20 connections, closed loop: throughput (~ connections / service time) and
  *      latency are set by the server, so both tools must report the same figures: this checks the clock;
@@ -8,7 +8,7 @@
  *      the target on this machine, i.e. what each tool costs per request;
  *   3. the open loop (what wrk from Debian cannot do: it has no -R) at a fixed rate against the 10 ms
  *      service: achieved rate against requested, and latency against the service time.
- * Prints a Markdown table and rewrites the section "Load generator accuracy (issue 12)" of bench/RESULTS.md.
+ * Prints a Markdown table and rewrites its section (SECTION) of bench/RESULTS.md.
  *
  *   node dist/bench/loadtest-accuracy.js [--duration 10s] [--quick] [--no-write]
  */

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
- * Rate-limiter benchmark (issue 3).
+ * Rate-limiter benchmark.
  *  1. In process: checks/s and ns per check of the real RateLimitComponent (single-process mode: the pod's
  *     lease service in the same process), for each scope alone and all three, on the admitted path (limits far
  *     above the load), on the refused path, with 10 000 distinct users, and with scope: cluster on a real
  *     redis-server.
  *  2. Through the sidecar (`serve`, 1 worker, wrk): pass-through requests/s with all three scopes on vs off,
  *     pod scope and cluster scope (Redis).
- * Prints Markdown and rewrites the section "Rate limiting (issue 3)" of bench/RESULTS.md.
+ * Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  *
  *   node dist/bench/ratelimit.js [--quick] [--no-write] [--skip-http]
  */

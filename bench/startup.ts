@@ -8,7 +8,7 @@
  *
  *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--no-write]
  *
- * Prints Markdown and rewrites the section "Start-up: the first seconds after /readyz" of bench/RESULTS.md.
+ * Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * Tracing benchmark (issue 9): pass-through requests/s through bridge-sidecar (GET /get_font_types on the
+ * Tracing benchmark: pass-through requests/s through bridge-sidecar (GET /get_font_types on the
  * example draft service, service time 0) with tracing off, on at 1 % sampling and on at 100 %, measured by wrk.
  * Spans go to an OTLP/HTTP sink in this process (it answers 200 and counts the spans it decodes), so export
  * costs are real. Modes are interleaved over rounds and each figure is the median of its rounds.
- * Prints a Markdown table and rewrites the section "Tracing (issue 9)" of bench/RESULTS.md.
+ * Prints a Markdown table and rewrites its section (SECTION) of bench/RESULTS.md.
  *
  *   node dist/bench/tracing.js              full run (~2 min)
  *   node dist/bench/tracing.js --quick      3 s per measurement, one round

@@ -40,7 +40,7 @@ const LIMIT_COUNT = {
   description: 'all: every request (as nginx counts); upstream: only requests that go to the upstream (cache hits are free)',
 };
 
-/** auto-tuning (issue 10): a strategy param is a number or a percentage; its range depends on the action. */
+/** auto-tuning: a strategy param is a number or a percentage; its range depends on the action. */
 const autoTuneParam = {
   anyOf: [{ type: 'number' }, { type: 'string', pattern: PERCENT_PATTERN }],
   errorMessage: 'must be a number (or a percentage like 80%)',
@@ -291,7 +291,7 @@ export const POLICY_SCHEMA: JsonSchema = {
             action: { enum: ['reduce_cache_size', 'increase_pool_size', 'increase_workers'] },
             params: {
               type: ['object', 'null'],
-              // auto-tuning (issue 10): which keys each action takes, and their ranges, are checked in semantic.ts
+              // auto-tuning: which keys each action takes, and their ranges, are checked in semantic.ts
               // with the action at hand (lib/tuning/params.ts); here only their form
               description: 'the action\'s bounds. reduce_cache_size: reduction_factor (0..1, default 0.8), floor (share of cache.l1.size or bytes; ' +
                 'default 10% or 16MB, the larger). increase_pool_size: increment (default 5), max_size (default 200). increase_workers: ' +

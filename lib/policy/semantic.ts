@@ -10,8 +10,8 @@ import { Cron } from 'croner';
 import { compilePathTemplate, parseParamSource } from '../routes/router';
 import { formatPath, type PolicyIssue, type PolicyPath } from './issues';
 import { parseDuration, parseRatio, UnitError } from './units';
-import { parseTrigger, TriggerError } from '../tuning/expr'; // auto-tuning (issue 10)
-import { ACTION_PARAMS, checkParam, type Action } from '../tuning/params'; // auto-tuning (issue 10)
+import { parseTrigger, TriggerError } from '../tuning/expr';
+import { ACTION_PARAMS, checkParam, type Action } from '../tuning/params';
 
 type Obj = Record<string, unknown>;
 
@@ -115,7 +115,7 @@ export function semanticIssues(root: unknown): PolicyIssue[] {
   const at = root.auto_tuning;
   if (isObj(at) && Array.isArray(at.strategies)) {
     uniqueNames(at.strategies, ['auto_tuning', 'strategies'], 'auto-tuning strategy', issue);
-    checkAutoTuning(at.strategies, issue); // auto-tuning (issue 10)
+    checkAutoTuning(at.strategies, issue);
   }
 
   return out;
@@ -124,7 +124,7 @@ export function semanticIssues(root: unknown): PolicyIssue[] {
 type Issue = (path: PolicyPath, message: string, at?: 'key' | 'value') => void;
 
 /**
- * auto-tuning (issue 10): each trigger is parsed by the engine's own parser, and a mistake is reported at the
+ * auto-tuning: each trigger is parsed by the engine's own parser, and a mistake is reported at the
  * exact character inside the string (the trailing number of the path is an index into it: positions.ts);
  * each action's params must be ones it knows, within their bounds (lib/tuning/params.ts).
  */

@@ -40,7 +40,7 @@ export function registerAdminActions(admin: AdminServer, coordinator: Coordinato
     }
   }, { guarded: true });
 
-  // invalidation (issue 6): the worker's handler is registered by lib/cache/invalidation (admin:invalidate)
+  // invalidation: the worker's handler is registered by lib/cache/invalidation (admin:invalidate)
   admin.route('POST', '/admin/invalidate', async ({ body }) => {
     const b = body as { event?: unknown; params?: unknown } | undefined;
     if (typeof b?.event !== 'string' || b.event.length === 0 || b.event.length > 256 || (b.params !== undefined && (typeof b.params !== 'object' || b.params === null || Array.isArray(b.params)))) {

@@ -22,7 +22,7 @@ import { type PrimaryServices } from '../core/component';
 import { ListenError, LISTEN_FAILED_EXIT } from './listen';
 import { startProxyWorker, type ProxyWorker } from './worker';
 import { PolicyReloader, type WorkerPolicyReport } from './reload';
-import { observePrimary, observeWorker, type Observed } from '../observe/attach'; // observability (issue 9)
+import { observePrimary, observeWorker, type Observed } from '../observe/attach';
 import { registerAdminActions, handleWorkerAdmin } from './admin-actions';
 import { appHealthRoutes } from '../k8s/app-health';
 import { redactSecrets } from '../util/redact';
@@ -30,7 +30,7 @@ import { applyUvThreadpoolSize, uvThreadpoolEnv } from '../stages/queue';
 import { RateLimitLeaseService } from '../stages/ratelimit';
 import { registerStatusPage } from '../status';
 import { registerExplainEndpoint } from '../explain/admin';
-import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning'; // auto-tuning (issue 10)
+import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../tuning';
 
 export class PolicyRefusedError extends Error {}
 export { ListenError } from './listen';
@@ -81,10 +81,10 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   const pm = new PrimaryMetrics();
   pm.setPolicyVersion(loaded0.version);
   const coordinator: Coordinator = single ? new SingleCoordinator() : new PrimaryCoordinator();
-  const services: PrimaryServices[] = registerPrimaryServices(coordinator, log, state); // warm-up (issue 6): state gates /readyz
+  const services: PrimaryServices[] = registerPrimaryServices(coordinator, log, state); // warm-up: state gates /readyz
   for (const s of services) s.configure(loaded0);
   coordinator.handle('policy:get', () => state.loaded);
-  // hot reload (issue 8): workers report the policy version they run; reload.ts owns the reload itself
+  // hot reload: workers report the policy version they run; reload.ts owns the reload itself
   const reloader = new PolicyReloader({
     policyFile, state, services, metrics: pm, log,
     applyToProxies: (next) => {
@@ -150,12 +150,12 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   // server.metrics_listen: /metrics alone, so a Service can expose it without /policy and the rest
   const metricsOnly = p0.server.metrics_listen ? new AdminServer(log) : null;
   metricsOnly?.route('GET', '/metrics', metricsRoute);
-  let tuning: AutoTuningService | null = null; // auto-tuning (issue 10): created once the workers run
+  let tuning: AutoTuningService | null = null; // auto-tuning: created once the workers run
   admin.route('GET', '/policy', () => ({
     status: 200,
     body: redactSecrets({
       version: state.loaded.version, file: state.loaded.file, policy: state.loaded.policy, ...reloader.status(),
-      // auto-tuning (issue 10): the settings in force (cache budget, pool size, workers) and what the tuner saw
+      // auto-tuning: the settings in force (cache budget, pool size, workers) and what the tuner saw
       ...(tuning ? { effective: tuning.effective(), auto_tuning: tuning.status() } : {}),
     }),
   }));
@@ -171,28 +171,28 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     closestLimits: (n) => leases?.store.closest(n) ?? null,
   });
   registerExplainEndpoint(admin, () => state.loaded, () => leases?.store ?? null);
-  const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)]; // observability (issue 9)
+  const observed: Observed[] = [observePrimary(admin, coordinator, () => state.loaded.policy, log)];
   const adminAddr = await admin.listen(p0.server.admin_listen);
   admin.checkTokenFile();
   if (metricsOnly && p0.server.metrics_listen) await metricsOnly.listen(p0.server.metrics_listen, 'server.metrics_listen');
 
   const reload = (why: string): void => void reloader.reload(why);
-  // auto-tuning (issue 10): workers it retires drain and exit on purpose (not restarted as crashes)
+  // auto-tuning: workers it retires drain and exit on purpose (not restarted as crashes)
   const retiring = new Set<number>();
   let forkOne: (() => void) | null = null;
 
   if (single) {
     local = await startProxyWorker(loaded0, coordinator, log);
-    observed.push(observeWorker(coordinator, local)); // observability (issue 9)
+    observed.push(observeWorker(coordinator, local));
     handleWorkerAdmin(coordinator, local);
     const single0 = local;
-    attachTuningToWorker(coordinator, single0, () => single0.handler.pipeline.loaded.version, null, log); // auto-tuning (issue 10)
+    attachTuningToWorker(coordinator, single0, () => single0.handler.pipeline.loaded.version, null, log);
     state.listening.set(0, local.address());
     reloader.workerReported(0, { version: loaded0.version });
   } else {
     forkOne = await forkWorkers(state, pm, log, coordinator as PrimaryCoordinator, retiring);
   }
-  // auto-tuning (issue 10): a primary service, so a reload resets it to the new policy (lib/tuning/)
+  // auto-tuning: a primary service, so a reload resets it to the new policy (lib/tuning/)
   tuning = createAutoTuning({ coordinator, log, registry: pm.registry, actions: pm.autotuneActions, state, local: () => local, fork: forkOne, retiring });
   services.push(tuning);
 
@@ -214,7 +214,7 @@ async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     await reloader.close();
     if (local) await local.shutdown();
     else await stopWorkers(state, coordinator as PrimaryCoordinator, log);
-    await Promise.allSettled(observed.map((o) => o.close())); // observability (issue 9): flush spans
+    await Promise.allSettled(observed.map((o) => o.close())); // flush spans
     await Promise.allSettled(services.map((s) => s.close()));
     statusPage.close();
     await Promise.all([admin.close(), metricsOnly?.close()]);
@@ -290,13 +290,13 @@ async function forkWorkers(state: PodState, pm: PrimaryMetrics, log: Logger, coo
     const w = cluster.fork({ ...env(), BRIDGE_SIDECAR_WORKER_INDEX: String(index) });
     slots.set(w.id, index);
     // the new worker's IPC channel is connected as soon as fork returns, so it is already in workerIds()
-    // (auto-tuning, issue 10: "+ 1" here showed one worker too many)
+    // (so no "+ 1": counting the new worker again would show one worker too many)
     pm.workers.set(coordinator.workerIds().length);
     w.on('exit', (code, signal) => {
       state.listening.delete(w.id);
       slots.delete(w.id);
       pm.workers.set(coordinator.workerIds().length);
-      // auto-tuning (issue 10): a worker retired by the tuner drained and left on purpose: not a crash
+      // auto-tuning: a worker retired by the tuner drained and left on purpose: not a crash
       if (retiring.delete(w.id)) {
         log.info({ worker: w.id, code }, 'retired worker exited');
         return;
@@ -395,7 +395,7 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   coordinator.request('policy:applied', { version: applied } satisfies WorkerPolicyReport).catch(() => {});
   if (early.policy) apply(early.policy);
   const running = worker;
-  const observed = observeWorker(coordinator, running); // observability (issue 9)
+  const observed = observeWorker(coordinator, running);
   coordinator.handle('metrics:get', () => running.runtime.metrics.registry.getMetricsAsJSON());
   handleWorkerAdmin(coordinator, running);
   let resolveDone!: () => void;
@@ -405,13 +405,13 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
     if (stopping) return;
     stopping = true;
     await running.shutdown();
-    await observed.close(); // observability (issue 9): flush spans
+    await observed.close(); // flush spans
     resolveDone();
     // the IPC channel keeps the process alive; leave once drained
     process.exit(0);
   };
   coordinator.on('shutdown', () => void stop());
-  attachTuningToWorker(coordinator, running, () => applied, () => void stop(), log); // auto-tuning (issue 10)
+  attachTuningToWorker(coordinator, running, () => applied, () => void stop(), log);
   // a signal sent to the whole process group (Ctrl-C) drains this worker too; the primary will not restart it
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());

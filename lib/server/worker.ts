@@ -64,7 +64,7 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     keepAliveTimeout: s.keepalive_timeout,
     requestTimeout: s.request_timeout,
     headersTimeout: Math.min(s.request_timeout, 60_000),
-    // reliability (issue 13): node only enforces headersTimeout/requestTimeout when it sweeps its connections,
+    // node only enforces headersTimeout/requestTimeout when it sweeps its connections,
     // every connectionsCheckingInterval (default 30 s): a slowloris client held a socket ~30 s past a 2 s
     // request_timeout. Sweep at a quarter of the timeout, between 100 ms and 1 s (cheap: one pass per worker).
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(Math.min(s.request_timeout, 60_000) / 4))),
@@ -89,7 +89,7 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    // reliability (issue 13): end() only half-closes; a client that never closes its side kept the socket (and
+    // end() only half-closes; a client that never closes its side kept the socket (and
     // a request whose body broke off) open. Give the answer a moment to be read, then close for good.
     setTimeout(() => socket.destroy(), 1000).unref();
   });

@@ -21,7 +21,7 @@ import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } f
 import { RETRY_REASONS, retryVerdict } from './upstream/retry';
 import { isHopByHop } from '../server/hop-by-hop';
 import type { RequestContext } from '../core/context';
-import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing'; // tracing (issue 9)
+import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing';
 
 export type { ForwardCallbacks, UpstreamFailure } from './upstream/types';
 export { isRetryEligible } from './upstream/retry';
@@ -99,7 +99,7 @@ export class UpstreamProxy implements UpstreamLeg {
   }
 
   /**
-   * auto-tuning (issue 10): connections per worker to the upstream, set by lib/tuning until the next reload
+   * auto-tuning: connections per worker to the upstream, set by lib/tuning until the next reload
    * (reconfigure puts the policy's value back). Raising it lets new requests open sockets at once; requests
    * already waiting get the freed sockets as before.
    */
@@ -165,12 +165,12 @@ export class UpstreamProxy implements UpstreamLeg {
     if (!st || st.done) return;
     st.done = true;
     this.clearTimers(st);
-    st.span?.fail('aborted'); // tracing (issue 9)
+    st.span?.fail('aborted');
     st.proxyReq?.destroy();
   }
 
   /**
-   * reliability (issue 13): the client's streamed body broke off (a malformed chunk, a reset) before its end.
+   * The client's streamed body broke off (a malformed chunk, a reset) before its end.
    * Without this the upstream request waited for the rest of the body until read_timeout, holding a pooled
    * connection (and a queue slot) per hostile request. Fails the exchange like a timeout does.
    */
@@ -194,7 +194,7 @@ export class UpstreamProxy implements UpstreamLeg {
     // The read timer covers waiting for a pooled socket too, so a saturated pool cannot hang a request.
     st.readTimer = setTimeout(() => this.timeout(st, 'read'), readTimeout);
     const buffer = st.body !== null ? new BufferedBody(st.body) : (st.stream ?? undefined);
-    // tracing (issue 9): one CLIENT span per attempt; it writes the traceparent http-proxy copies upstream
+    // one CLIENT span per attempt; it writes the traceparent http-proxy copies upstream
     st.span = startUpstreamSpan(ctx, st.upstream, st.attempt);
     this.proxy.web(ctx.req, ctx.res, { buffer, target: st.target } as unknown as httpProxy.ServerOptions, (err: Error) => this.onError(st, err));
   }
@@ -232,7 +232,7 @@ export class UpstreamProxy implements UpstreamLeg {
     const readTimeout = st.upstream.pool.read_timeout;
     proxyRes.setTimeout?.(readTimeout, () => proxyRes.destroy(new Error('upstream read timeout')));
     const span = st.span;
-    if (span !== null) { // tracing (issue 9)
+    if (span !== null) {
       span.response(proxyRes.statusCode ?? 0);
       proxyRes.once('close', () => span.end(proxyRes.complete));
     }
@@ -243,7 +243,7 @@ export class UpstreamProxy implements UpstreamLeg {
   private timeout(st: ForwardState, which: 'connect' | 'read'): void {
     if (st.done) return;
     st.timedOut = which;
-    st.span?.fail(`${which}_timeout`); // tracing (issue 9)
+    st.span?.fail(`${which}_timeout`);
     if (st.proxyReq) st.proxyReq.destroy();
     // If no socket was ever assigned, destroy() is impossible; fail now and drop the request when it gets one.
     this.fail(st, 'timeout', new Error(`upstream ${which} timeout`));
@@ -252,7 +252,7 @@ export class UpstreamProxy implements UpstreamLeg {
   private onError(st: ForwardState, err: Error & { code?: string }): void {
     if (st.done) return;
     this.clearTimers(st);
-    st.span?.fail(err); // tracing (issue 9): this attempt failed (a retry gets its own span)
+    st.span?.fail(err); // this attempt failed (a retry gets its own span)
     if (st.timedOut) {
       this.fail(st, 'timeout', err);
       return;

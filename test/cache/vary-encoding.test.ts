@@ -1,6 +1,6 @@
 /**
  * The cache keys an encoded answer by the codings the sidecar can produce that the client accepts, so one stored
- * gzip variant serves every gzip-capable client (issue 7), and no client gets a coding it did not accept.
+ * gzip variant serves every gzip-capable client, and no client gets a coding it did not accept.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * Issue 7: brotli when the policy lists it and the client prefers it (the policy's order breaks q-value ties),
+ * Brotli when the policy lists it and the client prefers it (the policy's order breaks q-value ties),
  * and server-sent events compressed only when the types list names text/event-stream, then flushed event by
  * event so the client sees each one as the upstream sends it.
  */

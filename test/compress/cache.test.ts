@@ -1,5 +1,5 @@
 /**
- * Issue 7 with the response cache (L1): the cache stores what the compression filter produced, so a hit for a
+ * Compression with the response cache (L1): the cache stores what the compression filter produced, so a hit for a
  * client that accepts the stored coding is served encoded without compressing again (compression_bytes_total
  * does not move), and every client still gets a body it can decode in a coding it accepted.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 7 through the real sidecar: when a response is compressed and when it must not be, with real clients
+ * Response compression through the real sidecar: when a response is compressed and when it must not be, with real clients
  * decoding (curl --compressed, Node's fetch) and a raw client that shows the bytes on the wire.
  *
  * Two sidecars with the same compression policy: one in front of the example draft service (10 KB JSON,

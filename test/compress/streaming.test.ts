@@ -1,5 +1,5 @@
 /**
- * Issue 7: compression streams. A 200 MB compressible response goes through the sidecar with its resident memory
+ * Compression streams. A 200 MB compressible response goes through the sidecar with its resident memory
  * bounded (read from its own /metrics), a paused client stops the upstream (backpressure reaches it through the
  * zlib stream), the bytes are counted in compression_bytes_total, and a gzip request body reaches the upstream
  * byte for byte (the sidecar never decodes requests).

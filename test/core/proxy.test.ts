@@ -1,6 +1,6 @@
 /**
- * The proxy path end to end: real client -> real sidecar process -> real upstream, and the failure modes of
- * issue 2 (upstream down, slow, resetting sockets; oversize and malformed requests).
+ * The proxy path end to end: real client -> real sidecar process -> real upstream, and its failure modes
+ * (upstream down, slow, resetting sockets; oversize and malformed requests).
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';

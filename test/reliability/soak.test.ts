@@ -71,7 +71,7 @@ test(`soak: ${RATE} req/s for ${SECONDS} s with the complete example policy: zer
     .replace('path: /var/cache/bridge-sidecar', `path: ${l3}`)
     .replace(/tracing:\n  enabled: true/, 'tracing:\n  enabled: false')
     // The global limit is taken out: with it, a few requests in 10,000 get a spurious 429 "global" even when the
-    // limit is 100,000/s (bursts of arrivals outrun the worker's token-lease rounds; reported in issue 13's note:
+    // limit is 100,000/s (bursts of arrivals outrun the worker's token-lease rounds:
     // lib/stages/ratelimit/component.ts slow() refuses after MAX_ROUNDS). Per-user and per-endpoint limits stay.
     .replace(/\n  global: +\{ requests_per_second: 1000, burst_size: 100, algorithm: token_bucket[^}]*\}/, '')
     // The open-loop generator sends everything that fell due during a stall of this shared machine (CI runs test

@@ -1,5 +1,5 @@
 /**
- * The compression response filter (issue 7): gzip or brotli on the way to the client, like nginx's gzip module
+ * The compression response filter: gzip or brotli on the way to the client, like nginx's gzip module
  * but with RFC 9110 negotiation. Runs after the events filter and before the cache store filter, so the cache
  * stores the encoded variant (see negotiate.ts for how a hit is served to clients with other Accept-Encoding).
  *

@@ -1,4 +1,4 @@
-/** Response compression (issue 7): the filter, and the negotiation helpers the cache uses too. */
+/** Response compression: the filter, and the negotiation helpers the cache uses too. */
 export { CompressionComponent, CompressionFilter, compressionCounters } from './filter';
 export { negotiate, isCompressible, decoderFor, parseAcceptEncoding, typeListFor, TypeList } from './negotiate';
 export type { Coding, Choice } from './negotiate';
