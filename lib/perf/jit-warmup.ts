@@ -45,10 +45,17 @@ async function startStub(): Promise<{ server: Server; port: number }> {
   return { server, port: await listenLocal(server) };
 }
 
-function listenLocal(server: Server): Promise<number> {
+/**
+ * `exclusive`: in a cluster worker a plain listen(0) goes through the primary, which hands every worker that
+ * asks for "127.0.0.1:0" (per listen index) the same shared port and round-robins connections over them. Then
+ * one worker's warm-up requests reached its sibling's stub, or, once the sibling's own stub had closed, the
+ * sibling's real listener when that too asked for port 0 (tests do), and were counted in its real metrics.
+ * An exclusive handle is this process's own port, shared with no one.
+ */
+export function listenLocal(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve((server.address() as AddressInfo).port));
   });
 }
 

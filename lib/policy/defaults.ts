@@ -65,7 +65,7 @@ function server(raw: Obj): ServerPolicy {
 
 function jitWarmup(raw: Obj): JitWarmupPolicy {
   return {
-    enabled: raw.enabled === true, // opt-in: see the README (its synthetic requests showed up in /metrics with 2 workers)
+    enabled: raw.enabled !== false,
     requests: num(raw.requests, 3000),
     max_time: dur(raw.max_time, '1s'),
   };

@@ -30,7 +30,7 @@ async function metricSum(adminUrl: string, name: string): Promise<number> {
   return sum;
 }
 
-for (const workers of [1, 0]) {
+for (const workers of [2, 1, 0]) {
   test(`before taking traffic each worker warms its pipeline up, bounded, leaving nothing behind (workers: ${workers})`, { timeout: 90_000 }, async (t) => {
     const up = await startDraftService({ port: 0, host: '127.0.0.1', seedDrafts: 5 });
     t.after(() => up.close());
