@@ -11,8 +11,8 @@ import { headNotStorable, storeIfPasses, type StoreRequest } from '../cache/admi
 import { l2EntryKey } from '../cache/l2';
 import { classifyJsonRpc } from '../cache/jsonrpc';
 import { l3EntryFile } from '../cache/l3';
-import { compileCacheRoute, planLookup, type CacheRouteView, type PlanInput } from '../stages/cache-plan';
-import { l3DirFor } from '../stages/cache';
+import { compileCacheRoute, planLookup, type CacheRouteView, type PlanInput } from '../stages/cache/plan';
+import { l3DirFor } from '../stages/cache/component';
 
 /** An upstream answer to judge the store rules against (`explain --response FILE`). */
 export interface ExplainResponse {

@@ -13,7 +13,7 @@ import type { Coordinator } from '../core/ipc';
 import type { Logger } from '../observe/logger';
 import type { WorkerMetrics } from '../observe/metrics';
 import { memoryPressure, readMemory } from '../observe/resources';
-import type { CacheComponent } from '../stages/cache';
+import type { CacheComponent } from '../stages/cache/component';
 import { OVERLOAD_STATES, OverloadManager, type OverloadActions } from './overload';
 
 export interface MemoryWatch {

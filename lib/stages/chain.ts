@@ -13,7 +13,7 @@
 import type { Component, Runtime } from '../core/component';
 import type { Stage } from '../core/stage';
 import { RateLimitComponent } from './ratelimit';
-import { CacheComponent, type CacheComponentOptions } from './cache';
+import { CacheComponent, type CacheComponentOptions } from './cache/component';
 import { CompressionComponent } from './compress';
 import { QueueComponent } from './queue';
 import { InvalidationComponent } from './events/component';

@@ -21,7 +21,7 @@ import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger } from '../../lib/observe/logger';
 import { RedisConnection } from '../../lib/redis/client';
 import type { Runtime } from '../../lib/core/component';
-import type { CacheComponent } from '../../lib/stages/cache';
+import type { CacheComponent } from '../../lib/stages/cache/component';
 import { systemClock, type Clock } from '../../lib/core/clock';
 
 export interface UpstreamReply {

@@ -4,13 +4,13 @@
  * and by `explain`, so what `explain` prints is what the proxy does.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { CompiledRoute } from '../routes/router';
-import type { RouteCachePolicy, RoutePolicy } from '../policy/types';
-import { baseKey, KeyTemplate, type VariantInput } from '../cache/keys';
-import { requestDirectives, type RequestDirectives, type RouteRules } from '../cache/http-semantics';
-import { bodyKeyPart, bodyKeying, isJsonRpcRoute, type BodyKeying } from '../cache/key-shape';
-import { compileStoreIf, type StoreIf } from '../cache/admission';
-import { classifyJsonRpc, rawId, type JsonRpcRequest } from '../cache/jsonrpc';
+import type { CompiledRoute } from '../../routes/router';
+import type { RouteCachePolicy, RoutePolicy } from '../../policy/types';
+import { baseKey, KeyTemplate, type VariantInput } from '../../cache/keys';
+import { requestDirectives, type RequestDirectives, type RouteRules } from '../../cache/http-semantics';
+import { bodyKeyPart, bodyKeying, isJsonRpcRoute, type BodyKeying } from '../../cache/key-shape';
+import { compileStoreIf, type StoreIf } from '../../cache/admission';
+import { classifyJsonRpc, rawId, type JsonRpcRequest } from '../../cache/jsonrpc';
 
 /** The request as the plan reads it (a RequestContext is one). */
 export interface PlanInput extends Omit<VariantInput, 'bodyPart'> {

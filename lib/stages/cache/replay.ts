@@ -1,0 +1,49 @@
+/**
+ * Answering from a stored entry: the body to send (a JSON-RPC answer takes the current request's id, byte for
+ * byte, the rest as stored), the head (lib/cache/respond.ts), and 304 for a satisfied client conditional.
+ */
+import { Transform } from 'node:stream';
+import type { RequestContext } from '../../core/context';
+import type { ResponseHead } from '../../core/stage';
+import type { Found } from '../../cache/tiers';
+import type { CacheEntry } from '../../cache/entry';
+import { CACHE_NAME, headFor, satisfiesConditional, sendEntry } from '../../cache/respond';
+import { rawId } from '../../cache/jsonrpc';
+import { replayBody } from '../../cache/jsonrpc-replay';
+
+/** The stored body to send for this request: a JSON-RPC answer gets the request's own id. */
+export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: boolean): Buffer | null {
+  if (entry === null || !jsonrpc) return entry?.body ?? null;
+  const id = rawId(ctx.body);
+  return id === null ? null : replayBody(entry, id);
+}
+
+/** Answer the request from `found` (the lookup answered: no upstream request). */
+export function serve(ctx: RequestContext, found: Found, status: string, now: number, jsonrpc: boolean): void {
+  const cond = satisfiesConditional(ctx.method, ctx.req.headers, found.meta);
+  const body = bodyFor(ctx, found.entry, jsonrpc);
+  const head = headFor(found.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, body?.length);
+  sendEntry(ctx.res, ctx.method, head, body, found.stream ? found.stream.open : null);
+  ctx.responded = true;
+  ctx.cacheStatus = status;
+}
+
+/**
+ * Replace the upstream's head and body with a stored entry (a 304 to our revalidation, stale-if-error on a
+ * 5xx), answering the client's own conditional (`clientConditional`, or the request's when it kept them).
+ */
+export function replaceWith(ctx: RequestContext, head: ResponseHead, entry: CacheEntry, status: string, now: number,
+  jsonrpc: boolean, clientConditional: Record<string, string> | null): Transform {
+  const cond = satisfiesConditional(ctx.method, clientConditional ?? ctx.req.headers, entry.meta);
+  const replayed = bodyFor(ctx, entry, jsonrpc);
+  const h = headFor(entry.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, replayed?.length);
+  for (const k of Object.keys(head.headers)) delete head.headers[k];
+  Object.assign(head.headers, h.headers);
+  head.status = h.status;
+  ctx.cacheStatus = status;
+  const body = ctx.method === 'HEAD' || cond ? null : replayed;
+  return new Transform({
+    transform(_chunk, _enc, cb) { cb(); },
+    flush(cb) { if (body !== null && body.length) this.push(body); cb(); },
+  });
+}
