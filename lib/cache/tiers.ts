@@ -3,7 +3,6 @@
  * at once and to L2/L3 through the background writer, purge by glob in every tier.
  */
 import { startChildSpan, traceRedis, type Traceable } from '../observe/tracing';
-import type { Gauge } from 'prom-client';
 import type { CounterCell, FastCounter } from '../observe/fast-metrics';
 import type { Built } from './admission';
 import type { CacheEntry, EntryMeta } from './entry';
@@ -64,7 +63,6 @@ export class Tiers {
     public ttls: TierTtls,
     public writer: BackgroundWriter,
     requests: FastCounter,
-    private readonly sizeGauge: Gauge<'layer'>,
     /** Bodies larger than this live in L3 only (streamed), never in L1/L2. */
     public largeBodyThreshold: number,
   ) {
@@ -225,9 +223,9 @@ export class Tiers {
     return n;
   }
 
-  updateSizeGauges(): void {
-    if (this.l1 !== null) this.sizeGauge.set({ layer: 'l1' }, this.l1.bytes);
-    if (this.l3 !== null) this.sizeGauge.set({ layer: 'l3' }, this.l3.bytes);
+  /** Bytes this process holds in its own tiers now (L2's figure is the Redis server's: see l2.usedMemory). */
+  localSizes(): { l1: number | null; l3: number | null } {
+    return { l1: this.l1?.bytes ?? null, l3: this.l3?.bytes ?? null };
   }
 }
 

@@ -85,6 +85,8 @@ export class WorkerMetrics {
   readonly upstreamConnections: Gauge<'state'>;
   /** Set by whoever owns the upstream pool: its figures now, or null when unknown (no sample). */
   poolFigures: (() => PoolFigures | null) | null = null;
+  /** Set by the cache: each tier's bytes now, read at scrape time (a tier that is off has no sample). */
+  cacheSizes: (() => ReadonlyArray<readonly [layer: string, bytes: number]>) | null = null;
   /** Set by whoever owns the Redis link: true/false, or null when there is no `redis` section (no sample). */
   redisHealth: (() => boolean | null) | null = null;
   private buckets: readonly number[];
@@ -100,7 +102,17 @@ export class WorkerMetrics {
     this.requests = new FastCounter(PREFIX + 'http_requests_total', 'Requests received, by route.', ['endpoint', 'method'], this.registry);
     this.errors = new Counter({ name: PREFIX + 'http_errors_total', help: 'Requests that ended in an error, by kind (upstream_error, upstream_timeout, rate_limited, shed, client_error, ...).', labelNames: ['endpoint', 'error_type'], registers });
     this.cacheRequests = new FastCounter(PREFIX + 'cache_requests_total', 'Cache lookups by tier and result.', ['layer', 'result'], this.registry);
-    this.cacheSize = new Gauge({ name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers, aggregator: CACHE_SIZE_AGGREGATOR as Aggregator });
+    const cacheSizes = () => this.cacheSizes?.() ?? null;
+    this.cacheSize = new Gauge({
+      name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers,
+      aggregator: CACHE_SIZE_AGGREGATOR as Aggregator,
+      collect() {
+        const sizes = cacheSizes();
+        if (sizes === null) return;
+        this.reset();
+        for (const [layer, bytes] of sizes) this.set({ layer }, bytes);
+      },
+    });
     this.ratelimitRejected = new Counter({ name: PREFIX + 'ratelimit_rejected_total', help: 'Requests refused with 429, by the scope that refused.', labelNames: ['scope'], registers });
     this.queueLength = new Gauge({ name: PREFIX + 'queue_length', help: 'Requests waiting for an upstream slot, by priority class.', labelNames: ['priority'], registers });
     this.queueWait = new Histogram({ name: PREFIX + 'queue_wait_seconds', help: 'Time requests waited in the priority queue, by priority class (0 for those admitted at once).', labelNames: ['priority'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers });

@@ -156,7 +156,6 @@ test('metrics: cache_requests_total by layer/result, cache_size_bytes, evictions
   t.after(() => sc.close());
   await request(sc.url, { path: '/get_font_types' });
   await request(sc.url, { path: '/get_font_types' });
-  sc.cache.tiers.updateSizeGauges();
   const text = await sc.metrics.registry.metrics();
   assert.match(text, /bridge_sidecar_cache_requests_total\{layer="l1",result="miss"\} 1/);
   assert.match(text, /bridge_sidecar_cache_requests_total\{layer="l1",result="hit"\} 1/);

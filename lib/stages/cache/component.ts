@@ -55,8 +55,9 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
   private l2Conn: RedisConnection | null = null;
   private l3Dir: string | null = null;
   private readonly evictions: Counter<'layer'>;
-  private gaugeTimer: NodeJS.Timeout;
   private l2SizeTimer: NodeJS.Timeout | null = null;
+  /** Redis's used_memory as last read (null: not read yet, or the read failed). */
+  private l2Bytes: number | null = null;
   private warnedNoRedis = false;
   private unreplicate: () => void = () => {};
   private unsubscribe: (() => void) | null = null;
@@ -68,13 +69,12 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     this.clock = rt.clock;
     this.evictions = evictionCounter(rt.metrics.registry);
     const writer = opts.writer ?? new CacheWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log, metrics: rt.metrics });
-    this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, rt.metrics.cacheSize, DEFAULT_LARGE_BODY);
+    this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, DEFAULT_LARGE_BODY);
     const skippedCounter = storeSkippedCounter(rt.metrics.registry);
     skippedCounter.inc({ reason: 'invalidated_in_flight' }, 0); // at 0 from the start (observe/label-values.ts)
     const skipped = skippedCounter.labels('invalidated_in_flight');
     this.tiers.onStoreSkipped = () => skipped.inc();
-    this.gaugeTimer = setInterval(() => this.tiers.updateSizeGauges(), 5000);
-    this.gaugeTimer.unref();
+    rt.metrics.cacheSizes = this.sizes;
     this.unreplicate = this.replicateAcrossWorkers();
     this.unsubscribe = rt.coordinator.on('bridge-sidecar:cache-purge', (pattern: unknown) => {
       if (typeof pattern === 'string') void this.purgeLocal(pattern);
@@ -140,10 +140,12 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     if (t.l2 === null || this.l2Conn !== conn) {
       t.l2 = new L2Cache(conn, c.l2.ttl);
       this.l2Conn = conn;
+      // INFO is a round trip to Redis (and to every master of a cluster): read on a timer, not at scrape time, so
+      // a slow Redis cannot hold a scrape; read once at once so an early scrape has the figure
+      this.l2Bytes = null;
+      this.readL2Size();
       if (this.l2SizeTimer === null) {
-        this.l2SizeTimer = setInterval(() => {
-          void this.tiers.l2?.usedMemory().then((b) => { if (b !== null) this.rt.metrics.cacheSize.set({ layer: 'l2' }, b); });
-        }, 30_000);
+        this.l2SizeTimer = setInterval(() => this.readL2Size(), 30_000);
         this.l2SizeTimer.unref();
       }
     }
@@ -194,6 +196,20 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     });
   }
 
+  /** cache_size_bytes, at scrape time: L1 and L3 as they are now, L2 as last read. A tier that is off has no sample. */
+  private readonly sizes = (): Array<readonly [string, number]> => {
+    const out: Array<readonly [string, number]> = [];
+    const { l1, l3 } = this.tiers.localSizes();
+    if (l1 !== null) out.push(['l1', l1]);
+    if (this.tiers.l2 !== null && this.l2Bytes !== null) out.push(['l2', this.l2Bytes]);
+    if (l3 !== null) out.push(['l3', l3]);
+    return out;
+  };
+
+  private readL2Size(): void {
+    void this.tiers.l2?.usedMemory().then((b) => { if (b !== null) this.l2Bytes = b; });
+  }
+
   /** Admin purge: remove every key matching the glob from every tier (all workers' L1/L3, and L2). */
   async purge(pattern: string): Promise<number> {
     const n = await this.tiers.purge(pattern);
@@ -226,7 +242,7 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.gaugeTimer);
+    if (this.rt.metrics.cacheSizes === this.sizes) this.rt.metrics.cacheSizes = null;
     if (this.l2SizeTimer) clearInterval(this.l2SizeTimer);
     this.unsubscribe?.();
     this.unreplicate();
