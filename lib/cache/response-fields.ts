@@ -8,12 +8,7 @@
  */
 import type { Directives, Headers } from './cache-control';
 import { parseCacheControl } from './cache-control';
-
-/** Hop-by-hop fields (RFC 9110 §7.6.1): meaningful for one connection only. */
-export const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
-  'transfer-encoding', 'upgrade',
-]);
+import { HOP_BY_HOP } from '../util/hop-by-hop';
 
 /** Fields that carry one client's state: never stored, never replayed. */
 export const PER_CLIENT = new Set(['mcp-session-id', 'set-cookie', 'set-cookie2']);

@@ -9,6 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { InjectConfig } from './config';
 import { AdmissionReviewError, reviewPod } from './admission';
 import type { Logger } from '../observe/logger';
+import { BodyTooLarge, readBody } from '../util/read-body';
 
 const MAX_BODY = 8 * 1024 * 1024; // the API server sends at most ~3 MB objects; leave room for the review around them
 const CERT_CHECK_MS = 30_000;
@@ -74,9 +75,11 @@ async function handle(o: WebhookOptions, req: IncomingMessage, res: ServerRespon
   if (req.method !== 'POST') return send(res, 405, { error: 'POST an AdmissionReview' });
   let body: unknown;
   try {
-    body = JSON.parse(await readBody(req));
+    body = JSON.parse((await readBody(req, MAX_BODY)).toString('utf8'));
   } catch (e) {
-    return send(res, e instanceof RangeError ? 413 : 400, { error: e instanceof RangeError ? 'body too large' : 'body is not JSON' });
+    if (!(e instanceof BodyTooLarge)) return send(res, 400, { error: 'body is not JSON' });
+    req.destroy();
+    return send(res, 413, { error: 'body too large' });
   }
   try {
     const r = reviewPod(body, o.config);
@@ -91,16 +94,3 @@ async function handle(o: WebhookOptions, req: IncomingMessage, res: ServerRespon
   }
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) { reject(new RangeError('too large')); req.destroy(); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}

@@ -11,7 +11,7 @@
  * limit) take the max, and "is Redis up" takes the min (1 only when every worker's link is up).
  */
 import * as promClient from 'prom-client';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type CounterConfiguration, type GaugeConfiguration, type HistogramConfiguration, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { memoryPressure, readMemory, readProcessIo, SocketBytes } from './resources';
 import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics';
 import { knownSeries, RELOAD_RESULTS } from './label-values';
@@ -258,9 +258,23 @@ export class WorkerMetrics {
 /**
  * The counter `name` of this registry, created on first use: components built more than once per process
  * (a worker restarts its stages, tests build several) share the one series instead of failing to re-register it.
+ * `extra` (a collect function, the cross-worker aggregator) applies only when this call creates it.
  */
-export function registeredCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]): Counter<L> {
-  return (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [registry] });
+export function registeredCounter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[],
+  extra: Pick<CounterConfiguration<L>, 'collect' | 'aggregator'> = {}): Counter<L> {
+  return (registry.getSingleMetric(name) as Counter<L> | undefined) ?? new Counter({ name, help, labelNames, registers: [registry], ...extra });
+}
+
+/** The gauge `name` of this registry, created on first use (see registeredCounter). */
+export function registeredGauge<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[],
+  extra: Pick<GaugeConfiguration<L>, 'collect' | 'aggregator'> = {}): Gauge<L> {
+  return (registry.getSingleMetric(name) as Gauge<L> | undefined) ?? new Gauge({ name, help, labelNames, registers: [registry], ...extra });
+}
+
+/** The histogram `name` of this registry, created on first use (see registeredCounter). */
+export function registeredHistogram<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[],
+  extra: Pick<HistogramConfiguration<L>, 'buckets' | 'aggregator'> = {}): Histogram<L> {
+  return (registry.getSingleMetric(name) as Histogram<L> | undefined) ?? new Histogram({ name, help, labelNames, registers: [registry], ...extra });
 }
 
 function setAggregator(registry: Registry, name: string, aggregator: 'sum' | 'max' | 'min' | 'first' | 'average'): void {

@@ -12,6 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { HostPort } from '../policy/types';
 import type { Logger } from '../observe/logger';
 import { listenOn } from './listen';
+import { BodyTooLarge, readBody } from '../util/read-body';
 
 export interface AdminRequest {
   req: IncomingMessage;
@@ -88,7 +89,7 @@ export class AdminServer {
       try {
         body = await readJson(req);
       } catch (e) {
-        return send(res, { status: e instanceof TooLarge ? 413 : 400, body: { error: e instanceof Error ? e.message : 'bad body' } });
+        return send(res, e instanceof BodyTooLarge ? { status: 413, body: { error: 'body over 1 MB' } } : { status: 400, body: { error: e instanceof Error ? e.message : 'bad body' } });
       }
     }
     try {
@@ -152,31 +153,21 @@ export class AdminServer {
   }
 }
 
-class TooLarge extends Error {}
-
-function readJson(req: IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_ADMIN_BODY) {
-        reject(new TooLarge('body over 1 MB'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (size === 0) return resolve(undefined);
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new Error('body is not valid JSON'));
-      }
-    });
-    req.on('error', reject);
-  });
+/** The JSON body, or undefined when empty. Past MAX_ADMIN_BODY the connection is dropped (BodyTooLarge). */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, MAX_ADMIN_BODY);
+  } catch (e) {
+    if (e instanceof BodyTooLarge) req.destroy();
+    throw e;
+  }
+  if (raw.length === 0) return undefined;
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new Error('body is not valid JSON');
+  }
 }
 
 function send(res: ServerResponse, reply: AdminReply, headOnly = false): void {

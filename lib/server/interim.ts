@@ -4,7 +4,7 @@
  * it itself, and only to a request it will accept, so a client never uploads a body only to get its 413.
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { isHopByHop } from './hop-by-hop';
+import { isHopByHop } from '../util/hop-by-hop';
 
 /** Pass one upstream 1xx on to the client: 103 Early Hints and 102 Processing; 100 and 101 are per hop. */
 export function relayInterim(res: ServerResponse, status: number, headers: IncomingHttpHeaders): void {

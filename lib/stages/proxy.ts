@@ -19,7 +19,7 @@ import type { UpstreamPolicy } from '../policy/types';
 import type { PoolFigures, WorkerMetrics } from '../observe/metrics';
 import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } from './upstream/types';
 import { RETRY_REASONS, retryVerdict } from './upstream/retry';
-import { isHopByHop } from '../server/hop-by-hop';
+import { isHopByHop } from '../util/hop-by-hop';
 import type { RequestContext } from '../core/context';
 import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing';
 

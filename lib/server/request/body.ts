@@ -2,7 +2,7 @@
  * The client's request body: read whole when a route needs it (or to keep it for a retry), or streamed to the
  * upstream through a size limit. Both refuse a body over server.client_max_body_size with 413.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { RequestContext } from '../../core/context';
 import { sendProblem } from '../problem';
@@ -10,31 +10,11 @@ import { sendProblem } from '../problem';
 /** Bodies up to this size are kept in memory when the request may need replaying on a retry. */
 export const REPLAY_BODY_LIMIT = 64 * 1024;
 
-export class BodyTooLarge extends Error {}
+export { BodyTooLarge, readBody } from '../../util/read-body';
 
 /** 413 with Connection: close, so an unread body cannot be taken for the connection's next request. */
 export function refuseTooLarge(res: ServerResponse, detail: string): void {
   sendProblem(res, 413, 'body-too-large', 'Content Too Large', detail, null, true);
-}
-
-/** The whole body, or a BodyTooLarge rejection as soon as it passes `limit` (the rest is left unread). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { RequestContext } from '../../core/context';
 import type { ResponseHead } from '../../core/stage';
 import type { Policy } from '../../policy/types';
-import { stripRequestHopByHop } from '../hop-by-hop';
+import { stripRequestHopByHop } from '../../util/hop-by-hop';
 import type { UpstreamAnswer } from '../../stages/upstream/types';
 import { VIA } from '../problem';
 

@@ -25,12 +25,12 @@
  * upstream socket and at most a few zlib chunks (16 KB) are held per response, whatever the body's size.
  */
 import type { Transform } from 'node:stream';
-import { Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Component, Runtime } from '../../core/component';
 import type { CompressionPolicy, LoadedPolicy } from '../../policy/types';
 import type { RequestContext } from '../../core/context';
 import type { ResponseHead, Stage } from '../../core/stage';
-import { PREFIX } from '../../observe/metrics';
+import { PREFIX, registeredCounter } from '../../observe/metrics';
 import { createEncoder, type ByteCounters } from './encoder';
 import { hasToken, mergeVary, weakenEtag } from './headers';
 import { negotiate, typeListFor, type Choice, type TypeList } from './negotiate';
@@ -42,15 +42,8 @@ const NONE = 'none';
 
 /** compression_bytes_total{direction="in"|"out"} on `registry` (created once per registry). */
 export function compressionCounters(registry: Registry): ByteCounters {
-  let c = registry.getSingleMetric(BYTES_METRIC) as Counter<'direction'> | undefined;
-  if (c === undefined) {
-    c = new Counter({
-      name: BYTES_METRIC,
-      help: 'Bytes through response compression: direction="in" before encoding, "out" after. Ratio = out / in.',
-      labelNames: ['direction'],
-      registers: [registry],
-    });
-  }
+  const c = registeredCounter(registry, BYTES_METRIC,
+    'Bytes through response compression: direction="in" before encoding, "out" after. Ratio = out / in.', ['direction']);
   const counters = { in: c.labels('in'), out: c.labels('out') };
   counters.in.inc(0);
   counters.out.inc(0);

@@ -5,13 +5,14 @@
  * One QueueComponent per worker process. Its AdmissionScheduler is the long-lived state (waiters, in-flight
  * count, adaptive limit); configure() applies each policy to it in place, so a reload never drops a waiter.
  */
-import { Gauge, type Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
 import type { LoadedPolicy } from '../../policy/types';
 import type { Component, Runtime } from '../../core/component';
 import type { RequestContext } from '../../core/context';
 import { StageSlot, type Release, type Stage } from '../../core/stage';
 import { AdmissionScheduler, type SchedulerOptions } from './scheduler';
 import { settingsFromPolicy } from './settings';
+import { registeredGauge } from '../../observe/metrics';
 
 export { sendShed, retryAfterSeconds } from './shed';
 export { AdmissionScheduler } from './scheduler';
@@ -23,20 +24,13 @@ export const CONCURRENCY_LIMIT_METRIC = 'bridge_sidecar_concurrency_limit';
 
 /** bridge_sidecar_concurrency_limit on this registry (created once; shared if a second component asks). */
 export function concurrencyLimitGauge(registry: Registry): Gauge<string> {
-  const existing = registry.getSingleMetric(CONCURRENCY_LIMIT_METRIC);
-  if (existing) return existing as Gauge<string>;
-  return new Gauge({
-    name: CONCURRENCY_LIMIT_METRIC,
-    help: 'Upstream concurrency limit in force (max_in_flight share of this worker, or the adaptive limit); summed over workers it is the pod limit.',
-    registers: [registry],
-  });
+  return registeredGauge(registry, CONCURRENCY_LIMIT_METRIC,
+    'Upstream concurrency limit in force (max_in_flight share of this worker, or the adaptive limit); summed over workers it is the pod limit.', []);
 }
 
 /** A gauge of the adaptive limiter's RTT estimates; averaged (not summed) over workers. */
 function rttGauge(registry: Registry, name: string, help: string): Gauge<string> {
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Gauge<string>;
-  return new Gauge({ name, help, registers: [registry], aggregator: 'average' });
+  return registeredGauge(registry, name, help, [], { aggregator: 'average' });
 }
 
 /** A request's slot while it is upstream: the scheduler's release function is the per-request object. */

@@ -1,12 +1,10 @@
 /** The rate limiter's own series, registered once on the worker's registry. */
-import { Counter, type Registry } from 'prom-client';
-import { PREFIX } from '../../observe/metrics';
+import type { Counter, Registry } from 'prom-client';
+import { PREFIX, registeredCounter } from '../../observe/metrics';
 import { SCOPE_NAMES } from './limits';
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]): Counter<L> {
-  const existing = registry.getSingleMetric(PREFIX + name);
-  if (existing) return existing as Counter<L>;
-  return new Counter<L>({ name: PREFIX + name, help, labelNames, registers: [registry] });
+  return registeredCounter(registry, PREFIX + name, help, labelNames);
 }
 
 export function backendErrorsCounter(registry: Registry): Counter<'reason'> {
@@ -29,15 +27,12 @@ const admittedSources = new WeakMap<Registry, () => readonly number[]>();
  */
 export function admittedCounter(registry: Registry, read: () => readonly number[]): void {
   admittedSources.set(registry, read);
-  const name = PREFIX + 'ratelimit_admitted_total';
-  if (registry.getSingleMetric(name)) return;
-  new Counter({
-    name, labelNames: ['scope'], registers: [registry],
-    help: 'Requests admitted by each rate-limit scope that applied to them (tokens spent).',
-    collect() {
-      const counts = admittedSources.get(registry)?.() ?? [];
-      this.reset();
-      SCOPE_NAMES.forEach((scope, code) => this.inc({ scope }, Math.max(0, counts[code] ?? 0)));
-    },
-  });
+  registeredCounter(registry, PREFIX + 'ratelimit_admitted_total',
+    'Requests admitted by each rate-limit scope that applied to them (tokens spent).', ['scope'], {
+      collect() {
+        const counts = admittedSources.get(registry)?.() ?? [];
+        this.reset();
+        SCOPE_NAMES.forEach((scope, code) => this.inc({ scope }, Math.max(0, counts[code] ?? 0)));
+      },
+    });
 }

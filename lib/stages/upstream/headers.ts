@@ -5,7 +5,7 @@
  * except that every Expires line is kept, as the cache needs them all.
  * Built once, from undici's raw [name, value, ...] buffers; the pipeline edits and writes this same object.
  */
-import { isHopByHop } from '../../server/hop-by-hop';
+import { isHopByHop } from '../../util/hop-by-hop';
 
 /** Fields node:http keeps only the first of (lib/_http_incoming.js matchKnownFields). */
 const SINGLE = new Set([

@@ -1,8 +1,9 @@
 /**
  * Hop-by-hop fields (RFC 9110 §7.6.1) belong to one connection and are never forwarded, in either direction,
- * along with any field the Connection header names.
+ * along with any field the Connection header names; nor are they stored with a cached answer. The one list:
+ * the proxy legs, interim responses, the cache's stored fields and its revalidation requests all use it.
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authenticate', 'proxy-authorization',
 ]);
