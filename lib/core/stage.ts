@@ -27,6 +27,33 @@ import type { RequestContext } from './context';
 export interface ResponseHead {
   status: number;
   headers: Record<string, string | string[]>;
+  /**
+   * Set by a stage whose body Transform must see the whole body before the head is final (the cache's
+   * Cache-Status `stored` on a small answer that store_if or the JSON-RPC rules decide on its body). The
+   * pipeline then writes the head when the stage releases it; the stage releases it before it pushes any body.
+   */
+  hold?: HeldHead;
+}
+
+/** A response head held back by a stage until its body Transform has seen enough of the body (see ResponseHead.hold). */
+export class HeldHead {
+  private write: (() => void) | null = null;
+  private released = false;
+
+  /** The pipeline: write the head now if released, else when it is. */
+  whenReleased(write: () => void): void {
+    if (this.released) write();
+    else this.write = write;
+  }
+
+  /** The stage: the head is final. Idempotent. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const w = this.write;
+    this.write = null;
+    w?.();
+  }
 }
 
 /** Why no upstream answer is at hand: 'error' (502), 'timeout' (504), 'shed' (the queue refused it). */

@@ -165,14 +165,19 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     if (this.draining) head.headers.connection = 'close';
     // the sidecar's own cache directives are for the cache stage, never for the client
     if (head.headers[OWN_CACHE_CONTROL] !== undefined) delete head.headers[OWN_CACHE_CONTROL];
-    res.writeHead(head.status, head.headers);
-    // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
-    // a long-lived event stream may not have one for minutes. Not a bodiless answer (304, 204, HEAD): its head
-    // is the whole answer, and flushing it would end the exchange for the client while the upstream body still
-    // flows into the cache (a 304 made by the cache stage stores the 200 behind it).
-    if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD' && head.status !== 304 && head.status !== 204) {
-      res.flushHeaders();
-    }
+    const writeHead = (): void => {
+      res.writeHead(head.status, head.headers);
+      // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
+      // a long-lived event stream may not have one for minutes. Not a bodiless answer (304, 204, HEAD): its head
+      // is the whole answer, and flushing it would end the exchange for the client while the upstream body still
+      // flows into the cache (a 304 made by the cache stage stores the 200 behind it).
+      if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD' && head.status !== 304 && head.status !== 204) {
+        res.flushHeaders();
+      }
+    };
+    // a stage that must see the body before the head is final releases it from its Transform (ResponseHead.hold)
+    if (head.hold === undefined || transforms === null) writeHead();
+    else head.hold.whenReleased(writeHead);
     ctx.responded = true;
     if (transforms === null) {
       up.sendTo(res);

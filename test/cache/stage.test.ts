@@ -52,7 +52,8 @@ test('POST read: key from body param, store_if refuses success:false, other draf
   const sc = await startSidecar(policy(up.url, ROUTES));
   t.after(() => sc.close());
   const q = (id: string, force = false) => request(sc.url, { method: 'POST', path: '/query_script', body: JSON.stringify({ draft_id: id, force_update: force }) });
-  assert.equal((await q('42')).headers['cache-status'], 'bridge-sidecar; fwd=miss');
+  // the body decides (store_if) and is held whole: the head waits for it and says what happened
+  assert.equal((await q('42')).headers['cache-status'], 'bridge-sidecar; fwd=miss; stored');
   const hit = await q('42');
   assert.match(String(hit.headers['cache-status']), /hit; ttl=\d+; detail=l1/);
   assert.equal(JSON.parse(hit.body).draft, '42');
@@ -61,9 +62,9 @@ test('POST read: key from body param, store_if refuses success:false, other draf
   assert.equal(up.count, 2);
   assert.equal(JSON.parse((await q('43')).body).draft, '43');
   assert.equal(up.count, 2);
-  // success:false is never stored
-  await q('bad');
-  await q('bad');
+  // success:false is never stored, and Cache-Status says so
+  assert.equal((await q('bad')).headers['cache-status'], 'bridge-sidecar; fwd=miss; detail=store_if');
+  assert.equal((await q('bad')).headers['cache-status'], 'bridge-sidecar; fwd=miss; detail=store_if');
   assert.equal(up.count, 4);
   // the readable key is the template filled with the param
   assert.ok([...sc.cache.tiers.l1!.keys()].some((k) => k.startsWith('draft:42:script#')));
@@ -74,6 +75,44 @@ test('POST read: key from body param, store_if refuses success:false, other draf
   // and, as an unsafe request's non-error answer on a route without a cache section, it invalidates the
   // stored answers for its target URI (RFC 9111 §4.4): the cached read of draft 42 is gone
   assert.ok(![...sc.cache.tiers.l1!.keys()].some((k) => k.startsWith('draft:42:script#')));
+});
+
+test('store_if on a streamed (chunked) answer: its head goes out before the body ends, the store is decided after', async (t) => {
+  const http = await import('node:http');
+  let finish: (() => void) | null = null;
+  let n = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      n++;
+      res.writeHead(200, { 'content-type': 'application/json' }); // no Content-Length: chunked
+      res.write('{"success":true,');
+      finish = () => res.end('"draft":"7"}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const { port } = server.address() as import('node:net').AddressInfo;
+  const sc = await startSidecar(policy(`http://127.0.0.1:${port}`, ROUTES));
+  t.after(() => sc.close());
+  const body = JSON.stringify({ draft_id: '7', force_update: false });
+  const first = await new Promise<{ status: string; body: string }>((resolve, reject) => {
+    const req = http.request(`${sc.url}/query_script`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(body.length) } }, (res) => {
+      // the head arrived while the upstream still holds the rest of the body: only now let it end
+      const status = String(res.headers['cache-status']);
+      finish!();
+      let b = '';
+      res.on('data', (c: Buffer) => { b += c.toString(); });
+      res.on('end', () => resolve({ status, body: b }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  assert.equal(first.status, 'bridge-sidecar; fwd=miss', 'undecided when the head went out');
+  assert.equal(JSON.parse(first.body).draft, '7');
+  const again = await request(sc.url, { method: 'POST', path: '/query_script', body });
+  assert.match(String(again.headers['cache-status']), /^bridge-sidecar; hit;/, 'stored once the body passed store_if');
+  assert.equal(n, 1);
 });
 
 test('a POST with no cache route is never cached', async (t) => {

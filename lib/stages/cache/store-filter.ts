@@ -13,7 +13,7 @@
  */
 import type { Transform } from 'node:stream';
 import type { RequestContext } from '../../core/context';
-import type { ResponseHead } from '../../core/stage';
+import { HeldHead, type ResponseHead } from '../../core/stage';
 import type { StoreRequest } from '../../cache/admission';
 import { headNotStorable, refreshWith304 } from '../../cache/admission';
 import type { CacheEntry } from '../../cache/entry';
@@ -56,9 +56,13 @@ export function storeFilter(core: CacheCore, ctx: RequestContext, head: Response
   const storedHeaders = { ...head.headers };
   // invalidated while the request was in flight: served (and handed to coalesced waiters), never stored
   const invalidated = core.tiers.recent.blocks(st.base, st.upstreamStart);
-  // with a store_if (or a JSON-RPC route: result answers only) the body decides, after the head has gone out
+  // with a store_if (or a JSON-RPC route: result answers only) the body decides. A body of known size that is
+  // held whole anyway holds the head until then, so Cache-Status can say `stored`; a larger or streamed one
+  // (chunked, SSE: its head goes out at once) is decided after the head has gone out, and only the log says it
   const decidedByBody = st.route.storeIf !== null || st.route.jsonrpc;
   setStatus(ctx, head, invalidated ? `${fwd}; detail=invalidated` : decidedByBody ? fwd : `${fwd}; stored`);
+  const hold = decidedByBody && !invalidated && bufferedWhole(head, core.tiers.largeBodyThreshold) ? new HeldHead() : null;
+  if (hold !== null) head.hold = hold;
   let suppressBody = false;
   if (st.clientConditional !== null && status === 200) {
     const etag = first(head.headers['etag']) ?? null;
@@ -70,7 +74,7 @@ export function storeFilter(core: CacheCore, ctx: RequestContext, head: Response
       suppressBody = true;
     }
   }
-  return new StoreTransform(core, st, sr, status, storedHeaders, suppressBody, ctx);
+  return new StoreTransform(core, st, sr, status, storedHeaders, suppressBody, ctx, hold === null ? null : { hold, head });
 }
 
 /** The upstream answered our conditional request with 304: refresh the entry and answer with it. */
@@ -82,6 +86,14 @@ function revalidated(core: CacheCore, ctx: RequestContext, st: RequestState, old
   core.tiers.counters.inc(st.stale!.layer, 'revalidated');
   const detail = stored ? '; stored' : built !== null ? '; detail=invalidated' : '';
   return replaceWith(ctx, head, entry, `fwd=stale; fwd-status=304${detail}`, now, st.route.jsonrpc, st.clientConditional);
+}
+
+/** The body has a Content-Length within the size the store filter keeps in memory. */
+function bufferedWhole(head: ResponseHead, threshold: number): boolean {
+  const cl = first(head.headers['content-length']);
+  if (cl === undefined || !/^\d+$/.test(cl)) return false;
+  const n = Number(cl);
+  return n > 0 && n <= threshold;
 }
 
 function first(v: string | string[] | undefined): string | undefined {

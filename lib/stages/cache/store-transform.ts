@@ -10,6 +10,8 @@ import type { LargeWriter } from '../../cache/l3';
 import type { StoreRequest } from '../../cache/admission';
 import { buildEntry, buildMeta, markerFor, storeIfPasses } from '../../cache/admission';
 import { retentionMs } from '../../cache/entry';
+import type { HeldHead, ResponseHead } from '../../core/stage';
+import { CACHE_NAME } from '../../cache/respond';
 import { appendLogStatus } from './cache-status';
 import type { CacheCore, RequestState } from './state';
 
@@ -19,6 +21,8 @@ export class StoreTransform extends Transform {
   private mode: 'buffer' | 'large' | 'skip' = 'buffer';
   private writer: LargeWriter | null = null;
   private finished = false;
+  /** The head waits for this body (ResponseHead.hold): nothing is pushed until it is released. */
+  private held: { readonly hold: HeldHead; readonly head: ResponseHead } | null;
 
   constructor(
     private readonly comp: CacheCore,
@@ -28,12 +32,14 @@ export class StoreTransform extends Transform {
     private readonly headers: Record<string, string | string[]>,
     private readonly suppressBody: boolean,
     private readonly ctx: RequestContext,
+    held: { readonly hold: HeldHead; readonly head: ResponseHead } | null = null,
   ) {
     super();
+    this.held = held;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (!this.suppressBody) this.push(chunk);
+    if (!this.suppressBody && this.held === null) this.push(chunk);
     if (this.mode === 'skip') { cb(); return; }
     if (this.mode === 'large') { this.writer!.write(chunk, () => cb()); return; }
     this.bytes += chunk.length;
@@ -41,6 +47,7 @@ export class StoreTransform extends Transform {
     if (this.bytes <= this.comp.tiers.largeBodyThreshold) { cb(); return; }
     // too large to keep in memory: waiters go upstream themselves, the body goes to disk if there is an L3
     this.st.fill?.settle(null);
+    if (this.held !== null) this.releaseHead(this.chunks); // longer than its Content-Length said: stop holding
     const l3 = this.comp.tiers.l3;
     if (l3 === null || this.st.route.storeIf !== null) {
       this.mode = 'skip';
@@ -65,13 +72,36 @@ export class StoreTransform extends Transform {
 
   override _flush(cb: (err?: Error | null) => void): void {
     this.finished = true;
+    if (this.held === null) {
+      cb();
+      this.completeSafely();
+      return;
+    }
+    // the head waited for this: store first, so Cache-Status says what happened, then send head and body
+    const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+    this.chunks = [body];
+    this.completeSafely();
+    const { head } = this.held;
+    head.headers['cache-status'] = `${CACHE_NAME}; ${this.ctx.cacheStatus ?? ''}`;
+    this.releaseHead([body]);
     cb();
+  }
+
+  private completeSafely(): void {
     try {
       this.complete();
     } catch (err) {
       this.st.fill?.settle(null);
       this.comp.logError(err);
     }
+  }
+
+  /** Write the held head, then the body held so far. */
+  private releaseHead(pending: readonly Buffer[]): void {
+    const held = this.held!;
+    this.held = null;
+    held.hold.release();
+    if (!this.suppressBody) for (const c of pending) if (c.length !== 0) this.push(c);
   }
 
   private complete(): void {
@@ -108,7 +138,8 @@ export class StoreTransform extends Transform {
     this.chunks = [];
     if (!storeIfPasses(this.sr.storeIf, this.headers, body, this.sr.jsonrpc)) {
       this.st.fill?.settle(null);
-      appendLogStatus(this.ctx, 'detail=store_if');
+      // no store_if on a JSON-RPC route: the answer was an error, not a result
+      appendLogStatus(this.ctx, this.sr.storeIf === null ? 'detail=jsonrpc-error' : 'detail=store_if');
       return;
     }
     const built = buildEntry(this.sr, this.status, this.headers, body, now);

@@ -12,6 +12,8 @@ test('a cached JSON-RPC answer carries the id of the request it answers (number,
   const sc = await sidecar(t, o.port, MCP_ROUTE);
   const a = await rpc(sc.port, 7, 'tools/list');
   assert.equal(JSON.parse(a.body).id, 7);
+  // a result answer of known length is held whole: its head waits for it and says it was stored
+  assert.equal(a.headers['cache-status'], 'bridge-sidecar; fwd=miss; stored');
   for (const id of [43, 'req-"43"', null]) {
     const b = await rpc(sc.port, id, 'tools/list');
     assert.match(String(b.headers['cache-status']), /; hit;/, 'served from the cache');
@@ -59,6 +61,7 @@ test('only result answers are stored, never JSON-RPC errors', async (t) => {
   const sc = await sidecar(t, o.port, MCP_ROUTE);
   const e1 = await rpc(sc.port, 1, 'tools/list', { cursor: 'nope' });
   assert.ok(JSON.parse(e1.body).error);
+  assert.equal(e1.headers['cache-status'], 'bridge-sidecar; fwd=miss; detail=jsonrpc-error');
   const e2 = await rpc(sc.port, 2, 'tools/list', { cursor: 'nope' });
   assert.doesNotMatch(String(e2.headers['cache-status']), /; hit;/);
   assert.equal(o.seen.length, 2);
