@@ -80,6 +80,73 @@ export function headFor(
   return { status: meta.status, headers };
 }
 
+/**
+ * What every hit of one entry writes the same, built on its first serve and kept with it (entries are
+ * immutable): the stored fields as a flat [name, value, ...] list in the shape writeHead takes, with Via already
+ * joined to ours, followed by three reserved pairs (Age, Cache-Status, Content-Length) filled in per hit.
+ */
+interface PreparedHead {
+  readonly list: Array<string | string[]>;
+  /** Where the reserved pairs start. */
+  readonly fixed: number;
+  /** The names in the fixed part: an extra field of one of these names replaces it (the general path). */
+  readonly names: ReadonlySet<string>;
+  readonly contentLength: string;
+}
+
+/** The per-hit fields: never taken from the stored ones. */
+const PER_HIT = new Set(['via', 'age', 'cache-status', 'content-length']);
+
+const prepared = new WeakMap<EntryMeta, PreparedHead>();
+
+function preparedHead(meta: EntryMeta): PreparedHead {
+  let p = prepared.get(meta);
+  if (p === undefined) {
+    const stored = storedHead(meta);
+    const list: Array<string | string[]> = [];
+    for (const k in stored) if (!PER_HIT.has(k)) list.push(k, stored[k]!);
+    const via = stored['via'];
+    list.push('via', via === undefined ? VIA_TOKEN : `${Array.isArray(via) ? via.join(', ') : via}, ${VIA_TOKEN}`);
+    const fixed = list.length;
+    list.push('age', '', 'cache-status', '', 'content-length', '');
+    p = { list, fixed, names: new Set(Object.keys(stored)), contentLength: String(meta.bodyLength) };
+    prepared.set(meta, p);
+  }
+  return p;
+}
+
+/**
+ * Answer a hit whose whole body is at hand and that is not a 304: the entry's prepared head with this hit's
+ * Age, Cache-Status, Content-Length and extra fields (rate limits), written in one writeHead, then the body.
+ * Returns false, having written nothing, when an extra field would replace a stored one: headFor's path does that.
+ */
+export function sendHit(
+  res: ServerResponse,
+  method: string,
+  meta: EntryMeta,
+  extra: ReadonlyArray<readonly [string, string]> | null,
+  cacheStatus: string,
+  now: number,
+  body: Buffer,
+): boolean {
+  const p = preparedHead(meta);
+  let list = p.list;
+  if (extra !== null) {
+    for (const [k] of extra) if (p.names.has(k) || PER_HIT.has(k)) return false;
+    list = list.slice();
+    for (const [k, v] of extra) list.push(k, v);
+  }
+  // writeHead reads the list synchronously and keeps none of it, so the entry's own list takes this hit's values
+  const f = p.fixed;
+  list[f + 1] = String(ageSeconds(meta, now));
+  list[f + 3] = cacheStatus;
+  list[f + 5] = body.length === meta.bodyLength ? p.contentLength : String(body.length);
+  res.writeHead(meta.status, list);
+  if (method === 'HEAD' || meta.status === 204 || meta.status === 304) res.end();
+  else res.end(body);
+  return true;
+}
+
 /** Send an entry. `body` is the whole body, or `stream` opens it (large L3 entries). */
 export function sendEntry(
   res: ServerResponse,

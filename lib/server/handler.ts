@@ -22,11 +22,19 @@ import { useLocalReply } from './local-reply';
 import { expectsContinue } from './interim';
 import { OWN_CACHE_CONTROL } from '../cache/response-fields';
 
-/** The request's context plus the snapshot it took on arrival: the proxy's callbacks find it there. */
+/** The request's context plus the snapshot it took on arrival and its handler: the proxy's callbacks and the close listener find them there. */
 class PipelineContext extends RequestContext {
-  constructor(req: IncomingMessage, res: ServerResponse, startedAt: number, readonly pipeline: Pipeline) {
+  constructor(req: IncomingMessage, res: ServerResponse, startedAt: number, readonly pipeline: Pipeline, readonly handler: RequestHandler) {
     super(req, res, startedAt);
   }
+}
+
+const CONTEXT = Symbol('bridge-sidecar.context');
+type ClosingResponse = ServerResponse & { [CONTEXT]?: PipelineContext };
+
+function onResponseClose(this: ClosingResponse): void {
+  const ctx = this[CONTEXT]!;
+  ctx.handler.closed(ctx);
 }
 
 export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
@@ -59,13 +67,11 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
   /** The server's 'request' listener. */
   handle = (req: IncomingMessage, res: ServerResponse): void => {
     const p = this.current;
-    const ctx = new PipelineContext(req, res, performance.now(), p);
+    const ctx = new PipelineContext(req, res, performance.now(), p, this);
     if (p.tracing !== null) p.tracing.startRequest(ctx); // server span, sets ctx.traceId
-    res.on('close', () => {
-      // the client left while the upstream was still at it: end that exchange, free its connection
-      if (ctx.exchange !== null) this.proxy.abort(ctx);
-      requestFinished(p, ctx, this.sinks, this.accessLog);
-    }); // a response closes once
+    // one listener function for every response (no closure per request): it finds the context on the response
+    (res as ClosingResponse)[CONTEXT] = ctx;
+    res.on('close', onResponseClose);
     if (this.draining) res.shouldKeepAlive = false;
     if (p.policy.local_reply !== null) useLocalReply(res, p.policy, null); // the sidecar's own answers, in the upstream's shape
 
@@ -105,6 +111,13 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     }
     this.start(p, ctx);
   };
+
+  /** The response closed (once): end an upstream exchange the client left behind, then the metrics and the log line. */
+  closed(ctx: PipelineContext): void {
+    // the client left while the upstream was still at it: end that exchange, free its connection
+    if (ctx.exchange !== null) this.proxy.abort(ctx);
+    requestFinished(ctx.pipeline, ctx, this.sinks, this.accessLog);
+  }
 
   private start(p: Pipeline, ctx: RequestContext): void {
     routeRequest(p, ctx);

@@ -7,7 +7,7 @@ import type { RequestContext } from '../../core/context';
 import type { ResponseHead } from '../../core/stage';
 import type { Found } from '../../cache/tiers';
 import type { CacheEntry } from '../../cache/entry';
-import { CACHE_NAME, headFor, satisfiesConditional, sendEntry } from '../../cache/respond';
+import { CACHE_NAME, headFor, satisfiesConditional, sendEntry, sendHit } from '../../cache/respond';
 import { rawId } from '../../cache/jsonrpc';
 import { replayBody } from '../../cache/jsonrpc-replay';
 
@@ -22,8 +22,11 @@ export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: 
 export function serve(ctx: RequestContext, found: Found, status: string, now: number, jsonrpc: boolean): void {
   const cond = satisfiesConditional(ctx.method, ctx.req.headers, found.meta);
   const body = bodyFor(ctx, found.entry, jsonrpc);
-  const head = headFor(found.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, body?.length);
-  sendEntry(ctx.res, ctx.method, head, body, found.stream ? found.stream.open : null);
+  const cacheStatus = `${CACHE_NAME}; ${status}`;
+  if (cond || body === null || !sendHit(ctx.res, ctx.method, found.meta, ctx.extraHeaders, cacheStatus, now, body)) {
+    const head = headFor(found.meta, ctx.extraHeaders, cacheStatus, now, cond, body?.length);
+    sendEntry(ctx.res, ctx.method, head, body, found.stream ? found.stream.open : null);
+  }
   ctx.responded = true;
   ctx.cacheStatus = status;
 }
