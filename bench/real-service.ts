@@ -68,13 +68,16 @@ class Recorder {
   }
 }
 
-async function post(pool: Pool, path: string, body: unknown, user: string, rec: Recorder | null): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+/** The draft service's JSON answer: the fields this bench reads. */
+interface DraftReply { output?: { draft_id?: string } }
+
+async function post(pool: Pool, path: string, body: unknown, user: string, rec: Recorder | null): Promise<DraftReply | null> {
   const t0 = performance.now();
   try {
     const r = await pool.request({ method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-user-id': user } });
     const text = await r.body.text();
     rec?.record(performance.now() - t0, r.statusCode);
-    return r.statusCode === 200 ? JSON.parse(text) : null;
+    return r.statusCode === 200 ? JSON.parse(text) as DraftReply : null;
   } catch {
     if (rec) rec.errors++;
     return null;

@@ -9,6 +9,7 @@
  *
  *   flock /work/bench.lock node dist/bench/status-page.js [--runs 3] [--duration 10s] [--browser] [--no-write]
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { request } from 'node:http';
@@ -66,7 +67,6 @@ async function startBrowser(adminUrl: string): Promise<{ stop(): Promise<number[
 
 /** CPU seconds used so far by `pid` and its children (the sidecar's primary and workers), from /proc. */
 function treeCpuSeconds(pid: number): number {
-  const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
   const stat = (p: string): string[] | null => {
     try {
       const t = readFileSync(`/proc/${p}/stat`, 'utf8');

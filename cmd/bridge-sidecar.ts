@@ -10,16 +10,19 @@ import { unknownCommand } from './args';
 
 type Command = { run(argv: string[]): Promise<number> };
 
+// each subcommand is loaded only when run: `validate` or `inject` must not load the proxy, OpenTelemetry and the rest
+/* eslint-disable @typescript-eslint/no-require-imports */
 const COMMANDS: Record<string, { load: () => Command; help: string }> = {
-  serve: { load: () => require('./serve'), help: 'serve [--policy FILE]            run the proxy' },
-  validate: { load: () => require('./validate'), help: 'validate FILE                    check a policy file (like nginx -t)' },
-  intercept: { load: () => require('./intercept'), help: 'intercept --ports P --to-port P [--uninstall] [--dry-run]  iptables redirect' },
-  inject: { load: () => require('./inject'), help: 'inject [-f FILE] [--native] [--remove]  add the sidecar to Kubernetes manifests' },
-  webhook: { load: () => require('./webhook'), help: 'webhook [--port 9443] [--tls-cert F --tls-key F] [--config F]  sidecar injection webhook' },
-  loadtest: { load: () => require('./loadtest'), help: 'loadtest --target URL [--profile baseline|steps|soak] ...  fixed-rate load test' },
-  explain: { load: () => require('./explain'), help: 'explain (--policy FILE | --admin URL) [curl-like request]  why a request is (not) cached or limited' },
-  demo: { load: () => require('./demo'), help: 'demo                             example draft service on :9101 + sidecar on :15006' },
+  serve: { load: () => require('./serve') as Command, help: 'serve [--policy FILE]            run the proxy' },
+  validate: { load: () => require('./validate') as Command, help: 'validate FILE                    check a policy file (like nginx -t)' },
+  intercept: { load: () => require('./intercept') as Command, help: 'intercept --ports P --to-port P [--uninstall] [--dry-run]  iptables redirect' },
+  inject: { load: () => require('./inject') as Command, help: 'inject [-f FILE] [--native] [--remove]  add the sidecar to Kubernetes manifests' },
+  webhook: { load: () => require('./webhook') as Command, help: 'webhook [--port 9443] [--tls-cert F --tls-key F] [--config F]  sidecar injection webhook' },
+  loadtest: { load: () => require('./loadtest') as Command, help: 'loadtest --target URL [--profile baseline|steps|soak] ...  fixed-rate load test' },
+  explain: { load: () => require('./explain') as Command, help: 'explain (--policy FILE | --admin URL) [curl-like request]  why a request is (not) cached or limited' },
+  demo: { load: () => require('./demo') as Command, help: 'demo                             example draft service on :9101 + sidecar on :15006' },
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** The package's version, from bridge-sidecar's package.json. */
 function version(): string {

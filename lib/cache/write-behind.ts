@@ -102,7 +102,7 @@ export class WriteBehind {
     this.taskTimeoutMs = positive(opts.taskTimeoutMs, 30_000);
     this.overflow = opts.overflow ?? 'drop_oldest';
     this.log = opts.log ?? null;
-    this.ring = new Array(this.maxPending);
+    this.ring = new Array<WriteTask | undefined>(this.maxPending);
     const reg = opts.metrics?.registry ?? null;
     this.droppedMetric = reg ? counter(reg, P + 'dropped_total', 'Background writes dropped because the write-behind queue was full or closed.').labels(this.name) : null;
     this.errorsMetric = reg ? counter(reg, P + 'errors_total', 'Background writes that failed or timed out.').labels(this.name) : null;
@@ -162,7 +162,7 @@ export class WriteBehind {
     if (max !== this.maxPending) {
       const keep = Math.min(this.size, max);
       if (this.size > keep) this.drop(this.size - keep);
-      const next: Array<WriteTask | undefined> = new Array(max);
+      const next = new Array<WriteTask | undefined>(max);
       for (let i = 0; i < keep; i++) next[i] = this.ring[(this.head + this.size - keep + i) % this.ring.length];
       this.ring = next;
       this.head = 0;
@@ -227,7 +227,7 @@ export class WriteBehind {
   }
 
   private take(n: number): WriteTask[] {
-    const batch: WriteTask[] = new Array(n);
+    const batch = new Array<WriteTask>(n);
     for (let i = 0; i < n; i++) {
       batch[i] = this.ring[this.head]!;
       this.ring[this.head] = undefined;

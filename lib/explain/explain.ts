@@ -70,7 +70,7 @@ export function explain(loaded: LoadedPolicy, req: ExplainRequest, opts: Explain
 
   // the proxy reads and parses the body only when a route that could match by method and path looks at it
   const needsBody = hasBody && router.needsBody(req.method, req.path);
-  const ct = req.headers['content-type'];
+  const ct = req.headers['content-type'] as string | string[] | undefined;
   const json = needsBody ? parseJson(req.body!, Array.isArray(ct) ? ct[0] : ct) : undefined;
   const body = {
     read: needsBody,

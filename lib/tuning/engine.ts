@@ -311,7 +311,7 @@ export class Tuner {
       policy_settings: { ...this.base },
       last_evaluation: this.lastFigures === null ? null : {
         at: this.lastEvaluatedAt,
-        figures: Object.fromEntries(Object.entries(this.lastFigures).map(([k, v]) => [k, formatFigure(k as keyof Figures, v)])),
+        figures: Object.fromEntries(Object.entries(this.lastFigures).map(([k, v]) => [k, formatFigure(k as keyof Figures, v as number | null)])),
       },
       strategies: this.strategies.map((s) => {
         const st = this.states.get(s.name)!;

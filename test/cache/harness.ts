@@ -55,8 +55,12 @@ export async function startUpstream(handler: UpstreamHandler, port = 0): Promise
   const server: Server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      const body = Buffer.concat(chunks);
+    req.on('end', () => void answer(Buffer.concat(chunks)).catch((err: unknown) => {
+      // a throwing test handler: say so and drop the connection, so the request fails instead of hanging
+      console.error('test upstream handler failed:', err);
+      res.destroy();
+    }));
+    const answer = async (body: Buffer): Promise<void> => {
       const n = ++up.count;
       up.log.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: body.toString() });
       const reply = await up.handler(req, body, n);
@@ -65,7 +69,7 @@ export async function startUpstream(handler: UpstreamHandler, port = 0): Promise
       const b = reply.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(reply.body) ? reply.body : Buffer.from(reply.body);
       res.writeHead(reply.status ?? 200, { 'content-length': String(b.length), ...(reply.headers ?? {}) });
       res.end(b);
-    });
+    };
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
   up.port = (server.address() as AddressInfo).port;

@@ -25,7 +25,7 @@ async function start(opts: DraftServiceOptions = {}): Promise<DraftService> {
   return s;
 }
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 
 async function post(svc: DraftService, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Json; headers: Headers }> {
   const res = await fetch(svc.url + path, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });

@@ -81,7 +81,6 @@ export async function startMediaServer(): Promise<{ url: string; close(): Promis
 export interface JsonReply {
   status: number;
   headers: Headers;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json: any;
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -209,7 +210,7 @@ test('version is the first 12 hex of the sha256 of the content; summary names wh
   const text = readFixture('full.yaml');
   const loaded = ok(text, 'full.yaml');
   assert.equal(loaded.version, policyVersion(text));
-  assert.equal(policyVersion('upstream: {url: "http://a"}\n'), require('node:crypto').createHash('sha256').update('upstream: {url: "http://a"}\n').digest('hex').slice(0, 12));
+  assert.equal(policyVersion('upstream: {url: "http://a"}\n'), createHash('sha256').update('upstream: {url: "http://a"}\n').digest('hex').slice(0, 12));
   assert.equal(loaded.source, text);
   assert.equal(loaded.file, 'full.yaml');
   const s = summarize(loaded);

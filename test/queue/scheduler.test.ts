@@ -267,7 +267,7 @@ test('queue_wait_seconds observes every admission, queued or not', async () => {
 test('close() refuses everyone still waiting', async () => {
   const s = new AdmissionScheduler();
   s.configure(settings({ maxInFlight: 1 }));
-  s.acquire('low', null);
+  s.acquire('low', null) as Release; // the free slot: granted at once
   const w = settle(s.acquire('low', null));
   s.close();
   await w.promise;

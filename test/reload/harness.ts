@@ -5,7 +5,7 @@
  */
 import { createServer, request, Agent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSidecar, type SidecarProcess } from '../helpers/sidecar';
@@ -73,7 +73,7 @@ export async function startReloadSidecar(
 }
 
 function mkdirp(dir: string): string {
-  require('node:fs').mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true });
   return dir;
 }
 

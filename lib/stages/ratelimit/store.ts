@@ -109,7 +109,7 @@ export class LocalStore {
 
   take(items: readonly TakeItem[]): TakeResult[] {
     const now = this.clock();
-    const out: TakeResult[] = new Array(items.length);
+    const out = new Array<TakeResult>(items.length);
     for (let i = 0; i < items.length; i++) out[i] = this.takeOne(items[i]!, now);
     return out;
   }
