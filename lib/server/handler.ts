@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline as streamPipeline, type Readable } from 'node:stream';
 import { RequestContext } from '../core/context';
 import type { Runtime } from '../core/component';
+import type { ResponseHead } from '../core/stage';
 import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } from '../stages/upstream/types';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import type { Pipeline } from './pipeline';
@@ -35,6 +36,13 @@ type ClosingResponse = ServerResponse & { [CONTEXT]?: PipelineContext };
 function onResponseClose(this: ClosingResponse): void {
   const ctx = this[CONTEXT]!;
   ctx.handler.closed(ctx);
+}
+
+type ClosingRequest = IncomingMessage & { [CONTEXT]?: PipelineContext };
+
+function onRequestClose(this: ClosingRequest): void {
+  const ctx = this[CONTEXT];
+  if (ctx !== undefined && !this.complete) ctx.handler.bodyBrokeOff(ctx);
 }
 
 export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
@@ -119,6 +127,11 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     requestFinished(ctx.pipeline, ctx, this.sinks, this.accessLog);
   }
 
+  /** The client's streamed body broke off before its end: the upstream exchange ends now, not at read_timeout. */
+  bodyBrokeOff(ctx: PipelineContext): void {
+    this.proxy.clientGone(ctx);
+  }
+
   private start(p: Pipeline, ctx: RequestContext): void {
     routeRequest(p, ctx);
     runRequestStages(p, ctx, 0, this);
@@ -136,7 +149,10 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     }
     // a streamed body that breaks off (parse error, client reset) ends the upstream exchange at once instead of
     // leaving it to wait for the rest until read_timeout
-    if (stream !== null) req.once('close', () => { if (!req.complete) this.proxy.clientGone(ctx); });
+    if (stream !== null) {
+      (req as ClosingRequest)[CONTEXT] = ctx as PipelineContext;
+      req.on('close', onRequestClose);
+    }
     rewriteRequestHeaders(p.policy, ctx);
     ctx.forwardedAt = performance.now();
     this.proxy.forward(ctx, this, ctx.body, stream, p.policy.upstream);
@@ -178,19 +194,10 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     if (this.draining) head.headers.connection = 'close';
     // the sidecar's own cache directives are for the cache stage, never for the client
     if (head.headers[OWN_CACHE_CONTROL] !== undefined) delete head.headers[OWN_CACHE_CONTROL];
-    const writeHead = (): void => {
-      res.writeHead(head.status, head.headers);
-      // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
-      // a long-lived event stream may not have one for minutes. Not a bodiless answer (304, 204, HEAD): its head
-      // is the whole answer, and flushing it would end the exchange for the client while the upstream body still
-      // flows into the cache (a 304 made by the cache stage stores the 200 behind it).
-      if (up.headers['content-length'] === undefined && ctx.method !== 'HEAD' && head.status !== 304 && head.status !== 204) {
-        res.flushHeaders();
-      }
-    };
-    // a stage that must see the body before the head is final releases it from its Transform (ResponseHead.hold)
-    if (head.hold === undefined || transforms === null) writeHead();
-    else head.hold.whenReleased(writeHead);
+    // a stage that must see the body before the head is final releases it from its Transform (ResponseHead.hold);
+    // without one the head is written now, with no closure made for it
+    if (head.hold === undefined || transforms === null) writeResponseHead(res, ctx.method, head, up);
+    else head.hold.whenReleased(() => writeResponseHead(res, ctx.method, head, up));
     ctx.responded = true;
     if (transforms === null) {
       up.sendTo(res);
@@ -200,5 +207,16 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
         if (err && !res.destroyed) res.destroy();
       });
     }
+  }
+}
+
+function writeResponseHead(res: ServerResponse, method: string, head: ResponseHead, up: UpstreamAnswer): void {
+  res.writeHead(head.status, head.headers);
+  // a streamed answer (SSE, chunked) sends its head now: node would hold it until the first body byte, and
+  // a long-lived event stream may not have one for minutes. Not a bodiless answer (304, 204, HEAD): its head
+  // is the whole answer, and flushing it would end the exchange for the client while the upstream body still
+  // flows into the cache (a 304 made by the cache stage stores the 200 behind it).
+  if (up.headers['content-length'] === undefined && method !== 'HEAD' && head.status !== 304 && head.status !== 204) {
+    res.flushHeaders();
   }
 }
