@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { policy, request, startSidecar, startUpstream, type UpstreamReply } from './harness';
 import { parseCacheControl, freshness } from '../../lib/cache/http-semantics';
+import { ManualClock } from '../helpers/clock';
 
 function rig(extraRoute = '', cacheExtra = '') {
   return `
@@ -21,17 +22,22 @@ cache:
 
 type Replies = Record<string, (n: number, h: Record<string, string | string[] | undefined>) => UpstreamReply>;
 
-async function setup(t: { after(fn: () => unknown): void }, replies: Replies, extraRoute = '', cacheExtra = '') {
+/**
+ * An upstream answering `replies` by path and an in-process sidecar in front of it. With `clock`, the sidecar's
+ * cache runs on it and the upstream's Date header is taken from it, so a test moves time with clock.advance().
+ */
+async function setup(t: { after(fn: () => unknown): void }, replies: Replies, extraRoute = '', cacheExtra = '', clock?: ManualClock) {
   const perPath = new Map<string, number>();
   const up = await startUpstream((req) => {
     const path = (req.url ?? '/').split('?')[0];
     const n = (perPath.get(path) ?? 0) + 1;
     perPath.set(path, n);
     const fn = replies[path];
-    return fn ? fn(n, req.headers) : { status: 404, body: 'no' };
+    const reply = fn ? fn(n, req.headers) : { status: 404, body: 'no' };
+    return clock ? { ...reply, headers: { date: clock.httpDate(), ...reply.headers } } : reply;
   });
   t.after(() => up.close());
-  const sc = await startSidecar(policy(up.url, rig(extraRoute, cacheExtra)));
+  const sc = await startSidecar(policy(up.url, rig(extraRoute, cacheExtra)), { clock });
   t.after(() => sc.close());
   const get = (path: string, headers: Record<string, string> = {}) => request(sc.url, { path, headers });
   return { up, sc, get, hits: (p: string) => perPath.get(p) ?? 0 };
@@ -79,13 +85,15 @@ test('override_upstream stores despite no-store/private, with the route ttl', as
 });
 
 test('max-age: fresh within, refetched after; Expires in the past is stale', async (t) => {
+  const clock = new ManualClock();
   const { get, hits } = await setup(t, {
     '/m': (n) => ({ headers: { 'cache-control': 'max-age=1' }, body: 'v' + n }),
     '/e': (n) => ({ headers: { expires: 'Thu, 01 Jan 1970 00:00:00 GMT' }, body: 'e' + n }),
-  });
+  }, '', '', clock);
   await get('/m');
+  clock.advance(900);
   assert.equal((await get('/m')).body, 'v1');
-  await sleep(1200);
+  clock.advance(200);
   assert.equal((await get('/m')).body, 'v2');
   assert.equal(hits('/m'), 2);
   await get('/e');
@@ -101,12 +109,14 @@ test('route ttl applies when the upstream says nothing', async (t) => {
 });
 
 test('Age: an upstream Age is added to the time spent in cache; max-age counts from it', async (t) => {
-  const { get, hits } = await setup(t, { '/aged': (n) => ({ headers: { 'cache-control': 'max-age=10', age: '8' }, body: 'a' + n }) });
+  const clock = new ManualClock();
+  const { get, hits } = await setup(t, { '/aged': (n) => ({ headers: { 'cache-control': 'max-age=10', age: '8' }, body: 'a' + n }) }, '', '', clock);
   await get('/aged');
+  clock.advance(1500);
   const b = await get('/aged');
   assert.equal(hits('/aged'), 1);
-  assert.ok(Number(b.headers['age']) >= 8);
-  await sleep(2200);
+  assert.equal(b.headers['age'], '9', 'the upstream\'s 8 s plus 1.5 s in cache, rounded down');
+  clock.advance(600);
   await get('/aged');
   assert.equal(hits('/aged'), 2, 'stale once the upstream age plus resident time passes max-age');
 });
@@ -239,13 +249,14 @@ test('stale-while-revalidate: serves stale at once, exactly one background refre
 
 test('stale-if-error: a 5xx or an unreachable upstream gets the stale copy; must-revalidate forbids it', async (t) => {
   let fail = false;
+  const clock = new ManualClock();
   const { get, up } = await setup(t, {
     '/sie': (n) => (fail ? { status: 503, body: 'down' } : { headers: { 'cache-control': 'max-age=1, stale-if-error=60' }, body: 'good' + n }),
     '/mr': (n) => (fail ? { status: 503, body: 'down' } : { headers: { 'cache-control': 'max-age=1, must-revalidate, stale-if-error=60' }, body: 'mr' + n }),
-  });
+  }, '', '', clock);
   await get('/sie');
   await get('/mr');
-  await sleep(1100);
+  clock.advance(1100);
   fail = true;
   const a = await get('/sie');
   assert.equal(a.status, 200);
@@ -286,9 +297,10 @@ test('stale-if-error when the request is shed by the admission queue', async (t)
     '/slow': () => ({ delayMs: 1500, body: 'slow' }),
     '/sie': (n) => ({ headers: { 'cache-control': 'max-age=1, stale-if-error=60' }, body: 'kept' + n }),
   };
-  const { get, hits } = await setup(t, replies, '', '\nqueues: { max_in_flight: 1, max_queue_size: 10, queue_timeout: 200ms }');
+  const clock = new ManualClock();
+  const { get, hits } = await setup(t, replies, '', '\nqueues: { max_in_flight: 1, max_queue_size: 10, queue_timeout: 200ms }', clock);
   await get('/sie');
-  await sleep(1100);
+  clock.advance(1100);
   const slow = get('/slow'); // holds the only upstream slot
   await sleep(100);
   const r = await get('/sie');
