@@ -64,6 +64,8 @@ export class WorkerMetrics {
   readonly errors: Counter<'endpoint' | 'error_type'>;
   /** Counted on every cache lookup: plain numbers, like the per-request series. */
   readonly cacheRequests: FastCounter;
+  /** Counted once per request on a cached route, at the cache stage (not a contract series: see observability.md). */
+  readonly routeCacheRequests: FastCounter;
   readonly cacheSize: Gauge<'layer'>;
   readonly ratelimitRejected: Counter<'scope'>;
   readonly queueLength: Gauge<'priority'>;
@@ -102,6 +104,7 @@ export class WorkerMetrics {
     this.requests = new FastCounter(PREFIX + 'http_requests_total', 'Requests received, by route.', ['endpoint', 'method'], this.registry);
     this.errors = new Counter({ name: PREFIX + 'http_errors_total', help: 'Requests that ended in an error, by kind (upstream_error, upstream_timeout, rate_limited, shed, client_error, ...).', labelNames: ['endpoint', 'error_type'], registers });
     this.cacheRequests = new FastCounter(PREFIX + 'cache_requests_total', 'Cache lookups by tier and result.', ['layer', 'result'], this.registry);
+    this.routeCacheRequests = new FastCounter(PREFIX + 'route_cache_requests_total', 'Requests on routes with a cache section, by route and how the cache answered (hit, stale, miss: the upstream answered, bypass: not looked up).', ['endpoint', 'result'], this.registry);
     const cacheSizes = () => this.cacheSizes?.() ?? null;
     this.cacheSize = new Gauge({
       name: PREFIX + 'cache_size_bytes', help: 'Bytes held by each cache tier (l2: the Redis used_memory).', labelNames: ['layer'], registers,

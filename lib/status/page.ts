@@ -51,7 +51,7 @@ export const STATUS_PAGE = `<!doctype html>
 </header>
 <main>
   <section class="wide"><h2>Routes <span class="muted" id="window"></span></h2>
-    <table id="routes"><thead><tr><th>route</th><th>req/s</th><th></th><th>p50 ms</th><th>p99 ms</th><th></th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>total</th></tr></thead><tbody></tbody></table>
+    <table id="routes"><thead><tr><th>route</th><th>req/s</th><th></th><th>p50 ms</th><th>p99 ms</th><th></th><th title="answered from the cache (hit or stale) over the route's requests at the cache stage">cache hit</th><th></th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>total</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Cache</h2>
     <table id="cache"><thead><tr><th>tier</th><th>hit ratio</th><th></th><th>hits</th><th>misses</th><th>bytes</th></tr></thead><tbody></tbody></table>
@@ -129,6 +129,8 @@ function render(s) {
     return el('tr', { 'data-route': r.name },
       el('td', {}, r.name), el('td', { 'data-field': 'rps' }, num(r.rps)), spark(r.series.rps, now),
       el('td', { 'data-field': 'p50' }, num(r.p50_ms, 2)), el('td', { 'data-field': 'p99' }, num(r.p99_ms, 2)), spark(r.series.p99_ms, now),
+      el('td', { 'data-field': 'cache_hit_ratio', title: r.cache ? 'total: ' + Object.entries(r.cache.total).map(([k, v]) => k + ' ' + v).join(', ') : 'no cache section' },
+        r.cache ? pct(r.cache.hit_ratio) : '–'), r.cache ? spark(r.cache.series.hit_ratio, now) : el('td', {}),
       el('td', { class: 's2' }, num(st['2xx'] || 0, 0)), el('td', {}, num(st['3xx'] || 0, 0)),
       el('td', { class: 's4' }, num(st['4xx'] || 0, 0)), el('td', { class: 's5' }, num(st['5xx'] || 0, 0)),
       el('td', { 'data-field': 'total' }, num(r.total, 0)));

@@ -33,6 +33,8 @@ export interface Sample {
   routes: Record<string, RouteCounts>;
   /** cache_requests_total by layer, then result. */
   cache: Record<string, Counts>;
+  /** route_cache_requests_total by endpoint, then result (hit, stale, miss, bypass). */
+  routeCache: Record<string, Counts>;
   cacheBytes: Counts;
   limits: { admitted: Counts; rejected: Counts; dryRun: Counts };
   queues: { length: Counts; wait: Record<string, HistogramCounts>; shed: Counts; concurrencyLimit: number | null };
@@ -58,6 +60,17 @@ function sumBy(values: readonly Value[] | undefined, label: string, series?: str
     if (series !== undefined && v.metricName !== series) continue;
     const k = String(v.labels[label] ?? '');
     out[k] = (out[k] ?? 0) + v.value;
+  }
+  return out;
+}
+
+/** Values grouped by one label, then summed by another. */
+function countsBy(values: readonly Value[] | undefined, outer: string, inner: string): Record<string, Counts> {
+  const out: Record<string, Counts> = {};
+  for (const v of values ?? []) {
+    const c = (out[String(v.labels[outer])] ??= {});
+    const k = String(v.labels[inner]);
+    c[k] = (c[k] ?? 0) + v.value;
   }
   return out;
 }
@@ -115,16 +128,14 @@ export function sampleFrom(metrics: MetricsJson, at: number): Sample {
       statusClasses: classes[name] ?? {},
     };
   }
-  const cache: Record<string, Counts> = {};
-  for (const v of get('cache_requests_total') ?? []) {
-    const layer = String(v.labels.layer);
-    (cache[layer] ??= {})[String(v.labels.result)] = ((cache[layer] ?? {})[String(v.labels.result)] ?? 0) + v.value;
-  }
+  const cache = countsBy(get('cache_requests_total'), 'layer', 'result');
+  const routeCache = countsBy(get('route_cache_requests_total'), 'endpoint', 'result');
   const pool = sumBy(get('upstream_connections'), 'state');
   return {
     at,
     routes,
     cache,
+    routeCache,
     cacheBytes: sumBy(get('cache_size_bytes'), 'layer'),
     limits: {
       admitted: sumBy(get('ratelimit_admitted_total'), 'scope'),

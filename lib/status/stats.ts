@@ -84,6 +84,7 @@ function routes(samples: readonly Sample[], start: Sample | null, now: Sample, s
       p99_ms: d === null ? null : ms(quantile(0.99, d)),
       status: r === undefined ? {} : countsDelta(before?.statusClasses, r.statusClasses),
       status_total: r?.statusClasses ?? {},
+      cache: routeCache(samples, start, now, name),
       series: {
         rps: series(samples, (a, b, s) => ((b.routes[name]?.requests ?? 0) - (a.routes[name]?.requests ?? 0)) / s),
         p99_ms: series(samples, (a, b) => {
@@ -93,6 +94,27 @@ function routes(samples: readonly Sample[], start: Sample | null, now: Sample, s
       },
     };
   });
+}
+
+/**
+ * A cached route's share of requests answered from the cache (hit or stale) among all its requests at the cache
+ * stage (hit, stale, miss, bypass), in the window; null for a route without a cache section.
+ */
+function routeHitRatio(c: Counts): number | null {
+  const all = (c.hit ?? 0) + (c.stale ?? 0) + (c.miss ?? 0) + (c.bypass ?? 0);
+  return all > 0 ? round(((c.hit ?? 0) + (c.stale ?? 0)) / all) : null;
+}
+
+function routeCache(samples: readonly Sample[], start: Sample | null, now: Sample, name: string): unknown {
+  const total = now.routeCache[name];
+  if (total === undefined) return null;
+  const window = countsDelta(start?.routeCache[name], total);
+  return {
+    hit_ratio: routeHitRatio(window),
+    window,
+    total,
+    series: { hit_ratio: series(samples, (a, b) => routeHitRatio(countsDelta(a.routeCache[name], b.routeCache[name] ?? {}))) },
+  };
 }
 
 /** Hit ratio of a tier: hits over lookups that reached it (hit + miss + error), in the window. */

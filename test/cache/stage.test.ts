@@ -115,6 +115,44 @@ test('store_if on a streamed (chunked) answer: its head goes out before the body
   assert.equal(n, 1);
 });
 
+test('route_cache_requests_total: each request on a cached route counted once, as hit, stale, miss or bypass', async (t) => {
+  let now = Date.now();
+  const clock = { now: () => now };
+  const up = await startUpstream(() => ({ headers: { 'content-type': 'text/plain' }, body: 'p' }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, `
+routes:
+  - name: pattern
+    match: { method: GET, path: "/api/patterns/get/{id}" }
+    params: { id: path.id }
+    cache: { key: "template:{id}", ttl: 1m, stale_while_revalidate: 10m }
+  - name: plain
+    match: { method: GET, path: /plain }
+cache:
+  l1: { size: 1MB }
+  honor_client_no_cache: true
+`), { clock });
+  t.after(() => sc.close());
+  const get = (headers: Record<string, string> = {}) => request(sc.url, { path: '/api/patterns/get/1', headers });
+  const counts = async () => {
+    const text = await sc.metrics.registry.getSingleMetricAsString('bridge_sidecar_route_cache_requests_total');
+    const out: Record<string, number> = {};
+    for (const m of text.matchAll(/endpoint="pattern",result="(\w+)"\} (\d+)/g)) out[m[1]] = Number(m[2]);
+    return out;
+  };
+  assert.deepEqual(await counts(), { hit: 0, stale: 0, miss: 0, bypass: 0 }, 'every result at 0 from the start');
+  assert.match(String((await get()).headers['cache-status']), /fwd=miss; stored/);
+  assert.match(String((await get()).headers['cache-status']), /^bridge-sidecar; hit/);
+  assert.match(String((await get()).headers['cache-status']), /^bridge-sidecar; hit/);
+  // the client's no-cache goes upstream: a bypass, and not a miss as well
+  assert.match(String((await get({ 'cache-control': 'no-cache' })).headers['cache-status']), /fwd=request/);
+  now += 2 * 60_000; // past the ttl, within stale-while-revalidate
+  assert.match(String((await get()).headers['cache-status']), /stale-while-revalidate/);
+  await request(sc.url, { path: '/plain' });
+  assert.deepEqual(await counts(), { hit: 2, stale: 1, miss: 1, bypass: 1 });
+  assert.doesNotMatch(await sc.metrics.registry.getSingleMetricAsString('bridge_sidecar_route_cache_requests_total'), /endpoint="plain"/);
+});
+
 test('a POST with no cache route is never cached', async (t) => {
   const up = await startUpstream(() => ({ headers: { 'cache-control': 'max-age=600' }, body: 'ok' }));
   t.after(() => up.close());

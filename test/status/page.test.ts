@@ -127,6 +127,20 @@ test('the page in Chromium shows moving figures that are the ones /metrics expor
     .some((b: { scope: string; key: string; used: number }) => b.scope === 'per_user' && b.key === 'h:greedy' && b.used > 0.5), 15_000, 200);
   await waitFor('an L1 hit ratio', async () => /%/.test((await page.locator('tr[data-tier="l1"] td[data-field="hit_ratio"]').textContent()) ?? ''), 15_000, 200);
 
+  // per route: the cached route's share answered from the cache, from route_cache_requests_total; none for the others
+  await waitFor('a query_script cache hit ratio', async () => /%/.test((await cell('query_script', 'cache_hit_ratio').textContent()) ?? ''), 15_000, 200);
+  const ratio = Number(((await cell('query_script', 'cache_hit_ratio').textContent()) ?? '').replace(/[ %]/g, ''));
+  assert.ok(ratio > 0 && ratio <= 100, `a hit ratio in (0, 100] %: ${ratio}`);
+  assert.equal((await cell('query_script_fresh', 'cache_hit_ratio').textContent())?.trim(), '–', 'a route without cache has no ratio');
+  const routeHits = async () => total(await metrics(), 'bridge_sidecar_route_cache_requests_total', { endpoint: 'query_script', result: 'hit' });
+  const hitsBefore = await routeHits();
+  const seen = await waitFor('/stats newer than the scrape', async () => {
+    const r = (await stats()).routes.find((x: { name: string }) => x.name === 'query_script');
+    return r.cache.total.hit > hitsBefore ? r.cache.total.hit as number : 0;
+  }, 15_000, 200);
+  const hitsAfter = await routeHits();
+  assert.ok(hitsBefore < seen && seen <= hitsAfter, `/stats ${seen} between /metrics ${hitsBefore} and ${hitsAfter}`);
+
   // a reload shows up with what changed, old and new values
   writeFileSync(sc.policyFile, policy(svc.port, 7));
   await waitFor('the reload on the page', async () => ((await page.locator('#reloads').textContent()) ?? '').includes('rate_limiting.per_user'), 20_000, 200);

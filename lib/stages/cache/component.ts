@@ -19,9 +19,9 @@ import { writeBehindOptions } from '../../cache/write-behind';
 import { FillRegistry } from '../../cache/coalesce';
 import { decodeEntry, encodeEntry } from '../../cache/entry';
 import { PREFIX, registeredCounter } from '../../observe/metrics';
-import { compileCacheRoute, type CacheRouteView } from './plan';
+import { compileCacheRoute } from './plan';
 import { CacheView } from './lookup';
-import type { CacheCore } from './state';
+import type { CacheCore, CachedRoute } from './state';
 
 const DEFAULT_LARGE_BODY = 10 * 1024 * 1024;
 
@@ -109,10 +109,13 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     this.setupL2(c);
     this.setupL3(c, p.server.workers);
     t.ttls = { l1: c.l1?.ttl ?? 0, l2: c.l2?.ttl ?? 0, l3: c.l3?.ttl ?? 0 };
-    const routes = new Map<number, CacheRouteView>();
+    const routes = new Map<number, CachedRoute>();
+    const results = this.rt.metrics.routeCacheRequests;
     p.routes.forEach((r, i) => {
       if (r.cache === null) return;
-      routes.set(i, compileCacheRoute(r, r.cache));
+      // the cells exist (at 0) from the policy's start; the endpoint label of a matched route is its name
+      const cell = (result: string) => results.cell([r.name, result]);
+      routes.set(i, { ...compileCacheRoute(r, r.cache), results: { hit: cell('hit'), stale: cell('stale'), miss: cell('miss'), bypass: cell('bypass') } });
     });
     return new CacheView(this, p, routes);
   }

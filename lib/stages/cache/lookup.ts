@@ -17,12 +17,12 @@ import type { Fill } from '../../cache/coalesce';
 import { varyKey } from '../../cache/keys';
 import type { RequestDirectives } from '../../cache/http-semantics';
 import { CACHE_NAME, ttlSeconds } from '../../cache/respond';
-import { planLookup, type CacheRouteView } from './plan';
+import { planLookup } from './plan';
 import { bypass } from './cache-status';
 import { serve } from './replay';
 import { refreshInBackground } from './stale-while-revalidate';
 import { storeFilter } from './store-filter';
-import { newRequestState, requestState, staleIfErrorAllowed, type CacheCore, type RequestState } from './state';
+import { countResult, newRequestState, requestState, staleIfErrorAllowed, type CacheCore, type CachedRoute, type RequestState } from './state';
 
 /** An entry stored more than this far in our future was stored before a clock step back. */
 const CLOCK_STEP_TOLERANCE_MS = 60_000;
@@ -38,7 +38,7 @@ export class CacheView implements Stage {
   constructor(
     private readonly comp: CacheCore,
     readonly policy: Policy,
-    private readonly routes: ReadonlyMap<number, CacheRouteView>,
+    private readonly routes: ReadonlyMap<number, CachedRoute>,
   ) {
     this.honourClient = policy.cache?.honor_client_no_cache ?? false;
     this.upstream = policy.upstream;
@@ -55,12 +55,15 @@ export class CacheView implements Stage {
     if (rv === undefined) return false;
     const plan = planLookup(route, rv, this.honourClient, ctx);
     if (!plan.lookup) {
+      rv.results.bypass.inc();
       bypass(ctx, plan.status);
       return false;
     }
     const { base, directives } = plan;
     if (directives.noCache) {
-      requestState.set(ctx, this.state(rv, base, directives));
+      const st = this.state(rv, base, directives);
+      countResult(st, 'bypass');
+      requestState.set(ctx, st);
       bypass(ctx, 'fwd=request');
       return false;
     }
@@ -74,11 +77,12 @@ export class CacheView implements Stage {
     return this.slowLookup(ctx, st, first);
   }
 
-  private state(route: CacheRouteView, base: string, directives: RequestDirectives): RequestState {
+  private state(route: CachedRoute, base: string, directives: RequestDirectives): RequestState {
     return newRequestState(this.comp, route, base, directives);
   }
 
-  private serveIfFresh(ctx: RequestContext, rv: CacheRouteView, found: Found): boolean {
+  /** Serve `found` when fresh: a hit, counted. The hot path: no per-request state. */
+  private serveIfFresh(ctx: RequestContext, rv: CachedRoute, found: Found): boolean {
     const now = this.comp.clock.now();
     if (now >= found.meta.freshUntil) return false;
     if (found.entry === null && rv.jsonrpc) return false; // a streamed (large) body cannot take another id
@@ -87,6 +91,7 @@ export class CacheView implements Stage {
     // refreshed; the tolerance absorbs ordinary clock skew between pods sharing L2.
     if (found.meta.storedAt - now > CLOCK_STEP_TOLERANCE_MS) return false;
     serve(ctx, found, `hit; ttl=${ttlSeconds(found.meta, now)}; detail=${found.layer}`, now, rv.jsonrpc);
+    rv.results.hit.inc();
     return true;
   }
 
@@ -112,6 +117,7 @@ export class CacheView implements Stage {
     if (!meta.mustRevalidate && now < meta.swrUntil && ctx.method !== 'HEAD') {
       serve(ctx, found, `hit; ttl=${ttlSeconds(meta, now)}; detail=stale-while-revalidate`, now, st.route.jsonrpc);
       this.comp.tiers.counters.inc(found.layer, 'stale');
+      countResult(st, 'stale');
       refreshInBackground(this.comp, this.upstream, this.readTimeout, ctx, st, found);
       return true;
     }
@@ -126,6 +132,7 @@ export class CacheView implements Stage {
       ctx.res.end();
       ctx.responded = true;
       ctx.cacheStatus = 'fwd=miss; detail=only-if-cached';
+      countResult(st, 'miss');
       return true;
     }
     if (ctx.method === 'HEAD') return false; // answered by the upstream, never stored, never leads a fill
@@ -150,11 +157,13 @@ export class CacheView implements Stage {
     if (entry !== null && (entry.meta.vary.length === 0 || varyKey(st.base, entry.meta.vary, ctx.req.headers) === entry.meta.key)) {
       this.comp.tiers.counters.inc('coalesce', 'hit');
       serve(ctx, { layer: 'l1', meta: entry.meta, entry, stream: null }, `hit; ttl=${ttlSeconds(entry.meta, now)}; detail=coalesced`, now, st.route.jsonrpc);
+      countResult(st, 'hit');
       return true;
     }
     this.comp.tiers.counters.inc('coalesce', 'miss');
     if (st.stale !== null && staleIfErrorAllowed(st.stale, now)) {
       serve(ctx, st.stale, `hit; ttl=${ttlSeconds(st.stale.meta, now)}; detail=stale-if-error`, now, st.route.jsonrpc);
+      countResult(st, 'stale');
       return true;
     }
     // the leader's answer was not shareable (or it failed): go upstream ourselves, without leading a new fill
@@ -169,7 +178,11 @@ export class CacheView implements Stage {
     if (st === null) return false;
     st.fill?.settle(null);
     const now = this.comp.clock.now();
-    if (st.stale === null || !staleIfErrorAllowed(st.stale, now) || ctx.res.headersSent) return false;
+    if (st.stale === null || !staleIfErrorAllowed(st.stale, now) || ctx.res.headersSent) {
+      countResult(st, 'miss');
+      return false;
+    }
+    countResult(st, 'stale');
     const forwarded = kind === 'shed' ? 'hit' : `fwd=stale; fwd-status=${kind === 'timeout' ? 504 : 502}`;
     this.comp.tiers.counters.inc(st.stale.layer, 'stale');
     serve(ctx, st.stale, `${forwarded}; ttl=${ttlSeconds(st.stale.meta, now)}; detail=stale-if-error`, now, st.route.jsonrpc);

@@ -10,6 +10,7 @@ import type { Tiers, Found } from '../../cache/tiers';
 import type { FillRegistry, Fill } from '../../cache/coalesce';
 import type { RequestDirectives } from '../../cache/http-semantics';
 import type { StoreRequest } from '../../cache/admission';
+import type { CounterCell } from '../../observe/fast-metrics';
 import type { CacheRouteView } from './plan';
 
 /** The process-long cache state every policy's view uses (implemented by CacheComponent). */
@@ -24,8 +25,26 @@ export interface CacheCore {
   logError(err: unknown): void;
 }
 
+/**
+ * A cached route's cells of route_cache_requests_total{endpoint,result}, one increment per request: hit (a fresh
+ * entry, coalesced included), stale (a stale entry: stale-while-revalidate, stale-if-error), miss (the upstream
+ * answered, a 304 to our revalidation included), bypass (not looked up: method, missing param, JSON-RPC
+ * notification or batch, client no-cache).
+ */
+export interface RouteResults {
+  readonly hit: CounterCell;
+  readonly stale: CounterCell;
+  readonly miss: CounterCell;
+  readonly bypass: CounterCell;
+}
+
+/** A cached route as one policy's cache stage holds it: its compiled rules and its result counters. */
+export interface CachedRoute extends CacheRouteView {
+  readonly results: RouteResults;
+}
+
 export interface RequestState {
-  readonly route: CacheRouteView;
+  readonly route: CachedRoute;
   readonly base: string;
   readonly directives: RequestDirectives;
   requestTime: number;
@@ -43,13 +62,22 @@ export interface RequestState {
   revalidating: boolean;
   /** The client's own If-None-Match / If-Modified-Since, removed from the upstream request and answered here. */
   clientConditional: Record<string, string> | null;
+  /** This request's route_cache_requests_total result is counted (it is counted once). */
+  counted: boolean;
+}
+
+/** Count the request's result once (the first outcome decided wins). */
+export function countResult(st: RequestState, result: keyof RouteResults): void {
+  if (st.counted) return;
+  st.counted = true;
+  st.route.results[result].inc();
 }
 
 /** A request's cache state (its key, the stale copy, the fill it leads), from lookup to store. */
 export const requestState = new StageSlot<RequestState>();
 
-export function newRequestState(core: CacheCore, route: CacheRouteView, base: string, directives: RequestDirectives): RequestState {
-  return { route, base, directives, requestTime: core.clock.now(), upstreamStart: core.tiers.recent.now(), stale: null, fill: null, revalidating: false, clientConditional: null };
+export function newRequestState(core: CacheCore, route: CachedRoute, base: string, directives: RequestDirectives): RequestState {
+  return { route, base, directives, requestTime: core.clock.now(), upstreamStart: core.tiers.recent.now(), stale: null, fill: null, revalidating: false, clientConditional: null, counted: false };
 }
 
 /** stale-if-error may serve `found` now (the entry allows it and its window is open). */

@@ -21,7 +21,7 @@ import { conditionalMatches } from '../../cache/http-semantics';
 import { isConditional, ttlSeconds } from '../../cache/respond';
 import { setStatus } from './cache-status';
 import { replaceWith } from './replay';
-import { requestState, staleIfErrorAllowed, storeRequest, type CacheCore, type RequestState } from './state';
+import { countResult, requestState, staleIfErrorAllowed, storeRequest, type CacheCore, type RequestState } from './state';
 import { StoreTransform } from './store-transform';
 
 export function storeFilter(core: CacheCore, ctx: RequestContext, head: ResponseHead): Transform | null {
@@ -37,10 +37,12 @@ export function storeFilter(core: CacheCore, ctx: RequestContext, head: Response
   }
   const sr = storeRequest(ctx, st);
 
+  const staleIfError = status >= 500 && st.stale !== null && st.stale.entry !== null && staleIfErrorAllowed(st.stale, now);
+  countResult(st, staleIfError ? 'stale' : 'miss');
   if (status === 304 && st.revalidating && st.stale !== null && st.stale.entry !== null) {
     return revalidated(core, ctx, st, st.stale.entry, sr, head, now);
   }
-  if (status >= 500 && st.stale !== null && st.stale.entry !== null && staleIfErrorAllowed(st.stale, now)) {
+  if (staleIfError && st.stale !== null && st.stale.entry !== null) {
     st.fill?.settle(null);
     core.tiers.counters.inc(st.stale.layer, 'stale');
     return replaceWith(ctx, head, st.stale.entry, `fwd=stale; fwd-status=${status}; ttl=${ttlSeconds(st.stale.meta, now)}; detail=stale-if-error`, now, st.route.jsonrpc, st.clientConditional);
