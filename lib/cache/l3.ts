@@ -39,6 +39,11 @@ export interface L3Options {
   fsync?: boolean;
   onEvict?: (count: number) => void;
   onCorrupt?: (file: string, why: string) => void;
+  /**
+   * Each entry found on disk at start-up and kept, with its meta: what stored it before a restart is known to
+   * this process again (the RFC 9111 §4.4 URI index is rebuilt from the stored request).
+   */
+  onLoaded?: (key: string, meta: EntryMeta) => void;
 }
 
 interface IndexEntry {
@@ -108,7 +113,7 @@ export class L3Cache {
     for (const f of await fsp.readdir(join(this.opts.dir, 'tmp')).catch(() => [] as string[])) {
       await fsp.rm(join(this.opts.dir, 'tmp', f), { force: true });
     }
-    const found: Array<{ key: string; e: IndexEntry }> = [];
+    const found: Array<{ key: string; e: IndexEntry; meta: EntryMeta }> = [];
     const now = Date.now();
     for (const sub of await fsp.readdir(this.opts.dir)) {
       if (sub === 'tmp' || !/^[0-9a-f]{2}$/.test(sub)) continue;
@@ -130,12 +135,14 @@ export class L3Cache {
           await this.unlinkEntry(file, checked?.meta.external ?? true);
           continue;
         }
-        found.push({ key: checked.meta.key, e: { file, bytes: checked.bytes, storedAt: checked.meta.storedAt, expiresAt: checked.meta.expiresAt, external: checked.meta.external } });
+        found.push({ key: checked.meta.key, meta: checked.meta, e: { file, bytes: checked.bytes, storedAt: checked.meta.storedAt, expiresAt: checked.meta.expiresAt, external: checked.meta.external } });
       }
     }
     found.sort((a, b) => a.e.storedAt - b.e.storedAt);
     for (const { key, e } of found) this.insert(key, e);
     await this.evictOver(this.maxBytes);
+    const loaded = this.opts.onLoaded;
+    if (loaded !== undefined) for (const { key, meta } of found) if (this.index.has(key)) loaded(key, meta);
   }
 
   /** Read only the prefix and meta of an entry file and check that the file's size fits the meta. */

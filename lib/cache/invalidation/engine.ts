@@ -237,6 +237,8 @@ export class Invalidator {
   /** This worker's part of a §4.4 invalidation: the keys its URI index holds, removed like exact patterns. */
   private async applyUris(uris: readonly string[]): Promise<ApplyResult> {
     const tiers = this.tiers;
+    // the index holds what the previous run stored on disk once L3's start-up scan has read it
+    if (tiers.l3 !== null) await tiers.l3.ready.catch(() => {});
     const keys = uris.flatMap((u) => tiers.uris.take(u));
     if (keys.length === 0) return { l1: 0, l3: 0, params: [] };
     const r = await this.applyLocal({ patterns: keys.map(escapeGlob), cascade: false, l1Only: false });

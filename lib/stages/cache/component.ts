@@ -168,6 +168,8 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
         fsync: this.opts.fsync ?? false,
         onEvict: (n) => this.evictions.inc({ layer: 'l3' }, n),
         onCorrupt: (file, why) => this.rt.log.warn({ file, why }, 'discarded a corrupt L3 cache file'),
+        // entries stored before a restart: an unsafe request to their URI must find them (RFC 9111 §4.4)
+        onLoaded: (key, meta) => this.tiers.index(key, meta),
       });
       this.l3Dir = dir;
       t.l3.ready.catch((err: unknown) => this.rt.log.error({ err, dir }, 'L3 cache directory could not be opened'));

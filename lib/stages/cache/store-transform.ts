@@ -128,6 +128,7 @@ export class StoreTransform extends Transform {
       // takes it out again
       const tiers = this.comp.tiers;
       const start = this.st.upstreamStart;
+      tiers.index(meta.key, meta); // an unsafe request to its URI removes it like any other entry
       w.finish({ ...rest, key: meta.key }, ttl).then(() => {
         if (tiers.recent.blocks(meta.key, start)) return l3.delete(meta.key);
       }).catch(() => {});
