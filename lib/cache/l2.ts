@@ -17,8 +17,7 @@
  * are removed the next time the tag is purged. A pattern with no literal `:`-prefix (`*`, `*:script`) falls
  * back to SCAN on every master: acceptable for an admin purge, never used on the request path.
  */
-import type { Cluster } from 'ioredis';
-import type { RedisClient, RedisConnection } from '../redis/client';
+import { masters, type RedisClient, type RedisConnection } from '../redis/client';
 import type { CacheEntry } from './entry';
 import { CorruptEntryError, decodeEntry, encodeEntry } from './entry';
 import { patternMatcher, tagForPattern, tagsOf } from './keys';
@@ -113,7 +112,7 @@ export class L2Cache {
   /** Every cache key (unprefixed) by SCAN on each master. Admin only. */
   private async scanAll(): Promise<string[]> {
     const prefix = this.conn.prefix + 'c:';
-    const clients: RedisClient[] = isCluster(this.conn.client) ? this.conn.client.nodes('master') : [this.conn.client];
+    const clients = masters(this.conn.client);
     const out: string[] = [];
     for (const node of clients) {
       const keys = await this.conn.withTimeout(() => scanNode(node, prefix), ADMIN_TIMEOUT_MS);
@@ -125,7 +124,7 @@ export class L2Cache {
   /** Bytes used by the Redis server(s) (INFO memory), for cache_size_bytes{layer="l2"}. */
   async usedMemory(): Promise<number | null> {
     try {
-      const clients: RedisClient[] = isCluster(this.conn.client) ? this.conn.client.nodes('master') : [this.conn.client];
+      const clients = masters(this.conn.client);
       let total = 0;
       for (const node of clients) {
         const info = await this.conn.withTimeout(() => node.info('memory'), WRITE_TIMEOUT_MS);
@@ -137,10 +136,6 @@ export class L2Cache {
       return null;
     }
   }
-}
-
-function isCluster(c: RedisClient): c is Cluster {
-  return typeof (c as Cluster).nodes === 'function' && (c as Cluster).isCluster === true;
 }
 
 async function scanNode(node: RedisClient, prefix: string): Promise<string[]> {

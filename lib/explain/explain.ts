@@ -19,7 +19,7 @@ import { explainCompression, type CompressionExplanation } from './compression';
 import type { ExplainRequest } from './request';
 
 export interface LiveState {
-  /** A limit's state in the pod's counters, or null when it has never been used (full). */
+  /** A limit's state (the pod's counters, or Redis's with scope: cluster), or null when never used (full). */
   limit(spec: LimitSpec, key: string): BucketState | null;
 }
 
@@ -121,8 +121,7 @@ function explainLimits(loaded: LoadedPolicy, ctx: { route: Router['routes'][numb
   const rl = loaded.policy.rate_limiting;
   if (rl === null) return { applies: false, scope: null, limits: [], outcome: 'no rate_limiting section: not limited' };
   const L = compileLimits(rl);
-  // with scope: cluster the counters live in Redis, not in the pod's lease server: no state to show
-  const state = rl.scope === 'pod' ? live : null;
+  const state = live;
   // the order the limiter checks them: the most specific first; the first that refuses decides
   const specs: Array<[LimitSpec, string]> = [];
   if (L.perUser !== null && identity !== null) specs.push([L.perUser, identity]);
@@ -142,7 +141,7 @@ function explainLimits(loaded: LoadedPolicy, ctx: { route: Router['routes'][numb
   });
   const refusing = limits.find((l) => l.verdict?.startsWith('refuses'));
   const outcome = limits.length === 0 ? 'no limit applies to this request'
-    : state === null ? `${limits.map((l) => l.scope).join(', ')} apply; ${rl.scope === 'cluster' ? 'their state is in Redis (scope: cluster), not shown' : 'ask a running sidecar (--admin) for their state'}`
+    : state === null ? `${limits.map((l) => l.scope).join(', ')} apply; ${rl.scope === 'cluster' ? 'their state is in Redis (scope: cluster): ask a running sidecar (--admin) that can reach it' : 'ask a running sidecar (--admin) for their state'}`
       : refusing ? `refused by ${refusing.scope}${refusing.key ? ` (${refusing.key})` : ''}: 429 with Retry-After and RateLimit: "${refusing.scope}";r=0`
         : 'admitted by every limit';
   return { applies: limits.length > 0, scope: rl.scope, limits, outcome };

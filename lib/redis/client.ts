@@ -126,6 +126,16 @@ export class RedisConnection {
   }
 }
 
+/** A Redis Cluster client (its keys spread over several masters), as opposed to a single node. */
+export function isCluster(c: RedisClient): c is Cluster {
+  return typeof (c as Cluster).nodes === 'function' && (c as Cluster).isCluster === true;
+}
+
+/** The nodes that hold keys: every master of a cluster, or the one node. */
+export function masters(c: RedisClient): RedisClient[] {
+  return isCluster(c) ? c.nodes('master') : [c];
+}
+
 /** Same policy, same connection: a reload that leaves `redis` alone keeps the link. */
 export function samePolicy(a: RedisPolicy | null, b: RedisPolicy | null): boolean {
   return JSON.stringify(a) === JSON.stringify(b);

@@ -18,7 +18,7 @@ export interface StatusSources {
   reloadStatus(): Record<string, unknown>;
   /** Auto-tuning's status and the settings in force, or null before it runs. */
   tuning(): { status: Record<string, unknown>; effective: unknown } | null;
-  /** The pod's limits closest to their limit (pod scope counters), or null when not available. */
+  /** The limits closest to their limit (the pod's counters; Redis's with scope: cluster), or null when not available. */
   closestLimits(n: number): BucketState[] | null;
 }
 
@@ -149,6 +149,7 @@ function limits(start: Sample | null, now: Sample, secs: number, loaded: LoadedP
     ...Object.entries(rl.per_endpoint).map(([k, e]) => ['per_endpoint', `${k}: ${e.rps}/s, burst ${e.burst}`]),
     ...(rl.global ? [['global', `${rl.global.requests_per_second}/s, burst ${rl.global.burst_size}`]] : []),
   ];
+  const closest = src.closestLimits(CLOSEST);
   const admitted = countsDelta(start?.limits.admitted, now.limits.admitted);
   const rejected = countsDelta(start?.limits.rejected, now.limits.rejected);
   return {
@@ -162,8 +163,9 @@ function limits(start: Sample | null, now: Sample, secs: number, loaded: LoadedP
       rejected_total: now.limits.rejected[scope] ?? 0,
       dry_run_total: now.limits.dryRun[scope] ?? 0,
     })),
-    closest: rl.scope === 'pod' ? src.closestLimits(CLOSEST) : null,
-    closest_note: rl.scope === 'pod' ? null : 'cluster scope: the counters live in Redis; per-scope totals above are this pod\'s',
+    closest,
+    closest_note: rl.scope === 'pod' ? null : closest === null ? 'cluster scope: the counters live in Redis, which cannot be read now'
+      : 'cluster scope: the whole cluster\'s counters, read from Redis; per-scope totals above are this pod\'s',
   };
 }
 

@@ -87,8 +87,8 @@ export function registerAdminRoutes(d: AdminRoutesDeps): AdminRoutes {
     reloads: () => reloader.history(),
     reloadStatus: () => { const { restart_pending, workers } = reloader.status(); return { restart_pending, workers }; },
     tuning: () => { const t = d.tuning(); return t ? { status: t.status(), effective: t.effective() } : null; },
-    closestLimits: (n) => leases?.store.closest(n) ?? null,
+    closestLimits: (n) => leases?.closest(n) ?? null,
   });
-  registerExplainEndpoint(admin, () => state.loaded, () => leases?.store ?? null);
+  registerExplainEndpoint(admin, () => state.loaded, () => leases);
   return { metricsOnly, close: () => statusPage.close() };
 }
