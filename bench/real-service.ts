@@ -3,68 +3,74 @@
  * demo policy: examples/policy.yaml without Redis), in the same run, each pass on a fresh service (a fresh
  * sqlite database: the service slows down as it grows).
  *
- *   flock /work/bench.lock node dist/bench/real-service.js [--seconds 20] [--clients 20] [--workers 1]
+ *   flock /work/bench.lock node dist/bench/real-service.js [--seconds 15] [--clients 20] [--workers 1]
+ *       [--overload-seconds 10] [--only flow,read,overload] [--no-write]
  *
  * Scenarios:
  *   - flow: the service's own client (service/example.py): create, add_text x 4, query_script (force_update
- *     absent, as that client sends it: a write), save_draft; 20 clients in a closed loop. Nothing is cacheable.
- *   - read-heavy: 20 editors each polling their draft with query_script force_update:false, one add_text in 20.
- *   - overload: create_draft at a fixed rate of 1.5x what the service did directly in the flow (open loop),
- *     direct vs a sidecar whose queue admits 4 at once and waits at most 2 s.
- * Figures: throughput, p50/p99, and the CPU of the service and of the sidecar (its primary and workers, from
- * /proc/<pid>/stat deltas) per request. Written to bench/RESULTS.md, section "Real draft service".
+ *     absent, as that client sends it: a write), save_draft; `clients` clients in a closed loop. Nothing is
+ *     cacheable, so this is what the sidecar costs on pass-through requests.
+ *   - read-heavy: `clients` editors each polling their own draft with query_script force_update:false, one
+ *     add_text in 20 requests (which invalidates the draft, so the next poll is a miss). Every answer's
+ *     Cache-Status is counted, so the table says how many reads really were hits.
+ *   - overload: first the service's capacity for create_draft (closed loop, direct), then create_draft at a
+ *     fixed offered rate of 1.5x and 3x that capacity (open loop: latency from each request's due time, so a
+ *     backlog is charged to the requests that wait in it), direct vs a sidecar with a queue sized for this
+ *     service; at 3x also the example policy's own queue.
+ * Figures: throughput, p50/p99, and the CPU per request of the service, of the sidecar (its primary and
+ * workers) and of this load generator, from /proc/<pid>/stat deltas (own + reaped children); and the share of
+ * the machine's CPU that other processes used meanwhile (the figures are only worth something near 0).
+ * Written to bench/RESULTS.md, section "Real draft service" (unless --no-write).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { parseDocument } from 'yaml';
 import { startCapcutService, type CapcutProcess } from './lib/capcut';
+import { treeCpu } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
+import { cpuSnapshot, foreignCpuShare, type CpuSnapshot } from './lib/machine';
+import { loadProfile, topSelf } from './lib/cpuprofile';
 import { startSidecar, type SidecarProcess } from './lib/services';
 import { repoRoot, updateSection } from './results';
 
-const { values: args } = parseArgs({ options: { seconds: { type: 'string' }, clients: { type: 'string' }, workers: { type: 'string' } } });
-const SECONDS = Number(args.seconds ?? 20);
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string' }, clients: { type: 'string' }, workers: { type: 'string' }, 'overload-seconds': { type: 'string' },
+    only: { type: 'string' }, 'no-write': { type: 'boolean' }, profile: { type: 'string' },
+  },
+});
+const SECONDS = Number(args.seconds ?? 15);
 const CLIENTS = Number(args.clients ?? 20);
 const WORKERS = Number(args.workers ?? 1);
+const OVERLOAD_SECONDS = Number(args['overload-seconds'] ?? 10);
+const ONLY = new Set((args.only ?? 'flow,read,overload').split(','));
+/** --profile DIR: the sidecar passes of the closed loops run under node --cpu-prof (slower: for a look, not for the figures) */
+const PROFILE_DIR = args.profile;
+const WARMUP_MS = 3000;
+/** The sidecar's queue in the overload passes: see the note written with the results. */
+const TIGHT_QUEUE = { max_in_flight: 4, queue_timeout: '2s' };
 const log = (s: string) => process.stderr.write(s + '\n');
-
-/** CPU ticks (utime + stime, 1/100 s) of a process and all its descendants, read from /proc. */
-function treeTicks(root: number): number {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(name), Number(f[1]));
-      ticks.set(Number(name), Number(f[11]) + Number(f[12]));
-    } catch { /* gone */ }
-  }
-  let sum = 0;
-  for (const [pid, t] of ticks) {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
-      if (p === root) { sum += t; break; }
-    }
-  }
-  return sum;
-}
 
 class Recorder {
   readonly latencies: number[] = [];
   errors = 0;
-  statuses = new Map<number, number>();
-  record(ms: number, status: number): void {
+  readonly statuses = new Map<number, number>();
+  /** Cache-Status of the answers: hit, fwd=miss, fwd=stale, ..., or "none" (no such field: direct, or not a cache route) */
+  readonly cache = new Map<string, number>();
+  record(ms: number, status: number, cacheStatus: string | undefined): void {
     this.latencies.push(ms);
     this.statuses.set(status, (this.statuses.get(status) ?? 0) + 1);
+    const c = cacheStatus === undefined ? 'none' : (cacheStatus.split(';')[1] ?? '').trim() || 'none';
+    this.cache.set(c, (this.cache.get(c) ?? 0) + 1);
   }
-  pct(p: number): number {
-    const s = [...this.latencies].sort((a, b) => a - b);
-    return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+  percentiles(): { p50: number; p99: number } {
+    const s = Float64Array.from(this.latencies).sort();
+    const at = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN);
+    return { p50: at(50), p99: at(99) };
   }
 }
 
@@ -76,7 +82,8 @@ async function post(pool: Pool, path: string, body: unknown, user: string, rec: 
   try {
     const r = await pool.request({ method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-user-id': user } });
     const text = await r.body.text();
-    rec?.record(performance.now() - t0, r.statusCode);
+    const cs = r.headers['cache-status'];
+    rec?.record(performance.now() - t0, r.statusCode, Array.isArray(cs) ? cs[0] : cs);
     return r.statusCode === 200 ? JSON.parse(text) as DraftReply : null;
   } catch {
     if (rec) rec.errors++;
@@ -97,9 +104,10 @@ const flowClient: Client = async (pool, user, rec, until) => {
   }
 };
 
-/** An editor polling its draft (force_update:false), with one edit in 20 polls. */
+/** An editor polling its draft (force_update:false), with one edit in 20 requests. */
 const readClient: Client = async (pool, user, rec, until) => {
   const id = (await post(pool, '/create_draft', {}, user, null))?.output?.draft_id;
+  if (!id) throw new Error(`create_draft failed for ${user}`);
   for (let k = 0; k < 3; k++) await post(pool, '/add_text', { draft_id: id, text: `t${k}`, start: k, end: k + 1 }, user, null);
   for (let i = 1; performance.now() < until; i++) {
     if (i % 20 === 0) await post(pool, '/add_text', { draft_id: id, text: `edit ${i}`, start: 5, end: 6 }, user, rec);
@@ -107,17 +115,72 @@ const readClient: Client = async (pool, user, rec, until) => {
   }
 };
 
+/** create_draft in a closed loop: what the service can do of it (its capacity), measured directly. */
+const createClient: Client = async (pool, user, rec, until) => {
+  while (performance.now() < until) await post(pool, '/create_draft', {}, user, rec);
+};
+
+/** CPU of the parties, at one moment. */
+interface CpuMark {
+  svc: number;
+  sidecar: number;
+  /** per sidecar process (primary, workers): its CPU seconds */
+  sidecarProcs: Map<number, number>;
+  bench: number;
+  machine: CpuSnapshot | null;
+}
+
+function cpuMark(svc: CapcutProcess, sc: SidecarProcess | null): CpuMark {
+  const s = sc ? treeCpu(sc.proc.child.pid!) : null;
+  const u = process.cpuUsage();
+  return {
+    svc: treeCpu(svc.pid).seconds,
+    sidecar: s?.seconds ?? 0,
+    sidecarProcs: new Map([...(s?.processes ?? [])].map(([pid, p]) => [pid, p.seconds])),
+    bench: (u.user + u.system) / 1e6,
+    machine: cpuSnapshot(),
+  };
+}
+
+interface CpuFigures {
+  /** ms of CPU per request */
+  svc: number;
+  sidecar: number | null;
+  /** the sidecar's ms per request, per process (the primary first) */
+  sidecarProcs: number[];
+  bench: number;
+  /** share of the machine's CPU (0..1) used by processes outside this bench's tree meanwhile */
+  foreign: number | null;
+}
+
+function cpuFigures(a: CpuMark, b: CpuMark, requests: number, withSidecar: boolean): CpuFigures {
+  const per = (s: number) => (s * 1000) / Math.max(1, requests);
+  return {
+    svc: per(b.svc - a.svc),
+    sidecar: withSidecar ? per(b.sidecar - a.sidecar) : null,
+    sidecarProcs: [...b.sidecarProcs].sort(([x], [y]) => x - y).map(([pid, s]) => per(s - (a.sidecarProcs.get(pid) ?? 0))),
+    bench: per(b.bench - a.bench),
+    foreign: foreignCpuShare(a.machine, b.machine),
+  };
+}
+
 interface PassResult {
   name: string;
+  via: 'direct' | 'sidecar';
   requests: number;
   seconds: number;
   rps: number;
   p50: number;
   p99: number;
-  non200: number;
+  /** status -> count, for the answers that were not 200 */
+  non200: Map<number, number>;
   errors: number;
-  serviceCpuMsPerReq: number;
-  sidecarCpuMsPerReq: number | null;
+  cpu: CpuFigures;
+  cache: Map<string, number>;
+  /** overload passes: offered rate, and latency of the 200s and of the rest apart */
+  offered?: number;
+  okP99?: number;
+  shedP99?: number;
 }
 
 /** The demo policy (the example's routes, without Redis) on free ports, `workers` workers, quiet logs. */
@@ -137,118 +200,189 @@ function benchPolicy(upstreamUrl: string, edit?: (doc: ReturnType<typeof parseDo
   };
 }
 
-async function withService<T>(fn: (svc: CapcutProcess) => Promise<T>): Promise<T> {
+/** A fresh service (and so a fresh database), and the sidecar in front of it when asked. */
+async function withTarget<T>(sidecarPolicy: ((url: string) => (p: { port: number; adminPort: number }) => string) | null,
+  fn: (svc: CapcutProcess, sc: SidecarProcess | null, url: string) => Promise<T>, profileAs?: string): Promise<T> {
   const svc = await startCapcutService();
+  let sc: SidecarProcess | null = null;
+  const profTmp = profileAs && PROFILE_DIR ? mkdtempSync(join(tmpdir(), 'bench-real-service-prof-')) : null;
   try {
-    return await fn(svc);
+    if (sidecarPolicy) sc = await startSidecar(sidecarPolicy(svc.url), { timeoutMs: 90_000, nodeArgs: profTmp ? ['--cpu-prof', `--cpu-prof-dir=${profTmp}`] : [] });
+    return await fn(svc, sc, sc ? sc.url : svc.url);
   } finally {
+    await sc?.stop();
     await svc.stop();
+    if (profTmp) {
+      summariseProfile(profTmp, profileAs!);
+      rmSync(profTmp, { recursive: true, force: true });
+    }
   }
 }
 
-async function closedLoop(name: string, client: Client, via: 'direct' | 'sidecar'): Promise<PassResult> {
-  return withService(async (svc) => {
-    let sc: SidecarProcess | null = null;
-    if (via === 'sidecar') sc = await startSidecar(benchPolicy(svc.url), { timeoutMs: 90_000 });
+/** The worker's profile (the largest file) as top self-time functions, into PROFILE_DIR/real-service-<name>.md. */
+function summariseProfile(dir: string, name: string): void {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f));
+  if (files.length === 0) {
+    log(`no profile written for ${name}`);
+    return;
+  }
+  const biggest = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const tree = loadProfile(biggest);
+  const out = join(PROFILE_DIR!, `real-service-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.md`);
+  mkdirSync(PROFILE_DIR!, { recursive: true });
+  writeFileSync(out, `# bridge-sidecar worker in front of the real draft service: ${name}\n\nTop self time (of ${tree.total} samples):\n\n${topSelf(tree)}\n`);
+  log(`profile: ${out}`);
+}
+
+const statusMap = (m: Map<number, number>) => new Map([...m].filter(([s]) => s !== 200));
+
+async function closedLoop(name: string, client: Client, via: 'direct' | 'sidecar', seconds = SECONDS, clients = CLIENTS): Promise<PassResult> {
+  return withTarget(via === 'sidecar' ? (u) => benchPolicy(u) : null, async (svc, sc, url) => {
+    const pool = new Pool(url, { connections: clients, keepAliveTimeout: 60_000 });
     try {
-      const pool = new Pool(sc ? sc.url : svc.url, { connections: CLIENTS, keepAliveTimeout: 60_000 });
+      // warm-up, not recorded: the service's lazy imports, its first sqlite pages, the sidecar's JIT and pools
+      await Promise.all(Array.from({ length: clients }, (_, i) => client(pool, `warm-${i}`, new Recorder(), performance.now() + WARMUP_MS)));
       const rec = new Recorder();
-      // warm-up (not recorded): JIT, pools, the service's imports
-      await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(pool, `warm-${i}`, new Recorder(), performance.now() + 3000)));
-      const cpu0 = { svc: treeTicks(svc.pid), sc: sc ? treeTicks(sc.proc.child.pid!) : 0 };
+      const cpu0 = cpuMark(svc, sc);
       const t0 = performance.now();
-      await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(pool, `editor-${i}`, rec, t0 + SECONDS * 1000)));
-      const seconds = (performance.now() - t0) / 1000;
-      const cpu1 = { svc: treeTicks(svc.pid), sc: sc ? treeTicks(sc.proc.child.pid!) : 0 };
-      await pool.close();
+      await Promise.all(Array.from({ length: clients }, (_, i) => client(pool, `editor-${i}`, rec, t0 + seconds * 1000)));
+      const elapsed = (performance.now() - t0) / 1000;
+      const cpu1 = cpuMark(svc, sc);
       const n = rec.latencies.length;
-      const non200 = n - (rec.statuses.get(200) ?? 0);
       return {
-        name: `${name}, ${via}`, requests: n, seconds, rps: n / seconds, p50: rec.pct(50), p99: rec.pct(99), non200, errors: rec.errors,
-        serviceCpuMsPerReq: ((cpu1.svc - cpu0.svc) * 10) / n,
-        sidecarCpuMsPerReq: sc ? ((cpu1.sc - cpu0.sc) * 10) / n : null,
+        name, via, requests: n, seconds: elapsed, rps: n / elapsed, ...rec.percentiles(), non200: statusMap(rec.statuses), errors: rec.errors,
+        cpu: cpuFigures(cpu0, cpu1, n, sc !== null), cache: rec.cache,
       };
     } finally {
-      await sc?.stop();
+      await pool.close();
     }
+  }, name.split(' ')[0]);
+}
+
+type QueueSetting = { max_in_flight: number; queue_timeout: string } | 'example';
+
+async function overload(rate: number, via: 'direct' | 'sidecar', queue: QueueSetting): Promise<PassResult> {
+  const policy = (u: string) => benchPolicy(u, (doc) => {
+    if (queue !== 'example') {
+      doc.setIn(['queues', 'max_in_flight'], queue.max_in_flight);
+      doc.setIn(['queues', 'queue_timeout'], queue.queue_timeout);
+    }
+    // the queue alone decides what is shed here (the example's per-endpoint limit on /create_draft would
+    // answer 429 above 100/s and hide it)
+    doc.deleteIn(['rate_limiting']);
+  });
+  return withTarget(via === 'sidecar' ? policy : null, async (svc, sc, url) => {
+    const warm = new Pool(url, { connections: 4 });
+    for (let i = 0; i < 20; i++) await post(warm, '/create_draft', {}, 'warm', null);
+    await warm.close();
+    const cpu0 = cpuMark(svc, sc);
+    // enough connections that no request waits in this client for a free one: a backlog must form where it
+    // would for real callers (in the service's accept queue, or in the sidecar's queue), not here
+    const connections = Math.min(4000, Math.ceil(rate * (OVERLOAD_SECONDS + 5)));
+    const r = await runFixedRate({
+      url: `${url}/create_draft`, rate, durationMs: OVERLOAD_SECONDS * 1000, connections, method: 'POST', body: '{}',
+      headers: { 'content-type': 'application/json' }, timeoutMs: 120_000,
+    });
+    const cpu1 = cpuMark(svc, sc);
+    const n = r.ok + r.badStatus;
+    const queueName = queue === 'example' ? "the example's queue" : `max_in_flight ${queue.max_in_flight}, queue_timeout ${queue.queue_timeout}`;
+    return {
+      name: `overload ${(rate / CAPACITY.rps).toFixed(1)}x: ${rate}/s create_draft${via === 'sidecar' ? `, ${queueName}` : ''}`, via,
+      requests: n, seconds: OVERLOAD_SECONDS, rps: r.achievedRate, p50: r.latency.p50, p99: r.latency.p99,
+      non200: r.badStatus ? new Map([[503, r.badStatus]]) : new Map(), errors: r.errors,
+      cpu: cpuFigures(cpu0, cpu1, n, sc !== null), cache: new Map(), offered: rate, okP99: r.okLatency.p99, shedP99: r.badLatency.p99,
+    };
   });
 }
 
-async function overload(rate: number, via: 'direct' | 'sidecar'): Promise<PassResult> {
-  return withService(async (svc) => {
-    let sc: SidecarProcess | null = null;
-    if (via === 'sidecar') {
-      sc = await startSidecar(benchPolicy(svc.url, (doc) => {
-        doc.setIn(['queues', 'max_in_flight'], 4);
-        doc.setIn(['queues', 'queue_timeout'], '2s');
-        doc.deleteIn(['rate_limiting']);
-      }), { timeoutMs: 90_000 });
-    }
-    try {
-      const cpu0 = { svc: treeTicks(svc.pid), sc: sc ? treeTicks(sc.proc.child.pid!) : 0 };
-      const r = await runFixedRate({
-        url: `${sc ? sc.url : svc.url}/create_draft`, rate, durationMs: SECONDS * 1000, connections: 64, method: 'POST', body: '{}',
-        headers: { 'content-type': 'application/json' }, timeoutMs: 60_000,
-      });
-      const cpu1 = { svc: treeTicks(svc.pid), sc: sc ? treeTicks(sc.proc.child.pid!) : 0 };
-      const n = r.ok + r.badStatus;
-      return {
-        name: `overload ${rate}/s create_draft, ${via}`, requests: n, seconds: SECONDS, rps: r.ok / SECONDS, p50: r.latency.p50, p99: r.latency.p99,
-        non200: r.badStatus, errors: r.errors, serviceCpuMsPerReq: ((cpu1.svc - cpu0.svc) * 10) / Math.max(1, r.ok),
-        sidecarCpuMsPerReq: sc ? ((cpu1.sc - cpu0.sc) * 10) / Math.max(1, n) : null,
-      };
-    } finally {
-      await sc?.stop();
-    }
-  });
-}
+/** Filled by the capacity pass. */
+const CAPACITY = { rps: NaN, clients: 8 };
 
-const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
-const row = (r: PassResult) =>
-  `| ${r.name} | ${r.requests} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${r.non200} | ${r.errors} | ${r.serviceCpuMsPerReq.toFixed(2)} | ${r.sidecarCpuMsPerReq === null ? '-' : r.sidecarCpuMsPerReq.toFixed(2)} |`;
+const f1 = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? n.toFixed(1) : '-');
+const f2 = (n: number | null | undefined) => (n !== null && n !== undefined && Number.isFinite(n) ? n.toFixed(2) : '-');
+const statuses = (m: Map<number, number>) => ([...m].map(([s, c]) => `${c}x${s}`).join(' ') || '0');
+const hits = (r: PassResult) => {
+  if (r.via === 'direct' || r.cache.size === 0) return '-';
+  return [...r.cache].sort(([, a], [, b]) => b - a).map(([k, c]) => `${k} ${c}`).join(', ');
+};
+const sidecarCpu = (r: PassResult) => (r.cpu.sidecar === null ? '-' : `${f2(r.cpu.sidecar)} (${r.cpu.sidecarProcs.map(f2).join(' + ')})`);
+const row = (r: PassResult) => `| ${r.name}, ${r.via} | ${r.requests} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${statuses(r.non200)} | ${r.errors} | ${f2(r.cpu.svc)} | ${sidecarCpu(r)} | ${f2(r.cpu.bench)} | ${r.cpu.foreign === null ? '-' : (r.cpu.foreign * 100).toFixed(0) + ' %'} | ${hits(r)} |`;
+
+async function run(results: PassResult[], p: Promise<PassResult>): Promise<PassResult> {
+  const r = await p;
+  log(row(r));
+  results.push(r);
+  return r;
+}
 
 async function main(): Promise<void> {
-  const loadBefore = loadavg()[0]!;
+  const loadBefore = loadavg().map((x) => x.toFixed(2)).join(' ');
+  const started = new Date();
   const results: PassResult[] = [];
-  for (const [name, client] of [['flow (create, add_text x4, query_script, save)', flowClient], ['read-heavy (poll force_update:false, 1 edit in 20)', readClient]] as const) {
-    for (const via of ['direct', 'sidecar'] as const) {
-      log(`${name}, ${via}...`);
-      const r = await closedLoop(name, client, via);
-      log(row(r));
-      results.push(r);
+  const notes: string[] = [];
+  const ratio = (a: PassResult, b: PassResult) => b.rps / a.rps;
+
+  if (ONLY.has('flow')) {
+    const name = 'flow (create, add_text x4, query_script, save)';
+    const d = await run(results, closedLoop(name, flowClient, 'direct'));
+    const s = await run(results, closedLoop(name, flowClient, 'sidecar'));
+    const share = (s.cpu.sidecar ?? NaN) / s.cpu.svc;
+    notes.push(
+      `- **Flow** (nothing cacheable: the service's client never sends force_update:false): ${ratio(d, s).toFixed(2)}x the direct throughput `
+      + `(target >= 0.9x: **${ratio(d, s) >= 0.9 ? 'met' : 'missed'}**), p50 ${f1(s.p50)} ms against ${f1(d.p50)} ms direct. Sidecar CPU per `
+      + `pass-through request ${f2(s.cpu.sidecar)} ms against the service's ${f2(s.cpu.svc)} ms: ${(share * 100).toFixed(1)} % `
+      + `(target < 10 %: **${share < 0.1 ? 'met' : 'missed'}**).`,
+    );
+  }
+  if (ONLY.has('read')) {
+    const name = 'read-heavy (poll force_update:false, 1 edit in 20)';
+    const d = await run(results, closedLoop(name, readClient, 'direct'));
+    const s = await run(results, closedLoop(name, readClient, 'sidecar'));
+    const hit = s.cache.get('hit') ?? 0;
+    notes.push(
+      `- **Read-heavy**: ${ratio(d, s).toFixed(2)}x the direct throughput (target >= 2x: **${ratio(d, s) >= 2 ? 'met' : 'missed'}**), `
+      + `p99 ${f1(s.p99)} ms against ${f1(d.p99)} ms direct (target lower: **${s.p99 < d.p99 ? 'met' : 'missed'}**). `
+      + `${hit} of ${s.requests} answers (${((hit / s.requests) * 100).toFixed(1)} %) were cache hits by their Cache-Status.`,
+    );
+  }
+  if (ONLY.has('overload')) {
+    const cap = await run(results, closedLoop(`capacity: create_draft, ${CAPACITY.clients} clients`, createClient, 'direct', 8, CAPACITY.clients));
+    CAPACITY.rps = cap.rps;
+    for (const factor of [1.5, 3]) {
+      const rate = Math.max(5, Math.round(cap.rps * factor));
+      const d = await run(results, overload(rate, 'direct', TIGHT_QUEUE));
+      const s = await run(results, overload(rate, 'sidecar', TIGHT_QUEUE));
+      const shed = s.non200.get(503) ?? 0;
+      notes.push(
+        `- **Overload ${factor}x** (${rate}/s offered, the service does ${f1(cap.rps)}/s): direct p99 ${f1(d.p99)} ms; through the sidecar `
+        + `(max_in_flight ${TIGHT_QUEUE.max_in_flight}, queue_timeout ${TIGHT_QUEUE.queue_timeout}) p99 ${f1(s.p99)} ms, `
+        + `${shed} of ${s.requests} shed with 503 (${((shed / Math.max(1, s.requests)) * 100).toFixed(0)} %; their p99 ${f1(s.shedP99)} ms), the 200s' p99 ${f1(s.okP99)} ms.`,
+      );
+      if (factor === 3) {
+        const e = await run(results, overload(rate, 'sidecar', 'example'));
+        notes.push(`  With the example's queue (max_in_flight 256, queue_timeout 10s): p99 ${f1(e.p99)} ms, ${e.non200.get(503) ?? 0} shed, the 200s' p99 ${f1(e.okP99)} ms.`);
+      }
     }
   }
-  const directFlow = results[0]!;
-  // what the service does with create_draft alone, at 1.5x the flow's direct rate: above its capacity for it
-  const rate = Math.max(20, Math.round(directFlow.rps * 1.5));
-  for (const via of ['direct', 'sidecar'] as const) {
-    log(`overload ${rate}/s, ${via}...`);
-    const r = await overload(rate, via);
-    log(row(r));
-    results.push(r);
-  }
-  const ratio = (a: PassResult, b: PassResult) => (b.rps / a.rps).toFixed(2);
-  const [fd, fs, rd, rs, od, os] = results as [PassResult, PassResult, PassResult, PassResult, PassResult, PassResult];
+
   const md = [
-    `Command: \`npm run build && flock /work/bench.lock node ${relative(repoRoot(), process.argv[1]!)} --seconds ${SECONDS} --clients ${CLIENTS} --workers ${WORKERS}\``,
-    `(${new Date().toISOString()}; load average before ${loadBefore.toFixed(2)}, after ${loadavg()[0]!.toFixed(2)}, on a shared 2-core machine:`,
-    'service, sidecar and load generator on the same cores). The real service (../shared/capcut-service, start.sh, a',
-    'fresh work dir and database for every pass); the sidecar runs examples/demo-policy.yaml (the example\'s routes,',
-    `limits and cache without Redis) with ${WORKERS} worker(s). ${CLIENTS} clients in a closed loop for ${SECONDS} s after a 3 s warm-up;`,
-    'latencies in ms from the client; CPU per request from /proc/<pid>/stat deltas (the sidecar: primary + workers).',
+    `Command: \`npm run build && flock /work/bench.lock node ${relative(repoRoot(), process.argv[1]!)} --seconds ${SECONDS} --clients ${CLIENTS} --workers ${WORKERS} --overload-seconds ${OVERLOAD_SECONDS}\``,
+    `(${started.toISOString()}; load average before ${loadBefore}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}; 2 cores,`,
+    'service, sidecar and load generator on the same cores, under the exclusive bench lock). The real service',
+    '(../shared/capcut-service, start.sh: Flask, one Python process, threaded) on a fresh work dir and database for',
+    `every pass; the sidecar runs examples/demo-policy.yaml (the example's routes, limits and cache without Redis) with ${WORKERS}`,
+    `worker(s). Closed loops: ${CLIENTS} clients for ${SECONDS} s after a ${WARMUP_MS / 1000} s warm-up. Overload: open loop for ${OVERLOAD_SECONDS} s, latency from each`,
+    'request\'s due time, until the last answer. Latencies in ms from the client. CPU in ms per request from /proc/<pid>/stat',
+    'deltas (utime+stime, plus reaped children) of the service, of the sidecar (total, then primary + worker) and of',
+    'the load generator; "others" is the share of the machine\'s CPU used by processes outside the bench meanwhile.',
     '',
-    '| pass | requests | req/s | p50 | p99 | non-200 | errors | service CPU ms/req | sidecar CPU ms/req |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| pass | requests | req/s | p50 | p99 | non-200 | errors | service CPU ms/req | sidecar CPU ms/req | load gen CPU ms/req | others | Cache-Status |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(row),
     '',
-    `- Flow (nothing cacheable: the client never sends force_update:false): sidecar/direct throughput ${ratio(fd, fs)}x (target >= 0.9x);`,
-    `  sidecar CPU per request ${(fs.sidecarCpuMsPerReq ?? 0).toFixed(2)} ms against the service's ${fs.serviceCpuMsPerReq.toFixed(2)} ms`,
-    `  (${(((fs.sidecarCpuMsPerReq ?? 0) / fs.serviceCpuMsPerReq) * 100).toFixed(1)} %; target < 10 %). That is what the sidecar costs where nothing is cacheable.`,
-    `- Read-heavy: ${ratio(rd, rs)}x the direct throughput (target >= 2x), p99 ${f1(rs.p99)} ms against ${f1(rd.p99)} ms direct.`,
-    `- Overload (${od.name.split(',')[0]}): direct p99 ${f1(od.p99)} ms; through a sidecar with max_in_flight 4 and queue_timeout 2s,`,
-    `  p99 ${f1(os.p99)} ms with ${os.non200} answers shed (503) of ${os.requests}.`,
+    ...notes,
   ].join('\n');
-  updateSection('Real draft service', md);
+  if (!args['no-write']) updateSection('Real draft service', md);
   process.stdout.write(md + '\n');
 }
 

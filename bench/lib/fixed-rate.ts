@@ -38,6 +38,9 @@ export interface FixedRateResult {
    * generator's own timer lateness (Node timers have 1 ms granularity), so small differences show better.
    */
   serviceLatency: Percentiles;
+  /** `latency` of the answers with status < 400 only, and of those >= 400 (e.g. a proxy's quick 503s) */
+  okLatency: Percentiles;
+  badLatency: Percentiles;
 }
 
 export interface Percentiles {
@@ -77,6 +80,7 @@ export async function runFixedRate(opts: FixedRateOptions): Promise<FixedRateRes
     const total = Math.max(1, Math.round((opts.rate * durationMs) / 1000));
     const lat = new Float64Array(total).fill(NaN);
     const fromSend = new Float64Array(total).fill(NaN);
+    const bad = new Uint8Array(total);
     let issued = 0;
     let done = 0;
     let errors = 0;
@@ -93,6 +97,8 @@ export async function runFixedRate(opts: FixedRateOptions): Promise<FixedRateRes
           achievedRate: (answered / (lastDone - t0)) * 1000,
           latency: summarize(lat),
           serviceLatency: summarize(fromSend),
+          okLatency: summarize(lat.map((v, k) => (bad[k] ? NaN : v))),
+          badLatency: summarize(lat.map((v, k) => (bad[k] ? v : NaN))),
         });
       };
       const send = (k: number, due: number) => {
@@ -103,7 +109,10 @@ export async function runFixedRate(opts: FixedRateOptions): Promise<FixedRateRes
           lat[k] = end - due;
           fromSend[k] = end - sentAt;
           lastDone = end;
-          if (res.statusCode >= 400) badStatus++;
+          if (res.statusCode >= 400) {
+            badStatus++;
+            bad[k] = 1;
+          }
         }, () => { errors++; }).finally(finish);
       };
       const fire = () => {

@@ -15,6 +15,7 @@ import { startNginx } from '../../bench/lib/nginx';
 import { runFixedRate } from '../../bench/lib/fixed-rate';
 import { passThroughPolicy } from '../../bench/lib/services';
 import { cpuSnapshot, foreignCpuShare } from '../../bench/lib/machine';
+import { treeCpu, treeCpuSeconds } from '../../bench/lib/cpu';
 import { spawn } from 'node:child_process';
 
 const services: DraftService[] = [];
@@ -169,4 +170,24 @@ test('cpuSnapshot counts the CPU of this process tree as ours, not as other proc
   const share = foreignCpuShare(a, b);
   assert.ok(share !== null && share >= 0 && share <= 1);
   assert.equal(foreignCpuShare(null, b), null);
+});
+
+test('treeCpu counts a child that exited and was reaped (a fork of the service), treeCpuSeconds only the living', async () => {
+  // a shell that runs a CPU-burning child to its end, says so, then becomes a sleep (exec keeps the pid and its
+  // cutime): the child's time is now in that cutime, the only place left to find it
+  // (a second of its own CPU, not of the clock: a busy machine must not shrink it)
+  const burn = 'while (process.cpuUsage().user < 1e6) {}';
+  const sh = spawn('sh', ['-c', `"${process.execPath}" -e '${burn}'; echo done; exec sleep 30`]);
+  try {
+    const before = treeCpu(sh.pid!);
+    await new Promise<void>((resolve, reject) => {
+      sh.once('error', reject);
+      sh.stdout.on('data', (d: Buffer) => { if (d.toString().includes('done')) resolve(); });
+    });
+    const after = treeCpu(sh.pid!);
+    assert.ok(after.seconds - before.seconds >= 0.9, `the tree grew by ${after.seconds - before.seconds} s for the child's 1 s of CPU`);
+    assert.ok(treeCpuSeconds(sh.pid!) < 0.5, 'without the reaped children the child\'s second is lost');
+  } finally {
+    sh.kill();
+  }
 });
