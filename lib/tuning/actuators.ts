@@ -5,7 +5,8 @@
  *    a worker to its policy, and a message from before the reload must not undo that). A worker that starts
  *    later (restart, scale-up) asks for them (autotune:get).
  *  - the worker count is the primary's: it forks more, or retires the newest workers by asking them to drain
- *    (autotune:retire), and their exit is not a crash (sidecar.ts does not restart a retiring worker).
+ *    (autotune:retire), and their exit is not a crash (lib/server/primary/supervisor.ts does not restart a
+ *    retiring worker).
  */
 import cluster from 'node:cluster';
 import type { Coordinator } from '../core/ipc';
@@ -44,9 +45,9 @@ export class PodActuators implements Actuators {
   constructor(
     private readonly coordinator: Coordinator,
     private readonly log: Logger,
-    /** Forks one worker (sidecar.ts's fork, which restarts it if it crashes); null in single-process mode. */
+    /** Forks one worker (the supervisor's fork, which restarts it if it crashes); null in single-process mode. */
     private readonly fork: (() => void) | null,
-    /** Ids of workers being retired; sidecar.ts does not count their exit as a crash. */
+    /** Ids of workers being retired; the supervisor does not count their exit as a crash. */
     private readonly retiring: Set<number>,
     private readonly drainTimeout: () => number,
     private readonly draining: () => boolean,

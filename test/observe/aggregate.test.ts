@@ -1,6 +1,6 @@
 /**
  * How the primary combines two workers' registries (prom-client's AggregatorRegistry.aggregate, as in
- * lib/server/sidecar.ts): per-worker shares sum, the shared L2 size is not counted twice, Redis-up is the min,
+ * lib/server/primary/admin-routes.ts): per-worker shares sum, the shared L2 size is not counted twice, Redis-up is the min,
  * and a container-wide figure is not doubled.
  */
 import { test } from 'node:test';
