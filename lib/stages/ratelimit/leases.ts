@@ -8,10 +8,21 @@
  * When the counters say "empty, next token in X ms" the worker remembers that (deniedUntil) and refuses
  * locally until then, so an overloaded worker also makes no round trip per refused request.
  *
- * Batch size follows the worker's recent demand for that limit (what it would spend in one lease period),
- * capped at a quarter of the limit's burst, so busy workers ask rarely and a quiet limit is not hoarded. A busy
- * limit (batches of 8 or more while the counters still have tokens) asks for its next batch in the background
- * when a quarter of the current one is left, so its requests do not wait for the round trip.
+ * Batch size follows the worker's recent demand for that limit: what it would spend until its next batch can
+ * arrive, i.e. over one lease period or one round trip to the counters, whichever is longer. A busy limit
+ * (batches of 8 or more while the counters still have tokens) asks for its next batch in the background when a
+ * quarter of the current one is left, so its requests do not wait for the round trip.
+ *
+ * Why the round trip, and why the cap is not simply a quarter of the burst: a worker has one request in flight
+ * per limit, so it can take at most one batch per round trip. When batches were sized for 50 ms of demand and
+ * capped at a quarter of the burst, the pod could take at most workers x burst/4 tokens per round trip. On a
+ * loaded machine the round trip (IPC to a CPU-starved primary, answered by a CPU-starved worker) grows to tens or
+ * hundreds of ms; the counters then refill faster than the workers can take, fill up to the burst, and the
+ * refill beyond it is lost for good: the pod admitted less than burst + rate x time while refusing requests.
+ * So a batch may be as large as the limit's refill over one round
+ * trip (never more than the burst), requests already waiting are never cut by the cap (they spend their tokens
+ * at once, nothing is parked), and a lease lasts at least one round trip so a batch sized for it is not given
+ * back before it can be spent.
  *
  * Per-user limits are the exception: one client's requests land on any worker, and the `RateLimit` field it
  * reads must go down by exactly one per request it sends. A token parked in another worker's lease would make
@@ -27,12 +38,17 @@ import type { TokenSource } from './sources';
 
 export const DEFAULT_LEASE_MS = 50;
 const MAX_BATCH = 256;
+/** Smoothing of the round-trip estimate, and its bound (the source's own timeout is 1 s). */
+const RTT_WEIGHT = 0.25;
+const MAX_RTT_MS = 1000;
 
 export class LeaseEntry {
   /** Leased tokens not yet spent. */
   tokens = 0;
   /** When unspent tokens go back. */
   expiresAt = 0;
+  /** Recent round trip to the counters (ms, smoothed): how long a batch must last until the next one can come. */
+  rttMs = 0;
   /** The counters were empty: refuse locally until then. */
   deniedUntil = 0;
   /** Tokens left in the counters at the last answer (for the RateLimit field). */
@@ -155,15 +171,18 @@ export class Leases {
   fetch(e: LeaseEntry): Promise<void> {
     if (e.pending !== null) {
       // too late once the request has left (Redis sends at once); the caller then asks again after the answer
-      if (e.unsent !== null && e.waiting > e.unsent[2]) e.unsent[2] = e.exact ? e.waiting : Math.min(e.waiting, this.batchCap(e));
+      if (e.unsent !== null && e.waiting > e.unsent[2]) e.unsent[2] = e.waiting;
       return e.pending;
     }
     const now = this.clock();
     const elapsed = now - e.fetchedAt;
     e.exact = e.perUser && this.source.exactPerUser();
+    // the checks waiting now spend their tokens at once: they are asked for whole, never cut by the cap
     let want = Math.max(1, e.waiting);
-    if (!e.exact && e.used > 0 && elapsed < 1000) want = Math.max(want, Math.ceil((e.used * this.leaseMs) / Math.max(elapsed, 1)));
-    if (!e.exact) want = Math.min(want, this.batchCap(e));
+    if (!e.exact && e.used > 0 && elapsed < 1000) {
+      const demand = Math.ceil((e.used * this.horizon(e)) / Math.max(elapsed, 1));
+      want = Math.max(want, Math.min(demand, this.batchCap(e)));
+    }
     e.used = 0;
     e.fetchedAt = now;
     const item: TakeItem = [e.code, e.key, want, e.spec.ratePerSec, e.spec.capacity];
@@ -173,6 +192,8 @@ export class Leases {
         e.pending = null;
         e.unsent = null;
         const t = this.clock();
+        const rtt = Math.min(MAX_RTT_MS, Math.max(0, t - now));
+        e.rttMs = e.rttMs === 0 ? rtt : e.rttMs + (rtt - e.rttMs) * RTT_WEIGHT;
         const fromFallback = r[4] === 1;
         if (e.tokens > 0 && fromFallback !== e.fromFallback) this.giveBack([e]);
         e.fromFallback = fromFallback;
@@ -182,7 +203,7 @@ export class Leases {
         if (r[0] > 0) {
           this.granted[e.code] += r[0];
           e.tokens += r[0];
-          e.expiresAt = t + this.leaseMs;
+          e.expiresAt = t + this.horizon(e);
           this.holders.add(e);
         }
       },
@@ -196,9 +217,20 @@ export class Leases {
     return p;
   }
 
-  /** The most one batch may take: a quarter of the burst, so one worker never holds the whole limit. */
+  /** How long a batch must last: one lease period, or one round trip to the counters when that is longer. */
+  private horizon(e: LeaseEntry): number {
+    return Math.max(this.leaseMs, e.rttMs);
+  }
+
+  /**
+   * The most one batch may take for expected demand: a quarter of the burst (so a worker does not hoard a quiet
+   * limit), or the limit's refill over one round trip when that is more (else slow round trips cap what the
+   * workers can take below the refill, see the file comment); never more than the burst.
+   */
   private batchCap(e: LeaseEntry): number {
-    return Math.max(1, Math.min(MAX_BATCH, Math.floor(e.spec.capacity / 4)));
+    const quarter = Math.min(MAX_BATCH, Math.floor(e.spec.capacity / 4));
+    const refill = Math.ceil((e.spec.ratePerSec * e.rttMs) / 1000);
+    return Math.max(1, Math.min(e.spec.capacity, Math.max(quarter, refill)));
   }
 
   /** Give back the unspent tokens of leases that are past their time. */
