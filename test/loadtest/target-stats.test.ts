@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from '../helpers/ports';
 import { parsePrometheusText, sampleFromPrometheus, sampleFromProc, sampleTarget, usageBetween } from '../../lib/loadtest/target-stats';
 
 const PAGE = (n: number) => `# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
@@ -55,8 +56,11 @@ test('sampleTarget scrapes a real /metrics page; a dead page is recorded, not th
 test('--pid: memory and CPU of a real process from /proc', async (t) => {
   const child = spawn(process.execPath, ['-e', 'const a = Buffer.alloc(64 * 2 ** 20, 1); const end = Date.now() + 400; while (Date.now() < end); setInterval(() => a, 1000)']);
   t.after(() => child.kill());
-  await new Promise((r) => setTimeout(r, 1500));
-  const s = sampleFromProc(child.pid!, Date.now());
+  // wait for the child's allocation (a busy machine can take seconds to start node), not a fixed time
+  const s = await waitFor('the child to hold its 64 MB', () => {
+    const x = sampleFromProc(child.pid!, Date.now());
+    return (x.rssBytes ?? 0) > 64 * 2 ** 20 ? x : null;
+  }, 30_000, 100) as ReturnType<typeof sampleFromProc>;
   assert.ok((s.rssBytes ?? 0) > 64 * 2 ** 20, `rss ${s.rssBytes}`);
   assert.ok((s.cpuSeconds ?? 0) >= 0.2, `cpu ${s.cpuSeconds} s after a 400 ms busy loop`);
 });

@@ -111,8 +111,9 @@ test('a second profile of the same worker while one runs is refused with 409', {
   const sc = await startSidecar(basicPolicy(upstream.port, `profiling: { output: ${out} }\n`, { admin_token_file: join(dir, 'token') }));
   t.after(() => sc.stop());
   const auth = { authorization: `Bearer ${TOKEN}` };
-  const long = http(`${sc.adminUrl}/debug/profile?seconds=2`, { headers: auth });
-  await new Promise((r) => setTimeout(r, 500)); // the first order has reached the profiler
+  const long = http(`${sc.adminUrl}/debug/profile?seconds=10`, { headers: auth });
+  // the first order has reached the profiler: a wide margin (a busy machine), well inside its 10 s
+  await new Promise((r) => setTimeout(r, 2500));
   const busy = await http(`${sc.adminUrl}/debug/profile?seconds=1`, { headers: auth });
   assert.equal(busy.status, 409, busy.text);
   const done = await long;
