@@ -3,6 +3,8 @@
  * in this process, request contexts for driving the component directly, and a fixed-rate sender.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { parsePolicy } from '../../lib/policy/load';
 import type { LoadedPolicy } from '../../lib/policy/types';
 import { SingleCoordinator } from '../../lib/server/ipc';
@@ -98,4 +100,15 @@ export async function fixedRate(
   }
   await Promise.all(inflight);
   return { admitted, refused, sent: total, maxMs };
+}
+
+/**
+ * CPU burners: one busy-looping process per core (at least 2), each ending by itself after `ms` and killed by the
+ * test when it is done, so a pod's primary and workers compete for the CPU the way a loaded node makes them.
+ */
+export function burnCpus(ms: number, t: { after(fn: () => unknown): void }): void {
+  for (let i = 0; i < Math.max(2, availableParallelism()); i++) {
+    const p = spawn(process.execPath, ['-e', `const end = Date.now() + ${ms}; while (Date.now() < end) {}`], { stdio: 'ignore' });
+    t.after(() => { if (p.exitCode === null) p.kill('SIGKILL'); });
+  }
 }

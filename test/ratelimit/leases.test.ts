@@ -1,7 +1,8 @@
 /**
  * The lease protocol when round trips to the pod's counters are slow, as on a machine whose cores are saturated:
  * two workers (the real RateLimitComponent each) lease from one lease service (the real one) over links that
- * deliver each message half a round trip later on a manual clock. Deterministic: no real time, no sockets.
+ * deliver each message half a round trip later on a manual clock. Deterministic: no real time, no sockets; the
+ * saturated-machine run over real sockets is in saturated.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { availableParallelism, loadavg } from 'node:os';
-import { within5 } from './helpers';
+import { loadavg } from 'node:os';
+import { burnCpus, within5 } from './helpers';
 
 interface Counts { global: number; user: number; endpoint: number; sent: number; maxMs: number }
 
@@ -52,17 +52,6 @@ test('2 workers: a per-user and a per-endpoint limit also hold for the pod as a 
   assert.ok(within5(r.user, 10 * 10 + 20), `user alice admitted ${r.user}, expected 120`);
   assert.ok(within5(r.endpoint, 30 * 10 + 10), `create_draft admitted ${r.endpoint}, expected 310`);
 });
-
-/**
- * CPU burners: one busy-looping process per core, each ending by itself after `ms` (and killed by the test
- * when it is done), so the pod's primary and workers compete for the CPU the way a loaded node makes them.
- */
-function burnCpus(ms: number, t: { after(fn: () => unknown): void }): void {
-  for (let i = 0; i < Math.max(2, availableParallelism()); i++) {
-    const p = spawn(process.execPath, ['-e', `const end = Date.now() + ${ms}; while (Date.now() < end) {}`], { stdio: 'ignore' });
-    t.after(() => { if (p.exitCode === null) p.kill('SIGKILL'); });
-  }
-}
 
 test('both cores saturated by other processes: 2 workers still admit rate x time + burst, global and per-user/endpoint (within 5 %)', { timeout: 120_000 }, async (t) => {
   burnCpus(40_000, t);
