@@ -7,7 +7,7 @@
  * before anything is shared. When the leader's response is not cacheable (an error status, no-store, private,
  * store_if refused, Set-Cookie, too large) or the leader fails or times out, each waiter goes upstream itself:
  * an error is never handed out as if it were the answer, and private data is never shared. (A stale entry
- * allowed by stale-if-error is served instead where the rules permit, see lib/stages/cache.ts.)
+ * allowed by stale-if-error is served instead where the rules permit, see lib/stages/cache/lookup.ts.)
  */
 import type { CacheEntry } from './entry';
 

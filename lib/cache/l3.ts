@@ -17,7 +17,7 @@
  * eviction order (oldest write first). At start it is rebuilt by scanning the directory and reading only each
  * file's prefix and meta (no bodies), sorted by storedAt. Size counts whole files.
  *
- * One process per directory: with several workers each gets its own subdirectory (see lib/stages/cache.ts).
+ * One process per directory: with several workers each gets its own subdirectory (see lib/stages/cache/component.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fsp, type WriteStream } from 'node:fs';

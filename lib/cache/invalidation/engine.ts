@@ -337,7 +337,10 @@ export class Invalidator {
     if (this.closed) return;
     // whatever was missed, a fill in flight now may carry data older than it: none of them is stored
     this.tiers.recent.blockStartedBefore();
-    const r = await removeStoredBefore(this.tiers, backAt).catch(() => emptyRemoved());
+    // background writes queued before that may still be landing: let them finish (the ones not started yet see
+    // the barrier and skip), so the removal below finds every file and every L2 entry of the outage
+    await this.tiers.writer.drain().catch(() => {});
+    const r = await removeStoredBefore(this.tiers, backAt, since).catch(() => emptyRemoved());
     this.metrics.resyncs.inc();
     this.metrics.entries.inc({ layer: 'l1' }, r.l1);
     this.metrics.entries.inc({ layer: 'l3' }, r.l3);

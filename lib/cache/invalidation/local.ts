@@ -156,14 +156,22 @@ export async function removeFromL2(tiers: Tiers, conn: RedisConnection | null, p
   return out;
 }
 
-/** Entries stored before `t` in L1 and L3 (reconnect rule: they may have missed invalidations). */
-export async function removeStoredBefore(tiers: Tiers, t: number): Promise<Removed> {
+/**
+ * Entries stored before `t` in L1 and L3 (reconnect rule: they may have missed invalidations). Those stored
+ * since `outageSince` were filled while the channel was down: their queued L2 writes may have reached Redis
+ * once it was back, so they are deleted from L2 as well (an entry stored before the outage is in L2 as any
+ * other pod's, and invalidated there by whoever raises the event).
+ */
+export async function removeStoredBefore(tiers: Tiers, t: number, outageSince = Infinity): Promise<Removed> {
   const out = emptyRemoved();
+  const during = new Set<string>();
   const l1 = tiers.l1;
   if (l1 !== null) {
     for (const key of [...l1.keys()]) {
       const e = l1.get(key);
-      if (e !== undefined && e.meta.storedAt < t && l1.delete(key)) out.l1++;
+      if (e === undefined || e.meta.storedAt >= t) continue;
+      if (e.meta.storedAt >= outageSince) during.add(key);
+      if (l1.delete(key)) out.l1++;
     }
   }
   const l3 = tiers.l3;
@@ -172,8 +180,12 @@ export async function removeStoredBefore(tiers: Tiers, t: number): Promise<Remov
     for (const key of [...l3.keys()]) {
       const hit = await l3.get(key).catch(() => null);
       const meta = hit === null ? null : hit.kind === 'whole' ? hit.entry.meta : hit.meta;
-      if (meta !== null && meta.storedAt < t && (await l3.delete(key))) out.l3++;
+      if (meta === null || meta.storedAt >= t) continue;
+      if (meta.storedAt >= outageSince) during.add(key);
+      if (await l3.delete(key)) out.l3++;
     }
   }
+  const l2 = tiers.l2;
+  if (l2 !== null) await Promise.all([...during].map((k) => l2.delete(k).catch(() => {})));
   return out;
 }
