@@ -126,7 +126,7 @@ http {
   }
 }
 `;
-  return runNginx(dir, port, conf);
+  return runNginx(dir, port, conf, '/health'); // the hits origin serves /health and the bodies, not the draft paths
 }
 
 async function startVarnish(originPort: number): Promise<{ url: string; stop(): Promise<void> }> {
