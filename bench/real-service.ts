@@ -183,6 +183,9 @@ interface PassResult {
   shedP99?: number;
 }
 
+/** The sidecar's disk cache in a pass: its own, removed after the pass (a fresh cache per pass, like the database). */
+const l3Dir = (port: number) => join(tmpdir(), `bench-real-service-l3-${port}`);
+
 /** The demo policy (the example's routes, without Redis) on free ports, `workers` workers, quiet logs. */
 function benchPolicy(upstreamUrl: string, edit?: (doc: ReturnType<typeof parseDocument>) => void): (p: { port: number; adminPort: number }) => string {
   return (p) => {
@@ -192,7 +195,7 @@ function benchPolicy(upstreamUrl: string, edit?: (doc: ReturnType<typeof parseDo
     doc.setIn(['server', 'workers'], WORKERS);
     doc.setIn(['server', 'log_level'], 'warn');
     doc.setIn(['upstream', 'url'], upstreamUrl);
-    doc.setIn(['cache', 'l3', 'path'], `/tmp/bench-real-service-l3-${p.port}`);
+    doc.setIn(['cache', 'l3', 'path'], l3Dir(p.port));
     doc.setIn(['cache', 'warmup', 'enabled'], false);
     doc.setIn(['auto_tuning', 'enabled'], false);
     edit?.(doc);
@@ -211,6 +214,7 @@ async function withTarget<T>(sidecarPolicy: ((url: string) => (p: { port: number
     return await fn(svc, sc, sc ? sc.url : svc.url);
   } finally {
     await sc?.stop();
+    if (sc) rmSync(l3Dir(sc.port), { recursive: true, force: true });
     await svc.stop();
     if (profTmp) {
       summariseProfile(profTmp, profileAs!);
