@@ -147,7 +147,7 @@ export function parseVary(value: string | string[] | undefined): string[] {
 /**
  * Accept-Encoding reduced to the set of codings the sidecar can produce that the client accepts (q > 0): `gzip`,
  * `br`, `*` meaning both. Any coding stored under that set is one this client accepts, so "gzip", "gzip, deflate"
- * and "deflate, gzip, zstd" share one stored gzip variant instead of one copy each (issue 7: store the encoded
+ * and "deflate, gzip, zstd" share one stored gzip variant instead of one copy each (store the encoded
  * variant once, serve it to every client that accepts it). Clients accepting neither share the identity variant.
  */
 function producibleCodings(header: string): string {

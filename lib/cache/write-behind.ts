@@ -25,8 +25,8 @@
  * background never competes with requests for more than that many Redis connections or disk writes.
  */
 import { RedisUnavailableError } from '../redis/client';
-import { Gauge, type Counter, type Registry } from 'prom-client';
-import { registeredCounter } from '../observe/metrics';
+import type { Counter, Gauge, Registry } from 'prom-client';
+import { registeredCounter, registeredGauge } from '../observe/metrics';
 import type { Logger } from '../observe/logger';
 import type { Policy } from '../policy/types';
 
@@ -56,7 +56,7 @@ function counter(registry: Registry, name: string, help: string): Counter<'queue
 }
 
 function gauge(registry: Registry, name: string, help: string): Gauge<'queue'> {
-  return (registry.getSingleMetric(name) as Gauge<'queue'> | undefined) ?? new Gauge({ name, help, labelNames: ['queue'], registers: [registry] });
+  return registeredGauge(registry, name, help, ['queue']);
 }
 
 /** Log at most one task error per this many ms (a Redis outage must not flood the log). */

@@ -10,10 +10,11 @@ import type { Found } from '../../cache/tiers';
 import type { StoreRequest } from '../../cache/admission';
 import { buildEntry, headNotStorable, refreshWith304, storeIfPasses } from '../../cache/admission';
 import { fetchUpstream } from '../../cache/refresh';
+import { HOP_BY_HOP } from '../../util/hop-by-hop';
 import { storeRequest, type CacheCore, type RequestState } from './state';
 
 /** Request fields not copied onto the refresh: hop-by-hop, and the ones fetchUpstream sets itself. */
-const HOP_BY_HOP_REQ = new Set(['connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length']);
+const NOT_COPIED = (name: string): boolean => HOP_BY_HOP.has(name) || name === 'host' || name === 'content-length';
 
 export function refreshInBackground(core: CacheCore, upstream: UpstreamPolicy, readTimeout: number, ctx: RequestContext, st: RequestState, found: Found): void {
   const key = found.meta.key;
@@ -23,7 +24,7 @@ export function refreshInBackground(core: CacheCore, upstream: UpstreamPolicy, r
   const headers: Record<string, string> = {};
   for (const name in src) {
     const v = src[name];
-    if (v === undefined || HOP_BY_HOP_REQ.has(name) || name === 'if-none-match' || name === 'if-modified-since') continue;
+    if (v === undefined || NOT_COPIED(name) || name === 'if-none-match' || name === 'if-modified-since') continue;
     headers[name] = Array.isArray(v) ? v.join(', ') : v;
   }
   const conditional = found.entry !== null && (found.meta.etag !== null || found.meta.lastModified !== null);
