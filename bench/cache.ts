@@ -6,7 +6,7 @@
  *    request a hit: bridge-sidecar (1 worker) from L1, from L2 (redis-server) and from L3 (disk), next to
  *    nginx proxy_cache (1 worker) and Varnish (varnishd, malloc storage) caching the same origin.
  * 2. The example draft service under a read-heavy mix at a fixed rate (the loadtest engine: open loop, latency
- *    from the due time): 90 % POST /query_script reads, 10 % POST /mcp/add_text writes, over 1,000 drafts
+ *    from the due time): 90 % POST /query_script reads, 10 % POST /add_text writes, over 1,000 drafts
  *    (Zipf, s = 1.0), at 1,000 requests/s: against a from-memory server (the generator's floor), direct,
  *    through nginx proxy_cache and through the sidecar (L1 + L3, the example route), each with a fresh
  *    service: p50/p95/p99 (reads, writes), the warm-up's p99 and how many requests reached the service.
@@ -382,7 +382,7 @@ async function main(): Promise<void> {
     }
     lines.push('', `Origin requests during the hit runs: ${originHits} (fills only).`, '');
     if (mixRows.length > 0) {
-      lines.push(`Read-heavy mix: the example draft service (service time 0), ${s.rate} requests/s open loop (the \`bridge-sidecar loadtest\` engine, 64 connections, latency from each request's due time) for ${s.rateDurationMs / 1000} s after a ${s.mixWarmupMs / 1000} s warm-up; 90 % \`POST /query_script\` reads, 10 % \`POST /mcp/add_text\` writes, both over 1,000 drafts Zipf-distributed (s = 1); a fresh service for each target; median of ${s.mixRuns} run(s) by p99. The sidecar runs the example \`query_script\` route (5 min TTL, \`store_if\`; no invalidation wired in this run). The first row is the same generator against a server that answers from memory: the floor the measuring tool itself reads here.`, '');
+      lines.push(`Read-heavy mix: the example draft service (service time 0), ${s.rate} requests/s open loop (the \`bridge-sidecar loadtest\` engine, 64 connections, latency from each request's due time) for ${s.rateDurationMs / 1000} s after a ${s.mixWarmupMs / 1000} s warm-up; 90 % \`POST /query_script\` reads, 10 % \`POST /add_text\` writes, both over 1,000 drafts Zipf-distributed (s = 1); a fresh service for each target; median of ${s.mixRuns} run(s) by p99. The sidecar runs the example \`query_script\` route (5 min TTL, \`store_if\`; no invalidation wired in this run). The first row is the same generator against a server that answers from memory: the floor the measuring tool itself reads here.`, '');
       lines.push('| target | p50 ms | p95 ms | p99 ms | max ms | reads p99 | writes p99 | warm-up p99 | errors | requests reaching the service | runs\' p99 |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
       for (const row of mixRows) {
         const r = row.median;

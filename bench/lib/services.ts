@@ -126,6 +126,6 @@ export const QUERY_SCRIPT_ROUTE = `  - name: query_script
 export const DRAFT_MIX: MixEntry[] = [
   { name: 'read', method: 'POST', path: '/query_script', headers: [['content-type', 'application/json']], weight: 9,
     body: '{"draft_id":"dft_{zipf:000001-001000}","force_update":false}' },
-  { name: 'write', method: 'POST', path: '/mcp/add_text', headers: [['content-type', 'application/json']], weight: 1,
+  { name: 'write', method: 'POST', path: '/add_text', headers: [['content-type', 'application/json']], weight: 1,
     body: '{"draft_id":"dft_{zipf:000001-001000}","text":"hello","start":0,"end":1}' },
 ];
