@@ -124,19 +124,27 @@ export class Tiers {
     return this.getL1(key) ?? (await this.getLower(key));
   }
 
-  /** An L3 hit fills L1 now and L2 in the background (dropped if an invalidation comes first). */
+  /**
+   * An L3 hit fills L1 now and L2 in the background (dropped if an invalidation comes first). L3 is per
+   * worker, so the L1 fill is also handed to onL1Store like a store: the siblings' L1 gets the entry too, or
+   * after a restart a key in one worker's L3 stayed a miss in every other worker.
+   */
   private promoteFromL3(key: string, entry: CacheEntry, startedAt: number): void {
-    this.fillL1(key, entry);
+    const l1Ttl = this.fillL1(key, entry);
+    if (l1Ttl > 0) this.onL1Store?.(key, entry, l1Ttl, startedAt);
     const l2 = this.l2;
     if (l2 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
     const ttl = retentionMs(entry.meta, Date.now(), this.ttls.l2);
     this.writer.enqueue(() => this.recent.blocks(key, startedAt) ? Promise.resolve() : l2.set(key, entry, ttl));
   }
 
-  private fillL1(key: string, entry: CacheEntry): void {
+  /** Copy an entry found below into L1; returns the L1 retention it got (0: not held in L1). */
+  private fillL1(key: string, entry: CacheEntry): number {
     this.index(key, entry.meta);
-    if (this.l1 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
-    this.l1.set(key, entry, retentionMs(entry.meta, Date.now(), this.ttls.l1));
+    if (this.l1 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return 0;
+    const ttl = retentionMs(entry.meta, Date.now(), this.ttls.l1);
+    this.l1.set(key, entry, ttl);
+    return ttl;
   }
 
   /**
