@@ -1,12 +1,14 @@
 /**
- * Invalidation across pods: two real sidecar processes (two "pods") sharing one redis-server, and the rule for
- * a pod whose link to Redis was lost (it may have missed events).
+ * Invalidation across pods: two real sidecar processes (two "pods") sharing one redis-server, the rule for a
+ * pod whose link to Redis was lost (it may have missed events), and the pod that raised an event while its own
+ * link was down (the others must still learn of it).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSidecar } from '../helpers/sidecar';
 import { startRedis } from '../helpers/redis';
 import { sleep, waitFor } from '../helpers/ports';
+import { startTcpGate } from '../helpers/tcp-gate';
 import { startDraftService } from '../../examples/draft-service/server';
 import { inL2, addVideo, draftPolicy, isHit, queryScript, request, tempDir, cacheStatus, PROPAGATION_MARGIN_MS } from './helpers';
 
@@ -109,4 +111,37 @@ test('reconnect rule: after losing Redis, entries stored before it came back (be
   assert.ok(!isHit(during), `an entry stored during the outage was served: ${cacheStatus(during)}`);
   const m = (await request(sc.adminUrl, { path: '/metrics' })).body;
   assert.match(m, /bridge_sidecar_invalidation_resyncs_total [1-9]/);
+});
+
+test('a write through a pod whose own link to Redis is down still reaches the other pods, once the link is back', async (t) => {
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  // pod B reaches Redis through a gate the test can shut: B's link goes down, A's stays up
+  const gate = await startTcpGate(redis.port);
+  t.after(() => gate.close());
+  const dir = tempDir(t);
+  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url, l3Dir: dir + '/a' }));
+  t.after(() => a.stop());
+  const b = await startSidecar(draftPolicy(svc.port, { redis: `redis://127.0.0.1:${gate.port}`, l3Dir: dir + '/b' }));
+  t.after(() => b.stop());
+  await b.waitForLog((l) => l.msg === 'redis connected' && l.role === 'main', 15_000);
+
+  const old = (await queryScript(a.url, 'dft_000006')).body;
+  assert.match(cacheStatus(await queryScript(a.url, 'dft_000006')), /hit; .*detail=l1/);
+
+  await gate.shut();
+  await b.waitForLog((l) => l.msg === 'redis connection lost' && l.role === 'main', 15_000);
+  const w = await addVideo(b.url, 'dft_000006');
+  assert.equal(w.status, 200, 'the write is served while Redis is unreachable');
+  const fresh = (await queryScript(b.url, 'dft_000006')).body;
+  assert.notEqual(fresh, old, 'read-your-write through B');
+  await b.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('invalidation could not be published'), 15_000);
+  assert.match((await request(b.adminUrl, { path: '/metrics' })).body, /bridge_sidecar_invalidations_held [1-9]/);
+
+  await gate.open();
+  await b.waitForLog((l) => l.msg === 'held invalidations sent to the other pods', PROPAGATION_MARGIN_MS);
+  await waitFor('pod A to drop the draft B wrote while its link was down', async () => (await queryScript(a.url, 'dft_000006')).body === fresh, PROPAGATION_MARGIN_MS, 50);
+  assert.match((await request(b.adminUrl, { path: '/metrics' })).body, /bridge_sidecar_invalidations_held 0\b/);
 });

@@ -24,6 +24,12 @@
  * Lost messages: each worker has its own subscriber connection. When it drops, the worker notes when; when it
  * is back, entries of L1 and L3 stored before it came back are dropped (they may have missed an event),
  * with a warning log and bridge_sidecar_invalidation_resyncs_total.
+ *
+ * Unsent messages: the other side of that rule. An event raised while this pod's own link is down (or not up
+ * yet, in a pod that has just started) cannot be published, and the other pods, whose links are fine, would
+ * never learn of it: they would serve the old answer for its whole TTL. So such a message is held, in order,
+ * and sent when the link is back, after the L2 removal it could not do is done again. Held messages are
+ * bounded (MAX_HELD, oldest dropped with an error log) and shown by bridge_sidecar_invalidations_held.
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -43,6 +49,10 @@ const MAX_PATTERNS = 1000;
 export const LOCAL_TIMEOUT_MS = 5000;
 const DRAIN_TIMEOUT_MS = 2000;
 const L2_TIMEOUT_MS = 2000;
+/** Unsent invalidations kept for when the link to Redis is back (about 200 bytes each). */
+export const MAX_HELD = 10_000;
+/** While messages are held and the link is up (a publish timed out), try again this often. */
+const RETRY_HELD_MS = 1000;
 
 
 /** What the pub/sub channel carries. */
@@ -97,6 +107,12 @@ export class Invalidator {
   /** The policy has a cache (RFC 9111 §4.4 invalidations apply even without cache.invalidation). */
   private cached = false;
   private readonly sweeper: L1Sweeper;
+  /** Messages that could not be published yet, oldest first (see "Unsent messages" above). */
+  private held: InvalidationMessage[] = [];
+  private heldDropped = 0;
+  private flushing: Promise<void> | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private connOff: (() => void) | null = null;
 
   constructor(private readonly rt: Runtime, private readonly tiers: Tiers) {
     this.pod = podId(rt.workerIndex !== null);
@@ -113,8 +129,15 @@ export class Invalidator {
     const conn = this.rules || this.cached ? this.rt.redis() : null;
     if (conn !== this.conn) {
       this.stopSubscriber();
+      this.connOff?.();
+      this.connOff = null;
+      // held messages were for the pods behind the old Redis; the new one's pods never cached through this one
+      this.setHeld([]);
       this.conn = conn;
-      if (conn !== null) this.startSubscriber(conn);
+      if (conn !== null) {
+        this.startSubscriber(conn);
+        this.connOff = conn.onUp(() => void this.flushHeld());
+      }
     }
   }
 
@@ -253,11 +276,75 @@ export class Invalidator {
   private async publish(msg: InvalidationMessage): Promise<void> {
     const conn = this.rt.redis();
     if (conn === null || (this.rules === null && !this.cached)) return;
+    // behind held messages: in order, after them
+    if (this.held.length > 0 || !(await this.send(conn, msg))) {
+      this.hold(msg);
+      void this.flushHeld();
+    }
+  }
+
+  private async send(conn: RedisConnection, msg: InvalidationMessage): Promise<boolean> {
     try {
       await conn.withTimeout((c) => c.publish(this.channelFor(conn), JSON.stringify(msg)), L2_TIMEOUT_MS);
-    } catch (err) {
-      this.rt.log.warn({ err: (err as Error).message, event: msg.event }, 'invalidation could not be published to the other pods');
+      return true;
+    } catch {
+      return false;
     }
+  }
+
+  private hold(msg: InvalidationMessage): void {
+    if (this.held.length === 0) {
+      this.rt.log.warn({ event: msg.event || 'unsafe request' },
+        'invalidation could not be published to the other pods (redis unreachable): held, and sent when redis is back');
+    }
+    const held = this.held.concat(msg);
+    if (held.length > MAX_HELD) {
+      held.shift();
+      if (this.heldDropped++ === 0) {
+        this.rt.log.error({ max: MAX_HELD }, 'too many invalidations held while redis is unreachable: the oldest are dropped, other pods may serve those entries until their TTL');
+      }
+    }
+    this.setHeld(held);
+  }
+
+  private setHeld(held: InvalidationMessage[]): void {
+    this.held = held;
+    this.metrics.held.set(held.length);
+    if (held.length === 0 && this.retryTimer !== null) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+  }
+
+  /** Sends the held messages in order while the link is up; what is left waits for the link or the retry timer. */
+  private flushHeld(): Promise<void> {
+    if (this.flushing !== null) return this.flushing;
+    this.flushing = (async () => {
+      let sent = 0;
+      while (this.held.length > 0 && !this.closed) {
+        const conn = this.rt.redis();
+        if (conn === null || !conn.healthy) break;
+        const msg = this.held[0];
+        try {
+          // the L2 part of the event failed in this pod too (same link): entries another pod would promote
+          await removeFromL2(this.tiers, conn, msg.patterns, this.rules?.cascade ?? false, L2_TIMEOUT_MS);
+        } catch {
+          break;
+        }
+        if (!(await this.send(conn, msg))) break;
+        this.setHeld(this.held.slice(1));
+        sent++;
+      }
+      if (sent > 0 && this.held.length === 0) {
+        this.rt.log.info({ sent, dropped: this.heldDropped }, 'held invalidations sent to the other pods');
+        this.heldDropped = 0;
+      }
+      if (this.held.length > 0 && !this.closed && this.retryTimer === null) {
+        this.retryTimer = setTimeout(() => { this.retryTimer = null; void this.flushHeld(); }, RETRY_HELD_MS);
+        this.retryTimer.unref();
+      }
+    })().finally(() => { this.flushing = null; });
+    return this.flushing;
   }
 
   private channelFor(conn: RedisConnection): string {
@@ -351,6 +438,8 @@ export class Invalidator {
   close(): void {
     this.closed = true;
     this.stopSubscriber();
+    this.connOff?.();
+    this.setHeld([]);
     for (const u of this.unhandle) u();
   }
 }

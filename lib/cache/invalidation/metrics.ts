@@ -1,12 +1,13 @@
 /** Invalidation metrics, registered once per worker registry (summed over workers by /metrics). */
-import type { Counter, Histogram, Registry } from 'prom-client';
-import { PREFIX, registeredCounter, registeredHistogram } from '../../observe/metrics';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { PREFIX, registeredCounter, registeredGauge, registeredHistogram } from '../../observe/metrics';
 
 export interface InvalidationMetrics {
   readonly events: Counter<'event'>;
   readonly entries: Counter<'layer'>;
   readonly delay: Histogram<string>;
   readonly resyncs: Counter<string>;
+  readonly held: Gauge<string>;
 }
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: L[]): Counter<L> {
@@ -22,5 +23,6 @@ export function invalidationMetrics(registry: Registry): InvalidationMetrics {
     entries: counter(registry, 'invalidated_entries_total', 'Cache entries removed by invalidation (events, cascades, reconnect resyncs), by tier.', ['layer']),
     delay,
     resyncs: counter(registry, 'invalidation_resyncs_total', 'Times the invalidation channel to Redis was lost and local entries stored before it came back were dropped.', []),
+    held: registeredGauge(registry, PREFIX + 'invalidations_held', 'Invalidations raised in this pod that could not be published yet (redis unreachable): sent when it is back.', []),
   };
 }
