@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm start`: bootstrap (install, compile when stale), then run `bridge-sidecar demo` as a child and stay its
- * parent until it exits, with its exit status.
+ * `npm start`: bootstrap (install; compile cmd/, lib/ and examples/ when stale, not test/ or bench/), then run
+ * `bridge-sidecar demo` as a child and stay its parent until it exits, with its exit status.
  *
  * Why a launcher: npm forwards SIGTERM/SIGINT only to its direct child, and that used to be a `sh -c` that dies
  * without passing the signal on, so `kill -TERM <npm start pid>` left the sidecar's primary and workers holding
@@ -16,7 +16,7 @@ const { join } = require('node:path');
 const { bootstrap } = require('./bootstrap');
 
 const root = join(__dirname, '..');
-bootstrap();
+bootstrap({ target: 'start' });
 
 const child = spawn(process.execPath, [join(root, 'dist', 'cmd', 'bridge-sidecar.js'), 'demo', ...process.argv.slice(2)], {
   cwd: root,
