@@ -6,7 +6,7 @@
  * fixed rate (the `bridge-sidecar loadtest` engine, open loop, latency from each request's due time) for 3 s,
  * then 3 s more. Target: p99 of the first 3 s ≤ 2 × p99 of the next 3 s + 1 ms.
  *
- *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--no-write]
+ *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--workers 1] [--no-write]
  *
  * Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  */
@@ -21,12 +21,12 @@ import { updateSection } from './results';
 const SECTION = 'Start-up: the first seconds after /readyz';
 const WINDOW_MS = 3000;
 
-function policy(upstreamUrl: string, warmup: boolean): (p: SidecarPorts) => string {
+function policy(upstreamUrl: string, warmup: boolean, workers: number): (p: SidecarPorts) => string {
   return (p) => `version: 1
 server:
   listen: "127.0.0.1:${p.port}"
   admin_listen: "127.0.0.1:${p.adminPort}"
-  workers: 1
+  workers: ${workers}
   log_level: warn
   jit_warmup: { enabled: ${warmup} }
 upstream: { url: "${upstreamUrl}" }
@@ -39,21 +39,31 @@ cache:
 
 interface Run { first: number; next: number; firstP50: number; nextP50: number; errors: number; readyMs: number }
 
-async function oneRun(warmup: boolean, rate: number): Promise<Run> {
+/** The two 3 s windows against `origin`, as soon as it is called. */
+async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs'>> {
+  const phase = (seqStart: number) => runPhase({
+    origin, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart,
+  });
+  const a = await phase(0);
+  const b = await phase(1_000_000);
+  const sa = summarize(a.tally.latency)!;
+  const sb = summarize(b.tally.latency)!;
+  return { first: sa.p99, next: sb.p99, firstP50: sa.p50, nextP50: sb.p50, errors: a.tally.errors + b.tally.errors };
+}
+
+/**
+ * One run: a fresh draft service, then (unless `warmup` is null: the reference row, the service alone) a fresh
+ * sidecar in front of it. The service is as fresh in both, so what the sidecar adds is the difference.
+ */
+async function oneRun(warmup: boolean | null, rate: number, workers: number): Promise<Run> {
   const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
   try {
+    if (warmup === null) return { ...(await windows(svc.url, rate)), readyMs: 0 };
     const t0 = performance.now();
-    const sc = await startSidecar(policy(svc.url, warmup), { readyPath: null });
+    const sc = await startSidecar(policy(svc.url, warmup, workers), { readyPath: null });
     const readyMs = performance.now() - t0;
     try {
-      const phase = (seqStart: number) => runPhase({
-        origin: sc.url, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart,
-      });
-      const a = await phase(0);
-      const b = await phase(1_000_000);
-      const sa = summarize(a.tally.latency)!;
-      const sb = summarize(b.tally.latency)!;
-      return { first: sa.p99, next: sb.p99, firstP50: sa.p50, nextP50: sb.p50, errors: a.tally.errors + b.tally.errors, readyMs };
+      return { ...(await windows(sc.url, rate)), readyMs };
     } finally {
       await sc.stop();
     }
@@ -63,17 +73,18 @@ async function oneRun(warmup: boolean, rate: number): Promise<Run> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, rate: { type: 'string' }, 'no-write': { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, rate: { type: 'string' }, workers: { type: 'string' }, 'no-write': { type: 'boolean' } } });
   const runs = Math.max(1, Number(values.runs ?? 3));
   const rate = Number(values.rate ?? 1000);
+  const workers = Number(values.workers ?? 1);
   const machine = await machineInfo();
   const loadStart = loadavg().map((x) => x.toFixed(2)).join(' ');
-  const got: Record<'on' | 'off', Run[]> = { on: [], off: [] };
+  const got: Record<'direct' | 'on' | 'off', Run[]> = { direct: [], on: [], off: [] };
   for (let i = 0; i < runs; i++) {
     // alternate, so both see the same machine over time
-    for (const v of ['off', 'on'] as const) {
-      const r = await oneRun(v === 'on', rate);
-      process.stderr.write(`[bench/startup] warm-up ${v}: first 3 s p99 ${r.first.toFixed(2)} ms, next 3 s p99 ${r.next.toFixed(2)} ms, ready after ${r.readyMs.toFixed(0)} ms\n`);
+    for (const v of ['direct', 'off', 'on'] as const) {
+      const r = await oneRun(v === 'direct' ? null : v === 'on', rate, workers);
+      process.stderr.write(`[bench/startup] ${v === 'direct' ? 'service alone' : `warm-up ${v}`}: first 3 s p99 ${r.first.toFixed(2)} ms, next 3 s p99 ${r.next.toFixed(2)} ms, ready after ${r.readyMs.toFixed(0)} ms\n`);
       got[v].push(r);
     }
   }
@@ -82,19 +93,20 @@ async function main(): Promise<void> {
     `Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: \`node dist/bench/startup.js${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\`.`,
     '',
     `${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared).`,
-    `Per run a fresh draft service and a fresh sidecar (1 worker, the example \`query_script\` route, L1). As soon as /readyz answers 200 (nothing`,
+    `Per run a fresh draft service and a fresh sidecar (${workers === 0 ? 'one process, no cluster' : `${workers} worker(s)`}, the example \`query_script\` route, L1). As soon as /readyz answers 200 (nothing`,
     `sent through the proxy before), the read-heavy draft mix (90 % cached POST reads, 10 % writes, Zipf over 1,000 drafts) at ${rate} req/s, open loop,`,
-    'latency from the due time (the `bridge-sidecar loadtest` engine, 64 connections): 3 s, then 3 s more. Warm-up off and on alternate.',
+    'latency from the due time (the `bridge-sidecar loadtest` engine, 64 connections): 3 s, then 3 s more. Warm-up off and on alternate; the first row is',
+    'the same mix sent straight to a fresh service (no sidecar): what a cold upstream and the generator alone cost in the first seconds.',
     '',
     '| jit_warmup | p99 first 3 s (median) | p99 next 3 s (median) | target 2 × next + 1 ms | met | p50 first / next | runs: first / next p99 ms | ready after (s) | errors |',
     '|---|---:|---:|---:|---|---|---|---|---:|',
   ];
-  for (const v of ['off', 'on'] as const) {
+  for (const v of ['direct', 'off', 'on'] as const) {
     const rs = got[v];
     const first = median(rs.map((r) => r.first));
     const next = median(rs.map((r) => r.next));
     const target = 2 * next + 1;
-    out.push(`| ${v} | ${first.toFixed(2)} | ${next.toFixed(2)} | ${target.toFixed(2)} | ${first <= target ? 'yes' : 'NO'} | ${median(rs.map((r) => r.firstP50)).toFixed(2)} / ${median(rs.map((r) => r.nextP50)).toFixed(2)} | ${rs.map((r) => `${r.first.toFixed(1)} / ${r.next.toFixed(1)}`).join(', ')} | ${rs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', ')} | ${rs.reduce((a, r) => a + r.errors, 0)} |`);
+    out.push(`| ${v === 'direct' ? 'the fresh service alone (reference)' : v} | ${first.toFixed(2)} | ${next.toFixed(2)} | ${target.toFixed(2)} | ${first <= target ? 'yes' : 'NO'} | ${median(rs.map((r) => r.firstP50)).toFixed(2)} / ${median(rs.map((r) => r.nextP50)).toFixed(2)} | ${rs.map((r) => `${r.first.toFixed(1)} / ${r.next.toFixed(1)}`).join(', ')} | ${v === 'direct' ? '-' : rs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', ')} | ${rs.reduce((a, r) => a + r.errors, 0)} |`);
   }
   const md = out.join('\n');
   process.stdout.write(md + '\n');
