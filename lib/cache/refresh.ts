@@ -27,10 +27,12 @@ export function fetchUpstream(
   body: Buffer | null,
   timeoutMs: number,
   maxBody: number,
+  /** The cache's wall clock (Runtime.clock): the refreshed entry's age is computed on the same time line. */
+  now: () => number,
 ): Promise<FetchResult> {
   const mod = upstream.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const requestTime = Date.now();
+    const requestTime = now();
     const h: Record<string, string> = { ...headers, host: `${upstream.host}:${upstream.port}` };
     if (body !== null) h['content-length'] = String(body.length);
     const req = mod.request({
@@ -42,7 +44,7 @@ export function fetchUpstream(
       agent: upstream.protocol === 'https:' ? agentHttps : agentHttp,
       timeout: timeoutMs,
     }, (res) => {
-      const responseTime = Date.now();
+      const responseTime = now();
       const chunks: Buffer[] = [];
       let n = 0;
       res.on('data', (c: Buffer) => {

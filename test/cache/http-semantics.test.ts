@@ -230,11 +230,12 @@ test('honor_client_no_cache: a client no-cache goes upstream and refreshes the e
 });
 
 test('stale-while-revalidate: serves stale at once, exactly one background refresh', async (t) => {
+  const clock = new ManualClock();
   const { get, hits } = await setup(t, {
     '/swr': (n) => ({ delayMs: n > 1 ? 300 : 0, headers: { 'cache-control': 'max-age=1, stale-while-revalidate=30' }, body: 'v' + n }),
-  });
+  }, '', '', clock);
   await get('/swr');
-  await sleep(1100);
+  clock.advance(1100);
   const stale = await Promise.all(Array.from({ length: 10 }, () => get('/swr')));
   for (const r of stale) {
     assert.equal(r.body, 'v1');

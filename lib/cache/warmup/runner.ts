@@ -184,7 +184,7 @@ export class WarmupWorker {
       const path = req.query ? `${req.path}?${req.query}` : req.path;
       const body = requestBody(req);
       const timeout = Math.max(1, Math.min(policy.upstream.pool.read_timeout, deadline - Date.now()));
-      const r = await fetchUpstream(policy.upstream, req.method, path, { ...req.headers }, body, timeout, policy.memory?.large_body_threshold ?? LARGE_BODY);
+      const r = await fetchUpstream(policy.upstream, req.method, path, { ...req.headers }, body, timeout, policy.memory?.large_body_threshold ?? LARGE_BODY, () => this.rt.clock.now());
       const c = info.route.cache;
       const sep = meta.key.indexOf(VARIANT_SEPARATOR);
       const sr: StoreRequest = {

@@ -36,7 +36,7 @@ export function refreshInBackground(core: CacheCore, upstream: UpstreamPolicy, r
   const path = ctx.query ? `${ctx.path}?${ctx.query}` : ctx.path;
   const large = core.tiers.largeBodyThreshold;
   const started = core.tiers.recent.now();
-  fetchUpstream(upstream, ctx.method, path, headers, ctx.body, readTimeout, large)
+  fetchUpstream(upstream, ctx.method, path, headers, ctx.body, readTimeout, large, () => core.clock.now())
     .then((r) => {
       const rsr = { ...sr, requestTime: r.requestTime };
       if (r.status === 304 && conditional && found.entry !== null) {
