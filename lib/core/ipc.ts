@@ -29,6 +29,14 @@ export interface SingleChannel extends Channel {
 
 export interface WorkerChannel extends Channel {
   readonly role: 'worker';
+  /**
+   * This worker is the pod's only one (the primary says so once it listens alone, and takes it back before
+   * another worker runs any code): pod-wide state and fan-outs may then stay in this process. Absent or false:
+   * go through the primary.
+   */
+  readonly sole?: boolean;
+  /** Called when `sole` changes. */
+  onSole?(fn: (sole: boolean) => void): () => void;
 }
 
 export interface PrimaryChannel extends Channel {
@@ -37,6 +45,8 @@ export interface PrimaryChannel extends Channel {
   requestWorker<K extends RequestTopic>(workerId: number, topic: K, payload: RequestOf<K>, timeoutMs?: number): Promise<ReplyOf<K>>;
   /** Ids of live workers. */
   workerIds(): number[];
+  /** Called when a worker becomes the pod's only one (true), and when that ends (false; also when it exits). */
+  onSole?(fn: (workerId: number, sole: boolean) => void): () => void;
 }
 
 export type Coordinator = SingleChannel | WorkerChannel | PrimaryChannel;

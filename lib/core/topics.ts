@@ -7,7 +7,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { LoadedPolicy } from '../policy/types';
-import type { GiveItem, TakeItem, TakeResult } from '../stages/ratelimit/protocol';
+import type { GiveItem, LimitSnapshot, TakeItem, TakeResult } from '../stages/ratelimit/protocol';
 import type { ApplyRequest, ApplyResult, RaiseResult } from '../cache/invalidation/protocol';
 import type { RunRequest, RunResult } from '../cache/warmup/protocol';
 import type { WorkerTuning } from '../tuning/protocol';
@@ -40,6 +40,13 @@ export interface RequestTopics {
   'profile:take': { req: ProfileOrder; res: ProfileResult };
   'ratelimit.take': { req: TakeItem[]; res: TakeResult[] };
   'ratelimit.give': { req: GiveItem[]; res: null };
+  /** the pod's only worker takes the pod's counters: every limit that is not full */
+  'ratelimit.adopt': { req: null; res: LimitSnapshot[] };
+  /** that worker's changed limits (at most every CHECKPOINT_MS), or all of them when it hands them back */
+  'ratelimit.checkpoint': { req: LimitSnapshot[]; res: null };
+  'ratelimit.handback': { req: LimitSnapshot[]; res: null };
+  /** primary -> that worker: its changes now (explain reads the pod's state) */
+  'ratelimit.sync': { req: null; res: LimitSnapshot[] };
   /** worker -> primary: apply these patterns in every worker of the pod. */
   'invalidate:fanout': { req: ApplyRequest; res: ApplyResult };
   /** primary -> worker: apply these patterns to this worker's L1 and L3. */

@@ -12,7 +12,8 @@ const TAG = '__bridge_sidecar';
 type Msg =
   | { [TAG]: 1; kind: 'req'; id: number; topic: string; payload: unknown }
   | { [TAG]: 1; kind: 'res'; id: number; ok: boolean; payload: unknown }
-  | { [TAG]: 1; kind: 'bcast'; topic: string; payload: unknown; origin: number };
+  | { [TAG]: 1; kind: 'bcast'; topic: string; payload: unknown; origin: number }
+  | { [TAG]: 1; kind: 'sole'; sole: boolean };
 
 /** What the maps below hold: the typed handlers and listeners, seen from the untyped wire. */
 type AnyHandler = (payload: unknown, fromWorker: number) => unknown;
@@ -115,9 +116,25 @@ function ignoreGone(_err: Error | null): void {}
 export class PrimaryCoordinator extends Base implements PrimaryChannel {
   readonly role = 'primary' as const;
   readonly id = 0;
+  /** The worker told it is the pod's only one, if any. */
+  private soleId: number | null = null;
+  private readonly listened = new Set<number>();
+  private readonly soleListeners = new Set<(workerId: number, sole: boolean) => void>();
 
   constructor() {
     super();
+    // 'fork' comes on the tick after cluster.fork(), long before the new process runs any code: the sole worker
+    // hears that it is no longer alone before the new one can serve (or cache) anything
+    cluster.on('fork', () => this.updateSole());
+    cluster.on('listening', (w: Worker) => {
+      this.listened.add(w.id);
+      this.updateSole();
+    });
+    cluster.on('disconnect', () => this.updateSole());
+    cluster.on('exit', (w: Worker) => {
+      this.listened.delete(w.id);
+      this.updateSole();
+    });
     cluster.on('message', (worker: Worker, m: unknown) => {
       if (!isMsg(m)) return;
       if (m.kind === 'req') {
@@ -151,6 +168,33 @@ export class PrimaryCoordinator extends Base implements PrimaryChannel {
     return Object.values(cluster.workers ?? {}).flatMap((w) => (w && w.isConnected() ? [w.id] : []));
   }
 
+  onSole(fn: (workerId: number, sole: boolean) => void): () => void {
+    this.soleListeners.add(fn);
+    return () => this.soleListeners.delete(fn);
+  }
+
+  /**
+   * One live worker that listens: it is told it is alone. Anything else (a second one forked, or starting, or
+   * draining; none): the one told before is told it no longer is.
+   */
+  private updateSole(): void {
+    const live = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead() && w.isConnected());
+    const only = live.length === 1 && this.listened.has(live[0]!.id) ? live[0]! : null;
+    const next = only === null ? null : only.id;
+    const prev = this.soleId;
+    if (next === prev) return;
+    this.soleId = next;
+    if (prev !== null) {
+      const w = cluster.workers?.[prev];
+      if (w && w.isConnected()) w.send({ [TAG]: 1, kind: 'sole', sole: false }, undefined, ignoreGone);
+      for (const fn of this.soleListeners) fn(prev, false);
+    }
+    if (only !== null) {
+      only.send({ [TAG]: 1, kind: 'sole', sole: true }, undefined, ignoreGone);
+      for (const fn of this.soleListeners) fn(only.id, true);
+    }
+  }
+
   broadcast<K extends BroadcastTopic>(topic: K, payload: BroadcastTopics[K]): void {
     this.broadcastFrom(topic, payload, 0);
   }
@@ -166,6 +210,8 @@ export class PrimaryCoordinator extends Base implements PrimaryChannel {
 export class WorkerCoordinator extends Base implements WorkerChannel {
   readonly role = 'worker' as const;
   readonly id: number;
+  sole = false;
+  private readonly soleListeners = new Set<(sole: boolean) => void>();
 
   constructor() {
     super();
@@ -173,6 +219,17 @@ export class WorkerCoordinator extends Base implements WorkerChannel {
     process.on('message', (m: unknown) => {
       if (!isMsg(m)) return;
       if (m.kind === 'res') this.settle(m);
+      else if (m.kind === 'sole') {
+        if (m.sole === this.sole) return;
+        this.sole = m.sole;
+        for (const fn of this.soleListeners) {
+          try {
+            fn(m.sole);
+          } catch {
+            /* one listener's failure must not keep the others in the old mode */
+          }
+        }
+      }
       else if (m.kind === 'bcast') this.deliver(m.topic, m.payload, m.origin);
       else if (m.kind === 'req') {
         void this.runHandler(m.topic, m.payload, 0).then((r) => {
@@ -188,6 +245,11 @@ export class WorkerCoordinator extends Base implements WorkerChannel {
     const p = this.track<ReplyOf<K>>(id, topic, timeoutMs);
     process.send!({ [TAG]: 1, kind: 'req', id, topic, payload });
     return p;
+  }
+
+  onSole(fn: (sole: boolean) => void): () => void {
+    this.soleListeners.add(fn);
+    return () => this.soleListeners.delete(fn);
   }
 
   broadcast<K extends BroadcastTopic>(topic: K, payload: BroadcastTopics[K]): void {

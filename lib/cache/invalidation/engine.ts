@@ -218,8 +218,13 @@ export class Invalidator {
     return [...out];
   }
 
-  /** Ask every worker of this pod (through the primary) to apply patterns; sums their answers. */
+  /**
+   * Ask every worker of this pod (through the primary) to apply patterns; sums their answers. The pod's only
+   * worker applies them itself: a round trip through the primary back to itself would change nothing.
+   */
   private async fanout(req: ApplyRequest): Promise<ApplyResult> {
+    const c = this.rt.coordinator;
+    if (c.role === 'worker' && c.sole === true) return this.applyLocal(req);
     try {
       return await this.rt.coordinator.request(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
     } catch (err) {

@@ -14,6 +14,11 @@ export interface Limiter {
   msUntil(n: number, now: number): number;
   /** Milliseconds until the limiter is full again (the RateLimit field's reset). */
   msUntilFull(now: number): number;
+  /**
+   * Set the state to "full again in `msUntilFull` ms": the state as another process's clock-free snapshot
+   * (msUntilFull) describes it, when the pod's counters move between processes.
+   */
+  restore(msUntilFull: number, now: number): void;
   /** New limits; the state carries over (clamped), so a reload does not hand out a fresh burst. */
   reconfigure(ratePerSec: number, capacity: number, now: number): void;
   readonly ratePerSec: number;

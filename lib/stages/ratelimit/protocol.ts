@@ -27,3 +27,21 @@ export function grantSize(want: number, available: number): number {
   if (available <= 0 || want <= 0) return 0;
   return Math.min(want, available, Math.max(1, Math.ceil(available / 2)));
 }
+
+/**
+ * The pod's counters move between the primary and a worker that is the pod's only one (sources.ts): the worker
+ * takes them (ADOPT), sends the limits it changed at most every CHECKPOINT_MS (CHECKPOINT) so a crash loses at
+ * most that much, and hands them all back (HANDBACK) when another worker appears. SYNC: the primary asks the
+ * worker for its changes now (explain).
+ */
+export const ADOPT_TOPIC = 'ratelimit.adopt';
+export const CHECKPOINT_TOPIC = 'ratelimit.checkpoint';
+export const HANDBACK_TOPIC = 'ratelimit.handback';
+export const SYNC_TOPIC = 'ratelimit.sync';
+export const CHECKPOINT_MS = 50;
+
+/**
+ * One limit's state without a clock (processes have different monotonic clocks): [scope code, key, ratePerSec,
+ * capacity, ms until full]. 0 ms: full, the same as a limit never used.
+ */
+export type LimitSnapshot = [number, string, number, number, number];

@@ -61,6 +61,10 @@ export class SlidingWindow implements Limiter {
     return this.tat > now ? this.tat - now : 0;
   }
 
+  restore(msUntilFull: number, now: number): void {
+    this.tat = now + Math.max(0, msUntilFull);
+  }
+
   reconfigure(ratePerSec: number, capacity: number, now: number): void {
     // keep the user's used share: the debt in requests is the same before and after
     const usedRequests = (this.tat > now ? this.tat - now : 0) / this.interval;

@@ -11,7 +11,7 @@ import type { Clock } from './clock';
 import type { Limiter } from './limiter';
 import { SlidingWindow } from './sliding-window';
 import { TokenBucket } from './token-bucket';
-import { grantSize, type GiveItem, type TakeItem, type TakeResult } from './protocol';
+import { grantSize, type GiveItem, type LimitSnapshot, type TakeItem, type TakeResult } from './protocol';
 import { SCOPE_CODES, SCOPE_NAMES, type ScopeName } from './limits';
 
 /** One limit's state as the status page and `explain` show it. */
@@ -31,6 +31,10 @@ export const DEFAULT_MAX_USERS = 100_000;
 export class LocalStore {
   private readonly buckets = new Map<string, Limiter>();
   private readonly users: LRUCache<string, SlidingWindow>;
+  /** Limits changed since the last `changes()` (code + '\0' + key), when someone tracks them. */
+  private dirty: Set<string> | null = null;
+  /** Called when a limit changes while nothing was pending (`trackChanges`). */
+  private onDirty: (() => void) | null = null;
 
   constructor(private readonly clock: Clock, maxUsers = DEFAULT_MAX_USERS) {
     this.users = new LRUCache<string, SlidingWindow>({ max: maxUsers, perf: { now: clock } });
@@ -99,8 +103,76 @@ export class LocalStore {
     return { scope: SCOPE_NAMES[code], key, available, capacity: l.capacity, used: 1 - Math.min(available, l.capacity) / l.capacity, msUntilFull: Math.ceil(l.msUntilFull(now)) };
   }
 
+  /** Remember which limits change, and call `onDirty` when the first one changes after `changes()`. */
+  trackChanges(onDirty: () => void): void {
+    this.dirty = new Set();
+    this.onDirty = onDirty;
+  }
+
+  private touched(code: number, key: string): void {
+    const d = this.dirty;
+    if (d === null) return;
+    const first = d.size === 0;
+    d.add(code + '\0' + key);
+    if (first) this.onDirty!();
+  }
+
+  /** The limits changed since the last call (and forget them). */
+  changes(now = this.clock()): LimitSnapshot[] {
+    const d = this.dirty;
+    if (d === null || d.size === 0) return [];
+    const out: LimitSnapshot[] = [];
+    for (const id of d) {
+      const sep = id.indexOf('\0');
+      const code = Number(id.slice(0, sep));
+      const key = id.slice(sep + 1);
+      const l = code === SCOPE_CODES.per_user ? this.users.peek(key) : this.buckets.get(id);
+      // a user's window that expired is full: the receiver forgets it too
+      out.push(l === undefined ? [code, key, 0, 0, 0] : [code, key, l.ratePerSec, l.capacity, l.msUntilFull(now)]);
+    }
+    d.clear();
+    return out;
+  }
+
+  /** Every limit that is not full. */
+  snapshot(now = this.clock()): LimitSnapshot[] {
+    const out: LimitSnapshot[] = [];
+    for (const [id, b] of this.buckets) {
+      const ms = b.msUntilFull(now);
+      if (ms > 0) {
+        const sep = id.indexOf('\0');
+        out.push([Number(id.slice(0, sep)), id.slice(sep + 1), b.ratePerSec, b.capacity, ms]);
+      }
+    }
+    for (const [key, w] of this.users.entries()) {
+      const ms = w.msUntilFull(now);
+      if (ms > 0) out.push([SCOPE_CODES.per_user, key, w.ratePerSec, w.capacity, ms]);
+    }
+    return out;
+  }
+
+  /** Take these limits' states as they are (`replace`: and forget every other limit first). */
+  restore(items: readonly LimitSnapshot[], replace: boolean, now = this.clock()): void {
+    if (replace) {
+      this.buckets.clear();
+      this.users.clear();
+    }
+    for (const [code, key, rate, cap, ms] of items) {
+      if (code === SCOPE_CODES.per_user && ms <= 0) {
+        // a full window is the same as none (keepUser lets it expire then)
+        this.users.delete(key);
+        continue;
+      }
+      if (rate <= 0) continue;
+      const l = this.limiter(code, key, rate, cap, now);
+      l.restore(ms, now);
+      if (code === SCOPE_CODES.per_user) this.keepUser(key, l as SlidingWindow, now);
+    }
+  }
+
   takeOne(item: TakeItem, now = this.clock()): TakeResult {
     const [code, key, want, rate, cap] = item;
+    this.touched(code, key);
     const l = this.limiter(code, key, rate, cap, now);
     const granted = l.take(grantSize(want, l.available(now)), now);
     if (code === SCOPE_CODES.per_user) this.keepUser(key, l as SlidingWindow, now);
@@ -117,6 +189,7 @@ export class LocalStore {
   give(items: readonly GiveItem[]): void {
     const now = this.clock();
     for (const [code, key, n, rate, cap] of items) {
+      this.touched(code, key);
       if (code === SCOPE_CODES.per_user) {
         const w = this.users.get(key);
         // an evicted or expired window is already full: nothing to give back to

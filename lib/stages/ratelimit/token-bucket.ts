@@ -53,6 +53,11 @@ export class TokenBucket implements Limiter {
     return (this.capacity - this.tokens) / this.perMs;
   }
 
+  restore(msUntilFull: number, now: number): void {
+    this.tokens = Math.max(0, this.capacity - msUntilFull * this.perMs);
+    this.last = now;
+  }
+
   reconfigure(ratePerSec: number, capacity: number, now: number): void {
     this.refill(now);
     this.ratePerSec = ratePerSec;
