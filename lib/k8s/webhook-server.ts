@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { InjectConfig } from './config';
 import { AdmissionReviewError, reviewPod } from './admission';
 import type { Logger } from '../observe/logger';
-import { BodyTooLarge, readBody } from '../util/read-body';
+import { BodyTooLarge, endAfterBody, readBody } from '../util/read-body';
 
 const MAX_BODY = 8 * 1024 * 1024; // the API server sends at most ~3 MB objects; leave room for the review around them
 const CERT_CHECK_MS = 30_000;
@@ -62,10 +62,13 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookServer> {
   };
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAfterBody). */
+function send(res: ServerResponse, status: number, body: unknown, lingerOn: IncomingMessage | null = null): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(lingerOn === null ? {} : { connection: 'close' }) });
+  if (lingerOn === null) return void res.end(text);
+  res.write(text);
+  endAfterBody(lingerOn, res);
 }
 
 async function handle(o: WebhookOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -78,8 +81,7 @@ async function handle(o: WebhookOptions, req: IncomingMessage, res: ServerRespon
     body = JSON.parse((await readBody(req, MAX_BODY)).toString('utf8'));
   } catch (e) {
     if (!(e instanceof BodyTooLarge)) return send(res, 400, { error: 'body is not JSON' });
-    req.destroy();
-    return send(res, 413, { error: 'body too large' });
+    return send(res, 413, { error: 'body too large' }, req);
   }
   try {
     const r = reviewPod(body, o.config);

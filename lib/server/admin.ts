@@ -12,7 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { HostPort } from '../policy/types';
 import type { Logger } from '../observe/logger';
 import { listenOn } from './listen';
-import { BodyTooLarge, readBody } from '../util/read-body';
+import { BodyTooLarge, endAfterBody, readBody } from '../util/read-body';
 
 export interface AdminRequest {
   req: IncomingMessage;
@@ -89,7 +89,8 @@ export class AdminServer {
       try {
         body = await readJson(req);
       } catch (e) {
-        return send(res, e instanceof BodyTooLarge ? { status: 413, body: { error: 'body over 1 MB' } } : { status: 400, body: { error: e instanceof Error ? e.message : 'bad body' } });
+        if (e instanceof BodyTooLarge) return send(res, { status: 413, body: { error: 'body over 1 MB' } }, false, req);
+        return send(res, { status: 400, body: { error: e instanceof Error ? e.message : 'bad body' } });
       }
     }
     try {
@@ -153,15 +154,9 @@ export class AdminServer {
   }
 }
 
-/** The JSON body, or undefined when empty. Past MAX_ADMIN_BODY the connection is dropped (BodyTooLarge). */
+/** The JSON body, or undefined when empty. Past MAX_ADMIN_BODY: BodyTooLarge, the rest of the body left unread. */
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  let raw: Buffer;
-  try {
-    raw = await readBody(req, MAX_ADMIN_BODY);
-  } catch (e) {
-    if (e instanceof BodyTooLarge) req.destroy();
-    throw e;
-  }
+  const raw = await readBody(req, MAX_ADMIN_BODY);
   if (raw.length === 0) return undefined;
   try {
     return JSON.parse(raw.toString('utf8'));
@@ -170,7 +165,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(res: ServerResponse, reply: AdminReply, headOnly = false): void {
+/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAfterBody). */
+function send(res: ServerResponse, reply: AdminReply, headOnly = false, lingerOn: IncomingMessage | null = null): void {
   if (res.headersSent) return;
   const isText = typeof reply.body === 'string' || Buffer.isBuffer(reply.body);
   const payload = isText ? (reply.body as string | Buffer) : JSON.stringify(reply.body, null, 2) + '\n';
@@ -179,6 +175,9 @@ function send(res: ServerResponse, reply: AdminReply, headOnly = false): void {
     'content-length': String(Buffer.byteLength(payload)),
     'cache-control': 'no-store',
     ...reply.headers,
+    ...(lingerOn === null ? {} : { connection: 'close' }),
   });
-  res.end(headOnly ? undefined : payload);
+  if (lingerOn === null) return void res.end(headOnly ? undefined : payload);
+  res.write(payload);
+  endAfterBody(lingerOn, res);
 }

@@ -87,9 +87,11 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     const cl = req.headers['content-length'];
     const declared = cl === undefined ? -1 : Number(cl);
     if (declared > max) {
-      // refuse before reading: the connection is closed so the unread body cannot be taken for a next request
+      // refuse before reading: the connection is closed so the unread body cannot be taken for a next request.
+      // A client that sends the body anyway has it read and dropped first (bounded), so it gets this 413 and
+      // not a reset; one waiting for 100-continue sends no body, so nothing is waited for
       ctx.endpoint = p.endpointFor(ctx);
-      refuseTooLarge(res, `request body of ${declared} bytes exceeds client_max_body_size (${max})`);
+      refuseTooLarge(res, `request body of ${declared} bytes exceeds client_max_body_size (${max})`, expectsContinue(req) ? null : req);
       return;
     }
     if (expectsContinue(req)) {
@@ -111,7 +113,7 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
           this.start(p, ctx);
         },
         (err: unknown) => {
-          if (err instanceof BodyTooLarge) refuseTooLarge(res, `request body exceeds client_max_body_size (${max})`);
+          if (err instanceof BodyTooLarge) refuseTooLarge(res, `request body exceeds client_max_body_size (${max})`, req);
           else if (!res.headersSent) sendProblem(res, 400, 'bad-request', 'Bad Request', 'the request body could not be read', null, true);
         },
       );

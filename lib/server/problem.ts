@@ -18,9 +18,23 @@ export function sendProblem(
   headers?: ReadonlyArray<readonly [string, string]> | null,
   closeConnection = false,
 ): void {
+  const body = writeProblem(res, status, type, title, detail, headers, closeConnection);
+  if (body !== null) res.end(body);
+}
+
+/** sendProblem without the end: the head and the whole body are written, the caller ends `res` (returns null if it cannot). */
+export function writeProblem(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  title: string,
+  detail: string,
+  headers?: ReadonlyArray<readonly [string, string]> | null,
+  closeConnection = false,
+): string | null {
   if (res.headersSent || res.destroyed) {
     if (!res.destroyed) res.destroy();
-    return;
+    return null;
   }
   const template = localReplyOf(res);
   const body = template === undefined
@@ -35,5 +49,5 @@ export function sendProblem(
   if (headers) for (const [k, v] of headers) h[k.toLowerCase()] = v;
   if (closeConnection) h.connection = 'close';
   res.writeHead(status, h);
-  res.end(body);
+  return body;
 }

@@ -1,5 +1,5 @@
 /** Reading a request body whole, with a size limit: the proxy's buffered bodies, the admin port, the webhook. */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export class BodyTooLarge extends Error {}
 
@@ -24,4 +24,40 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)));
     req.on('error', reject);
   });
+}
+
+/** How much of a refused body is still read (and dropped) after the answer, and for how long (nginx: lingering_time). */
+export const LINGER_BYTES = 64 * 1024 * 1024;
+export const LINGER_MS = 10_000;
+
+/**
+ * nginx's lingering close, for an answer sent before the request body was read (413): `res` has been written
+ * whole but not ended (the caller wrote its head with Connection: close and its Content-Length body, so the
+ * client already holds a complete answer); the rest of the body is read and dropped, then the response ends and
+ * Node closes the connection. Closing with the body unread makes the kernel reset the connection, and a client
+ * still sending (curl, fetch, any client that writes the whole body first) gets that reset instead of the answer.
+ * Bounded: past LINGER_BYTES or LINGER_MS the connection is closed anyway.
+ */
+export function endAfterBody(req: IncomingMessage, res: ServerResponse): void {
+  let done = false;
+  let read = 0;
+  const finish = (cut: boolean): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    res.end();
+    if (cut) req.socket.destroy();
+  };
+  const timer = setTimeout(() => finish(true), LINGER_MS);
+  timer.unref();
+  if (req.readableEnded) return finish(false);
+  req.removeAllListeners('data');
+  req.on('data', (c: Buffer) => {
+    read += c.length;
+    if (read > LINGER_BYTES) finish(true);
+  });
+  req.once('end', () => finish(false));
+  req.once('error', () => finish(true));
+  req.socket.once('close', () => clearTimeout(timer));
+  req.resume();
 }

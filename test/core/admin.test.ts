@@ -72,3 +72,63 @@ test('guarded endpoints: 404 without a token file, 401 with a wrong or missing t
     await sc.stop();
   }
 });
+
+/**
+ * A body over the limit sent whole by a client that writes it all before it reads (curl, fetch): the answer must
+ * reach it. Destroying the connection, or closing it with the rest of the body unread (the kernel then resets
+ * it), loses the 413 behind an ECONNRESET, the way nginx's lingering close exists to prevent.
+ */
+export async function postBig(url: string, bytes: number, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(bytes), ...headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    // the whole body, in 64 KB writes, before anything is read (the answer comes while it is still sending)
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let left = bytes;
+    const write = (): void => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) { req.once('drain', write); return; }
+      }
+      req.end();
+    };
+    write();
+  });
+}
+
+test('a body over the admin limit gets its 413, not a reset connection', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bs-token-'));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 's3cret-token\n');
+  const sc = await startSidecar(basicPolicy(upstream.port, 'cache: { l1: {} }', { admin_token_file: tokenFile }));
+  try {
+    for (const size of [2 * 1024 * 1024, 6 * 1024 * 1024]) {
+      const r = await postBig(`${sc.adminUrl}/admin/purge`, size, { authorization: 'Bearer s3cret-token' });
+      assert.equal(r.status, 413, `${size} bytes`);
+      assert.match(r.body, /body over 1 MB/);
+    }
+    // the admin port still answers
+    assert.equal((await fetch(`${sc.adminUrl}/healthz`)).status, 200);
+  } finally {
+    await sc.stop();
+  }
+});
+
+test('a body over client_max_body_size on the proxy port gets its 413, not a reset connection', async () => {
+  const sc = await startSidecar(basicPolicy(upstream.port, '', { client_max_body_size: '1KB' }));
+  try {
+    const r = await postBig(`${sc.url}/add_text`, 4 * 1024 * 1024);
+    assert.equal(r.status, 413);
+    assert.match(r.body, /client_max_body_size/);
+  } finally {
+    await sc.stop();
+  }
+});
