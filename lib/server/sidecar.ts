@@ -78,17 +78,18 @@ async function runWorkerProcess(): Promise<SidecarHandle> {
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let stopping = false;
-  const stop = async () => {
+  const stop = async (siblingsListen = false) => {
     if (stopping) return;
     stopping = true;
-    await running.shutdown();
+    await running.shutdown({ siblingsListen });
     await observed.close(); // flush spans
     resolveDone();
     // the IPC channel keeps the process alive; leave once drained
     process.exit(0);
   };
   coordinator.on('shutdown', () => void stop());
-  attachTuningToWorker(coordinator, running, () => applied, () => void stop(), log);
+  // a retired worker's siblings keep listening: it stops accepting at once
+  attachTuningToWorker(coordinator, running, () => applied, () => void stop(true), log);
   // a signal sent to the whole process group (Ctrl-C) drains this worker too; the primary will not restart it
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());

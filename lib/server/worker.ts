@@ -20,8 +20,12 @@ import { watchMemory } from '../perf/overload-worker';
 import { systemClock } from '../core/clock';
 import { listenOn } from './listen';
 
-/** Idle keep-alive connections are closed this long after SIGTERM (see shutdown()). */
-const IDLE_CLOSE_GRACE_MS = 1000;
+/**
+ * While draining, the listener keeps accepting until no new connection has come for this long (see shutdown()).
+ * Endpoint removal reaches clients some time after SIGTERM; a connection that arrives meanwhile is served (with
+ * Connection: close) instead of being refused or, worse, reset after it was accepted.
+ */
+const LISTEN_QUIET_MS = 500;
 
 export interface ProxyWorker {
   readonly server: Server;
@@ -32,8 +36,12 @@ export interface ProxyWorker {
   /** Address actually bound (port 0 resolves here). */
   address(): { host: string; port: number };
   applyPolicy(next: LoadedPolicy): void;
-  /** Stop accepting, let in-flight requests finish (up to drain_timeout), close idle keep-alives, release. */
-  shutdown(): Promise<void>;
+  /**
+   * Drain: answer with Connection: close, stop accepting once clients have stopped connecting (at once with
+   * `siblingsListen`: the other workers take the new connections), close idle keep-alives, let in-flight requests
+   * finish (up to drain_timeout), release.
+   */
+  shutdown(opts?: { siblingsListen?: boolean }): Promise<void>;
 }
 
 /**
@@ -122,25 +130,38 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
       handler.swap(build(next, previous));
       memory.configure(next.policy);
     },
-    async shutdown() {
+    async shutdown(opts = {}) {
       handler.draining = true;
       memory.close();
       const drainMs = policy.policy.server.drain_timeout;
-      // Stop accepting, but do not use http.Server#close(): since Node 19 it also closes idle keep-alive
-      // connections at once, which races with a client sending its next request on one (ECONNRESET).
+      const started = Date.now();
+      // shutdown's start counts as a connection: one may be on its way to this worker
+      let lastConnection = started;
+      const noteConnection = (): void => void (lastConnection = Date.now());
+      server.on('connection', noteConnection);
+      // Keep accepting (every answer says Connection: close) until clients have stopped opening connections, and
+      // for at most half the drain timeout so the last ones accepted still have time to finish. Closing the
+      // listener while clients still connect resets the connections it has accepted but not yet served: the
+      // kernel's accept queue, and with cluster workers the primary's queue of connections not yet handed to a
+      // worker (node closes them when the last worker stops listening).
+      if (opts.siblingsListen !== true) await untilQuiet(() => lastConnection, LISTEN_QUIET_MS, drainMs / 2);
+      // Not http.Server#close(): since Node 19 it also closes idle keep-alive connections at once, including
+      // one accepted a moment ago whose request is not read yet.
       const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-      // Busy connections close after their current response (Connection: close). Idle keep-alive connections are
-      // closed after a short grace: one closed at the very moment its client sends a request would fail that
-      // request, and a client that is mid-request gets its answer with Connection: close instead.
-      let idleSweep: NodeJS.Timeout | null = null;
-      const grace = setTimeout(() => {
-        server.closeIdleConnections();
-        idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-      }, Math.min(IDLE_CLOSE_GRACE_MS, drainMs));
-      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), drainMs).unref());
-      const outcome = await Promise.race([closed.then(() => 'drained' as const), timer]);
-      clearTimeout(grace);
-      if (idleSweep) clearInterval(idleSweep);
+      // Busy connections close after their current response (Connection: close). Idle keep-alive connections
+      // are closed between requests, once no connection has come for LISTEN_QUIET_MS: one still idle then is a
+      // keep-alive client that has not sent since, not a new one whose first request is on its way.
+      const sweepIdle = (): void => {
+        if (Date.now() - lastConnection >= LISTEN_QUIET_MS) server.closeIdleConnections();
+      };
+      sweepIdle();
+      const idleSweep = setInterval(sweepIdle, 100);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), Math.max(0, drainMs - (Date.now() - started)))));
+      const outcome = await Promise.race([closed.then(() => 'drained' as const), timeout]);
+      clearTimeout(timer);
+      clearInterval(idleSweep);
+      server.off('connection', noteConnection);
       if (outcome === 'timeout') {
         log.warn({ drain_timeout_ms: drainMs }, 'drain timeout: closing remaining connections');
         server.closeAllConnections();
@@ -151,4 +172,17 @@ export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordi
     },
   };
   return worker;
+}
+
+/** Resolves once `quietMs` have passed since `last()` (a time in ms that may move on meanwhile), or after `maxMs`. */
+function untilQuiet(last: () => number, quietMs: number, maxMs: number): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  return new Promise<void>((resolve) => {
+    const check = (): void => {
+      const wait = Math.min(last() + quietMs, deadline) - Date.now();
+      if (wait <= 0) resolve();
+      else setTimeout(check, wait);
+    };
+    check();
+  });
 }
