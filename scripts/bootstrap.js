@@ -135,29 +135,29 @@ function isLink(p) {
   }
 }
 
-function bootstrap({ rebuild = false, target = 'all', dir = root } = {}) {
+function bootstrap({ rebuild = false, target = 'all' } = {}) {
   checkNode();
-  const install = installReason(dir);
+  const install = installReason(root);
   if (install !== null) {
-    const modules = join(dir, 'node_modules');
+    const modules = join(root, 'node_modules');
     if (isLink(modules)) {
       // npm ci empties node_modules first: through a link it would empty an install other checkouts are using
       console.error(`bridge-sidecar: ${install}; node_modules links to ${realpathSync(modules)}, not reinstalling through the link (run npm ci there)`);
     } else {
       console.error(`bridge-sidecar: installing dependencies (npm ci: ${install})...`);
-      run(dir, 'npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
+      run(root, 'npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
     }
   }
-  const why = rebuild ? 'requested' : buildReason(dir, target);
+  const why = rebuild ? 'requested' : buildReason(root, target);
   if (why === null) return;
   const b = BUILDS[target];
   console.error(`bridge-sidecar: compiling TypeScript${target === 'start' ? ` (${b.dirs.join('/, ')}/)` : ''}: ${why}...`);
-  run(dir, 'npm', ['run', b.script, '--silent']);
-  mkdirSync(join(dir, 'dist'), { recursive: true });
+  run(root, 'npm', ['run', b.script, '--silent']);
+  mkdirSync(join(root, 'dist'), { recursive: true });
   // The start build rewrote outputs the full build's incremental state describes; that state would let a later
   // full build skip a file whose source went back to the content it recorded, leaving the start build's output.
-  if (target === 'start') rmSync(join(dir, 'dist', FULL_BUILD_INFO), { force: true });
-  writeFileSync(join(dir, 'dist', b.stamp), new Date().toISOString() + '\n');
+  if (target === 'start') rmSync(join(root, 'dist', FULL_BUILD_INFO), { force: true });
+  writeFileSync(join(root, 'dist', b.stamp), new Date().toISOString() + '\n');
 }
 
 module.exports = { bootstrap, buildReason, installReason, newestSource };

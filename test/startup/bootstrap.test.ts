@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/repo';
@@ -141,9 +141,11 @@ function scratchPackage(dir: string): void {
   file(dir, 'test/x.test.ts', Date.now() - 60_000);
 }
 
+/** The real script, copied into the scratch package so that its checkout is the scratch one, run as npm runs it. */
 function runBootstrap(dir: string, target: 'all' | 'start'): { status: number | null; stderr: string } {
-  const code = `require(${JSON.stringify(script)}).bootstrap({ dir: ${JSON.stringify(dir)}, target: ${JSON.stringify(target)} })`;
-  const r = spawnSync(process.execPath, ['-e', code], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+  mkdirSync(join(dir, 'scripts'), { recursive: true });
+  copyFileSync(script, join(dir, 'scripts', 'bootstrap.js'));
+  const r = spawnSync(process.execPath, ['scripts/bootstrap.js', ...(target === 'start' ? ['--start'] : [])], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status, stderr: r.stderr };
 }
 
