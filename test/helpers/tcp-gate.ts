@@ -1,8 +1,11 @@
 /**
  * A TCP forwarder on a loopback port that a test can shut and open again: one process's link to a real server
- * (Redis) goes down while everyone else's stays up. Shut refuses new connections and resets the open ones.
+ * (Redis) goes down while everyone else's stays up. Shut refuses new connections and closes the open ones. It
+ * runs in its own process (tcp-gate-main.ts), killed by close().
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export interface TcpGate {
   readonly port: number;
@@ -11,35 +14,30 @@ export interface TcpGate {
   close(): Promise<void>;
 }
 
-export async function startTcpGate(targetPort: number, host = '127.0.0.1'): Promise<TcpGate> {
-  const sockets = new Set<Socket>();
-  const serve = (): Server => createServer((client) => {
-    const upstream = connect(targetPort, host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => { client.destroy(); upstream.destroy(); });
-    }
-    client.pipe(upstream).pipe(client);
+export async function startTcpGate(targetPort: number): Promise<TcpGate> {
+  const proc = spawn(process.execPath, [join(__dirname, 'tcp-gate-main.js'), String(targetPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout! });
+  const waiting: Array<(line: string) => void> = [];
+  lines.on('line', (l) => waiting.shift()?.(l));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const next = (): Promise<string> => new Promise((resolve, reject) => {
+    waiting.push(resolve);
+    void exited.then(() => reject(new Error('the TCP gate exited')));
   });
-  let server: Server | null = serve();
-  await new Promise<void>((resolve, reject) => { server!.once('error', reject); server!.listen(0, host, resolve); });
-  const port = (server.address() as { port: number }).port;
-  const shut = async () => {
-    const s = server;
-    server = null;
-    for (const sock of sockets) sock.resetAndDestroy();
-    if (s !== null) await new Promise<void>((resolve) => s.close(() => resolve()));
+  const first = await next();
+  const port = Number(/^port (\d+)$/.exec(first)?.[1]);
+  const command = async (c: string): Promise<void> => {
+    const ack = next();
+    proc.stdin!.write(c + '\n');
+    if ((await ack) !== c) throw new Error(`TCP gate: ${c} not acknowledged`);
   };
   return {
     port,
-    shut,
-    async open() {
-      if (server !== null) return;
-      const s = serve();
-      await new Promise<void>((resolve, reject) => { s.once('error', reject); s.listen(port, host, resolve); });
-      server = s;
+    shut: () => command('shut'),
+    open: () => command('open'),
+    async close() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
     },
-    close: shut,
   };
 }
