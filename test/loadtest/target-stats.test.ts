@@ -54,13 +54,15 @@ test('sampleTarget scrapes a real /metrics page; a dead page is recorded, not th
 });
 
 test('--pid: memory and CPU of a real process from /proc', async (t) => {
-  const child = spawn(process.execPath, ['-e', 'const a = Buffer.alloc(64 * 2 ** 20, 1); const end = Date.now() + 400; while (Date.now() < end); setInterval(() => a, 1000)']);
+  // the child burns 500 ms of its own CPU time (a busy machine can deschedule a wall-clock loop), then idles
+  const child = spawn(process.execPath, ['-e', 'const a = Buffer.alloc(64 * 2 ** 20, 1); while (process.cpuUsage().user + process.cpuUsage().system < 500_000); setInterval(() => a, 1000)']);
   t.after(() => child.kill());
-  // wait for the child's allocation (a busy machine can take seconds to start node), not a fixed time
-  const s = await waitFor('the child to hold its 64 MB', () => {
+  // wait for the allocation and the burn (a busy machine can take seconds to start node), not a fixed time
+  const s = await waitFor('the child to hold its 64 MB and to have used 0.5 s of CPU', () => {
     const x = sampleFromProc(child.pid!, Date.now());
-    return (x.rssBytes ?? 0) > 64 * 2 ** 20 ? x : null;
+    return (x.rssBytes ?? 0) > 64 * 2 ** 20 && (x.cpuSeconds ?? 0) >= 0.5 ? x : null;
   }, 30_000, 100) as ReturnType<typeof sampleFromProc>;
   assert.ok((s.rssBytes ?? 0) > 64 * 2 ** 20, `rss ${s.rssBytes}`);
-  assert.ok((s.cpuSeconds ?? 0) >= 0.2, `cpu ${s.cpuSeconds} s after a 400 ms busy loop`);
+  // a sampler that misread /proc (0, null, the wrong fields) never gets here: waitFor above fails
+  assert.ok((s.cpuSeconds ?? 0) >= 0.5, `cpu ${s.cpuSeconds} s after burning 0.5 s`);
 });
