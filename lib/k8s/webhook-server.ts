@@ -9,7 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { InjectConfig } from './config';
 import { AdmissionReviewError, reviewPod } from './admission';
 import type { Logger } from '../observe/logger';
-import { BodyTooLarge, endAfterBody, readBody } from '../util/read-body';
+import { BodyTooLarge, endAnswer, readBody } from '../util/read-body';
 
 const MAX_BODY = 8 * 1024 * 1024; // the API server sends at most ~3 MB objects; leave room for the review around them
 const CERT_CHECK_MS = 30_000;
@@ -62,13 +62,11 @@ export async function startWebhook(o: WebhookOptions): Promise<WebhookServer> {
   };
 }
 
-/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAfterBody). */
+/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAnswer). */
 function send(res: ServerResponse, status: number, body: unknown, lingerOn: IncomingMessage | null = null): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(lingerOn === null ? {} : { connection: 'close' }) });
-  if (lingerOn === null) return void res.end(text);
-  res.write(text);
-  endAfterBody(lingerOn, res);
+  endAnswer(res, text, lingerOn);
 }
 
 async function handle(o: WebhookOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -12,7 +12,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { HostPort } from '../policy/types';
 import type { Logger } from '../observe/logger';
 import { listenOn } from './listen';
-import { BodyTooLarge, endAfterBody, readBody } from '../util/read-body';
+import { BodyTooLarge, endAnswer, readBody } from '../util/read-body';
 
 export interface AdminRequest {
   req: IncomingMessage;
@@ -165,7 +165,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAfterBody). */
+/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAnswer). */
 function send(res: ServerResponse, reply: AdminReply, headOnly = false, lingerOn: IncomingMessage | null = null): void {
   if (res.headersSent) return;
   const isText = typeof reply.body === 'string' || Buffer.isBuffer(reply.body);
@@ -177,7 +177,5 @@ function send(res: ServerResponse, reply: AdminReply, headOnly = false, lingerOn
     ...reply.headers,
     ...(lingerOn === null ? {} : { connection: 'close' }),
   });
-  if (lingerOn === null) return void res.end(headOnly ? undefined : payload);
-  res.write(payload);
-  endAfterBody(lingerOn, res);
+  endAnswer(res, headOnly ? undefined : payload, lingerOn);
 }

@@ -3,12 +3,14 @@
  * policy's local_reply template when the request has one (local-reply.ts). Always small, always with Via, never
  * a hang.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { endAnswer } from '../util/read-body';
 import { localReplyOf } from './local-reply';
 
 export const PROBLEM_BASE = 'https://bridge-sidecar.dev/problems/';
 export const VIA = '1.1 bridge-sidecar';
 
+/** With `lingerOn` (a request refused before its body was read): Connection: close, after the rest of the body (endAnswer). */
 export function sendProblem(
   res: ServerResponse,
   status: number,
@@ -17,24 +19,11 @@ export function sendProblem(
   detail: string,
   headers?: ReadonlyArray<readonly [string, string]> | null,
   closeConnection = false,
+  lingerOn: IncomingMessage | null = null,
 ): void {
-  const body = writeProblem(res, status, type, title, detail, headers, closeConnection);
-  if (body !== null) res.end(body);
-}
-
-/** sendProblem without the end: the head and the whole body are written, the caller ends `res` (returns null if it cannot). */
-export function writeProblem(
-  res: ServerResponse,
-  status: number,
-  type: string,
-  title: string,
-  detail: string,
-  headers?: ReadonlyArray<readonly [string, string]> | null,
-  closeConnection = false,
-): string | null {
   if (res.headersSent || res.destroyed) {
     if (!res.destroyed) res.destroy();
-    return null;
+    return;
   }
   const template = localReplyOf(res);
   const body = template === undefined
@@ -47,7 +36,7 @@ export function writeProblem(
     via: VIA,
   };
   if (headers) for (const [k, v] of headers) h[k.toLowerCase()] = v;
-  if (closeConnection) h.connection = 'close';
+  if (closeConnection || lingerOn !== null) h.connection = 'close';
   res.writeHead(status, h);
-  return body;
+  endAnswer(res, body, lingerOn);
 }

@@ -31,14 +31,20 @@ export const LINGER_BYTES = 64 * 1024 * 1024;
 export const LINGER_MS = 10_000;
 
 /**
- * nginx's lingering close, for an answer sent before the request body was read (413): `res` has been written
- * whole but not ended (the caller wrote its head with Connection: close and its Content-Length body, so the
- * client already holds a complete answer); the rest of the body is read and dropped, then the response ends and
- * Node closes the connection. Closing with the body unread makes the kernel reset the connection, and a client
- * still sending (curl, fetch, any client that writes the whole body first) gets that reset instead of the answer.
- * Bounded: past LINGER_BYTES or LINGER_MS the connection is closed anyway.
+ * End an answer: `res.end(body)`, or with `lingerOn` (a request answered before its body was read, e.g. 413),
+ * nginx's lingering close: the body is written (the head, already written with Connection: close and its
+ * Content-Length, tells the client the answer is complete), the rest of the request body is read and dropped,
+ * then the response ends and Node closes the connection. Closing with the body unread makes the kernel reset the
+ * connection, and a client still sending (curl, fetch, any client that writes the whole body first) gets that
+ * reset instead of the answer. Bounded: past LINGER_BYTES or LINGER_MS the connection is closed anyway.
  */
-export function endAfterBody(req: IncomingMessage, res: ServerResponse): void {
+export function endAnswer(res: ServerResponse, body: string | Buffer | undefined, lingerOn: IncomingMessage | null): void {
+  if (lingerOn === null) {
+    res.end(body);
+    return;
+  }
+  if (body !== undefined) res.write(body);
+  const req = lingerOn;
   let done = false;
   let read = 0;
   const finish = (cut: boolean): void => {

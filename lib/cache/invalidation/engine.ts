@@ -108,7 +108,7 @@ export class Invalidator {
   private cached = false;
   private readonly sweeper: L1Sweeper;
   /** Messages that could not be published yet, oldest first (see "Unsent messages" above). */
-  private held: InvalidationMessage[] = [];
+  private readonly held: InvalidationMessage[] = [];
   private heldDropped = 0;
   private flushing: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -132,7 +132,7 @@ export class Invalidator {
       this.connOff?.();
       this.connOff = null;
       // held messages were for the pods behind the old Redis; the new one's pods never cached through this one
-      this.setHeld([]);
+      this.dropHeld();
       this.conn = conn;
       if (conn !== null) {
         this.startSubscriber(conn);
@@ -226,7 +226,7 @@ export class Invalidator {
     const c = this.rt.coordinator;
     if (c.role === 'worker' && c.sole === true) return this.applyLocal(req);
     try {
-      return await this.rt.coordinator.request(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
+      return await c.request(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
     } catch (err) {
       // no primary to fan out through (or it timed out): at least this worker's own tiers
       this.rt.log.warn({ err: (err as Error).message }, 'invalidation fan-out to the other workers failed');
@@ -302,23 +302,21 @@ export class Invalidator {
       this.rt.log.warn({ event: msg.event || 'unsafe request' },
         'invalidation could not be published to the other pods (redis unreachable): held, and sent when redis is back');
     }
-    const held = this.held.concat(msg);
-    if (held.length > MAX_HELD) {
-      held.shift();
+    this.held.push(msg);
+    if (this.held.length > MAX_HELD) {
+      this.held.shift();
       if (this.heldDropped++ === 0) {
         this.rt.log.error({ max: MAX_HELD }, 'too many invalidations held while redis is unreachable: the oldest are dropped, other pods may serve those entries until their TTL');
       }
     }
-    this.setHeld(held);
+    this.metrics.held.set(this.held.length);
   }
 
-  private setHeld(held: InvalidationMessage[]): void {
-    this.held = held;
-    this.metrics.held.set(held.length);
-    if (held.length === 0 && this.retryTimer !== null) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = null;
-    }
+  private dropHeld(): void {
+    this.held.length = 0;
+    this.metrics.held.set(0);
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   /** Sends the held messages in order while the link is up; what is left waits for the link or the retry timer. */
@@ -337,7 +335,9 @@ export class Invalidator {
           break;
         }
         if (!(await this.send(conn, msg))) break;
-        this.setHeld(this.held.slice(1));
+        // by identity: a reload or close may have emptied the queue while this one was in flight
+        if (this.held[0] === msg) this.held.shift();
+        this.metrics.held.set(this.held.length);
         sent++;
       }
       if (sent > 0 && this.held.length === 0) {
@@ -444,7 +444,7 @@ export class Invalidator {
     this.closed = true;
     this.stopSubscriber();
     this.connOff?.();
-    this.setHeld([]);
+    this.dropHeld();
     for (const u of this.unhandle) u();
   }
 }

@@ -5,8 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { RequestContext } from '../../core/context';
-import { sendProblem, writeProblem } from '../problem';
-import { endAfterBody } from '../../util/read-body';
+import { sendProblem } from '../problem';
 
 /** Bodies up to this size are kept in memory when the request may need replaying on a retry. */
 export const REPLAY_BODY_LIMIT = 64 * 1024;
@@ -16,14 +15,10 @@ export { BodyTooLarge, readBody } from '../../util/read-body';
 /**
  * 413 with Connection: close, so an unread body cannot be taken for the connection's next request. With `req`
  * (a body read whole, refused part-way), the rest of the body is read and dropped before the connection closes
- * (endAfterBody), so a client still sending gets the 413 rather than a reset.
+ * (endAnswer), so a client still sending gets the 413 rather than a reset.
  */
 export function refuseTooLarge(res: ServerResponse, detail: string, req: IncomingMessage | null = null): void {
-  if (req === null) return sendProblem(res, 413, 'body-too-large', 'Content Too Large', detail, null, true);
-  const body = writeProblem(res, 413, 'body-too-large', 'Content Too Large', detail, null, true);
-  if (body === null) return;
-  res.write(body);
-  endAfterBody(req, res);
+  sendProblem(res, 413, 'body-too-large', 'Content Too Large', detail, null, true, req);
 }
 
 /**
