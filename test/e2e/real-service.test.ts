@@ -80,7 +80,10 @@ test('after every write, query_script through the sidecar answers what the servi
     const direct = await script(service.url, id);
     const through = await script(sidecar.url, id);
     if (changes) assert.notEqual(direct.json.output, before.json.output, `${path} changed the draft (success: ${w.json.success})`);
-    assert.equal(through.json.output, direct.json.output, `${path} (answered success: ${w.json.success}): the sidecar served the draft as it was before the write`);
+    // save_draft goes on in the service's background (it re-reads media metadata), so the draft may change
+    // between the two reads: the sidecar's answer must be the service's state just before or just after it
+    const after = through.json.output === direct.json.output ? direct : await script(service.url, id);
+    assert.equal(through.json.output, after.json.output, `${path} (answered success: ${w.json.success}): the sidecar served the draft as it was before the write (Cache-Status: ${cacheStatus(through)}; the old copy: ${through.json.output === before.json.output})`);
   }
 
   // force_update absent (the service's default) refreshes media metadata: a read that writes. On a draft of its
@@ -134,6 +137,15 @@ test('{"draft_id": 4242} is not served the entry stored for "4242"', async () =>
   assert.equal((await script(sidecar.url, id)).json.output, stored.json.output, 'the string id still has its entry');
 });
 
+/** What a failed cross-pod test needs to be understood from CI's output: invalidation and redis figures, and the warnings. */
+async function diagnose(s: SidecarProcess): Promise<string> {
+  const metrics = await fetch(`${s.adminUrl}/metrics`).then((r) => r.text()).catch((e: Error) => `metrics: ${e.message}`);
+  const figures = metrics.split('\n').filter((l) => /^bridge_sidecar_(invalidat|redis|cache_requests_total)/.test(l)).join('; ');
+  const warnings = s.logs.filter((l) => (typeof l.level === 'number' ? l.level >= 40 : /warn|error/.test(String(l.level))) || /redis|invalidat|subscri/.test(String(l.msg)))
+    .slice(-30).map((l) => JSON.stringify(l)).join('\n  ');
+  return `${figures}\n  ${warnings}`;
+}
+
 test('an MCP tools/call add_text through the real bridge invalidates the draft', async () => {
   // the bridge runs beside the service and calls it directly; its clients reach it through a second sidecar with
   // the same policy (a second pod), and the two share Redis: the tools/call route raises draft_updated there
@@ -150,6 +162,22 @@ test('an MCP tools/call add_text through the real bridge invalidates the draft',
   assert.equal(JSON.parse(rpc.json.result.content[0].text).success, true, rpc.json.result.content[0].text);
   const direct = await script(service.url, id);
   assert.notEqual(direct.json.output, cached.json.output, 'the tool call changed the draft');
-  // the event crosses pods through Redis (async): wait for it, bounded
-  await waitFor('the cached draft to be invalidated in the other pod', async () => (await script(sidecar.url, id)).json.output === direct.json.output, 15_000, 100);
+  // the event crosses pods through Redis (async): wait for it, bounded. The answer must be the service's state
+  // (read just before or just after it), never the copy cached before the call
+  let last: JsonReply | null = null;
+  let now = direct;
+  try {
+    await waitFor('the cached draft to be invalidated in the other pod', async () => {
+      last = await script(sidecar.url, id);
+      if (last.json.output === now.json.output) return true;
+      now = await script(service.url, id);
+      return last.json.output === now.json.output;
+    }, 15_000, 100);
+  } catch (err) {
+    const l = last as JsonReply | null;
+    throw new Error(`${(err as Error).message}; last answer through the first pod: ${l?.status ?? '-'}, Cache-Status ${l ? cacheStatus(l) : '-'}, `
+      + `body ${l ? JSON.stringify(l.json).slice(0, 200) : '-'}, `
+      + `the copy cached before the call: ${l?.json.output === cached.json.output}; the service's now: ${l?.json.output === now.json.output}\n`
+      + `first pod: ${await diagnose(sidecar)}\nsecond pod: ${await diagnose(front)}`);
+  }
 });
