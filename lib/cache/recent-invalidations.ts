@@ -13,6 +13,13 @@
  * bound are folded into `barrier`, "everything started at or before this time is blocked". Folding never lets a
  * stale answer through, it only refuses to store the rare fill older than the folded entry. The hot path (no
  * invalidation since the fill started) is one comparison.
+ *
+ * Copies made elsewhere (`storedBefore`): an entry read from L2 or L3, or a sibling worker's replica, was stored
+ * by another process, whose background write may land after this process applied the invalidation (another
+ * worker's or pod's write-behind of the old answer reaching Redis after the removal; a replica held up in a
+ * busy primary). Its own fill start is on another clock, so it is judged by when its answer arrived (its
+ * `storedAt`, epoch ms) against when the invalidation was raised (epoch ms, in the pod that raised it): an
+ * answer that arrived before the invalidation was raised may predate the write, and is not used.
  */
 import { matcherOf } from './invalidation/patterns';
 
@@ -24,6 +31,10 @@ export const DEFAULT_WINDOW_MS = 40_000;
 export class RecentInvalidations {
   /** Times (monotonic ms) and matchers of the remembered invalidations, oldest first, in a ring. */
   private readonly times: Float64Array;
+  /** When each was raised (epoch ms, the raising pod's clock; a margin added for another pod's clock). */
+  private readonly raised: Float64Array;
+  /** The latest of `raised` ever recorded (a stored copy newer than it needs no scan). */
+  private latestRaised = -Infinity;
   private readonly matchers: Array<((key: string) => boolean) | null>;
   private head = 0;
   private count = 0;
@@ -39,6 +50,7 @@ export class RecentInvalidations {
     readonly now: () => number = () => performance.now(),
   ) {
     this.times = new Float64Array(capacity);
+    this.raised = new Float64Array(capacity);
     this.matchers = new Array<((key: string) => boolean) | null>(capacity).fill(null);
   }
 
@@ -47,14 +59,19 @@ export class RecentInvalidations {
     this.windowMs = Math.max(1000, ms);
   }
 
-  /** An invalidation of these key globs (patterns or exact keys) reached this process now. */
-  record(patterns: readonly string[]): void {
+  /**
+   * An invalidation of these key globs (patterns or exact keys) reached this process now. `raisedAt`: when it
+   * was raised (epoch ms; default now, for one raised in this pod).
+   */
+  record(patterns: readonly string[], raisedAt: number = Date.now()): void {
     if (patterns.length === 0) return;
     const at = this.now();
     this.fold(at);
     if (this.count === this.capacity) this.foldOldest();
     const i = (this.head + this.count) % this.capacity;
     this.times[i] = at;
+    this.raised[i] = raisedAt;
+    if (raisedAt > this.latestRaised) this.latestRaised = raisedAt;
     this.matchers[i] = matcherOf(patterns);
     this.count++;
     if (at > this.latest) this.latest = at;
@@ -75,6 +92,20 @@ export class RecentInvalidations {
       const i = (this.head + n) % this.capacity;
       if (this.times[i] < startedAt) return false;
       if (this.matchers[i]!(key)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a copy of `key` whose answer arrived at `storedAt` (epoch ms) predates a remembered invalidation
+   * of it (arrived at or before it was raised). Only remembered ones count: a copy older than the window is
+   * judged by the tiers' own removals alone.
+   */
+  storedBefore(key: string, storedAt: number): boolean {
+    if (storedAt > this.latestRaised) return false; // the hot path: stored after every remembered invalidation
+    for (let n = this.count - 1; n >= 0; n--) {
+      const i = (this.head + n) % this.capacity;
+      if (storedAt <= this.raised[i] && this.matchers[i]!(key)) return true;
     }
     return false;
   }

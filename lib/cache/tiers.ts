@@ -42,6 +42,9 @@ class LookupCounters {
   }
 }
 
+/** How far two processes' Date.now() may disagree about one moment (whole milliseconds, read at different times). */
+const REPLICA_CLOCK_MARGIN_MS = 2;
+
 export class Tiers {
   readonly counters: LookupCounters;
   /**
@@ -96,16 +99,24 @@ export class Tiers {
       const span = traced ? startChildSpan(ctx, 'cache.lookup l2', { 'cache.layer': 'l2' }) : null;
       const r = await (traced ? traceRedis(ctx, 'GET', this.l2.get(key)) : this.l2.get(key));
       if (span !== null) span.end(r.entry === null && r.error ? 'redis_error' : null, { 'cache.result': r.entry !== null ? 'hit' : r.error ? 'error' : 'miss' });
-      if (r.entry !== null) {
+      if (r.entry !== null && this.recent.storedBefore(key, r.entry.meta.storedAt)) {
+        // written back by another worker's or pod's late write-behind after the invalidation removed it
+        void this.l2.delete(key).catch(() => {});
+        this.counters.inc('l2', 'miss');
+      } else if (r.entry !== null) {
         if (r.entry.meta.kind === 'response') this.counters.inc('l2', 'hit');
         if (!this.recent.blocks(key, startedAt)) this.fillL1(key, r.entry);
         return { layer: 'l2', meta: r.entry.meta, entry: r.entry, stream: null };
-      }
-      this.counters.inc('l2', r.error ? 'error' : 'miss');
+      } else this.counters.inc('l2', r.error ? 'error' : 'miss');
     }
     if (this.l3 !== null) {
       const span = traced ? startChildSpan(ctx, 'cache.lookup l3', { 'cache.layer': 'l3' }) : null;
-      const h = await this.l3.get(key);
+      let h = await this.l3.get(key);
+      if (h !== null && this.recent.storedBefore(key, (h.kind === 'whole' ? h.entry.meta : h.meta).storedAt)) {
+        // an old copy's background write landed after the invalidation's removal
+        void this.l3.delete(key).catch(() => {});
+        h = null;
+      }
       span?.end(null, { 'cache.result': h !== null ? 'hit' : 'miss' });
       if (h !== null) {
         if ((h.kind === 'whole' ? h.entry.meta : h.meta).kind === 'response') this.counters.inc('l3', 'hit');
@@ -200,10 +211,13 @@ export class Tiers {
 
   /**
    * A sibling worker's L1 store: held here too, unless an invalidation of the key reached this process after
-   * the sibling's upstream request started (`ageMs` before now).
+   * the sibling's upstream request started (`ageMs` before now, transit through the primary included). The
+   * sibling's clock and this one agree only to the millisecond (Date.now() across processes): the margin
+   * refuses a replica that started within it of an invalidation rather than keep one that may predate it.
    */
   replicate(key: string, entry: CacheEntry, ttlMs: number, ageMs: number): void {
-    if (this.l1 === null || this.recent.blocks(key, this.recent.now() - ageMs)) return;
+    if (this.l1 === null || this.recent.blocks(key, this.recent.now() - ageMs - REPLICA_CLOCK_MARGIN_MS)) return;
+    if (this.recent.storedBefore(key, entry.meta.storedAt)) return;
     this.index(key, entry.meta);
     this.l1.set(key, entry, ttlMs);
   }

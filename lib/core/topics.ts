@@ -67,7 +67,11 @@ export interface BroadcastTopics {
   /** A glob of cache keys every worker drops from its own L1/L3. */
   'bridge-sidecar:cache-purge': string;
   /** An entry one worker stored in its L1: every other worker of the pod holds it too (one cache per pod). */
-  'cache:replicate': { from: number | null; key: string; entry: string; ttl: number; ageMs: number };
+  /**
+   * A sibling's L1 store. `ageMs`: how long before `sentAt` (the sender's Date.now()) its upstream request (or
+   * lower-tier read) started; the receiver places that start on its own clock through the transit time.
+   */
+  'cache:replicate': { from: number | null; key: string; entry: string; ttl: number; ageMs: number; sentAt: number };
   'autotune:apply': WorkerTuning;
 }
 

@@ -108,3 +108,25 @@ test('figures: cost of a check with no invalidation since the fill, and with 100
   assert.equal(blocked, 0);
   console.log(`RecentInvalidations.blocks: ${bare.toFixed(1)} ns per check with nothing recent (${quiet.toFixed(0)} ns with the performance.now() that takes the fill's start); ${busy.toFixed(0)} ns with 100 newer non-matching invalidations`);
 });
+
+test('storedBefore: a copy whose answer arrived at or before a remembered invalidation was raised is old; after it, or of another key, is not', () => {
+  const { r } = clocked();
+  r.record(['draft:42:*'], 50_000);
+  assert.equal(r.storedBefore('draft:42:script#0123456789abcdef', 49_999), true, 'stored before the raise');
+  assert.equal(r.storedBefore('draft:42:script#0123456789abcdef', 50_000), true, 'ties are conservative');
+  assert.equal(r.storedBefore('draft:42:script#0123456789abcdef', 50_001), false, 'stored after the raise');
+  assert.equal(r.storedBefore('draft:43:script#0123456789abcdef', 1), false, 'another key');
+  r.record(['user:7:*'], 40_000); // raised earlier (another pod's, arriving late): judged by its own time
+  assert.equal(r.storedBefore('user:7:drafts:list', 45_000), false);
+  assert.equal(r.storedBefore('user:7:drafts:list', 39_000), true);
+  assert.equal(r.storedBefore('draft:42:script', 45_000), true, 'the later draft invalidation still counts');
+});
+
+test('storedBefore forgets what was folded: only remembered invalidations judge a copy', () => {
+  const { r, step } = clocked(10_000, 8);
+  r.record(['draft:1:*'], 1_000);
+  step(20_000);
+  r.record(['draft:2:*'], 21_000);
+  assert.equal(r.storedBefore('draft:1:script', 500), false, 'folded: the tiers\' own removals judged it');
+  assert.equal(r.storedBefore('draft:2:script', 20_500), true);
+});

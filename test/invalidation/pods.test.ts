@@ -3,14 +3,16 @@
  * pod whose link to Redis was lost (it may have missed events), and the pod that raised an event while its own
  * link was down (the others must still learn of it).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import http from 'node:http';
+import { Redis } from 'ioredis';
 import assert from 'node:assert/strict';
 import { startSidecar } from '../helpers/sidecar';
 import { startRedis } from '../helpers/redis';
 import { sleep, waitFor } from '../helpers/ports';
 import { startTcpGate } from '../helpers/tcp-gate';
 import { startDraftService } from '../../examples/draft-service/server';
-import { inL2, addVideo, draftPolicy, isHit, queryScript, request, tempDir, cacheStatus, PROPAGATION_MARGIN_MS } from './helpers';
+import { inL2, addVideo, draftPolicy, isHit, queryScript, request, tempDir, cacheStatus, PROPAGATION_MARGIN_MS, type Reply } from './helpers';
 
 test('a write through pod A invalidates pod B\'s L1 and L3 (pub/sub) and the shared L2 within 1 s', async (t) => {
   const svc = await startDraftService({ port: 0 });
@@ -144,4 +146,104 @@ test('a write through a pod whose own link to Redis is down still reaches the ot
   await b.waitForLog((l) => l.msg === 'held invalidations sent to the other pods', PROPAGATION_MARGIN_MS);
   await waitFor('pod A to drop the draft B wrote while its link was down', async () => (await queryScript(a.url, 'dft_000006')).body === fresh, PROPAGATION_MARGIN_MS, 50);
   assert.match((await request(b.adminUrl, { path: '/metrics' })).body, /bridge_sidecar_invalidations_held 0\b/);
+});
+
+/** One keep-alive connection to `base` (so its requests stay with the worker that accepted it). */
+function pinnedClient(base: string, t: TestContext): (draftId: string) => Promise<Reply> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const u = new URL(base);
+  return (draftId) => new Promise((resolve, reject) => {
+    const body = JSON.stringify({ draft_id: draftId, force_update: false });
+    const req = http.request({ host: u.hostname, port: Number(u.port), method: 'POST', path: '/query_script', agent,
+      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-user-id': '7' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('a sibling\'s copy relayed late by a stalled primary does not outlive an invalidation that came straight from Redis', async (t) => {
+  // Workers share their L1 stores through the primary; other pods' invalidations reach each worker straight
+  // from Redis. When the primary is slow (stopped here), a copy stored before the write can arrive after the
+  // invalidation: it must be refused, or that worker serves the old draft for its whole TTL.
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url, workers: 2 }), { timeoutMs: 60_000 });
+  t.after(() => a.stop());
+  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
+  t.after(() => b.stop());
+
+  // keep-alive connections opened one after the other: the primary hands them to the workers in turn
+  const conns = [pinnedClient(a.url, t), pinnedClient(a.url, t), pinnedClient(a.url, t), pinnedClient(a.url, t)];
+  for (const c of conns) assert.equal((await c('dft_000030')).status, 200);
+
+  const primary = a.proc.pid!;
+  process.kill(primary, 'SIGSTOP');
+  let stopped = true;
+  const resume = () => { if (stopped) { stopped = false; process.kill(primary, 'SIGCONT'); } };
+  t.after(resume);
+  // both workers store the draft (their copies for each other wait in the stopped primary)
+  const first = await conns[0]!('dft_000031');
+  assert.equal(first.status, 200);
+  const old = first.body;
+  let other: ((id: string) => Promise<Reply>) | null = null;
+  for (const c of conns.slice(1)) {
+    const r = await c('dft_000031');
+    assert.equal(r.body, old);
+    if (!/detail=l1/.test(cacheStatus(r))) { other = c; break; } // not an L1 hit: the other worker
+  }
+  assert.ok(other !== null, 'the keep-alive connections reached both workers');
+
+  // a write through pod B: its invalidation reaches both workers of A from Redis, without A's primary
+  assert.equal((await addVideo(b.url, 'dft_000031')).status, 200);
+  await waitFor('pod B to raise the event', async () =>
+    /bridge_sidecar_invalidations_total\{event="draft_updated"\} 1/.test((await request(b.adminUrl, { path: '/metrics' })).body), 10_000, 20);
+  await sleep(1000); // pub/sub to A's workers: milliseconds
+  resume(); // the primary relays the copies stored before the write
+  await sleep(1000);
+
+  for (const [name, c] of [['first', conns[0]!], ['other', other]] as const) {
+    const r = await c('dft_000031');
+    assert.equal(r.status, 200);
+    assert.notEqual(r.body, old, `the ${name} worker served the draft as it was before the write (Cache-Status: ${cacheStatus(r)})`);
+  }
+});
+
+test('an old copy written back to L2 after the invalidation (another pod\'s late write-behind) is not served', async (t) => {
+  // The write-behind of a pod that stored the old draft just before the write can reach Redis after the
+  // invalidation removed L2's copy (it is drained and deleted again when that pod applies the event, but other
+  // pods read L2 in between). Here the late write is made by hand: the old entry's exact bytes, put back.
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
+  t.after(() => a.stop());
+  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
+  t.after(() => b.stop());
+  const client = new Redis(redis.url, { lazyConnect: false });
+  t.after(() => client.disconnect());
+
+  const old = (await queryScript(a.url, 'dft_000040')).body;
+  await waitFor('A\'s entry in L2', () => inL2(redis.port, 'draft:dft_000040:script'), 10_000, 50);
+  const keys = await client.keys('inv:c:draft:dft_000040:*');
+  assert.ok(keys.length > 0, 'the entry and its variant marker are in L2');
+  const saved = await Promise.all(keys.map(async (k) => [k, await client.getBuffer(k)] as const));
+
+  assert.equal((await addVideo(b.url, 'dft_000040')).status, 200);
+  await waitFor('pod A to apply the event', async () =>
+    /bridge_sidecar_invalidation_delay_seconds_count [1-9]/.test((await request(a.adminUrl, { path: '/metrics' })).body), PROPAGATION_MARGIN_MS, 50);
+  for (const [k, v] of saved) if (v !== null) await client.set(k, v, 'PX', 60_000); // the late write-behind
+
+  const r = await queryScript(a.url, 'dft_000040');
+  assert.equal(r.status, 200);
+  assert.notEqual(r.body, old, `pod A served the draft as it was before the write (Cache-Status: ${cacheStatus(r)})`);
+  assert.ok(!isHit(r), cacheStatus(r));
 });

@@ -147,11 +147,12 @@ export class Invalidator {
    * and in the other pods over the invalidation channel.
    */
   invalidateUris(uris: readonly string[]): Raised {
-    const local = this.fanout({ patterns: [], uris, cascade: false, l1Only: false })
+    const time = Date.now();
+    const local = this.fanout({ patterns: [], uris, cascade: false, l1Only: false, raisedAt: time })
       .then((r) => ({ event: '', patterns: [], removed: { l1: r.l1, l2: 0, l3: r.l3 } }))
       .catch(() => null);
     const all = local.then(async (r) => {
-      await this.publish({ id: randomBytes(8).toString('hex'), event: '', params: {}, patterns: [], uris, origin: this.pod, time: Date.now() });
+      await this.publish({ id: randomBytes(8).toString('hex'), event: '', params: {}, patterns: [], uris, origin: this.pod, time });
       return r;
     });
     return { local, all };
@@ -168,7 +169,7 @@ export class Invalidator {
       return NOTHING;
     }
     const time = Date.now();
-    const local = this.runLocal(event, patterns, rules).catch((err: unknown) => {
+    const local = this.runLocal(event, patterns, rules, time).catch((err: unknown) => {
       this.rt.log.error({ err, event }, 'invalidation failed in this pod');
       return null;
     });
@@ -180,7 +181,7 @@ export class Invalidator {
     return { local, all };
   }
 
-  private async runLocal(event: string, initial: string[], rules: InvalidationRules): Promise<RaiseResult> {
+  private async runLocal(event: string, initial: string[], rules: InvalidationRules, raisedAt: number): Promise<RaiseResult> {
     const applied = new Set<string>();
     // 1. this worker's L1 first (before the IPC round trip)
     const first = await this.sweeper.remove(initial, rules.cascade);
@@ -192,7 +193,7 @@ export class Invalidator {
       if (fresh.length === 0 || applied.size >= MAX_PATTERNS) break;
       for (const p of fresh) applied.add(p);
       // 2. every worker of the pod: drain background writes, L1, L3
-      const pod = await this.fanout({ patterns: fresh, cascade: rules.cascade, l1Only: false });
+      const pod = await this.fanout({ patterns: fresh, cascade: rules.cascade, l1Only: false, raisedAt });
       // 3. L2
       let l2 = emptyRemoved();
       try {
@@ -205,7 +206,7 @@ export class Invalidator {
       next = rules.cascade ? this.derive(pod.params.concat(l2.params), rules) : [];
     }
     // 4. an L1 may have been refilled from L2 while step 3 ran
-    const last = await this.fanout({ patterns: [...applied], cascade: false, l1Only: true });
+    const last = await this.fanout({ patterns: [...applied], cascade: false, l1Only: true, raisedAt });
     total.l1 += last.l1;
     return { event, patterns: [...applied], removed: { l1: total.l1, l2: total.l2, l3: total.l3 } };
   }
@@ -241,14 +242,14 @@ export class Invalidator {
    */
   async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
     const tiers = this.tiers;
-    if (req.uris !== undefined && req.uris.length > 0) return this.applyUris(req.uris);
+    if (req.uris !== undefined && req.uris.length > 0) return this.applyUris(req.uris, req.raisedAt);
     let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
       await withTimeout(this.tiers.writer.drain(), DRAIN_TIMEOUT_MS, undefined);
       // from here on a fill of these keys that was in flight stores nothing, and an L2/L3 write of one still
       // queued is dropped when it runs (tiers.recent). Recorded after the drain: what was queued before it has
       // landed and is removed (and counted) below; what a fill stored meanwhile is removed by the next passes.
-      tiers.recent.record(req.patterns);
+      tiers.recent.record(req.patterns, req.raisedAt);
       out = addRemoved(out, await this.sweeper.remove(req.patterns, req.cascade));
       await removeFromL3(tiers, req.patterns, req.cascade, out);
       const l2 = tiers.l2;
@@ -263,13 +264,13 @@ export class Invalidator {
   }
 
   /** This worker's part of a §4.4 invalidation: the keys its URI index holds, removed like exact patterns. */
-  private async applyUris(uris: readonly string[]): Promise<ApplyResult> {
+  private async applyUris(uris: readonly string[], raisedAt: number | undefined): Promise<ApplyResult> {
     const tiers = this.tiers;
     // the index holds what the previous run stored on disk once L3's start-up scan has read it
     if (tiers.l3 !== null) await tiers.l3.ready.catch(() => {});
     const keys = uris.flatMap((u) => tiers.uris.take(u));
     if (keys.length === 0) return { l1: 0, l3: 0, params: [] };
-    const r = await this.applyLocal({ patterns: keys.map(escapeGlob), cascade: false, l1Only: false });
+    const r = await this.applyLocal({ patterns: keys.map(escapeGlob), cascade: false, l1Only: false, raisedAt });
     // L2 is shared: the keys this worker indexed are deleted there too (another pod's are deleted by that pod)
     const l2 = tiers.l2;
     if (l2 !== null) await Promise.all(keys.map((k) => l2.delete(k).catch(() => {})));
@@ -403,7 +404,7 @@ export class Invalidator {
     if (!msg || typeof msg !== 'object' || msg.origin === this.pod || !Array.isArray(msg.patterns)) return;
     if (Array.isArray(msg.uris)) {
       const uris = msg.uris.filter((u): u is string => typeof u === 'string');
-      if (uris.length > 0) await this.fanout({ patterns: [], uris, cascade: false, l1Only: false });
+      if (uris.length > 0) await this.fanout({ patterns: [], uris, cascade: false, l1Only: false, raisedAt: remoteRaisedAt(msg) });
       return;
     }
     const rules = this.rules;
@@ -414,7 +415,7 @@ export class Invalidator {
       const fresh = [...new Set(next)].filter((p) => !applied.has(p));
       if (fresh.length === 0) break;
       for (const p of fresh) applied.add(p);
-      const r = await this.applyLocal({ patterns: fresh, cascade: rules.cascade, l1Only: false }, true);
+      const r = await this.applyLocal({ patterns: fresh, cascade: rules.cascade, l1Only: false, raisedAt: remoteRaisedAt(msg) }, true);
       if (round === 0 && typeof msg.time === 'number') this.metrics.delay.observe(Math.max(0, Date.now() - msg.time) / 1000);
       next = this.derive(r.params, rules);
     }
@@ -447,6 +448,18 @@ export class Invalidator {
     this.dropHeld();
     for (const u of this.unhandle) u();
   }
+}
+
+/**
+ * How far another pod's clock may be behind this one's (NTP keeps nodes within a few ms): an invalidation from
+ * another pod counts as raised this much later, so a copy stored just before it on a clock that runs ahead is
+ * still refused (refusing one stored just after only costs a refetch).
+ */
+export const REMOTE_CLOCK_MARGIN_MS = 50;
+
+/** When another pod's invalidation was raised, on this pod's side of the clock margin (now when it does not say). */
+function remoteRaisedAt(msg: InvalidationMessage): number {
+  return typeof msg.time === 'number' && Number.isFinite(msg.time) ? msg.time + REMOTE_CLOCK_MARGIN_MS : Date.now();
 }
 
 /** A key as a glob that matches only itself. */

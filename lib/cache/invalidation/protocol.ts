@@ -11,6 +11,11 @@ export interface ApplyRequest {
   readonly l1Only: boolean;
   /** RFC 9111 §4.4: also every key each worker's URI index holds for these URIs (L1, L3 and L2). */
   readonly uris?: readonly string[];
+  /**
+   * When the invalidation was raised (epoch ms; for another pod's, its clock plus REMOTE_CLOCK_MARGIN_MS):
+   * copies of the keys that arrived before it are not taken from L2, L3 or a sibling (recent-invalidations.ts).
+   */
+  readonly raisedAt?: number;
 }
 
 export interface ApplyResult {
