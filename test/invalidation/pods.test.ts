@@ -7,12 +7,25 @@ import { test, type TestContext } from 'node:test';
 import http from 'node:http';
 import { Redis } from 'ioredis';
 import assert from 'node:assert/strict';
-import { startSidecar } from '../helpers/sidecar';
-import { startRedis } from '../helpers/redis';
+import { startSidecar, type SidecarProcess } from '../helpers/sidecar';
+import { startRedis, type RedisInstance } from '../helpers/redis';
 import { sleep, waitFor } from '../helpers/ports';
 import { startTcpGate } from '../helpers/tcp-gate';
 import { startDraftService } from '../../examples/draft-service/server';
-import { inL2, addVideo, draftPolicy, isHit, queryScript, request, tempDir, cacheStatus, PROPAGATION_MARGIN_MS, type Reply } from './helpers';
+import { inL2, addVideo, draftPolicy, isHit, queryScript, request, tempDir, cacheStatus, PROPAGATION_MARGIN_MS, type DraftPolicyOptions, type Reply } from './helpers';
+
+/** The example draft service, one redis-server and two sidecars ("pods") sharing it; all stopped after the test. */
+async function twoPods(t: TestContext, aOpts: DraftPolicyOptions = {}): Promise<{ redis: RedisInstance; a: SidecarProcess; b: SidecarProcess }> {
+  const svc = await startDraftService({ port: 0 });
+  t.after(() => svc.close());
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url, ...aOpts }), { timeoutMs: 60_000 });
+  t.after(() => a.stop());
+  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
+  t.after(() => b.stop());
+  return { redis, a, b };
+}
 
 test('a write through pod A invalidates pod B\'s L1 and L3 (pub/sub) and the shared L2 within 1 s', async (t) => {
   const svc = await startDraftService({ port: 0 });
@@ -58,14 +71,7 @@ test('a write through pod A invalidates pod B\'s L1 and L3 (pub/sub) and the sha
 });
 
 test('a read through pod B just before the write: B\'s late write-behind does not leave the old draft in L2', async (t) => {
-  const svc = await startDraftService({ port: 0 });
-  t.after(() => svc.close());
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
-  t.after(() => a.stop());
-  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
-  t.after(() => b.stop());
+  const { redis, a, b } = await twoPods(t);
   for (let round = 0; round < 5; round++) {
     const id = `dft_00001${round}`;
     const old = (await queryScript(b.url, id)).body; // B stores it: L1 now, L2 within a write-behind batch
@@ -171,14 +177,7 @@ test('a sibling\'s copy relayed late by a stalled primary does not outlive an in
   // Workers share their L1 stores through the primary; other pods' invalidations reach each worker straight
   // from Redis. When the primary is slow (stopped here), a copy stored before the write can arrive after the
   // invalidation: it must be refused, or that worker serves the old draft for its whole TTL.
-  const svc = await startDraftService({ port: 0 });
-  t.after(() => svc.close());
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url, workers: 2 }), { timeoutMs: 60_000 });
-  t.after(() => a.stop());
-  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
-  t.after(() => b.stop());
+  const { a, b } = await twoPods(t, { workers: 2 });
 
   // keep-alive connections opened one after the other: the primary hands them to the workers in turn
   const conns = [pinnedClient(a.url, t), pinnedClient(a.url, t), pinnedClient(a.url, t), pinnedClient(a.url, t)];
@@ -220,14 +219,7 @@ test('an old copy written back to L2 after the invalidation (another pod\'s late
   // The write-behind of a pod that stored the old draft just before the write can reach Redis after the
   // invalidation removed L2's copy (it is drained and deleted again when that pod applies the event, but other
   // pods read L2 in between). Here the late write is made by hand: the old entry's exact bytes, put back.
-  const svc = await startDraftService({ port: 0 });
-  t.after(() => svc.close());
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const a = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
-  t.after(() => a.stop());
-  const b = await startSidecar(draftPolicy(svc.port, { redis: redis.url }));
-  t.after(() => b.stop());
+  const { redis, a, b } = await twoPods(t);
   const client = new Redis(redis.url, { lazyConnect: false });
   t.after(() => client.disconnect());
 
