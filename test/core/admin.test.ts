@@ -78,10 +78,12 @@ test('guarded endpoints: 404 without a token file, 401 with a wrong or missing t
  * reach it. Destroying the connection, or closing it with the rest of the body unread (the kernel then resets
  * it), loses the 413 behind an ECONNRESET, the way nginx's lingering close exists to prevent.
  */
-export async function postBig(url: string, bytes: number, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export async function postBig(url: string, bytes: number, headers: Record<string, string> = {}, chunked = false): Promise<{ status: number; body: string }> {
   const { request } = await import('node:http');
+  // chunked: no Content-Length, so node sends Transfer-Encoding: chunked (a streamed body of unknown size)
+  const length: Record<string, string> = chunked ? {} : { 'content-length': String(bytes) };
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(bytes), ...headers } }, (res) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...length, ...headers } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { body += c; });
@@ -128,6 +130,10 @@ test('a body over client_max_body_size on the proxy port gets its 413, not a res
     const r = await postBig(`${sc.url}/add_text`, 4 * 1024 * 1024);
     assert.equal(r.status, 413);
     assert.match(r.body, /client_max_body_size/);
+    // a streamed (chunked) body is refused part-way too, while the client is still sending
+    const streamed = await postBig(`${sc.url}/add_text`, 4 * 1024 * 1024, {}, true);
+    assert.equal(streamed.status, 413);
+    assert.match(streamed.body, /client_max_body_size/);
   } finally {
     await sc.stop();
   }
