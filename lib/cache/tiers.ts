@@ -112,14 +112,15 @@ export class Tiers {
     if (this.l3 !== null) {
       const span = traced ? startChildSpan(ctx, 'cache.lookup l3', { 'cache.layer': 'l3' }) : null;
       let h = await this.l3.get(key);
-      if (h !== null && this.recent.storedBefore(key, (h.kind === 'whole' ? h.entry.meta : h.meta).storedAt)) {
+      const meta = h === null ? null : h.kind === 'whole' ? h.entry.meta : h.meta;
+      if (meta !== null && this.recent.storedBefore(key, meta.storedAt)) {
         // an old copy's background write landed after the invalidation's removal
         void this.l3.delete(key).catch(() => {});
         h = null;
       }
       span?.end(null, { 'cache.result': h !== null ? 'hit' : 'miss' });
       if (h !== null) {
-        if ((h.kind === 'whole' ? h.entry.meta : h.meta).kind === 'response') this.counters.inc('l3', 'hit');
+        if (meta!.kind === 'response') this.counters.inc('l3', 'hit');
         if (h.kind === 'whole') {
           if (!this.recent.blocks(key, startedAt)) this.promoteFromL3(key, h.entry, startedAt);
           return { layer: 'l3', meta: h.entry.meta, entry: h.entry, stream: null };

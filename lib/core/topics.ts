@@ -68,10 +68,10 @@ export interface BroadcastTopics {
   'bridge-sidecar:cache-purge': string;
   /** An entry one worker stored in its L1: every other worker of the pod holds it too (one cache per pod). */
   /**
-   * A sibling's L1 store. `ageMs`: how long before `sentAt` (the sender's Date.now()) its upstream request (or
-   * lower-tier read) started; the receiver places that start on its own clock through the transit time.
+   * A sibling's L1 store. `startedAt`: when its upstream request (or lower-tier read) started, as the sender's
+   * Date.now() (epoch ms; the same clock on one node), so its age counts the time spent in the primary too.
    */
-  'cache:replicate': { from: number | null; key: string; entry: string; ttl: number; ageMs: number; sentAt: number };
+  'cache:replicate': { from: number | null; key: string; entry: string; ttl: number; startedAt: number };
   'autotune:apply': WorkerTuning;
 }
 

@@ -189,15 +189,14 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     tiers.onL1Store = (key, entry, ttl, startedAt) => {
       if (entry.body === null) return;
       const ageMs = startedAt === null ? 0 : Math.max(0, tiers.recent.now() - startedAt);
-      this.rt.coordinator.broadcast('cache:replicate', { from: self, key, entry: encodeEntry(entry).toString('base64'), ttl, ageMs, sentAt: Date.now() });
+      this.rt.coordinator.broadcast('cache:replicate', { from: self, key, entry: encodeEntry(entry).toString('base64'), ttl, startedAt: Date.now() - ageMs });
     };
     return this.rt.coordinator.on('cache:replicate', (m) => {
       if (m.from === self) return;
       try {
         // the message may have waited in the primary (busy, or descheduled on a loaded node) while an
-        // invalidation of its key reached this worker straight from Redis: its age counts from when it was sent
-        const transit = Math.max(0, Date.now() - m.sentAt);
-        tiers.replicate(m.key, decodeEntry(Buffer.from(m.entry, 'base64')), m.ttl, m.ageMs + transit);
+        // invalidation of its key reached this worker straight from Redis: its age includes that wait
+        tiers.replicate(m.key, decodeEntry(Buffer.from(m.entry, 'base64')), m.ttl, Math.max(0, Date.now() - m.startedAt));
       } catch (err) {
         this.rt.log.warn({ err: (err as Error).message }, 'a replicated cache entry was corrupt: dropped');
       }
