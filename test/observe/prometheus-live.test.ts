@@ -202,6 +202,19 @@ test('a real Prometheus: every dashboard query and alert on a loaded sidecar; al
   t.after(() => prom.stop());
   const watch = watchAlerts(prom);
   t.after(() => watch.stop());
+  // on a failure, what the sidecar counted between two instants: 5xx by status, sheds by reason, and when
+  const explain = async (from: number, to: number): Promise<void> => {
+    const window = `${Math.ceil((to - from) / 1000)}s`;
+    for (const expr of [
+      `sum by (status) (increase(bridge_sidecar_http_request_duration_seconds_count{status=~"5.."}[${window}]))`,
+      `sum by (reason) (increase(bridge_sidecar_shed_total[${window}]))`,
+    ]) {
+      const r = await prom.query(expr, to / 1000);
+      t.diagnostic(`${expr}: ${JSON.stringify(r.data?.result.map((x) => [x.metric, x.value[1]]))}`);
+    }
+    const firingTimes = watch.seen.filter((s) => s.at >= from && s.at <= to && s.firing.length > 0).map((s) => `+${Math.round((s.at - from) / 1000)}s ${s.firing.join(',')}`);
+    t.diagnostic(`alerts firing, in seconds from the start of the phase: ${firingTimes.join(' | ')}`);
+  };
   await waitFor('a few scrapes of the sidecar', async () => {
     const r = await prom.query(`count_over_time(up{job="${JOB}"}[1m])`);
     return Number(r.data?.result[0]?.value[1] ?? 0) >= 5 && (await prom.query(`up{job="${JOB}"}`)).data?.result[0]?.value[1] === '1';
@@ -256,14 +269,19 @@ test('a real Prometheus: every dashboard query and alert on a loaded sidecar; al
     const r = await prom.query(expr, (burstEnd + 1500) / 1000);
     assert.equal(r.status, 'success', `${alert}: ${r.error}`);
   }
-  assert.deepEqual(firingBetween(watch.seen, loadStart, idleEnd), [], 'alerts fired during normal load, the short burst or idle time');
+  const firedEarly = firingBetween(watch.seen, loadStart, idleEnd);
+  if (firedEarly.length > 0) await explain(loadStart, idleEnd);
+  assert.deepEqual(firedEarly, [], 'alerts fired during normal load, the short burst or idle time');
   t.diagnostic(`burst ${burstEnd - burstStart} ms; load, burst and idle quiet`);
 
   // ---- fault: a slow upstream (latency), a refused then fixed policy, Redis down then back, memory near the limit
   const faultL = Date.now();
   upstream.mode.delayMs = 1200;
   const slowUntil = { stop: false };
-  const slowLoad = drive(sc.url, agent, 3, 60_000, () => '/work', slowUntil);
+  // 1 request/s of 1.2 s answers is at most 2 in flight in the whole pod: it fits one worker's share of the
+  // queue (max_in_flight 4 is a pod figure: 2 per worker), however the keep-alive sockets fall on the workers.
+  // (At 3/s, 3.6 in flight against 4 slots, an uneven spread shed for real and the error alerts fired.)
+  const slowLoad = drive(sc.url, agent, 1, 60_000, () => '/work', slowUntil);
   // the limit just above the working set (90 %): what the sidecar reports must cross the 80 % line, with room to
   // allocate. The group also holds this test and Prometheus, whose memory can shrink (a GC, a head compaction), so
   // the limit is tightened again to the working set of the moment if the alert has not fired after a while.
@@ -303,8 +321,9 @@ test('a real Prometheus: every dashboard query and alert on a loaded sidecar; al
   await slowLoad;
   for (const a of ['BridgeSidecarHighP50Latency', 'BridgeSidecarHighP95Latency', 'BridgeSidecarHighP99Latency']) await waitAlert(prom, a, false, 20_000);
   const endL = Date.now();
-  assert.deepEqual(firingBetween(watch.seen, faultL, endL).filter((a) => ['BridgeSidecarHighErrorRatio', 'BridgeSidecarShedding', 'BridgeSidecarDown'].includes(a)), [],
-    'slow answers, a refused policy, Redis and memory are not errors, shedding or an outage');
+  const misfired = firingBetween(watch.seen, faultL, endL).filter((a) => ['BridgeSidecarHighErrorRatio', 'BridgeSidecarShedding', 'BridgeSidecarDown'].includes(a));
+  if (misfired.length > 0) await explain(faultL, endL);
+  assert.deepEqual(misfired, [], 'slow answers, a refused policy, Redis and memory are not errors, shedding or an outage');
 
   t.diagnostic(`latency, reload, Redis and memory faults: ${Math.round((Date.now() - faultL) / 1000)} s`);
   // ---- fault: the upstream answers 500
@@ -319,7 +338,7 @@ test('a real Prometheus: every dashboard query and alert on a loaded sidecar; al
   await errLoad;
   assert.ok(!firingBetween(watch.seen, faultE, Date.now()).includes('BridgeSidecarShedding'), 'upstream 500s are not shedding');
 
-  // ---- fault: more than the queue can hold (4 in flight per worker, 500 ms each: ~16/s; 40/s offered)
+  // ---- fault: more than the queue can hold (2 in flight per worker, the pod's 4; 500 ms each: ~8/s; 40/s offered)
   const shedUntil = { stop: false };
   const shedLoad = drive(sc.url, agent, 40, 60_000, () => '/slow', shedUntil);
   await waitAlert(prom, 'BridgeSidecarShedding', true, 40_000);
