@@ -6,7 +6,9 @@
  * fixed rate (the `bridge-sidecar loadtest` engine, open loop, latency from each request's due time) for 3 s,
  * then 3 s more. Target: p99 of the first 3 s ≤ 2 × p99 of the next 3 s + 1 ms.
  *
- *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--workers 1] [--no-write]
+ *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--workers 1] [--no-write] [--cold-service]
+ *
+ * The service and the generator are warmed first (3 s of the mix straight to the service), unless --cold-service.
  *
  * Prints Markdown and rewrites its section (SECTION) of bench/RESULTS.md.
  */
@@ -55,9 +57,12 @@ async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs
  * One run: a fresh draft service, then (unless `warmup` is null: the reference row, the service alone) a fresh
  * sidecar in front of it. The service is as fresh in both, so what the sidecar adds is the difference.
  */
-async function oneRun(warmup: boolean | null, rate: number, workers: number): Promise<Run> {
+async function oneRun(warmup: boolean | null, rate: number, workers: number, coldService: boolean): Promise<Run> {
   const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
   try {
+    // the figure is the sidecar's first seconds: the service and this generator (its own HTTP client, in this
+    // process) first run the same mix for 3 s straight to each other, so neither one's cold start is counted
+    if (!coldService) await runPhase({ origin: svc.url, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart: 5_000_000 });
     if (warmup === null) return { ...(await windows(svc.url, rate)), readyMs: 0 };
     const t0 = performance.now();
     const sc = await startSidecar(policy(svc.url, warmup, workers), { readyPath: null });
@@ -73,7 +78,8 @@ async function oneRun(warmup: boolean | null, rate: number, workers: number): Pr
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string' }, rate: { type: 'string' }, workers: { type: 'string' }, 'no-write': { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string' }, rate: { type: 'string' }, workers: { type: 'string' }, 'no-write': { type: 'boolean' }, 'cold-service': { type: 'boolean' } } });
+  const coldService = values['cold-service'] === true;
   const runs = Math.max(1, Number(values.runs ?? 3));
   const rate = Number(values.rate ?? 1000);
   const workers = Number(values.workers ?? 1);
@@ -83,7 +89,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < runs; i++) {
     // alternate, so both see the same machine over time
     for (const v of ['direct', 'off', 'on'] as const) {
-      const r = await oneRun(v === 'direct' ? null : v === 'on', rate, workers);
+      const r = await oneRun(v === 'direct' ? null : v === 'on', rate, workers, coldService);
       process.stderr.write(`[bench/startup] ${v === 'direct' ? 'service alone' : `warm-up ${v}`}: first 3 s p99 ${r.first.toFixed(2)} ms, next 3 s p99 ${r.next.toFixed(2)} ms, ready after ${r.readyMs.toFixed(0)} ms\n`);
       got[v].push(r);
     }
@@ -96,7 +102,9 @@ async function main(): Promise<void> {
     `Per run a fresh draft service and a fresh sidecar (${workers === 0 ? 'one process, no cluster' : `${workers} worker(s)`}, the example \`query_script\` route, L1). As soon as /readyz answers 200 (nothing`,
     `sent through the proxy before), the read-heavy draft mix (90 % cached POST reads, 10 % writes, Zipf over 1,000 drafts) at ${rate} req/s, open loop,`,
     'latency from the due time (the `bridge-sidecar loadtest` engine, 64 connections): 3 s, then 3 s more. Warm-up off and on alternate; the first row is',
-    'the same mix sent straight to a fresh service (no sidecar): what a cold upstream and the generator alone cost in the first seconds.',
+    coldService
+      ? 'the same mix sent straight to a fresh service (no sidecar): what a cold upstream and the generator alone cost in the first seconds.'
+      : 'the same mix sent straight to the service (no sidecar). Before each run the service and the generator run the mix for 3 s straight to each other, so the first seconds measured are the sidecar\'s alone (`--cold-service` leaves them cold too).',
     '',
     '| jit_warmup | p99 first 3 s (median) | p99 next 3 s (median) | target 2 × next + 1 ms | met | p50 first / next | runs: first / next p99 ms | ready after (s) | errors |',
     '|---|---:|---:|---:|---|---|---|---|---:|',
@@ -106,7 +114,7 @@ async function main(): Promise<void> {
     const first = median(rs.map((r) => r.first));
     const next = median(rs.map((r) => r.next));
     const target = 2 * next + 1;
-    out.push(`| ${v === 'direct' ? 'the fresh service alone (reference)' : v} | ${first.toFixed(2)} | ${next.toFixed(2)} | ${target.toFixed(2)} | ${first <= target ? 'yes' : 'NO'} | ${median(rs.map((r) => r.firstP50)).toFixed(2)} / ${median(rs.map((r) => r.nextP50)).toFixed(2)} | ${rs.map((r) => `${r.first.toFixed(1)} / ${r.next.toFixed(1)}`).join(', ')} | ${v === 'direct' ? '-' : rs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', ')} | ${rs.reduce((a, r) => a + r.errors, 0)} |`);
+    out.push(`| ${v === 'direct' ? `the ${coldService ? 'fresh' : 'warmed'} service alone (reference)` : v} | ${first.toFixed(2)} | ${next.toFixed(2)} | ${target.toFixed(2)} | ${first <= target ? 'yes' : 'NO'} | ${median(rs.map((r) => r.firstP50)).toFixed(2)} / ${median(rs.map((r) => r.nextP50)).toFixed(2)} | ${rs.map((r) => `${r.first.toFixed(1)} / ${r.next.toFixed(1)}`).join(', ')} | ${v === 'direct' ? '-' : rs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', ')} | ${rs.reduce((a, r) => a + r.errors, 0)} |`);
   }
   const md = out.join('\n');
   process.stdout.write(md + '\n');

@@ -21,6 +21,7 @@ import { WorkerMetrics } from '../../lib/observe/metrics';
 import { silentLogger } from '../../lib/observe/logger';
 import { RedisConnection } from '../../lib/redis/client';
 import type { Runtime } from '../../lib/core/component';
+import type { Coordinator } from '../../lib/core/ipc';
 import type { CacheComponent } from '../../lib/stages/cache/component';
 import { systemClock, type Clock } from '../../lib/core/clock';
 
@@ -93,6 +94,11 @@ export interface SidecarOptions {
   fsync?: boolean;
   /** The sidecar's wall clock (default: the system's); a ManualClock lets a test move time without sleeping. */
   clock?: Clock;
+  /**
+   * The stages' channel and worker index, for a test of what a worker sends to its siblings (default: one
+   * process, no siblings). It is handed the in-process channel the primary's services answer on.
+   */
+  worker?: (primary: SingleCoordinator) => { coordinator: Coordinator; workerIndex: number };
 }
 
 export function loadPolicy(yaml: string): LoadedPolicy {
@@ -112,7 +118,8 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
     await waitUntil(() => r.healthy, 10_000);
   }
   const coordinator = new SingleCoordinator();
-  const rt: Runtime = { coordinator, log: silentLogger, metrics, redis: () => redis, clock: opts.clock ?? systemClock, workerIndex: null };
+  const worker = opts.worker?.(coordinator) ?? { coordinator, workerIndex: null };
+  const rt: Runtime = { coordinator: worker.coordinator, log: silentLogger, metrics, redis: () => redis, clock: opts.clock ?? systemClock, workerIndex: worker.workerIndex };
   const services = registerPrimaryServices(coordinator, silentLogger);
   for (const s of services) s.configure(loaded);
   const components = createStageComponents(rt, { cache: { fsync: opts.fsync ?? false } });

@@ -186,8 +186,12 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     const self = this.rt.workerIndex;
     if (self === null) return () => {};
     const tiers = this.tiers;
+    const channel = this.rt.coordinator;
     tiers.onL1Store = (key, entry, ttl, startedAt) => {
-      if (entry.body === null) return;
+      // the pod's only worker has no one to send it to: a copy through the primary would be work for nothing
+      // (the body encoded, sent, parsed and dropped; at start-up, a fill per request). A worker forked later
+      // starts with what it fills itself, as after any restart.
+      if (entry.body === null || (channel.role === 'worker' && channel.sole === true)) return;
       const ageMs = startedAt === null ? 0 : Math.max(0, tiers.recent.now() - startedAt);
       this.rt.coordinator.broadcast('cache:replicate', { from: self, key, entry: encodeEntry(entry).toString('base64'), ttl, startedAt: Date.now() - ageMs });
     };
