@@ -10,7 +10,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
-import type { LoadedPolicy, Policy } from '../policy/types';
+import type { EndpointLimitPolicy, LoadedPolicy, Policy, RateLimitPolicy } from '../policy/types';
 import { SingleCoordinator } from '../server/ipc';
 import { WorkerMetrics } from '../observe/metrics';
 import { silentLogger, type Logger } from '../observe/logger';
@@ -21,28 +21,54 @@ import { createStageComponents } from '../stages/chain';
 import { buildPipeline } from '../server/pipeline';
 import { RequestHandler } from '../server/handler';
 import { createUpstreamLeg } from '../stages/upstream';
-import { syntheticRequests } from './synthetic-requests';
+import { syntheticRequests, type SyntheticRequest } from './synthetic-requests';
 
 /** Requests in flight at once: enough to exercise the concurrent paths, few enough to stay cheap. */
 const CONCURRENCY = 16;
 
+/** Variants of each route per round (./synthetic-requests.ts). */
+const VARIANTS = 4;
+
 export interface WarmupOutcome {
   requests: number;
   errors: number;
+  /** Requests that reached the stub upstream: pass-through and cache fills. */
+  upstream: number;
   ms: number;
 }
 
 /** A stub upstream: answers everything at once with a small cacheable JSON body (what the routes expect). */
-async function startStub(): Promise<{ server: Server; port: number }> {
+async function startStub(): Promise<{ server: Server; port: number; answered(): number }> {
   const body = Buffer.from(JSON.stringify({ success: true, output: { warmup: true, text: 'x'.repeat(900) } }));
+  let answered = 0;
   const server = createServer({ keepAliveTimeout: 10_000 }, (req, res) => {
+    answered++;
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length), 'cache-control': 'public, max-age=60' });
       res.end(body);
     });
   });
-  return { server, port: await listenLocal(server) };
+  return { server, port: await listenLocal(server), answered: () => answered };
+}
+
+/**
+ * The warm-up's requests, round after round: a round of new variants (cached routes miss and fill: the store
+ * path), then the same round again (they hit), then new variants again. With one fixed round, only its first
+ * pass filled and the fill path stayed cold, which is what the first seconds of real traffic mostly take.
+ */
+function rounds(policy: Policy): (n: number) => SyntheticRequest {
+  const size = syntheticRequests(policy, VARIANTS).length;
+  let round = -1;
+  let current: SyntheticRequest[] = [];
+  return (n) => {
+    const r = Math.floor(n / size);
+    if (r !== round) {
+      round = r;
+      current = syntheticRequests(policy, VARIANTS, Math.floor(r / 2) * VARIANTS);
+    }
+    return current[n % size]!;
+  };
 }
 
 /**
@@ -66,10 +92,27 @@ function warmupPolicy(p: Policy, stubPort: number): Policy {
     server: { ...p.server, workers: 0, log_level: 'fatal' },
     upstream: { ...p.upstream, url: `http://127.0.0.1:${stubPort}`, protocol: 'http:', host: '127.0.0.1', port: stubPort },
     redis: null,
+    rate_limiting: p.rate_limiting === null ? null : dryRun(p.rate_limiting),
     cache: p.cache === null ? null : { ...p.cache, l2: null, l3: null, warmup: null, invalidation: null },
     tracing: null,
     profiling: null,
     auto_tuning: null,
+  };
+}
+
+/**
+ * Every limit in dry-run: the limiter's code runs and decides, but admits. A few thousand requests from one
+ * identity in a second would otherwise be refused after the first burst, and the warm-up would have compiled
+ * the 429 path instead of the one real traffic takes.
+ */
+function dryRun(r: RateLimitPolicy): RateLimitPolicy {
+  const perEndpoint: Record<string, EndpointLimitPolicy> = {};
+  for (const [k, v] of Object.entries(r.per_endpoint)) perEndpoint[k] = { ...v, dry_run: true };
+  return {
+    ...r,
+    global: r.global === null ? null : { ...r.global, dry_run: true },
+    per_user: r.per_user === null ? null : { ...r.per_user, dry_run: true },
+    per_endpoint: perEndpoint,
   };
 }
 
@@ -99,7 +142,7 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
     const port = await listenLocal(server);
     client = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY, pipelining: 1 });
     const pool = client;
-    const reqs = syntheticRequests(policy);
+    const requestAt = rounds(policy);
     // the bound is hard: requests still in flight at the deadline are dropped, not waited for
     let hardStop: NodeJS.Timeout | null = null;
     const bounded = new Promise<void>((resolve) => { hardStop = setTimeout(resolve, Math.max(0, deadline - performance.now()) + 50); });
@@ -110,7 +153,7 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
           if (inFlight === 0) resolve();
           return;
         }
-        const r = reqs[sent++ % reqs.length]!;
+        const r = requestAt(sent++);
         inFlight++;
         const failed = () => { if (!stopped) errors++; };
         pool.request({ method: r.method as 'GET', path: r.path, headers: r.headers, body: r.body })
@@ -134,7 +177,7 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
     stub.server.closeAllConnections();
     stub.server.close();
   }
-  const outcome = { requests: sent, errors, ms: Math.round(performance.now() - t0) };
+  const outcome = { requests: sent, errors, upstream: stub.answered(), ms: Math.round(performance.now() - t0) };
   log.info({ jit_warmup: outcome }, 'jit warm-up done');
   return outcome;
 }

@@ -51,10 +51,13 @@ function forRoute(r: RoutePolicy, variant: number): SyntheticRequest {
   return { method, path, headers, body: body === null || method === 'GET' || method === 'HEAD' ? null : JSON.stringify(body) };
 }
 
-/** A few variants of each route (distinct params: misses then hits), then pass-through GETs and POSTs. */
-export function syntheticRequests(policy: Policy, variants = 4): SyntheticRequest[] {
+/**
+ * A few variants of each route (distinct params, numbered from `first`: another `first` gives other cache
+ * keys, so misses again), then pass-through GETs and POSTs.
+ */
+export function syntheticRequests(policy: Policy, variants = 4, first = 0): SyntheticRequest[] {
   const out: SyntheticRequest[] = [];
-  for (const r of policy.routes) for (let v = 0; v < variants; v++) out.push(forRoute(r, v));
+  for (const r of policy.routes) for (let v = first; v < first + variants; v++) out.push(forRoute(r, v));
   out.push({ method: 'GET', path: '/__warmup/get', headers: { accept: 'application/json' }, body: null });
   out.push({ method: 'POST', path: '/__warmup/post', headers: { 'content-type': 'application/json' }, body: '{"warmup":true}' });
   return out;
