@@ -304,7 +304,8 @@ test('service time: default and per-request X-Service-Time-Ms delay answers at l
 });
 
 test('maxConcurrency: excess calls wait in a FIFO and are served in arrival order', async () => {
-  const svc = await start({ maxConcurrency: 2, serviceTimeMs: 300 });
+  // long enough that all six have arrived, and the stats been read, before the first two are done
+  const svc = await start({ maxConcurrency: 2, serviceTimeMs: 1500 });
   const order: number[] = [];
   const calls: Promise<void>[] = [];
   for (let i = 0; i < 6; i++) {

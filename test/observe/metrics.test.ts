@@ -39,7 +39,7 @@ const ROUTES = `routes:
     match: { method: GET, path: "/api/drafts/preview/{id}" }
 rate_limiting:
   global: { requests_per_second: 1000, burst_size: 100 }
-  per_endpoint: { /save_draft: { rps: 1, burst: 1 } }
+  per_endpoint: { /save_draft: { rps: 0.1, burst: 1 } }
 queues: { max_in_flight: 64 }
 cache:
   l1: { size: 16MB }
@@ -85,7 +85,7 @@ test('two workers: contract series, guide buckets, sums over workers, bounded la
   for (const p of ['/api/drafts/preview/p1', '/api/drafts/preview/p2', '/no/such/thing/12345', '/drafts/dft_000123']) await http(`${sc.url}${p}`);
   const limited = [];
   for (let i = 0; i < 4; i++) limited.push((await postJson(`${sc.url}/save_draft`, { draft_id: 'dft_000001' })).status);
-  assert.ok(limited.includes(429), `per-endpoint limit of 1 rps should refuse some of 4 quick calls: ${limited}`);
+  assert.ok(limited.includes(429), `per-endpoint limit of 0.1 rps (burst 1) should refuse some of 4 quick calls: ${limited}`);
   await waitFor('access logs', () => sc.logs.filter((l) => l.msg === 'access').length >= sent + 8, 10_000);
 
   const { text, families } = await scrape(sc);

@@ -99,7 +99,8 @@ test('queue full, class full and displacement: refused at once with 503, Retry-A
 });
 
 test('queue timeout: a request that waits queue_timeout is refused with 503 and never reaches the service', async (t) => {
-  const { sc, svc } = await setup(t, { serviceTimeMs: 2000, maxConcurrency: 1 }, `queues:
+  // the holder stays long past the 300 ms timeout however slowly the test's own steps run on a busy machine
+  const { sc, svc } = await setup(t, { serviceTimeMs: 4000, maxConcurrency: 1 }, `queues:
   max_in_flight: 1
   queue_timeout: 300ms
 `);
@@ -117,7 +118,8 @@ test('queue timeout: a request that waits queue_timeout is refused with 503 and 
 });
 
 test('a client that hangs up while queued leaves the queue at once and never reaches the service', async (t) => {
-  const { sc, svc } = await setup(t, { serviceTimeMs: 1500, maxConcurrency: 1 }, `queues:
+  // the holder must outlast every step up to "still only the holder", which polls metrics on a busy machine
+  const { sc, svc } = await setup(t, { serviceTimeMs: 5000, maxConcurrency: 1 }, `queues:
   max_in_flight: 1
   queue_timeout: 60s
 `);
@@ -196,7 +198,8 @@ test('max_in_flight: auto exports the adaptive limit as bridge_sidecar_concurren
 });
 
 test('a policy reload applies a new max_in_flight to the live queue and keeps its waiters', async (t) => {
-  const { sc, svc } = await setup(t, { serviceTimeMs: 3000, maxConcurrency: 10 }, `queues:
+  // the holder must still be at the service when the reload lands (a loaded machine takes a second or more)
+  const { sc, svc } = await setup(t, { serviceTimeMs: 8000, maxConcurrency: 10 }, `queues:
   max_in_flight: 1
   queue_timeout: 60s
 `);

@@ -31,8 +31,10 @@ test('every limit\'s key carries its own hash tag: one slot per limit, limits sp
 });
 
 test('two pods on a Redis Cluster admit the cluster total for each scope (within 5 %)', { timeout: 90_000 }, async (t) => {
+  // global's burst is large on purpose: the driver sends overdue checks at once after a stall of its event loop,
+  // and a catch-up of more than 20 would be refused by global (a right answer, but not what this test counts)
   const loaded = clusterPolicy(`
-global: { requests_per_second: 200, burst_size: 20 }
+global: { requests_per_second: 200, burst_size: 1000 }
 per_user: { requests_per_minute: 600, burst_size: 20 }
 per_endpoint: { /mcp/create_draft: { rps: 30, burst: 10 } }`, redisSection({ cluster: cluster.seeds, timeout: '100ms' }));
   const ps: Pod[] = [await startPod(loaded), await startPod(loaded)];
@@ -58,7 +60,7 @@ per_endpoint: { /mcp/create_draft: { rps: 30, burst: 10 } }`, redisSection({ clu
   t.diagnostic(JSON.stringify(admitted));
   assert.ok(within5(admitted.user, 10 * 5 + 20), `alice ${admitted.user}, expected 70`);
   assert.ok(within5(admitted.endpoint, 30 * 5 + 10), `create_draft ${admitted.endpoint}, expected 160`);
-  // global: 200/s is not reached by 180/s of offered load minus refusals: every /y request passes
+  // global: 200/s (and its burst) is not reached by 180/s of offered load minus refusals: every /y request passes
   assert.equal(admitted.other, 300);
   assert.equal(await ps[0]!.backendErrors(), 0);
   // the keys live where CLUSTER KEYSLOT says (redis-cli -c follows MOVED; EXISTS answers on the owner)

@@ -53,7 +53,10 @@ test('two pods sharing Redis: per-user and per-endpoint limits hold for the clus
 });
 
 test('Redis killed mid-run: no check waits past the bound, pods fall back and count it; restarted: shared limits resume', { timeout: 90_000 }, async (t) => {
-  const ps = await pods(2, 'global: { requests_per_second: 100, burst_size: 20 }', 't4:', t);
+  // a killed Redis refuses at once, so this test does not need the tight bound; 500 ms keeps a busy machine's
+  // slow calls after the restart from falling back (each fallback also admits from the pod's own bucket)
+  const BOUND_MS = 500;
+  const ps = await pods(2, 'global: { requests_per_second: 100, burst_size: 20 }', 't4:', t, `${BOUND_MS}ms`);
   let slowest = 0;
   const track = (_d: unknown, ms: number): void => { if (ms > slowest) slowest = ms; };
   const run = (ms: number) => Promise.all(ps.map((p) => fixedRate(() => p.stage, () => ctxFor(), 120, ms, track)));
@@ -65,8 +68,8 @@ test('Redis killed mid-run: no check waits past the bound, pods fall back and co
   const errors = (await ps[0]!.backendErrors()) + (await ps[1]!.backendErrors());
   t.diagnostic(`outage run admitted ${outage.map((r) => r.admitted).join(' + ')}, backend errors ${errors}, slowest check ${slowest.toFixed(1)} ms`);
   assert.ok(errors > 0, 'the fallback is counted');
-  // the bound is command_timeout (50 ms); allow generous scheduling slack on a loaded 2-core machine
-  assert.ok(slowest < 50 + 450, `a check waited ${slowest} ms`);
+  // the bound is command_timeout; allow generous scheduling slack on a loaded 2-core machine
+  assert.ok(slowest < BOUND_MS + 450, `a check waited ${slowest} ms`);
   // during the outage each pod falls back to its own 100/s: more than the cluster total, never zero
   assert.ok(outage[0]!.admitted > 100 && outage[1]!.admitted > 100);
 
@@ -79,7 +82,7 @@ test('Redis killed mid-run: no check waits past the bound, pods fall back and co
   const after = (await ps[0]!.backendErrors()) + (await ps[1]!.backendErrors());
   t.diagnostic(`after restart admitted ${admitted} (expected 420 shared, ~840 if each pod still ran alone), new errors ${after - before}`);
   assert.ok(within5(admitted, 100 * 4 + 20), `admitted ${admitted}`);
-  // once Redis is back the pods use it again; on a loaded machine a rare call may still pass the 50 ms bound
+  // once Redis is back the pods use it again; on a loaded machine a rare call may still pass the bound
   assert.ok(after - before <= 3, `fallbacks after Redis came back: ${after - before}`);
 });
 

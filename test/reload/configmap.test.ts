@@ -238,7 +238,8 @@ test('queued requests (waiters) survive a reload that raises max_in_flight, and 
   t.after(() => up.close());
   const queues = 'queues:\n  max_in_flight: 1\n  queue_timeout: 30s\n';
   const sc = await startReloadSidecar(t, policy(up.port, { extra: queues }));
-  const pending = Array.from({ length: 4 }, () => get(sc.url + '/slow?delay=700'));
+  // 4 x 2 s one after another: still queued when the reload lands, however long the reload takes on a busy machine
+  const pending = Array.from({ length: 4 }, () => get(sc.url + '/slow?delay=2000'));
   let answered = 0;
   for (const p of pending) void p.then(() => answered++, () => {});
   await waitFor('requests waiting in the queue', async () =>
