@@ -7,6 +7,19 @@ export interface HttpRun {
   errors: number;
   sample429: { headers: Record<string, unknown>; body: string } | null;
   sample200: { headers: Record<string, unknown> } | null;
+  /** From the first send to the last answer: longer than the duration when the machine or the target lagged. */
+  spanMs: number;
+}
+
+/**
+ * `admitted` against a limit of `perSecond` with `burst`, for runs of `durationMs`: within 5 % of burst + rate x
+ * duration below, and of burst + rate x the measured span above. A limiter refills while a slowed run (a busy
+ * machine, a backlog in the target) stretches past its duration, so the upper side follows the real span; on a
+ * quiet machine the two are the same.
+ */
+export function withinLimit(admitted: number, perSecond: number, burst: number, durationMs: number, runs: HttpRun[]): boolean {
+  const span = Math.max(durationMs, ...runs.map((r) => r.spanMs));
+  return admitted >= 0.95 * (burst + (perSecond * durationMs) / 1000) && admitted <= 1.05 * (burst + (perSecond * span) / 1000);
 }
 
 export async function httpFixedRate(
@@ -17,7 +30,7 @@ export async function httpFixedRate(
 ): Promise<HttpRun> {
   const u = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const run: HttpRun = { sent: 0, byStatus: new Map(), errors: 0, sample429: null, sample200: null };
+  const run: HttpRun = { sent: 0, byStatus: new Map(), errors: 0, sample429: null, sample200: null, spanMs: 0 };
   const total = Math.floor((rate * durationMs) / 1000);
   const start = performance.now();
   const pending: Array<Promise<void>> = [];
@@ -47,6 +60,7 @@ export async function httpFixedRate(
     }));
   }
   await Promise.all(pending);
+  run.spanMs = performance.now() - start;
   agent.destroy();
   return run;
 }
