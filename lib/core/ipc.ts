@@ -3,7 +3,8 @@
  * implementation is lib/server/ipc.ts):
  *  - request/handle: one process asks, the handler answers (token leases, metrics, profiles); in a single
  *    process the handler is called directly;
- *  - broadcast/on: a message every process receives once (policy swaps, L1 purges), the sender included.
+ *  - broadcast/on: a message every process receives once (policy swaps, L1 purges), the sender included
+ *    (except the topics in NOT_ECHOED, whose sender already holds what they carry).
  *
  * `Coordinator` is a union on `role`: only the primary can address one worker, so code that must do so checks
  * `role === 'primary'` and the compiler lets it call requestWorker/workerIds — no downcasts.

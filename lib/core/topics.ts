@@ -60,16 +60,17 @@ export interface RequestTopics {
   'overload:state': { req: OverloadReport; res: boolean };
 }
 
-/** Sent to every process (the sender included), no answer. */
+/** Sent to every process (the sender included, except NOT_ECHOED), no answer. */
 export interface BroadcastTopics {
   'policy:apply': LoadedPolicy;
   shutdown: null;
   /** A glob of cache keys every worker drops from its own L1/L3. */
   'bridge-sidecar:cache-purge': string;
-  /** An entry one worker stored in its L1: every other worker of the pod holds it too (one cache per pod). */
   /**
-   * A sibling's L1 store. `startedAt`: when its upstream request (or lower-tier read) started, as the sender's
-   * Date.now() (epoch ms; the same clock on one node), so its age counts the time spent in the primary too.
+   * An entry one worker stored in its L1: every other worker of the pod holds it too (one cache per pod); not
+   * sent back to its sender (NOT_ECHOED). `startedAt`: when its upstream request (or lower-tier read) started,
+   * as the sender's Date.now() (epoch ms; the same clock on one node), so its age counts the time spent in the
+   * primary too.
    */
   'cache:replicate': { from: number | null; key: string; entry: string; ttl: number; startedAt: number };
   'autotune:apply': WorkerTuning;
@@ -77,5 +78,11 @@ export interface BroadcastTopics {
 
 export type RequestTopic = keyof RequestTopics;
 export type BroadcastTopic = keyof BroadcastTopics;
+
+/**
+ * Broadcasts the primary does not send back to the worker that sent them: the sender already holds what they
+ * carry (its own L1 store, the whole body), and decoding its own copy would be work for nothing.
+ */
+export const NOT_ECHOED: ReadonlySet<string> = new Set<BroadcastTopic>(['cache:replicate']);
 export type RequestOf<K extends RequestTopic> = RequestTopics[K]['req'];
 export type ReplyOf<K extends RequestTopic> = RequestTopics[K]['res'];

@@ -6,6 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Handler, Listener, PrimaryChannel, SingleChannel, WorkerChannel } from '../core/ipc';
 import type { BroadcastTopic, BroadcastTopics, ReplyOf, RequestOf, RequestTopic } from '../core/topics';
+import { NOT_ECHOED } from '../core/topics';
 
 const TAG = '__bridge_sidecar';
 
@@ -201,8 +202,9 @@ export class PrimaryCoordinator extends Base implements PrimaryChannel {
 
   private broadcastFrom(topic: string, payload: unknown, origin: number): void {
     this.deliver(topic, payload, origin);
+    const skip = NOT_ECHOED.has(topic) ? origin : -1;
     for (const w of Object.values(cluster.workers ?? {})) {
-      if (w && w.isConnected()) w.send({ [TAG]: 1, kind: 'bcast', topic, payload, origin }, undefined, ignoreGone);
+      if (w && w.id !== skip && w.isConnected()) w.send({ [TAG]: 1, kind: 'bcast', topic, payload, origin }, undefined, ignoreGone);
     }
   }
 }
