@@ -41,13 +41,15 @@ cache:
 
 interface Run { first: number; next: number; firstP50: number; nextP50: number; errors: number; readyMs: number }
 
+/** One 3 s window of the mix against `origin`, open loop. */
+function phase(origin: string, rate: number, seqStart: number): ReturnType<typeof runPhase> {
+  return runPhase({ origin, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart });
+}
+
 /** The two 3 s windows against `origin`, as soon as it is called. */
 async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs'>> {
-  const phase = (seqStart: number) => runPhase({
-    origin, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart,
-  });
-  const a = await phase(0);
-  const b = await phase(1_000_000);
+  const a = await phase(origin, rate, 0);
+  const b = await phase(origin, rate, 1_000_000);
   const sa = summarize(a.tally.latency)!;
   const sb = summarize(b.tally.latency)!;
   return { first: sa.p99, next: sb.p99, firstP50: sa.p50, nextP50: sb.p50, errors: a.tally.errors + b.tally.errors };
@@ -55,14 +57,15 @@ async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs
 
 /**
  * One run: a fresh draft service, then (unless `warmup` is null: the reference row, the service alone) a fresh
- * sidecar in front of it. The service is as fresh in both, so what the sidecar adds is the difference.
+ * sidecar in front of it. The service starts the same way in both (warmed, unless `coldService`), so what the
+ * sidecar adds is the difference.
  */
 async function oneRun(warmup: boolean | null, rate: number, workers: number, coldService: boolean): Promise<Run> {
   const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
   try {
     // the figure is the sidecar's first seconds: the service and this generator (its own HTTP client, in this
     // process) first run the same mix for 3 s straight to each other, so neither one's cold start is counted
-    if (!coldService) await runPhase({ origin: svc.url, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart: 5_000_000 });
+    if (!coldService) await phase(svc.url, rate, 5_000_000);
     if (warmup === null) return { ...(await windows(svc.url, rate)), readyMs: 0 };
     const t0 = performance.now();
     const sc = await startSidecar(policy(svc.url, warmup, workers), { readyPath: null });

@@ -78,11 +78,11 @@ export interface BroadcastTopics {
 
 export type RequestTopic = keyof RequestTopics;
 export type BroadcastTopic = keyof BroadcastTopics;
+export type RequestOf<K extends RequestTopic> = RequestTopics[K]['req'];
+export type ReplyOf<K extends RequestTopic> = RequestTopics[K]['res'];
 
 /**
  * Broadcasts the primary does not send back to the worker that sent them: the sender already holds what they
  * carry (its own L1 store, the whole body), and decoding its own copy would be work for nothing.
  */
 export const NOT_ECHOED: ReadonlySet<string> = new Set<BroadcastTopic>(['cache:replicate']);
-export type RequestOf<K extends RequestTopic> = RequestTopics[K]['req'];
-export type ReplyOf<K extends RequestTopic> = RequestTopics[K]['res'];

@@ -57,17 +57,17 @@ async function startStub(): Promise<{ server: Server; port: number; answered(): 
  * path), then the same round again (they hit), then new variants again. With one fixed round, only its first
  * pass filled and the fill path stayed cold, which is what the first seconds of real traffic mostly take.
  */
-function rounds(policy: Policy): (n: number) => SyntheticRequest {
-  const size = syntheticRequests(policy, VARIANTS).length;
-  let round = -1;
-  let current: SyntheticRequest[] = [];
-  return (n) => {
-    const r = Math.floor(n / size);
-    if (r !== round) {
-      round = r;
-      current = syntheticRequests(policy, VARIANTS, Math.floor(r / 2) * VARIANTS);
+function rounds(policy: Policy): () => SyntheticRequest {
+  let round = 0;
+  let current = syntheticRequests(policy, VARIANTS);
+  let i = 0;
+  return () => {
+    if (i === current.length) {
+      round++;
+      i = 0;
+      if (round % 2 === 0) current = syntheticRequests(policy, VARIANTS, (round / 2) * VARIANTS);
     }
-    return current[n % size]!;
+    return current[i++]!;
   };
 }
 
@@ -142,7 +142,7 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
     const port = await listenLocal(server);
     client = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY, pipelining: 1 });
     const pool = client;
-    const requestAt = rounds(policy);
+    const nextRequest = rounds(policy);
     // the bound is hard: requests still in flight at the deadline are dropped, not waited for
     let hardStop: NodeJS.Timeout | null = null;
     const bounded = new Promise<void>((resolve) => { hardStop = setTimeout(resolve, Math.max(0, deadline - performance.now()) + 50); });
@@ -153,7 +153,8 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
           if (inFlight === 0) resolve();
           return;
         }
-        const r = requestAt(sent++);
+        sent++;
+        const r = nextRequest();
         inFlight++;
         const failed = () => { if (!stopped) errors++; };
         pool.request({ method: r.method as 'GET', path: r.path, headers: r.headers, body: r.body })

@@ -193,10 +193,10 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
       // starts with what it fills itself, as after any restart.
       if (entry.body === null || (channel.role === 'worker' && channel.sole === true)) return;
       const ageMs = startedAt === null ? 0 : Math.max(0, tiers.recent.now() - startedAt);
-      this.rt.coordinator.broadcast('cache:replicate', { from: self, key, entry: encodeEntry(entry).toString('base64'), ttl, startedAt: Date.now() - ageMs });
+      channel.broadcast('cache:replicate', { from: self, key, entry: encodeEntry(entry).toString('base64'), ttl, startedAt: Date.now() - ageMs });
     };
-    return this.rt.coordinator.on('cache:replicate', (m) => {
-      if (m.from === self) return;
+    return channel.on('cache:replicate', (m) => {
+      if (m.from === self) return; // a channel that echoes to its sender (in one process)
       try {
         // the message may have waited in the primary (busy, or descheduled on a loaded node) while an
         // invalidation of its key reached this worker straight from Redis: its age includes that wait
