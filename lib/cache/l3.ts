@@ -52,6 +52,8 @@ interface IndexEntry {
   readonly storedAt: number;
   readonly expiresAt: number;
   readonly external: boolean;
+  /** The entry's route params, kept in memory so a cascading invalidation needs no disk read to know them. */
+  readonly params: Readonly<Record<string, string>>;
 }
 
 export type L3Hit =
@@ -76,6 +78,8 @@ export class L3Cache {
   private readonly fsync: boolean;
   /** Entry directories known to exist (we never remove them; one removed from outside is made again). */
   private readonly madeDirs = new Set<string>();
+  /** Background unlinks of detached entries (see detach). */
+  private readonly unlinking = new Set<Promise<void>>();
 
   constructor(private readonly opts: L3Options) {
     this.maxBytes = opts.maxBytes;
@@ -135,7 +139,7 @@ export class L3Cache {
           await this.unlinkEntry(file, checked?.meta.external ?? true);
           continue;
         }
-        found.push({ key: checked.meta.key, meta: checked.meta, e: { file, bytes: checked.bytes, storedAt: checked.meta.storedAt, expiresAt: checked.meta.expiresAt, external: checked.meta.external } });
+        found.push({ key: checked.meta.key, meta: checked.meta, e: { file, bytes: checked.bytes, storedAt: checked.meta.storedAt, expiresAt: checked.meta.expiresAt, external: checked.meta.external, params: checked.meta.params ?? {} } });
       }
     }
     found.sort((a, b) => a.e.storedAt - b.e.storedAt);
@@ -294,7 +298,7 @@ export class L3Cache {
     // a large entry previously at this key leaves its body file behind; remove it
     const old = this.index.get(key);
     if (old?.external) await fsp.rm(old.file.slice(0, -2) + '.b', { force: true });
-    this.insert(key, { file, bytes: data.length, storedAt: entry.meta.storedAt, expiresAt, external: false });
+    this.insert(key, { file, bytes: data.length, storedAt: entry.meta.storedAt, expiresAt, external: false, params: entry.meta.params ?? {} });
     await this.evictOver(this.maxBytes);
   }
 
@@ -360,7 +364,7 @@ export class L3Cache {
     await fsp.rename(tmpBody, file.slice(0, -2) + '.b');
     const metaBytes = encodeMeta(fullMeta);
     await this.writeAtomically(file, metaBytes);
-    this.insert(key, { file, bytes: metaBytes.length + meta.bodyLength, storedAt: meta.storedAt, expiresAt, external: true });
+    this.insert(key, { file, bytes: metaBytes.length + meta.bodyLength, storedAt: meta.storedAt, expiresAt, external: true, params: meta.params ?? {} });
     await this.evictOver(this.maxBytes);
   }
 
@@ -371,6 +375,28 @@ export class L3Cache {
     this.totalBytes -= e.bytes;
     await this.unlinkEntry(e.file, e.external);
     return true;
+  }
+
+  /**
+   * Remove `key` from the index now (no later `get` of this process finds it) and its files in the background,
+   * as nginx's cache and Varnish's ban lurker do: an invalidation waits for the index, not for the disk. Returns
+   * the route params the entry was stored with, or null when it was not here (or was stored after
+   * `storedUpTo`, epoch ms). A crash before the unlink lands leaves the file for the next start-up scan, which
+   * indexes it again until its TTL.
+   */
+  detach(key: string, storedUpTo = Infinity): Readonly<Record<string, string>> | null {
+    const e = this.index.get(key);
+    if (e === undefined || e.storedAt > storedUpTo) return null;
+    this.index.delete(key);
+    this.totalBytes -= e.bytes;
+    const unlink = this.unlinkEntry(e.file, e.external).catch(() => {}).finally(() => this.unlinking.delete(unlink));
+    this.unlinking.add(unlink);
+    return e.params;
+  }
+
+  /** Settles when the files of every detached entry are gone (tests, shutdown). */
+  async unlinked(): Promise<void> {
+    while (this.unlinking.size > 0) await Promise.all([...this.unlinking]);
   }
 
   async deleteMatching(match: (key: string) => boolean): Promise<number> {

@@ -23,6 +23,7 @@ import { RedisConnection } from '../../lib/redis/client';
 import type { Runtime } from '../../lib/core/component';
 import type { Coordinator } from '../../lib/core/ipc';
 import type { CacheComponent } from '../../lib/stages/cache/component';
+import type { Invalidator } from '../../lib/cache/invalidation/engine';
 import { systemClock, type Clock } from '../../lib/core/clock';
 
 export interface UpstreamReply {
@@ -82,6 +83,8 @@ export interface Sidecar {
   url: string;
   port: number;
   cache: CacheComponent;
+  /** The events stage's invalidator (raises, applies, and its background cleanup: idle()). */
+  invalidator: Invalidator;
   metrics: WorkerMetrics;
   redis: RedisConnection | null;
   close(): Promise<void>;
@@ -132,7 +135,7 @@ export async function startSidecar(policyYaml: string, opts: SidecarOptions = {}
   const port = (server.address() as AddressInfo).port;
   if (cache.tiers.l3) await cache.tiers.l3.ready;
   return {
-    url: `http://127.0.0.1:${port}`, port, cache, metrics, redis,
+    url: `http://127.0.0.1:${port}`, port, cache, invalidator: components.events.invalidator, metrics, redis,
     async close() {
       await cache.flush();
       await Promise.all(components.ordered.map((c) => c.close()));

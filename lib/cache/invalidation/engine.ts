@@ -47,7 +47,8 @@ const MAX_ROUNDS = 8;
 const MAX_PATTERNS = 1000;
 /** How long the local part may take before the write's response is let go anyway. */
 export const LOCAL_TIMEOUT_MS = 5000;
-const DRAIN_TIMEOUT_MS = 2000;
+/** How long cleanup waits for background writes that were running when an invalidation came. */
+export const DRAIN_TIMEOUT_MS = 2000;
 const L2_TIMEOUT_MS = 2000;
 /** Unsent invalidations kept for when the link to Redis is back (about 200 bytes each). */
 export const MAX_HELD = 10_000;
@@ -72,7 +73,10 @@ export interface InvalidationMessage {
 
 
 export interface Raised {
-  /** Settles when this pod's tiers are done (never rejects). */
+  /**
+   * Settles when no tier of this pod serves or stores the old data any more (never rejects); files on disk and
+   * background writes that were already running are cleaned up after it (Invalidator.applyLocal).
+   */
   readonly local: Promise<RaiseResult | null>;
   /** Settles when the event has also been published to the other pods (never rejects). */
   readonly all: Promise<RaiseResult | null>;
@@ -113,6 +117,8 @@ export class Invalidator {
   private flushing: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private connOff: (() => void) | null = null;
+  /** Cleanup still running after applyLocal answered (see afterRunningWrites). */
+  private readonly background = new Set<Promise<void>>();
 
   constructor(private readonly rt: Runtime, private readonly tiers: Tiers) {
     this.pod = podId(rt.workerIndex !== null);
@@ -236,31 +242,61 @@ export class Invalidator {
   }
 
   /**
-   * One worker's part: drain its background writer, then remove from its L1 and L3. For an event from another
-   * pod (`remote`), the keys this worker held are also deleted from L2 one by one: this worker may have stored
-   * them a moment before the event, and its write-behind may have reached L2 after the origin pod cleaned it.
+   * One worker's part. What it answers with is the moment nothing of this process serves or stores the old data:
+   * 1. the patterns are recorded (tiers.recent): a fill of these keys already in flight stores nothing, an L2/L3
+   *    write of one still queued is dropped when it runs, and a copy read back from L2/L3 that was stored before
+   *    the event is refused;
+   * 2. L1 entries are removed, and L3 entries leave the index (their files go in the background, see
+   *    L3Cache.detach): no disk operation is waited for, so a burst of writes does not queue behind the disk;
+   * 3. for an event from another pod (`remote`), the keys this worker held are also deleted from L2 one by one:
+   *    this worker may have stored them a moment before the event, and its write-behind may have reached L2
+   *    after the origin pod cleaned it.
+   * Then, in the background, background writes that were already running at step 1 are let land and removed
+   * (`afterRunningWrites`).
    */
   async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
     const tiers = this.tiers;
     if (req.uris !== undefined && req.uris.length > 0) return this.applyUris(req.uris, req.raisedAt);
+    if (!req.l1Only) tiers.recent.record(req.patterns, req.raisedAt);
     let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
-      await withTimeout(this.tiers.writer.drain(), DRAIN_TIMEOUT_MS, undefined);
-      // from here on a fill of these keys that was in flight stores nothing, and an L2/L3 write of one still
-      // queued is dropped when it runs (tiers.recent). Recorded after the drain: what was queued before it has
-      // landed and is removed (and counted) below; what a fill stored meanwhile is removed by the next passes.
-      tiers.recent.record(req.patterns, req.raisedAt);
-      out = addRemoved(out, await this.sweeper.remove(req.patterns, req.cascade));
       await removeFromL3(tiers, req.patterns, req.cascade, out);
       const l2 = tiers.l2;
       if (remote && l2 !== null && out.keys.length > 0) {
         await Promise.all([...new Set(out.keys)].map((k) => l2.delete(k).catch(() => {})));
         out = addRemoved(out, await this.sweeper.remove(req.patterns, false)); // refilled from L2 meanwhile
       }
+      this.track(this.afterRunningWrites(req.patterns, req.raisedAt ?? Date.now()));
     }
     this.metrics.entries.inc({ layer: 'l1' }, out.l1);
     this.metrics.entries.inc({ layer: 'l3' }, out.l3);
     return { l1: out.l1, l3: out.l3, params: out.params };
+  }
+
+  /**
+   * A background write that was already running when the patterns were recorded (an L3 file being written, an
+   * L2 SET on its way) lands after the removal: wait for the writer, then remove what landed. Until then a read
+   * of such a copy is refused by tiers.recent (stored before the event), so this is cleanup, not correctness.
+   * Only copies stored up to the event (`raisedAt`) go: a fill that started after it is fresh and stays.
+   */
+  private async afterRunningWrites(patterns: readonly string[], raisedAt: number): Promise<void> {
+    await withTimeout(this.tiers.writer.drain(), DRAIN_TIMEOUT_MS, undefined);
+    const late = await this.sweeper.remove(patterns, false, raisedAt);
+    await removeFromL3(this.tiers, patterns, false, late, raisedAt);
+    this.metrics.entries.inc({ layer: 'l1' }, late.l1);
+    this.metrics.entries.inc({ layer: 'l3' }, late.l3);
+  }
+
+  private track(work: Promise<void>): void {
+    const p = work.catch((err: unknown) => this.rt.log.warn({ err: (err as Error).message }, 'invalidation cleanup after running writes failed'))
+      .finally(() => this.background.delete(p));
+    this.background.add(p);
+  }
+
+  /** Settles when the background cleanup of every invalidation so far is done (tests, figures). */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
+    await this.tiers.l3?.unlinked();
   }
 
   /** This worker's part of a §4.4 invalidation: the keys its URI index holds, removed like exact patterns. */

@@ -37,16 +37,17 @@ function keepParams(out: Removed, meta: EntryMeta | undefined, cascade: boolean)
  * writes the work per event shrinks instead of piling up.
  */
 export class L1Sweeper {
-  private queue: Array<{ match: (key: string) => boolean; tags: Array<string | null>; cascade: boolean; out: Removed; resolve: (r: Removed) => void }> = [];
+  private queue: Array<{ match: (key: string) => boolean; tags: Array<string | null>; cascade: boolean; upTo: number; out: Removed; resolve: (r: Removed) => void }> = [];
   private scheduled = false;
 
   constructor(private readonly tiers: Tiers) {}
 
-  remove(patterns: readonly string[], cascade: boolean): Promise<Removed> {
+  /** `storedUpTo` (epoch ms): only entries whose answer arrived at or before it (a later one is a fresh fill). */
+  remove(patterns: readonly string[], cascade: boolean, storedUpTo = Infinity): Promise<Removed> {
     const out = emptyRemoved();
     if (this.tiers.l1 === null || patterns.length === 0) return Promise.resolve(out);
     return new Promise((resolve) => {
-      this.queue.push({ match: matcherOf(patterns), tags: patterns.map((p) => tagForPattern(p)), cascade, out, resolve });
+      this.queue.push({ match: matcherOf(patterns), tags: patterns.map((p) => tagForPattern(p)), cascade, upTo: storedUpTo, out, resolve });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.sweep());
@@ -90,9 +91,10 @@ export class L1Sweeper {
         if (who !== null) hits.push([key, who]);
       }
       for (const [key, who] of hits) {
-        const e = who.some((i) => batch[i].cascade) ? l1.get(key) : undefined;
-        if (!l1.delete(key)) continue;
-        for (const i of who) {
+        const e = who.some((i) => batch[i].cascade || batch[i].upTo !== Infinity) ? l1.get(key) : undefined;
+        const takers = e === undefined ? who : who.filter((i) => e.meta.storedAt <= batch[i].upTo);
+        if (takers.length === 0 || !l1.delete(key)) continue;
+        for (const i of takers) {
           const r = batch[i];
           r.out.l1++;
           r.out.keys.push(key);
@@ -104,24 +106,23 @@ export class L1Sweeper {
   }
 }
 
-/** L3 (this process's directory). */
-export async function removeFromL3(tiers: Tiers, patterns: readonly string[], cascade: boolean, out: Removed = emptyRemoved()): Promise<Removed> {
+/**
+ * L3 (this process's directory): matching keys leave the index at once, with the params the index keeps for
+ * cascades; their files are unlinked in the background (L3Cache.detach). Only the start-up scan is waited for.
+ */
+export async function removeFromL3(tiers: Tiers, patterns: readonly string[], cascade: boolean, out: Removed = emptyRemoved(),
+  storedUpTo = Infinity): Promise<Removed> {
   const l3 = tiers.l3;
   if (l3 === null || patterns.length === 0) return out;
-  await l3.ready.catch(() => {});
+  if (!l3.loaded) await l3.ready.catch(() => {});
   const match = matcherOf(patterns);
   for (const key of [...l3.keys()]) {
     if (!match(key)) continue;
-    let meta: EntryMeta | undefined;
-    if (cascade) {
-      const hit = await l3.get(key).catch(() => null);
-      meta = hit === null ? undefined : hit.kind === 'whole' ? hit.entry.meta : hit.meta;
-    }
-    if (await l3.delete(key)) {
-      out.l3++;
-      out.keys.push(key);
-      keepParams(out, meta, cascade);
-    }
+    const params = l3.detach(key, storedUpTo);
+    if (params === null) continue;
+    out.l3++;
+    out.keys.push(key);
+    if (cascade && Object.keys(params).length > 0) out.params.push(params);
   }
   return out;
 }

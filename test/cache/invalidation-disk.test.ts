@@ -1,0 +1,84 @@
+/**
+ * An invalidation does not wait for the disk or for background writes: a write route's answer is let go once
+ * no tier of the pod serves the old data (L1 removed, L3 entries out of the index, the patterns recorded), and
+ * the files and any background write that was already running are cleaned up after it. Real upstream on
+ * 127.0.0.1, a real L3 directory, the sidecar's pipeline in this process (test/cache/harness.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { policy, request, startSidecar, startUpstream, tempDir } from './harness';
+import { DRAIN_TIMEOUT_MS } from '../../lib/cache/invalidation/engine';
+
+test('a write route answers while a background write is stalled, and the old copy that write lands later is removed', async (t) => {
+  let version = 1;
+  const up = await startUpstream((req) => {
+    if (req.method === 'POST') version++;
+    return { headers: { 'content-type': 'application/json', 'cache-control': 'max-age=300' }, body: JSON.stringify({ version }) };
+  });
+  t.after(() => up.close());
+  const dir = tempDir(t);
+  const sc = await startSidecar(policy(up.url, `
+routes:
+  - name: read
+    match: { method: GET, path: "/drafts/{id}" }
+    params: { draft_id: path.id }
+    cache: { key: "draft:{draft_id}:script", ttl: 5m }
+  - name: write
+    match: { method: POST, path: "/drafts/{id}" }
+    params: { draft_id: path.id }
+    emits: [draft_updated]
+cache:
+  l1: { size: 10MB }
+  l3: { path: "${dir}", size: 10MB }
+  invalidation:
+    triggers: [draft_updated]
+    patterns: ["draft:{draft_id}:*"]
+    cascade: true
+    async: true
+`));
+  t.after(() => sc.close());
+  const tiers = sc.cache.tiers;
+
+  assert.match(String((await request(sc.url, { path: '/drafts/1' })).headers['cache-status']), /fwd=miss; stored/);
+  await sc.cache.flush(); // the L3 copy is on disk
+  const stored = [...tiers.l1!.keys()];
+  assert.equal(stored.length, 1);
+  const KEY = stored[0]!; // draft:1:script and the variant's digest
+  assert.ok(KEY.startsWith('draft:1:script'), KEY);
+  const old = tiers.getL1(KEY);
+  const l3Count = () => tiers.l3!.count;
+  assert.ok(old !== null && old.entry !== null && l3Count() === 1, `v1 is in L1 and L3: ${[...tiers.l1!.keys()].join(', ')} / ${[...tiers.l3!.keys()].join(', ')}`);
+
+  // a background write that is running when the event comes (a disk or Redis write that hangs), and that will
+  // put the old copy into L3 when it finishes
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let running = false;
+  tiers.writer.enqueue(async () => {
+    running = true;
+    await gate;
+    await tiers.l3!.set(KEY, old.entry!, 300_000);
+  });
+  for (let i = 0; i < 100 && !running; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(running, 'the stalled write started');
+
+  const t0 = performance.now();
+  const w = await request(sc.url, { method: 'POST', path: '/drafts/1', body: '{}', headers: { 'content-type': 'application/json' } });
+  const ms = performance.now() - t0;
+  assert.equal(w.status, 200);
+  // before, the answer waited for every background write (bounded by DRAIN_TIMEOUT_MS) and then for the unlinks
+  assert.ok(ms < DRAIN_TIMEOUT_MS, `the write's answer took ${ms.toFixed(0)} ms: it waited for the stalled background write`);
+  assert.equal(tiers.getL1(KEY), null, 'L1 no longer holds v1');
+  assert.equal(await tiers.l3!.get(KEY), null, 'L3 no longer indexes v1');
+
+  // the stalled write lands the old copy now: a read does not take it, and the cleanup removes it
+  release();
+  for (let i = 0; i < 100 && l3Count() === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await tiers.getLower(KEY), null, 'the late old copy is refused by a lookup');
+  await sc.invalidator.idle();
+  assert.equal(await tiers.l3!.get(KEY), null, 'the cleanup removed the late old copy from L3');
+
+  const r = await request(sc.url, { path: '/drafts/1' });
+  assert.equal(JSON.parse(r.body).version, 2);
+  assert.doesNotMatch(String(r.headers['cache-status']), /; hit/);
+});
