@@ -9,7 +9,8 @@
  * Scenarios:
  *   - flow: the service's own client (service/example.py): create, add_text x 4, query_script (force_update
  *     absent, as that client sends it: a write), save_draft; `clients` clients in a closed loop. Nothing is
- *     cacheable, so this is what the sidecar costs on pass-through requests.
+ *     cacheable, so this is what the sidecar costs on pass-through requests. The same flow also through two
+ *     references: nginx (1 worker) and the smallest Node proxy (bench/lib/bare-proxy.ts).
  *   - read-heavy: `clients` editors each polling their own draft with query_script force_update:false, one
  *     add_text in 20 requests (which invalidates the draft, so the next poll is a miss). Every answer's
  *     Cache-Status is counted, so the table says how many reads really were hits. Then the same mix in an open
@@ -36,7 +37,9 @@ import { treeCpu } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
 import { cpuSnapshot, foreignCpuShare, type CpuSnapshot } from './lib/machine';
 import { loadProfile, topSelf } from './lib/cpuprofile';
-import { startSidecar, type SidecarProcess } from './lib/services';
+import { BUILD_ROOT, startSidecar, type SidecarProcess } from './lib/services';
+import { startNginx } from './lib/nginx';
+import { freePort, startProcess } from './lib/proc';
 import { repoRoot, updateSection } from './results';
 
 const { values: args } = parseArgs({
@@ -132,8 +135,15 @@ interface CpuMark {
   machine: CpuSnapshot | null;
 }
 
-function cpuMark(svc: CapcutProcess, sc: SidecarProcess | null): CpuMark {
-  const s = sc ? treeCpu(sc.proc.child.pid!) : null;
+/** What stands between the load and the service in a pass: the sidecar, or a reference proxy (nginx, a bare Node proxy). */
+interface Proxy {
+  url: string;
+  /** the process whose tree's CPU is the proxy's */
+  pid: number;
+}
+
+function cpuMark(svc: CapcutProcess, sc: Proxy | null): CpuMark {
+  const s = sc ? treeCpu(sc.pid) : null;
   const u = process.cpuUsage();
   return {
     svc: treeCpu(svc.pid).seconds,
@@ -166,9 +176,12 @@ function cpuFigures(a: CpuMark, b: CpuMark, requests: number, withSidecar: boole
   };
 }
 
+/** direct, through the sidecar, or through a reference proxy (nginx, a bare node:http + undici proxy) */
+type Via = 'direct' | 'sidecar' | Reference;
+
 interface PassResult {
   name: string;
-  via: 'direct' | 'sidecar';
+  via: Via;
   requests: number;
   seconds: number;
   rps: number;
@@ -205,16 +218,35 @@ function benchPolicy(upstreamUrl: string, edit?: (doc: ReturnType<typeof parseDo
   };
 }
 
-/** A fresh service (and so a fresh database), and the sidecar in front of it when asked. */
-async function withTarget<T>(sidecarPolicy: ((url: string) => (p: { port: number; adminPort: number }) => string) | null,
-  fn: (svc: CapcutProcess, sc: SidecarProcess | null, url: string) => Promise<T>, profileAs?: string): Promise<T> {
+/** A reference proxy in front of the service instead of the sidecar: nginx (1 worker), or bench/lib/bare-proxy.ts. */
+type Reference = 'nginx' | 'node';
+
+async function startReference(kind: Reference, upstreamUrl: string): Promise<Proxy & { stop(): Promise<void> }> {
+  const upstreamPort = Number(new URL(upstreamUrl).port);
+  if (kind === 'nginx') {
+    const n = await startNginx({ upstreamPort, workers: 1 });
+    return { url: n.url, pid: n.pid, stop: () => n.stop() };
+  }
+  const port = await freePort();
+  const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
+  await proc.waitForLine('listening', 15_000);
+  return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop: () => proc.stop() };
+}
+
+/** A fresh service (and so a fresh database), and the sidecar (or a reference proxy) in front of it when asked. */
+async function withTarget<T>(sidecarPolicy: ((url: string) => (p: { port: number; adminPort: number }) => string) | Reference | null,
+  fn: (svc: CapcutProcess, sc: Proxy | null, url: string) => Promise<T>, profileAs?: string): Promise<T> {
   const svc = await startCapcutService();
   let sc: SidecarProcess | null = null;
+  let ref: (Proxy & { stop(): Promise<void> }) | null = null;
   const profTmp = profileAs && PROFILE_DIR ? mkdtempSync(join(tmpdir(), 'bench-real-service-prof-')) : null;
   try {
-    if (sidecarPolicy) sc = await startSidecar(sidecarPolicy(svc.url), { timeoutMs: 90_000, nodeArgs: profTmp ? ['--cpu-prof', `--cpu-prof-dir=${profTmp}`] : [] });
-    return await fn(svc, sc, sc ? sc.url : svc.url);
+    if (typeof sidecarPolicy === 'function') sc = await startSidecar(sidecarPolicy(svc.url), { timeoutMs: 90_000, nodeArgs: profTmp ? ['--cpu-prof', `--cpu-prof-dir=${profTmp}`] : [] });
+    else if (sidecarPolicy !== null) ref = await startReference(sidecarPolicy, svc.url);
+    const proxy: Proxy | null = sc ? { url: sc.url, pid: sc.proc.child.pid! } : ref;
+    return await fn(svc, proxy, proxy ? proxy.url : svc.url);
   } finally {
+    await ref?.stop();
     await sc?.stop();
     if (sc) rmSync(l3Dir(sc.port), { recursive: true, force: true });
     await svc.stop();
@@ -242,8 +274,8 @@ function summariseProfile(dir: string, name: string): void {
 
 const statusMap = (m: Map<number, number>) => new Map([...m].filter(([s]) => s !== 200));
 
-async function closedLoop(name: string, client: Client, via: 'direct' | 'sidecar', seconds = SECONDS, clients = CLIENTS): Promise<PassResult> {
-  return withTarget(via === 'sidecar' ? (u) => benchPolicy(u) : null, async (svc, sc, url) => {
+async function closedLoop(name: string, client: Client, via: Via, seconds = SECONDS, clients = CLIENTS): Promise<PassResult> {
+  return withTarget(via === 'sidecar' ? (u) => benchPolicy(u) : via === 'direct' ? null : via, async (svc, sc, url) => {
     const pool = new Pool(url, { connections: clients, keepAliveTimeout: 60_000 });
     try {
       // warm-up, not recorded: the service's lazy imports, its first sqlite pages, the sidecar's JIT and pools
@@ -383,7 +415,8 @@ const hits = (r: PassResult) => {
   return [...r.cache].sort(([, a], [, b]) => b - a).map(([k, c]) => `${k} ${c}`).join(', ');
 };
 const sidecarCpu = (r: PassResult) => (r.cpu.sidecar === null ? '-' : `${f2(r.cpu.sidecar)} (${r.cpu.sidecarProcs.map(f2).join(' + ')})`);
-const row = (r: PassResult) => `| ${r.name}, ${r.via} | ${r.requests} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${statuses(r.non200)} | ${r.errors} | ${f2(r.cpu.svc)} | ${sidecarCpu(r)} | ${f2(r.cpu.bench)} | ${r.cpu.foreign === null ? '-' : (r.cpu.foreign * 100).toFixed(0) + ' %'} | ${hits(r)} |`;
+const viaName = (v: Via) => (v === 'node' ? 'bare node:http + undici proxy' : v);
+const row = (r: PassResult) => `| ${r.name}, ${viaName(r.via)} | ${r.requests} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${statuses(r.non200)} | ${r.errors} | ${f2(r.cpu.svc)} | ${sidecarCpu(r)} | ${f2(r.cpu.bench)} | ${r.cpu.foreign === null ? '-' : (r.cpu.foreign * 100).toFixed(0) + ' %'} | ${hits(r)} |`;
 
 async function run(results: PassResult[], p: Promise<PassResult>): Promise<PassResult> {
   const r = await p;
@@ -403,12 +436,17 @@ async function main(): Promise<void> {
     const name = 'flow (create, add_text x4, query_script, save)';
     const d = await run(results, closedLoop(name, flowClient, 'direct'));
     const s = await run(results, closedLoop(name, flowClient, 'sidecar'));
-    const share = (s.cpu.sidecar ?? NaN) / s.cpu.svc;
+    // the references, same flow: what nginx and the smallest Node proxy cost per request here
+    const n = await run(results, closedLoop(name, flowClient, 'nginx'));
+    const b = await run(results, closedLoop(name, flowClient, 'node'));
+    const share = (r: PassResult) => (r.cpu.sidecar ?? NaN) / r.cpu.svc;
     notes.push(
       `- **Flow** (nothing cacheable: the service's client never sends force_update:false): ${ratio(d, s).toFixed(2)}x the direct throughput `
       + `(target >= 0.9x: **${ratio(d, s) >= 0.9 ? 'met' : 'missed'}**), p50 ${f1(s.p50)} ms against ${f1(d.p50)} ms direct. Sidecar CPU per `
-      + `pass-through request ${f2(s.cpu.sidecar)} ms against the service's ${f2(s.cpu.svc)} ms: ${(share * 100).toFixed(1)} % `
-      + `(target < 10 %: **${share < 0.1 ? 'met' : 'missed'}**).`,
+      + `pass-through request ${f2(s.cpu.sidecar)} ms against the service's ${f2(s.cpu.svc)} ms: ${(share(s) * 100).toFixed(1)} % `
+      + `(target < 10 %: **${share(s) < 0.1 ? 'met' : 'missed'}**). The references in the same run: nginx ${f2(n.cpu.sidecar)} ms per request `
+      + `(${(share(n) * 100).toFixed(1)} % of the service's; ${ratio(d, n).toFixed(2)}x the direct throughput), a bare node:http + undici proxy `
+      + `${f2(b.cpu.sidecar)} ms (${(share(b) * 100).toFixed(1)} %; ${ratio(d, b).toFixed(2)}x).`,
     );
   }
   if (ONLY.has('read')) {
@@ -462,7 +500,7 @@ async function main(): Promise<void> {
     'deltas (utime+stime, plus reaped children) of the service, of the sidecar (total, then primary + worker) and of',
     'the load generator; "others" is the share of the machine\'s CPU used by processes outside the bench meanwhile.',
     '',
-    '| pass | requests | req/s | p50 | p99 | non-200 | errors | service CPU ms/req | sidecar CPU ms/req | load gen CPU ms/req | others | Cache-Status |',
+    '| pass | requests | req/s | p50 | p99 | non-200 | errors | service CPU ms/req | proxy CPU ms/req (sidecar: total (primary + worker)) | load gen CPU ms/req | others | Cache-Status |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(row),
     '',

@@ -27,6 +27,8 @@ export interface NginxInstance {
   port: number;
   url: string;
   conf: string;
+  /** the master process (its workers are its children) */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -101,6 +103,7 @@ export async function runNginx(dir: string, port: number, conf: string, readyPat
     port,
     url: `http://127.0.0.1:${port}`,
     conf,
+    pid: proc.child.pid!,
     async stop() {
       await proc.stop(); // SIGTERM: nginx's fast shutdown, the master waits for its workers
       rmSync(dir, { recursive: true, force: true });
