@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { policy, request, startSidecar, startUpstream, tempDir } from './harness';
 import { DRAIN_TIMEOUT_MS } from '../../lib/cache/invalidation/engine';
+import { startRedis } from '../helpers/redis';
 
 test('a write route answers while a background write is stalled, and the old copy that write lands later is removed', async (t) => {
   let version = 1;
@@ -81,4 +82,54 @@ cache:
   const r = await request(sc.url, { path: '/drafts/1' });
   assert.equal(JSON.parse(r.body).version, 2);
   assert.doesNotMatch(String(r.headers['cache-status']), /; hit/);
+});
+
+test('a fill\'s L2 write already on its way when the event comes is deleted again once it lands', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  let version = 1;
+  const up = await startUpstream((req) => {
+    if (req.method === 'POST') version++;
+    return { headers: { 'content-type': 'application/json', 'cache-control': 'max-age=300' }, body: JSON.stringify({ version }) };
+  });
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, `
+redis: { url: "${redis.url}", command_timeout: 500ms }
+routes:
+  - name: read
+    match: { method: GET, path: "/drafts/{id}" }
+    params: { draft_id: path.id }
+    cache: { key: "draft:{draft_id}:script", ttl: 5m }
+  - name: write
+    match: { method: POST, path: "/drafts/{id}" }
+    params: { draft_id: path.id }
+    emits: [draft_updated]
+cache:
+  l1: { size: 10MB }
+  l2: { ttl: 5m }
+  invalidation:
+    triggers: [draft_updated]
+    patterns: ["draft:{draft_id}:*"]
+    async: true
+`));
+  t.after(() => sc.close());
+  const l2 = sc.cache.tiers.l2!;
+  // the L2 SET of the next fill is slow: it is on its way (started, not landed) when the write comes
+  const set = l2.set.bind(l2);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  let started = false;
+  l2.set = async (...args: Parameters<typeof l2.set>) => { started = true; await gate; return set(...args); };
+
+  assert.match(String((await request(sc.url, { path: '/drafts/1' })).headers['cache-status']), /fwd=miss; stored/);
+  const key = [...sc.cache.tiers.l1!.keys()][0]!;
+  for (let i = 0; i < 250 && !started; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(started, 'the fill\'s L2 write started');
+
+  const w = await request(sc.url, { method: 'POST', path: '/drafts/1', body: '{}', headers: { 'content-type': 'application/json' } });
+  assert.equal(w.status, 200);
+  release(); // v1 reaches Redis after the event's own L2 removal
+  await sc.cache.flush();
+  await sc.invalidator.idle();
+  assert.equal((await l2.get(key)).entry, null, 'the old copy that landed after the event is not left in L2');
 });
