@@ -82,13 +82,13 @@ class Recorder {
 /** The draft service's JSON answer: the fields this bench reads. */
 interface DraftReply { output?: { draft_id?: string } }
 
-async function post(pool: Pool, path: string, body: unknown, user: string, rec: Recorder | null): Promise<DraftReply | null> {
-  const t0 = performance.now();
+/** `from`: when the latency starts (default now; an open loop passes the request's due time). */
+async function post(pool: Pool, path: string, body: unknown, user: string, rec: Recorder | null, from = performance.now()): Promise<DraftReply | null> {
   try {
     const r = await pool.request({ method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-user-id': user } });
     const text = await r.body.text();
     const cs = r.headers['cache-status'];
-    rec?.record(performance.now() - t0, r.statusCode, Array.isArray(cs) ? cs[0] : cs);
+    rec?.record(performance.now() - from, r.statusCode, Array.isArray(cs) ? cs[0] : cs);
     return r.statusCode === 200 ? JSON.parse(text) as DraftReply : null;
   } catch {
     if (rec) rec.errors++;
@@ -234,15 +234,15 @@ async function startReference(kind: Reference, upstreamUrl: string): Promise<Pro
 }
 
 /** A fresh service (and so a fresh database), and the sidecar (or a reference proxy) in front of it when asked. */
-async function withTarget<T>(sidecarPolicy: ((url: string) => (p: { port: number; adminPort: number }) => string) | Reference | null,
+async function withTarget<T>(target: ((url: string) => (p: { port: number; adminPort: number }) => string) | Reference | null,
   fn: (svc: CapcutProcess, sc: Proxy | null, url: string) => Promise<T>, profileAs?: string): Promise<T> {
   const svc = await startCapcutService();
   let sc: SidecarProcess | null = null;
   let ref: (Proxy & { stop(): Promise<void> }) | null = null;
   const profTmp = profileAs && PROFILE_DIR ? mkdtempSync(join(tmpdir(), 'bench-real-service-prof-')) : null;
   try {
-    if (typeof sidecarPolicy === 'function') sc = await startSidecar(sidecarPolicy(svc.url), { timeoutMs: 90_000, nodeArgs: profTmp ? ['--cpu-prof', `--cpu-prof-dir=${profTmp}`] : [] });
-    else if (sidecarPolicy !== null) ref = await startReference(sidecarPolicy, svc.url);
+    if (typeof target === 'function') sc = await startSidecar(target(svc.url), { timeoutMs: 90_000, nodeArgs: profTmp ? ['--cpu-prof', `--cpu-prof-dir=${profTmp}`] : [] });
+    else if (target !== null) ref = await startReference(target, svc.url);
     const proxy: Proxy | null = sc ? { url: sc.url, pid: sc.proc.child.pid! } : ref;
     return await fn(svc, proxy, proxy ? proxy.url : svc.url);
   } finally {
@@ -322,7 +322,7 @@ async function openLoopRead(rate: number, via: 'direct' | 'sidecar', fraction: n
         const e = k % EDITORS;
         const edit = (Math.floor(k / EDITORS) + e) % 20 === 19;
         const body = edit ? { draft_id: ids[e], text: `edit ${k}`, start: 5, end: 6 } : { draft_id: ids[e], force_update: false };
-        return timedPost(pool, edit ? '/add_text' : '/query_script', body, `editor-${e}`, rec, due);
+        return post(pool, edit ? '/add_text' : '/query_script', body, `editor-${e}`, rec, due).then(() => {});
       };
       await schedule(rate, Math.min(WARMUP_MS, 2000), (k, due) => send(k, null, due));
       const rec = new Recorder();
@@ -354,18 +354,6 @@ async function schedule(rate: number, ms: number, fire: (k: number, due: number)
     pending.push(fire(k, due));
   }
   await Promise.all(pending);
-}
-
-/** post(), with the latency counted from `due` (the open loop's schedule) instead of from the send. */
-async function timedPost(pool: Pool, path: string, body: unknown, user: string, rec: Recorder | null, due: number): Promise<void> {
-  try {
-    const r = await pool.request({ method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-user-id': user } });
-    await r.body.dump();
-    const cs = r.headers['cache-status'];
-    rec?.record(performance.now() - due, r.statusCode, Array.isArray(cs) ? cs[0] : cs);
-  } catch {
-    if (rec) rec.errors++;
-  }
 }
 
 type QueueSetting = { max_in_flight: number; queue_timeout: string } | 'example';

@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import type { CacheEntry, EntryMeta } from './entry';
 import { CorruptEntryError, PREFIX_BYTES, decodeEntry, decodeMeta, encodeEntry, encodeMeta, metaLengthFromPrefix } from './entry';
+import { PendingWork } from '../util/pending-work';
 
 export interface L3Options {
   dir: string;
@@ -79,7 +80,7 @@ export class L3Cache {
   /** Entry directories known to exist (we never remove them; one removed from outside is made again). */
   private readonly madeDirs = new Set<string>();
   /** Background unlinks of detached entries (see detach). */
-  private readonly unlinking = new Set<Promise<void>>();
+  private readonly unlinking = new PendingWork();
 
   constructor(private readonly opts: L3Options) {
     this.maxBytes = opts.maxBytes;
@@ -389,14 +390,13 @@ export class L3Cache {
     if (e === undefined || e.storedAt > storedUpTo) return null;
     this.index.delete(key);
     this.totalBytes -= e.bytes;
-    const unlink = this.unlinkEntry(e.file, e.external).catch(() => {}).finally(() => this.unlinking.delete(unlink));
-    this.unlinking.add(unlink);
+    this.unlinking.track(this.unlinkEntry(e.file, e.external));
     return e.params;
   }
 
   /** Settles when the files of every detached entry are gone (tests, shutdown). */
-  async unlinked(): Promise<void> {
-    while (this.unlinking.size > 0) await Promise.all([...this.unlinking]);
+  unlinked(): Promise<void> {
+    return this.unlinking.settled();
   }
 
   async deleteMatching(match: (key: string) => boolean): Promise<number> {

@@ -147,7 +147,7 @@ export class Tiers {
     const l2 = this.l2;
     if (l2 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
     const ttl = retentionMs(entry.meta, Date.now(), this.ttls.l2);
-    this.writer.enqueue(() => lateChecked(() => this.recent.blocks(key, startedAt), () => l2.set(key, entry, ttl), () => l2.delete(key)));
+    this.writer.enqueue(() => lateChecked({ blocked: () => this.recent.blocks(key, startedAt) }, () => l2.set(key, entry, ttl), () => l2.delete(key)));
   }
 
   /** Copy an entry found below into L1; returns the L1 retention it got (0: not held in L1). */
@@ -201,12 +201,12 @@ export class Tiers {
     if (small && this.l2 !== null) {
       const l2 = this.l2;
       const ttl = retentionMs(entry.meta, now, this.ttls.l2);
-      if (ttl > 0) this.writer.enqueue(() => lateChecked(late === null ? null : () => late.blocked(), () => l2.set(key, entry, ttl), () => l2.delete(key)));
+      if (ttl > 0) this.writer.enqueue(() => lateChecked(late, () => l2.set(key, entry, ttl), () => l2.delete(key)));
     }
     if (this.l3 !== null) {
       const l3 = this.l3;
       const ttl = retentionMs(entry.meta, now, this.ttls.l3);
-      if (ttl > 0) this.writer.enqueue(() => lateChecked(late === null ? null : () => late.blocked(), () => l3.set(key, entry, ttl), () => l3.delete(key)));
+      if (ttl > 0) this.writer.enqueue(() => lateChecked(late, () => l3.set(key, entry, ttl), () => l3.delete(key)));
     }
   }
 
@@ -257,10 +257,10 @@ export class Tiers {
  * overtook is dropped) and when it has landed (one that was already on its way when the event came is
  * removed again: the event's own removal may have run before it landed, and nothing else would find it).
  */
-async function lateChecked(blocked: (() => boolean) | null, write: () => Promise<void>, undo: () => Promise<unknown>): Promise<void> {
-  if (blocked !== null && blocked()) return;
+async function lateChecked(check: { blocked(): boolean } | null, write: () => Promise<void>, undo: () => Promise<unknown>): Promise<void> {
+  if (check !== null && check.blocked()) return;
   await write();
-  if (blocked !== null && blocked()) await undo();
+  if (check !== null && check.blocked()) await undo();
 }
 
 /** The re-check of a queued L2/L3 write when it runs; counts one skipped store per entry, however many tiers. */

@@ -4,21 +4,24 @@
  * the files and any background write that was already running are cleaned up after it. Real upstream on
  * 127.0.0.1, a real L3 directory, the sidecar's pipeline in this process (test/cache/harness.ts).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { policy, request, startSidecar, startUpstream, tempDir } from './harness';
+import { policy, request, startSidecar, startUpstream, tempDir, type Sidecar } from './harness';
 import { DRAIN_TIMEOUT_MS } from '../../lib/cache/invalidation/engine';
 import { startRedis } from '../helpers/redis';
 
-test('a write route answers while a background write is stalled, and the old copy that write lands later is removed', async (t) => {
+/**
+ * An upstream whose drafts answer {"version"} (a POST to a draft bumps it) and a sidecar with a cached read
+ * route and a write route that emits draft_updated, with `tiers` (the cache section's tiers) and `extra` YAML.
+ */
+async function draftSidecar(t: TestContext, tiers: string, extra = ''): Promise<Sidecar> {
   let version = 1;
   const up = await startUpstream((req) => {
     if (req.method === 'POST') version++;
     return { headers: { 'content-type': 'application/json', 'cache-control': 'max-age=300' }, body: JSON.stringify({ version }) };
   });
   t.after(() => up.close());
-  const dir = tempDir(t);
-  const sc = await startSidecar(policy(up.url, `
+  const sc = await startSidecar(policy(up.url, `${extra}
 routes:
   - name: read
     match: { method: GET, path: "/drafts/{id}" }
@@ -29,8 +32,7 @@ routes:
     params: { draft_id: path.id }
     emits: [draft_updated]
 cache:
-  l1: { size: 10MB }
-  l3: { path: "${dir}", size: 10MB }
+${tiers}
   invalidation:
     triggers: [draft_updated]
     patterns: ["draft:{draft_id}:*"]
@@ -38,6 +40,12 @@ cache:
     async: true
 `));
   t.after(() => sc.close());
+  return sc;
+}
+
+test('a write route answers while a background write is stalled, and the old copy that write lands later is removed', async (t) => {
+  const dir = tempDir(t);
+  const sc = await draftSidecar(t, `  l1: { size: 10MB }\n  l3: { path: "${dir}", size: 10MB }`);
   const tiers = sc.cache.tiers;
 
   assert.match(String((await request(sc.url, { path: '/drafts/1' })).headers['cache-status']), /fwd=miss; stored/);
@@ -87,32 +95,7 @@ cache:
 test('a fill\'s L2 write already on its way when the event comes is deleted again once it lands', async (t) => {
   const redis = await startRedis();
   t.after(() => redis.stop());
-  let version = 1;
-  const up = await startUpstream((req) => {
-    if (req.method === 'POST') version++;
-    return { headers: { 'content-type': 'application/json', 'cache-control': 'max-age=300' }, body: JSON.stringify({ version }) };
-  });
-  t.after(() => up.close());
-  const sc = await startSidecar(policy(up.url, `
-redis: { url: "${redis.url}", command_timeout: 500ms }
-routes:
-  - name: read
-    match: { method: GET, path: "/drafts/{id}" }
-    params: { draft_id: path.id }
-    cache: { key: "draft:{draft_id}:script", ttl: 5m }
-  - name: write
-    match: { method: POST, path: "/drafts/{id}" }
-    params: { draft_id: path.id }
-    emits: [draft_updated]
-cache:
-  l1: { size: 10MB }
-  l2: { ttl: 5m }
-  invalidation:
-    triggers: [draft_updated]
-    patterns: ["draft:{draft_id}:*"]
-    async: true
-`));
-  t.after(() => sc.close());
+  const sc = await draftSidecar(t, '  l1: { size: 10MB }\n  l2: { ttl: 5m }', `redis: { url: "${redis.url}", command_timeout: 500ms }`);
   const l2 = sc.cache.tiers.l2!;
   // the L2 SET of the next fill is slow: it is on its way (started, not landed) when the write comes
   const set = l2.set.bind(l2);

@@ -41,6 +41,7 @@ import { InvalidationRules } from './patterns';
 import { L1Sweeper, addRemoved, emptyRemoved, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
 import { invalidationMetrics, type InvalidationMetrics } from './metrics';
 import { TOPIC_APPLY, TOPIC_FANOUT, type ApplyRequest, type ApplyResult, type RaiseResult } from './protocol';
+import { PendingWork } from '../../util/pending-work';
 
 /** Bounds: a cascade never runs more rounds or applies more patterns than this. */
 const MAX_ROUNDS = 8;
@@ -118,7 +119,7 @@ export class Invalidator {
   private retryTimer: NodeJS.Timeout | null = null;
   private connOff: (() => void) | null = null;
   /** Cleanup still running after applyLocal answered (see afterRunningWrites). */
-  private readonly background = new Set<Promise<void>>();
+  private readonly background = new PendingWork();
 
   constructor(private readonly rt: Runtime, private readonly tiers: Tiers) {
     this.pod = podId(rt.workerIndex !== null);
@@ -266,7 +267,8 @@ export class Invalidator {
         await Promise.all([...new Set(out.keys)].map((k) => l2.delete(k).catch(() => {})));
         out = addRemoved(out, await this.sweeper.remove(req.patterns, false)); // refilled from L2 meanwhile
       }
-      this.track(this.afterRunningWrites(req.patterns, req.raisedAt ?? Date.now()));
+      this.background.track(this.afterRunningWrites(req.patterns, req.raisedAt ?? Date.now()),
+        (err) => this.rt.log.warn({ err: (err as Error).message }, 'invalidation cleanup after running writes failed'));
     }
     this.metrics.entries.inc({ layer: 'l1' }, out.l1);
     this.metrics.entries.inc({ layer: 'l3' }, out.l3);
@@ -287,15 +289,9 @@ export class Invalidator {
     this.metrics.entries.inc({ layer: 'l3' }, late.l3);
   }
 
-  private track(work: Promise<void>): void {
-    const p = work.catch((err: unknown) => this.rt.log.warn({ err: (err as Error).message }, 'invalidation cleanup after running writes failed'))
-      .finally(() => this.background.delete(p));
-    this.background.add(p);
-  }
-
   /** Settles when the background cleanup of every invalidation so far is done (tests, figures). */
   async idle(): Promise<void> {
-    while (this.background.size > 0) await Promise.all([...this.background]);
+    await this.background.settled();
     await this.tiers.l3?.unlinked();
   }
 

@@ -4,7 +4,6 @@
  * lib/cache (L1Cache, L3Cache, L2Cache, Tiers).
  */
 import type { RedisConnection } from '../../redis/client';
-import type { EntryMeta } from '../entry';
 import { VARIANT_SEPARATOR, tagForPattern } from '../keys';
 import type { Tiers } from '../tiers';
 import { matcherOf } from './patterns';
@@ -27,8 +26,8 @@ export function addRemoved(a: Removed, b: Removed): Removed {
   return { l1: a.l1 + b.l1, l2: a.l2 + b.l2, l3: a.l3 + b.l3, params: a.params.concat(b.params), keys: a.keys.concat(b.keys) };
 }
 
-function keepParams(out: Removed, meta: EntryMeta | undefined, cascade: boolean): void {
-  if (cascade && meta && meta.params && Object.keys(meta.params).length > 0) out.params.push(meta.params);
+function keepParams(out: Removed, params: Readonly<Record<string, string>> | undefined, cascade: boolean): void {
+  if (cascade && params && Object.keys(params).length > 0) out.params.push(params);
 }
 
 /**
@@ -98,7 +97,7 @@ export class L1Sweeper {
           const r = batch[i];
           r.out.l1++;
           r.out.keys.push(key);
-          keepParams(r.out, e?.meta, r.cascade);
+          keepParams(r.out, e?.meta.params, r.cascade);
         }
       }
     }
@@ -122,7 +121,7 @@ export async function removeFromL3(tiers: Tiers, patterns: readonly string[], ca
     if (params === null) continue;
     out.l3++;
     out.keys.push(key);
-    if (cascade && Object.keys(params).length > 0) out.params.push(params);
+    keepParams(out, params, cascade);
   }
   return out;
 }
@@ -150,7 +149,7 @@ export async function removeFromL2(tiers: Tiers, conn: RedisConnection | null, p
       await l2.delete(key);
       if (r.entry !== null) {
         out.l2++;
-        keepParams(out, r.entry.meta, cascade);
+        keepParams(out, r.entry.meta.params, cascade);
       }
     }
   }
