@@ -115,6 +115,11 @@ export class WriteBehind {
     return this.size;
   }
 
+  /** Nothing waiting and nothing running. */
+  get idle(): boolean {
+    return this.size === 0 && !this.running;
+  }
+
   /** Queue a background write. Never throws, never runs the task before returning. */
   enqueue(task: WriteTask): boolean {
     if (this.closed) {

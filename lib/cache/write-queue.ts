@@ -15,6 +15,8 @@ export interface BackgroundWriter {
   enqueue(job: Job): boolean;
   /** Resolves when every job enqueued so far has finished (tests, shutdown). */
   drain(): Promise<void>;
+  /** No job waiting or running: nothing enqueued so far can still land. */
+  readonly idle: boolean;
   close(): Promise<void>;
   reconfigure?(opts: { batchSize: number; batchTimeoutMs: number; maxPending: number }): void;
 }
@@ -32,6 +34,10 @@ export class CacheWriteQueue implements BackgroundWriter {
 
   drain(): Promise<void> {
     return this.wb.flush();
+  }
+
+  get idle(): boolean {
+    return this.wb.idle;
   }
 
   close(): Promise<void> {

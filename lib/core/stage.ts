@@ -33,6 +33,13 @@ export interface ResponseHead {
    * pipeline then writes the head when the stage releases it; the stage releases it before it pushes any body.
    */
   hold?: HeldHead;
+  /**
+   * Set by a stage whose work must be done before the client has the whole answer (the events filter: this
+   * pod's invalidations, so a client that writes and then reads through this pod never reads its old data).
+   * The body's last chunk waits until it settles; the stage bounds the wait. Add to it with holdEndUntil
+   * (./end-gate.ts). No Transform is needed for it: the leg that writes the body holds the end itself.
+   */
+  endAfter?: Promise<unknown>;
 }
 
 /** A response head held back by a stage until its body Transform has seen enough of the body (see ResponseHead.hold). */

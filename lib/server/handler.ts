@@ -8,6 +8,7 @@ import { pipeline as streamPipeline, type Readable } from 'node:stream';
 import { RequestContext } from '../core/context';
 import type { Runtime } from '../core/component';
 import type { ResponseHead } from '../core/stage';
+import { EndGate } from '../core/end-gate';
 import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } from '../stages/upstream/types';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import type { Pipeline } from './pipeline';
@@ -201,9 +202,11 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
     if (head.hold === undefined || transforms === null) writeResponseHead(res, ctx.method, head, up);
     else head.hold.whenReleased(() => writeResponseHead(res, ctx.method, head, up));
     ctx.responded = true;
+    const endAfter = head.endAfter ?? null;
     if (transforms === null) {
-      up.sendTo(res);
+      up.sendTo(res, endAfter);
     } else {
+      if (endAfter !== null) transforms.push(new EndGate(endAfter));
       streamPipeline([up.stream(), ...transforms, res], (err) => {
         endUpstream(p, ctx, !err);
         if (err && !res.destroyed) res.destroy();

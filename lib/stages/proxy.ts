@@ -21,6 +21,7 @@ import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } f
 import { RETRY_REASONS, retryVerdict } from './upstream/retry';
 import { isHopByHop } from '../util/hop-by-hop';
 import type { RequestContext } from '../core/context';
+import { EndGate } from '../core/end-gate';
 import { startUpstreamSpan, type UpstreamSpan } from '../observe/tracing';
 
 export type { ForwardCallbacks, UpstreamFailure } from './upstream/types';
@@ -315,11 +316,12 @@ class IncomingAnswer implements UpstreamAnswer {
     if (this.headers.expires !== undefined) this.headers.expires = fieldLines(msg.rawHeaders, 'expires');
   }
 
-  sendTo(res: ServerResponse): void {
+  sendTo(res: ServerResponse, endAfter: Promise<unknown> | null): void {
     const { msg, st } = this;
     msg.on('error', () => res.destroy());
-    msg.on('end', () => st.cb.onEnd(st.ctx, true));
-    msg.pipe(res);
+    const body: Readable = endAfter === null ? msg : msg.pipe(new EndGate(endAfter));
+    body.on('end', () => st.cb.onEnd(st.ctx, true));
+    body.pipe(res);
   }
 
   stream(): Readable {

@@ -159,7 +159,7 @@ export class Invalidator {
       .then((r) => ({ event: '', patterns: [], removed: { l1: r.l1, l2: 0, l3: r.l3 } }))
       .catch(() => null);
     const all = local.then(async (r) => {
-      await this.publish({ id: randomBytes(8).toString('hex'), event: '', params: {}, patterns: [], uris, origin: this.pod, time });
+      await this.publish({ event: '', params: {}, patterns: [], uris, origin: this.pod, time });
       return r;
     });
     return { local, all };
@@ -182,7 +182,7 @@ export class Invalidator {
     });
     const all = local.then(async (r) => {
       if (r === null) return null;
-      await this.publish({ id: randomBytes(8).toString('hex'), event, params, patterns: r.patterns, origin: this.pod, time });
+      await this.publish({ event, params, patterns: r.patterns, origin: this.pod, time });
       return r;
     }).catch(() => null);
     return { local, all };
@@ -190,11 +190,16 @@ export class Invalidator {
 
   private async runLocal(event: string, initial: string[], rules: InvalidationRules, raisedAt: number): Promise<RaiseResult> {
     const applied = new Set<string>();
-    // 1. this worker's L1 first (before the IPC round trip)
-    const first = await this.sweeper.remove(initial, rules.cascade);
-    this.metrics.entries.inc({ layer: 'l1' }, first.l1);
-    let total: Removed = { ...first, params: [], keys: [] };
-    let next = [...initial, ...this.derive(first.params, rules)];
+    let total: Removed = emptyRemoved();
+    let next = initial;
+    // 1. this worker's L1 first (before the IPC round trip); the pod's only worker has no round trip to make,
+    //    step 2 is this worker alone
+    if (!this.soleWorker()) {
+      const first = await this.sweeper.remove(initial, rules.cascade);
+      this.metrics.entries.inc({ layer: 'l1' }, first.l1);
+      total = { ...first, params: [], keys: [] };
+      next = [...initial, ...this.derive(first.params, rules)];
+    }
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const fresh = [...new Set(next)].filter((p) => !applied.has(p));
       if (fresh.length === 0 || applied.size >= MAX_PATTERNS) break;
@@ -212,10 +217,18 @@ export class Invalidator {
       total = addRemoved(total, { l1: pod.l1, l2: l2.l2, l3: pod.l3, params: [], keys: [] });
       next = rules.cascade ? this.derive(pod.params.concat(l2.params), rules) : [];
     }
-    // 4. an L1 may have been refilled from L2 while step 3 ran
-    const last = await this.fanout({ patterns: [...applied], cascade: false, l1Only: true, raisedAt });
-    total.l1 += last.l1;
+    // 4. an L1 may have been refilled from L2 while step 3 ran (without an L2 nothing refills it: a fill from
+    //    the upstream already in flight, or a sibling's replica of one, is refused by tiers.recent)
+    if (this.tiers.l2 !== null) {
+      const last = await this.fanout({ patterns: [...applied], cascade: false, l1Only: true, raisedAt });
+      total.l1 += last.l1;
+    }
     return { event, patterns: [...applied], removed: { l1: total.l1, l2: total.l2, l3: total.l3 } };
+  }
+
+  private soleWorker(): boolean {
+    const c = this.rt.coordinator;
+    return c.role === 'worker' && c.sole === true;
   }
 
   /** Patterns filled by the params of removed entries. */
@@ -231,8 +244,8 @@ export class Invalidator {
    * worker applies them itself: a round trip through the primary back to itself would change nothing.
    */
   private async fanout(req: ApplyRequest): Promise<ApplyResult> {
+    if (this.soleWorker()) return this.applyLocal(req);
     const c = this.rt.coordinator;
-    if (c.role === 'worker' && c.sole === true) return this.applyLocal(req);
     try {
       return await c.request(TOPIC_FANOUT, req, LOCAL_TIMEOUT_MS);
     } catch (err) {
@@ -252,13 +265,16 @@ export class Invalidator {
    * 3. for an event from another pod (`remote`), the keys this worker held are also deleted from L2 one by one:
    *    this worker may have stored them a moment before the event, and its write-behind may have reached L2
    *    after the origin pod cleaned it.
-   * Then, in the background, background writes that were already running at step 1 are let land and removed
-   * (`afterRunningWrites`).
+   * Then, in the background, background writes that were already waiting or running at step 1 are let land and
+   * removed (`afterRunningWrites`); with none, there is nothing to clean up.
    */
   async applyLocal(req: ApplyRequest, remote = false): Promise<ApplyResult> {
     const tiers = this.tiers;
     if (req.uris !== undefined && req.uris.length > 0) return this.applyUris(req.uris, req.raisedAt);
     if (!req.l1Only) tiers.recent.record(req.patterns, req.raisedAt);
+    // a write enqueued from now on is checked against tiers.recent when it runs; only one already waiting or
+    // running can land an old copy after the removal below
+    const writesRunning = !req.l1Only && !tiers.writer.idle;
     let out = await this.sweeper.remove(req.patterns, req.cascade);
     if (!req.l1Only) {
       await removeFromL3(tiers, req.patterns, req.cascade, out);
@@ -267,8 +283,10 @@ export class Invalidator {
         await Promise.all([...new Set(out.keys)].map((k) => l2.delete(k).catch(() => {})));
         out = addRemoved(out, await this.sweeper.remove(req.patterns, false)); // refilled from L2 meanwhile
       }
-      this.background.track(this.afterRunningWrites(req.patterns, req.raisedAt ?? Date.now()),
-        (err) => this.rt.log.warn({ err: (err as Error).message }, 'invalidation cleanup after running writes failed'));
+      if (writesRunning) {
+        this.background.track(this.afterRunningWrites(req.patterns, req.raisedAt ?? Date.now()),
+          (err) => this.rt.log.warn({ err: (err as Error).message }, 'invalidation cleanup after running writes failed'));
+      }
     }
     this.metrics.entries.inc({ layer: 'l1' }, out.l1);
     this.metrics.entries.inc({ layer: 'l3' }, out.l3);
@@ -299,7 +317,7 @@ export class Invalidator {
   private async applyUris(uris: readonly string[], raisedAt: number | undefined): Promise<ApplyResult> {
     const tiers = this.tiers;
     // the index holds what the previous run stored on disk once L3's start-up scan has read it
-    if (tiers.l3 !== null) await tiers.l3.ready.catch(() => {});
+    if (tiers.l3 !== null && !tiers.l3.loaded) await tiers.l3.ready.catch(() => {});
     const keys = uris.flatMap((u) => tiers.uris.take(u));
     if (keys.length === 0) return { l1: 0, l3: 0, params: [] };
     const r = await this.applyLocal({ patterns: keys.map(escapeGlob), cascade: false, l1Only: false, raisedAt });
@@ -311,9 +329,11 @@ export class Invalidator {
 
   // ---- other pods ---------------------------------------------------------------------------------------
 
-  private async publish(msg: InvalidationMessage): Promise<void> {
+  /** To the other pods (nothing to do, and no id made, without Redis). */
+  private async publish(body: Omit<InvalidationMessage, 'id'>): Promise<void> {
     const conn = this.rt.redis();
     if (conn === null || (this.rules === null && !this.cached)) return;
+    const msg: InvalidationMessage = { id: randomBytes(8).toString('hex'), ...body };
     // behind held messages: in order, after them
     if (this.held.length > 0 || !(await this.send(conn, msg))) {
       this.hold(msg);

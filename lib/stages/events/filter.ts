@@ -10,7 +10,8 @@
  *
  * The head is sent at once, but the end of the body is held until this pod's tiers are invalidated
  * (bounded by LOCAL_TIMEOUT_MS): a client that writes and then reads through this pod never reads its old
- * data. With `cache.invalidation.async: false` the end also waits for the publish to the other pods.
+ * data. With `cache.invalidation.async: false` the end also waits for the publish to the other pods. The hold
+ * is ResponseHead.endAfter, which the upstream leg keeps itself: no Transform in the body's path for it.
  */
 import { Transform } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
@@ -18,6 +19,7 @@ import type { ResponseHead, Stage } from '../../core/stage';
 import type { RequestContext } from '../../core/context';
 import type { Invalidator, Raised } from '../../cache/invalidation/engine';
 import { LOCAL_TIMEOUT_MS } from '../../cache/invalidation/engine';
+import { holdEndUntil } from '../../core/end-gate';
 import { parseInvalidateHeader } from '../../cache/invalidation/patterns';
 import { getPath } from '../../routes/router';
 import { sameOriginUri, uriOf } from '../../cache/uri-index';
@@ -38,7 +40,10 @@ export class EventsFilter implements Stage {
     const raised: Raised[] = [];
     const uris = unsafeWriteTargets(ctx, head);
     if (uris !== null) raised.push(this.inv.invalidateUris(uris));
-    if (rules === null) return raised.length === 0 ? null : new HoldEnd(raised, false);
+    if (rules === null) {
+      if (raised.length !== 0) holdEndUntil(head, settled(raised, false));
+      return null;
+    }
     if (header !== undefined) {
       for (const e of parseInvalidateHeader(header)) raised.push(this.inv.raise(e.event, e.params));
     }
@@ -50,8 +55,8 @@ export class EventsFilter implements Stage {
       }
       for (const e of emits) raised.push(this.inv.raise(e, ctx.params));
     }
-    if (raised.length === 0) return null;
-    return new HoldEnd(raised, !rules.async);
+    if (raised.length !== 0) holdEndUntil(head, settled(raised, !rules.async));
+    return null;
   }
 }
 
@@ -87,36 +92,8 @@ function settled(raised: readonly Raised[], remoteToo: boolean): Promise<unknown
 }
 
 /**
- * Passes the body through, but keeps its last chunk until the invalidations are done: with a Content-Length a
- * client has the whole response once it has every byte, so holding only the end of the stream would not hold
- * the client back.
- */
-class HoldEnd extends Transform {
-  private last: Buffer | null = null;
-
-  constructor(private readonly raised: readonly Raised[], private readonly remoteToo: boolean) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
-    const prev = this.last;
-    this.last = chunk;
-    if (prev !== null) cb(null, prev);
-    else cb();
-  }
-
-  override _flush(cb: (err?: Error | null, data?: Buffer) => void): void {
-    void settled(this.raised, this.remoteToo).then(() => {
-      if (this.last !== null) this.push(this.last);
-      this.last = null;
-      cb();
-    });
-  }
-}
-
-/**
  * Passes the body through while keeping a copy; at the end reads `response.*` params, raises, and only then
- * sends the last chunk (see HoldEnd).
+ * sends the last chunk (as ResponseHead.endAfter does for the other routes: lib/core/end-gate.ts).
  */
 class CollectThenRaise extends Transform {
   private chunks: Buffer[] = [];

@@ -18,8 +18,11 @@ export interface UpstreamAnswer {
   readonly statusCode: number;
   /** Owned by the receiver: the pipeline edits this object and writes it as the response head. */
   readonly headers: Record<string, string | string[]>;
-  /** Write the body straight into `res` (no transforms) and end it; the leg reports the end with onEnd. */
-  sendTo(res: ServerResponse): void;
+  /**
+   * Write the body straight into `res` (no transforms) and end it; the leg reports the end with onEnd. With
+   * `endAfter` (ResponseHead.endAfter) the last chunk and the end wait until it settles.
+   */
+  sendTo(res: ServerResponse, endAfter: Promise<unknown> | null): void;
   /** The body as a stream, for response filters that transform it. */
   stream(): Readable;
   /** Drop the body (the client is gone). */

@@ -237,6 +237,9 @@ export class Exchange implements UpstreamAnswer {
   headers: Record<string, string | string[]> = EMPTY;
   private sink: ServerResponse | null = null;
   private readable: Readable | null = null;
+  /** sendTo's endAfter: the last chunk (`held`) and the end wait for it. */
+  private endAfter: Promise<unknown> | null = null;
+  private held: Buffer | null = null;
 
   constructor(
     readonly leg: UndiciLeg,
@@ -293,6 +296,12 @@ export class Exchange implements UpstreamAnswer {
   onData(chunk: Buffer): boolean {
     const sink = this.sink;
     if (sink !== null) {
+      if (this.endAfter !== null) {
+        const prev = this.held;
+        this.held = chunk;
+        if (prev === null) return true;
+        chunk = prev;
+      }
       if (sink.write(chunk)) return true;
       const s = sink as ServerResponse & { [EXCHANGE]?: Exchange };
       s[EXCHANGE] = this;
@@ -308,8 +317,8 @@ export class Exchange implements UpstreamAnswer {
     this.finish();
     this.span?.end(true);
     if (this.sink !== null) {
-      this.sink.end();
-      this.cb.onEnd(this.ctx, true);
+      if (this.endAfter === null) this.endSink();
+      else this.endAfter.then(() => this.endSink(), () => this.endSink());
     } else if (this.readable !== null) {
       this.readable.push(null);
     }
@@ -351,8 +360,17 @@ export class Exchange implements UpstreamAnswer {
 
   // ---- UpstreamAnswer ------------------------------------------------------------------------------------
 
-  sendTo(res: ServerResponse): void {
+  sendTo(res: ServerResponse, endAfter: Promise<unknown> | null): void {
     this.sink = res;
+    this.endAfter = endAfter;
+  }
+
+  private endSink(): void {
+    const last = this.held;
+    this.held = null;
+    if (last !== null) this.sink!.end(last);
+    else this.sink!.end();
+    this.cb.onEnd(this.ctx, true);
   }
 
   stream(): Readable {
