@@ -19,6 +19,7 @@ import { runWrk, type WrkResult } from './lib/wrk';
 import { updateSection } from './results';
 import { RequestContext } from '../lib/core/context';
 import { Tracing, startChildSpan, startUpstreamSpan, endRequestSpan } from '../lib/observe/tracing';
+import { median } from './lib/stats';
 
 const SECTION = 'Tracing (issue 9)';
 
@@ -97,12 +98,6 @@ async function hookCostNs(rate: number, endpoint: string): Promise<number> {
   const cost = median([0, 1, 2].map(() => run(n, true) - run(n, false)));
   await tracing.shutdown();
   return cost;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function main(): Promise<void> {
