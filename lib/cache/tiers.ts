@@ -7,6 +7,7 @@ import type { CounterCell, FastCounter } from '../observe/fast-metrics';
 import type { Built } from './admission';
 import type { CacheEntry, EntryMeta } from './entry';
 import { retentionMs } from './entry';
+import { systemClock, type Clock } from '../core/clock';
 import type { L1Cache } from './l1';
 import type { L2Cache } from './l2';
 import type { L3Cache, L3Hit } from './l3';
@@ -68,6 +69,11 @@ export class Tiers {
     requests: FastCounter,
     /** Bodies larger than this live in L3 only (streamed), never in L1/L2. */
     public largeBodyThreshold: number,
+    /**
+     * The clock an entry's freshness was computed with (Runtime's): how long a tier keeps an entry is measured
+     * on it too. Date.now() here gave a test's hand-driven clock a retention short by up to its lag (a flake).
+     */
+    private readonly clock: Clock = systemClock,
   ) {
     this.counters = new LookupCounters(requests);
   }
@@ -146,7 +152,7 @@ export class Tiers {
     if (l1Ttl > 0) this.onL1Store?.(key, entry, l1Ttl, startedAt);
     const l2 = this.l2;
     if (l2 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return;
-    const ttl = retentionMs(entry.meta, Date.now(), this.ttls.l2);
+    const ttl = retentionMs(entry.meta, this.clock.now(), this.ttls.l2);
     this.writer.enqueue(() => lateChecked({ blocked: () => this.recent.blocks(key, startedAt) }, () => l2.set(key, entry, ttl), () => l2.delete(key)));
   }
 
@@ -154,7 +160,7 @@ export class Tiers {
   private fillL1(key: string, entry: CacheEntry): number {
     this.index(key, entry.meta);
     if (this.l1 === null || entry.body === null || entry.body.length > this.largeBodyThreshold) return 0;
-    const ttl = retentionMs(entry.meta, Date.now(), this.ttls.l1);
+    const ttl = retentionMs(entry.meta, this.clock.now(), this.ttls.l1);
     this.l1.set(key, entry, ttl);
     return ttl;
   }
@@ -190,7 +196,7 @@ export class Tiers {
 
   private write(key: string, entry: CacheEntry, startedAt: number | null): void {
     this.index(key, entry.meta);
-    const now = Date.now();
+    const now = this.clock.now();
     const small = entry.body !== null && entry.body.length <= this.largeBodyThreshold;
     if (small && this.l1 !== null) {
       const ttl = retentionMs(entry.meta, now, this.ttls.l1);

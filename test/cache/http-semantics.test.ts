@@ -101,6 +101,18 @@ test('max-age: fresh within, refetched after; Expires in the past is stale', asy
   assert.equal(hits('/e'), 2);
 });
 
+test('the tiers keep an entry for its lifetime on the runtime clock, not on Date.now() (a clock 20 s behind the real one)', async (t) => {
+  // the tiers once measured retention as freshUntil (runtime clock) - Date.now(): 20 s behind, a max-age=21 entry
+  // was kept in L1 for at most 1 s of real time, and this test's second read went upstream
+  const clock = new ManualClock(Math.floor(Date.now() / 1000) * 1000 - 20_000);
+  const { get, hits } = await setup(t, { '/m': (n) => ({ headers: { 'cache-control': 'max-age=21' }, body: 'v' + n }) }, '', '', clock);
+  await get('/m');
+  await new Promise((r) => setTimeout(r, 1100));
+  clock.advance(1000);
+  assert.equal((await get('/m')).body, 'v1', 'fresh for 20 more seconds on the runtime clock');
+  assert.equal(hits('/m'), 1);
+});
+
 test('route ttl applies when the upstream says nothing', async (t) => {
   const { get, hits } = await setup(t, { '/plain': (n) => ({ body: 'p' + n }) });
   await get('/plain');

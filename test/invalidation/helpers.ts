@@ -59,7 +59,8 @@ export function isHit(r: Reply): boolean {
 
 export function tempDir(t: TestContext, prefix = 'bridge-inv-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
-  t.after(() => rmSync(d, { recursive: true, force: true }));
+  // the sidecar that writes into it (L3) may stop after this hook runs: retry while it still adds files
+  t.after(() => rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
   return d;
 }
 

@@ -4,10 +4,10 @@
  * An event raised here (route `emits`, `X-Invalidate`, POST /admin/invalidate) goes:
  *
  *   1. this worker's L1 (L1 passes are batched per event-loop turn, see L1Sweeper);
- *   2. every worker of this pod (IPC fan-out through the primary): each drains its background writer (so a
- *      write-behind of an older copy cannot land after the removal), removes from its L1 and L3;
+ *   2. every worker of this pod (IPC fan-out through the primary; the pod's only worker does 1 and 2 at once):
+ *      each records the patterns, removes from its L1 and takes the keys out of its L3 index (see applyLocal);
  *   3. L2 (Redis), through the cache's tag index;
- *   4. every worker's L1 once more (an L1 refilled from L2 between 2 and 3);
+ *   4. every worker's L1 once more (an L1 refilled from L2 between 2 and 3; skipped without an L2 tier);
  *   5. the other pods, through Redis pub/sub (channel `<key_prefix>invalidate`): each of their workers removes
  *      the same patterns from its L1 and L3.
  * Steps 1-4 are "local": the events filter holds the end of the write's response until they are done (bounded),
@@ -18,29 +18,26 @@
  * after round, until a round removes nothing new. A set of applied patterns makes loops impossible, and the
  * number of rounds and patterns is bounded anyway.
  *
- * Reads in flight: each worker records the patterns it applies in its tiers' RecentInvalidations (right after
- * draining its writer), so a fill whose upstream request started before stores nothing (lib/cache/recent-invalidations.ts).
+ * Reads in flight: each worker records the patterns it applies in its tiers' RecentInvalidations first, so a fill
+ * whose upstream request started before stores nothing (lib/cache/recent-invalidations.ts).
  *
  * Lost messages: each worker has its own subscriber connection. When it drops, the worker notes when; when it
  * is back, entries of L1 and L3 stored before it came back are dropped (they may have missed an event),
  * with a warning log and bridge_sidecar_invalidation_resyncs_total.
  *
- * Unsent messages: the other side of that rule. An event raised while this pod's own link is down (or not up
- * yet, in a pod that has just started) cannot be published, and the other pods, whose links are fine, would
- * never learn of it: they would serve the old answer for its whole TTL. So such a message is held, in order,
- * and sent when the link is back, after the L2 removal it could not do is done again. Held messages are
- * bounded (MAX_HELD, oldest dropped with an error log) and shown by bridge_sidecar_invalidations_held.
+ * Unsent messages: the other side of that rule, kept by ./outbox.ts (held in order while this pod's link is
+ * down, sent when it is back).
  */
 import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { Runtime } from '../../core/component';
 import type { Tiers } from '../tiers';
 import type { Policy } from '../../policy/types';
 import type { RedisConnection } from '../../redis/client';
 import { InvalidationRules } from './patterns';
-import { L1Sweeper, addRemoved, emptyRemoved, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
+import { L1Sweeper, L2_TIMEOUT_MS, addRemoved, emptyRemoved, removeFromL2, removeFromL3, removeStoredBefore, type Removed } from './local';
 import { invalidationMetrics, type InvalidationMetrics } from './metrics';
-import { TOPIC_APPLY, TOPIC_FANOUT, type ApplyRequest, type ApplyResult, type RaiseResult } from './protocol';
+import { TOPIC_APPLY, TOPIC_FANOUT, type ApplyRequest, type ApplyResult, type InvalidationMessage, type RaiseResult } from './protocol';
+import { Outbox, channelFor } from './outbox';
 import { PendingWork } from '../../util/pending-work';
 
 /** Bounds: a cascade never runs more rounds or applies more patterns than this. */
@@ -50,27 +47,6 @@ const MAX_PATTERNS = 1000;
 export const LOCAL_TIMEOUT_MS = 5000;
 /** How long cleanup waits for background writes that were running when an invalidation came. */
 export const DRAIN_TIMEOUT_MS = 2000;
-const L2_TIMEOUT_MS = 2000;
-/** Unsent invalidations kept for when the link to Redis is back (about 200 bytes each). */
-export const MAX_HELD = 10_000;
-/** While messages are held and the link is up (a publish timed out), try again this often. */
-const RETRY_HELD_MS = 1000;
-
-
-/** What the pub/sub channel carries. */
-export interface InvalidationMessage {
-  readonly id: string;
-  readonly event: string;
-  readonly params: Readonly<Record<string, string>>;
-  /** Every pattern applied in the origin pod (cascade included). */
-  readonly patterns: readonly string[];
-  /** Pod that raised it (skips its own message). */
-  readonly origin: string;
-  /** Epoch ms when it was raised. */
-  readonly time: number;
-  /** Target URIs of an unsafe request (RFC 9111 §4.4); `event` is then empty. */
-  readonly uris?: readonly string[];
-}
 
 
 export interface Raised {
@@ -112,11 +88,8 @@ export class Invalidator {
   /** The policy has a cache (RFC 9111 §4.4 invalidations apply even without cache.invalidation). */
   private cached = false;
   private readonly sweeper: L1Sweeper;
-  /** Messages that could not be published yet, oldest first (see "Unsent messages" above). */
-  private readonly held: InvalidationMessage[] = [];
-  private heldDropped = 0;
-  private flushing: Promise<void> | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
+  /** Messages for the other pods, and those that could not be published yet (see "Unsent messages" above). */
+  private readonly outbox: Outbox;
   private connOff: (() => void) | null = null;
   /** Cleanup still running after applyLocal answered (see afterRunningWrites). */
   private readonly background = new PendingWork();
@@ -125,6 +98,7 @@ export class Invalidator {
     this.pod = podId(rt.workerIndex !== null);
     this.metrics = invalidationMetrics(rt.metrics.registry);
     this.sweeper = new L1Sweeper(tiers);
+    this.outbox = new Outbox(rt, tiers, this.metrics, () => this.rules?.cascade ?? false);
     rt.coordinator.handle(TOPIC_APPLY, (req: ApplyRequest) => this.applyLocal(req));
   }
 
@@ -139,11 +113,11 @@ export class Invalidator {
       this.connOff?.();
       this.connOff = null;
       // held messages were for the pods behind the old Redis; the new one's pods never cached through this one
-      this.dropHeld();
+      this.outbox.drop();
       this.conn = conn;
       if (conn !== null) {
         this.startSubscriber(conn);
-        this.connOff = conn.onUp(() => void this.flushHeld());
+        this.connOff = conn.onUp(() => void this.outbox.flush());
       }
     }
   }
@@ -329,90 +303,17 @@ export class Invalidator {
 
   // ---- other pods ---------------------------------------------------------------------------------------
 
-  /** To the other pods (nothing to do, and no id made, without Redis). */
+  /** To the other pods (nothing to do without Redis). */
   private async publish(body: Omit<InvalidationMessage, 'id'>): Promise<void> {
     const conn = this.rt.redis();
     if (conn === null || (this.rules === null && !this.cached)) return;
-    const msg: InvalidationMessage = { id: randomBytes(8).toString('hex'), ...body };
-    // behind held messages: in order, after them
-    if (this.held.length > 0 || !(await this.send(conn, msg))) {
-      this.hold(msg);
-      void this.flushHeld();
-    }
-  }
-
-  private async send(conn: RedisConnection, msg: InvalidationMessage): Promise<boolean> {
-    try {
-      await conn.withTimeout((c) => c.publish(this.channelFor(conn), JSON.stringify(msg)), L2_TIMEOUT_MS);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  private hold(msg: InvalidationMessage): void {
-    if (this.held.length === 0) {
-      this.rt.log.warn({ event: msg.event || 'unsafe request' },
-        'invalidation could not be published to the other pods (redis unreachable): held, and sent when redis is back');
-    }
-    this.held.push(msg);
-    if (this.held.length > MAX_HELD) {
-      this.held.shift();
-      if (this.heldDropped++ === 0) {
-        this.rt.log.error({ max: MAX_HELD }, 'too many invalidations held while redis is unreachable: the oldest are dropped, other pods may serve those entries until their TTL');
-      }
-    }
-    this.metrics.held.set(this.held.length);
-  }
-
-  private dropHeld(): void {
-    this.held.length = 0;
-    this.metrics.held.set(0);
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-  }
-
-  /** Sends the held messages in order while the link is up; what is left waits for the link or the retry timer. */
-  private flushHeld(): Promise<void> {
-    if (this.flushing !== null) return this.flushing;
-    this.flushing = (async () => {
-      let sent = 0;
-      while (this.held.length > 0 && !this.closed) {
-        const conn = this.rt.redis();
-        if (conn === null || !conn.healthy) break;
-        const msg = this.held[0];
-        try {
-          // the L2 part of the event failed in this pod too (same link): entries another pod would promote
-          await removeFromL2(this.tiers, conn, msg.patterns, this.rules?.cascade ?? false, L2_TIMEOUT_MS);
-        } catch {
-          break;
-        }
-        if (!(await this.send(conn, msg))) break;
-        // by identity: a reload or close may have emptied the queue while this one was in flight
-        if (this.held[0] === msg) this.held.shift();
-        this.metrics.held.set(this.held.length);
-        sent++;
-      }
-      if (sent > 0 && this.held.length === 0) {
-        this.rt.log.info({ sent, dropped: this.heldDropped }, 'held invalidations sent to the other pods');
-        this.heldDropped = 0;
-      }
-      if (this.held.length > 0 && !this.closed && this.retryTimer === null) {
-        this.retryTimer = setTimeout(() => { this.retryTimer = null; void this.flushHeld(); }, RETRY_HELD_MS);
-        this.retryTimer.unref();
-      }
-    })().finally(() => { this.flushing = null; });
-    return this.flushing;
-  }
-
-  private channelFor(conn: RedisConnection): string {
-    return conn.prefix + 'invalidate';
+    await this.outbox.publish(conn, body);
   }
 
   private startSubscriber(conn: RedisConnection): void {
     const sub = conn.duplicate('invalidate');
     this.sub = sub;
-    this.channel = this.channelFor(conn);
+    this.channel = channelFor(conn);
     const subscribe = () => {
       (sub.client.subscribe(this.channel) as Promise<unknown>).catch((err: unknown) => {
         this.rt.log.warn({ err: (err as Error).message }, 'invalidation channel: subscribe failed');
@@ -497,7 +398,7 @@ export class Invalidator {
     this.closed = true;
     this.stopSubscriber();
     this.connOff?.();
-    this.dropHeld();
+    this.outbox.close();
     for (const u of this.unhandle) u();
   }
 }

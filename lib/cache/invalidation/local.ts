@@ -8,6 +8,9 @@ import { VARIANT_SEPARATOR, tagForPattern } from '../keys';
 import type { Tiers } from '../tiers';
 import { matcherOf } from './patterns';
 
+/** How long one L2 step (a removal, a publish) may take before it counts as failed. */
+export const L2_TIMEOUT_MS = 2000;
+
 export interface Removed {
   l1: number;
   l2: number;

@@ -29,3 +29,18 @@ export interface RaiseResult {
   readonly patterns: string[];
   readonly removed: { l1: number; l2: number; l3: number };
 }
+
+/** What the pub/sub channel carries. */
+export interface InvalidationMessage {
+  readonly id: string;
+  readonly event: string;
+  readonly params: Readonly<Record<string, string>>;
+  /** Every pattern applied in the origin pod (cascade included). */
+  readonly patterns: readonly string[];
+  /** Pod that raised it (skips its own message). */
+  readonly origin: string;
+  /** Epoch ms when it was raised. */
+  readonly time: number;
+  /** Target URIs of an unsafe request (RFC 9111 §4.4); `event` is then empty. */
+  readonly uris?: readonly string[];
+}

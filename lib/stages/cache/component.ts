@@ -69,7 +69,7 @@ export class CacheComponent implements Component<CacheView>, CacheCore {
     this.clock = rt.clock;
     this.evictions = evictionCounter(rt.metrics.registry);
     const writer = opts.writer ?? new CacheWriteQueue({ batchSize: 10, batchTimeoutMs: 100, maxPending: 1000, log: rt.log, metrics: rt.metrics });
-    this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, DEFAULT_LARGE_BODY);
+    this.tiers = new Tiers(null, null, null, { l1: 0, l2: 0, l3: 0 }, writer, rt.metrics.cacheRequests, DEFAULT_LARGE_BODY, rt.clock);
     const skippedCounter = storeSkippedCounter(rt.metrics.registry);
     skippedCounter.inc({ reason: 'invalidated_in_flight' }, 0); // at 0 from the start (observe/label-values.ts)
     const skipped = skippedCounter.labels('invalidated_in_flight');
