@@ -51,7 +51,10 @@ export class EventsFilter implements Stage {
     const emits = route !== null && (route.policy.emits_on === 'any' || (head.status >= 200 && head.status < 300)) ? route.policy.emits : null;
     if (emits !== null && emits.length > 0 && emits.some((e) => rules.triggers.has(e))) {
       if (route!.responseParams.length > 0) {
-        return new CollectThenRaise(this.inv, emits, { ...ctx.params }, route!.responseParams, first(head.headers['content-encoding']), raised, !rules.async);
+        // the events are raised once the body is read: the end waits for what CollectThenRaise hands over then
+        let handOver!: (done: Promise<unknown>) => void;
+        holdEndUntil(head, new Promise<unknown>((resolve) => { handOver = resolve; }));
+        return new CollectThenRaise(this.inv, emits, { ...ctx.params }, route!.responseParams, first(head.headers['content-encoding']), raised, !rules.async, handOver);
       }
       for (const e of emits) raised.push(this.inv.raise(e, ctx.params));
     }
@@ -92,12 +95,11 @@ function settled(raised: readonly Raised[], remoteToo: boolean): Promise<unknown
 }
 
 /**
- * Passes the body through while keeping a copy; at the end reads `response.*` params, raises, and only then
- * sends the last chunk (as ResponseHead.endAfter does for the other routes: lib/core/end-gate.ts).
+ * Passes the body through while keeping a copy; at its end reads `response.*` params, raises, and hands the
+ * invalidations over to ResponseHead.endAfter (whose EndGate, after this Transform, holds the last chunk).
  */
 class CollectThenRaise extends Transform {
   private chunks: Buffer[] = [];
-  private last: Buffer | null = null;
   private bytes = 0;
   private over = false;
 
@@ -109,6 +111,7 @@ class CollectThenRaise extends Transform {
     private readonly encoding: string | undefined,
     private readonly raised: Raised[],
     private readonly remoteToo: boolean,
+    private readonly handOver: (done: Promise<unknown>) => void,
   ) {
     super();
   }
@@ -121,10 +124,7 @@ class CollectThenRaise extends Transform {
         this.chunks = [];
       } else this.chunks.push(chunk);
     }
-    const prev = this.last;
-    this.last = chunk;
-    if (prev !== null) cb(null, prev);
-    else cb();
+    cb(null, chunk);
   }
 
   override _flush(cb: (err?: Error | null) => void): void {
@@ -137,11 +137,8 @@ class CollectThenRaise extends Transform {
       }
     }
     for (const e of this.emits) this.raised.push(this.inv.raise(e, this.params));
-    void settled(this.raised, this.remoteToo).then(() => {
-      if (this.last !== null) this.push(this.last);
-      this.last = null;
-      cb();
-    });
+    this.handOver(settled(this.raised, this.remoteToo));
+    cb();
   }
 }
 
