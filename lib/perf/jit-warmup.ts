@@ -22,6 +22,7 @@ import { buildPipeline } from '../server/pipeline';
 import { RequestHandler } from '../server/handler';
 import { createUpstreamLeg } from '../stages/upstream';
 import { syntheticRequests, type SyntheticRequest } from './synthetic-requests';
+import { activeV8Flags } from './v8-flags';
 
 /** Requests in flight at once: enough to exercise the concurrent paths, few enough to stay cheap. */
 const CONCURRENCY = 16;
@@ -179,6 +180,6 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
     stub.server.close();
   }
   const outcome = { requests: sent, errors, upstream: stub.answered(), ms: Math.round(performance.now() - t0) };
-  log.info({ jit_warmup: outcome }, 'jit warm-up done');
+  log.info({ jit_warmup: outcome, v8_flags: activeV8Flags() }, 'jit warm-up done');
   return outcome;
 }

@@ -68,6 +68,7 @@ function jitWarmup(raw: Obj): JitWarmupPolicy {
     enabled: raw.enabled !== false,
     requests: num(raw.requests, 3000),
     max_time: dur(raw.max_time, '1s'),
+    eager_baseline: raw.eager_baseline !== false,
   };
 }
 

@@ -45,6 +45,8 @@ export interface JitWarmupPolicy {
   readonly requests: number;
   /** ...and at most this long (ms). */
   readonly max_time: number;
+  /** Workers start with V8's --always-sparkplug (lib/perf/v8-flags.ts). */
+  readonly eager_baseline: boolean;
 }
 
 export interface UpstreamPoolPolicy {

@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startDraftService } from '../../examples/draft-service';
 import { basicPolicy, startSidecar } from '../helpers/sidecar';
 
@@ -76,3 +77,23 @@ test('jit_warmup.enabled: false starts without it', { timeout: 60_000 }, async (
   assert.equal(sc.logs.filter((l) => l.msg === 'jit warm-up done').length, 0);
   assert.equal((await fetch(sc.url + '/get_font_types')).status, 200);
 });
+
+// lib/perf/v8-flags.ts: workers compile to V8's baseline code from their first call (bench/RESULTS.md, "Start-up")
+for (const [workers, eager] of [[1, true], [0, true], [1, false]] as const) {
+  test(`jit_warmup.eager_baseline: ${eager} (workers: ${workers}): the worker runs with${eager ? '' : 'out'} --always-sparkplug`, { timeout: 60_000 }, async (t) => {
+    const up = await startDraftService({ port: 0, host: '127.0.0.1' });
+    t.after(() => up.close());
+    const setting = eager ? '' : '  jit_warmup: { eager_baseline: false }\n';
+    const sc = await startSidecar(basicPolicy(up.port, '', { workers }).replace('server:\n', 'server:\n' + setting));
+    t.after(() => sc.stop());
+    const warm = sc.logs.filter((l) => l.msg === 'jit warm-up done');
+    assert.equal(warm.length, 1);
+    assert.deepEqual(warm[0]!.v8_flags, eager ? ['--always-sparkplug'] : []);
+    if (workers > 0) {
+      // the flag is on the worker's own command line, so V8 has it from the worker's first compiled function
+      const cmdline = readFileSync(`/proc/${String(warm[0]!.pid)}/cmdline`, 'utf8').split('\0');
+      assert.equal(cmdline.includes('--always-sparkplug'), eager, cmdline.join(' '));
+    }
+    assert.equal((await fetch(sc.url + '/get_font_types')).status, 200);
+  });
+}
