@@ -8,6 +8,7 @@
 import { LRUCache } from 'lru-cache';
 import type { CacheEntry } from './entry';
 import { entrySize } from './entry';
+import { TagIndex } from './tag-index';
 
 export interface L1Events {
   onEvict(count: number): void;
@@ -16,6 +17,8 @@ export interface L1Events {
 export class L1Cache {
   private lru: LRUCache<string, CacheEntry>;
   private maxBytes: number;
+  /** The keys by tag, for invalidation (lib/cache/invalidation/local.ts L1Sweeper). */
+  private readonly tags = new TagIndex();
   /** False under memory pressure (lib/perf/overload.ts): nothing new is stored, what is held is still served. */
   admitting = true;
 
@@ -25,16 +28,21 @@ export class L1Cache {
   }
 
   private make(maxBytes: number): LRUCache<string, CacheEntry> {
-    return new LRUCache<string, CacheEntry>({
+    const lru: LRUCache<string, CacheEntry> = new LRUCache<string, CacheEntry>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (e) => Math.max(1, entrySize(e)),
       // TTL is set per entry on set(); expired entries are dropped lazily on get
       ttlAutopurge: false,
       allowStale: false,
-      dispose: (_v, _k, reason) => {
+      dispose: (_v, key, reason) => {
+        // a replaced LRU (resize) is cleared after its entries moved to the new one: they stay indexed
+        if (lru !== this.lru) return;
+        // 'set': the key was stored again and is still here
+        if (reason !== 'set') this.tags.remove(key);
         if (reason === 'evict') this.events?.onEvict(1);
       },
     });
+    return lru;
   }
 
   get size(): number {
@@ -54,12 +62,18 @@ export class L1Cache {
     return this.lru.get(key);
   }
 
+  /** Held and not expired (without touching its recency). */
+  has(key: string): boolean {
+    return this.lru.has(key);
+  }
+
   /** Store for ttlMs; an entry larger than the whole budget is simply not kept. */
   set(key: string, entry: CacheEntry, ttlMs: number): void {
     if (ttlMs <= 0 || !this.admitting) return;
     const size = entrySize(entry);
     if (size > this.maxBytes) return;
     this.lru.set(key, entry, { ttl: Math.ceil(ttlMs), size });
+    this.tags.add(key);
   }
 
   delete(key: string): boolean {
@@ -79,12 +93,24 @@ export class L1Cache {
     return this.lru.keys();
   }
 
+  /** The keys under a tag (keys.ts tagsOf), without walking L1. */
+  keysTagged(tag: string): readonly string[] {
+    return this.tags.keysUnder(tag);
+  }
+
+  /** Tags indexed (for tests: the index follows the entries). */
+  get taggedCount(): number {
+    return this.tags.tags;
+  }
+
   /** Change the byte budget (auto-tuning); shrinking evicts least recently used entries. */
   resize(maxBytes: number): void {
     if (maxBytes === this.maxBytes) return;
     const old = this.lru;
     this.maxBytes = maxBytes;
     this.lru = this.make(maxBytes);
+    // set() indexes what is moved; what is not (expired, or evicted by the smaller budget) must leave the index
+    this.tags.clear();
     // re-insert from least to most recently used so recency order survives
     const items = [...old.rentries()] as Array<[string, CacheEntry]>;
     for (const [k, v] of items) {
@@ -96,5 +122,6 @@ export class L1Cache {
 
   clear(): void {
     this.lru.clear();
+    this.tags.clear();
   }
 }

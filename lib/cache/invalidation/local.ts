@@ -6,6 +6,7 @@
 import type { RedisConnection } from '../../redis/client';
 import { VARIANT_SEPARATOR, tagForPattern } from '../keys';
 import type { Tiers } from '../tiers';
+import type { L1Cache } from '../l1';
 import { matcherOf } from './patterns';
 
 /** How long one L2 step (a removal, a publish) may take before it counts as failed. */
@@ -34,9 +35,9 @@ function keepParams(out: Removed, params: Readonly<Record<string, string>> | und
 }
 
 /**
- * Batched L1 removal. A pass over L1 walks every key (about 0.1 µs each with lru-cache: some milliseconds for a
- * full L1), so the removals asked for within one turn of the event loop share one pass: under a burst of
- * writes the work per event shrinks instead of piling up.
+ * Batched L1 removal: the removals asked for within one turn of the event loop share one pass. A pass visits the
+ * keys L1 indexes under the requests' tags (see `candidates`), or every key when a pattern has no tag; under a
+ * burst of writes the work per event shrinks instead of piling up.
  */
 export class L1Sweeper {
   private queue: Array<{ match: (key: string) => boolean; tags: Array<string | null>; cascade: boolean; upTo: number; out: Removed; resolve: (r: Removed) => void }> = [];
@@ -76,7 +77,7 @@ export class L1Sweeper {
         }
       });
       const hits: Array<[string, number[]]> = [];
-      for (const key of l1.keys()) {
+      for (const key of candidates(l1, byTag, anyKey.length > 0)) {
         let who: number[] | null = null;
         const test = (i: number) => {
           if ((who === null || !who.includes(i)) && batch[i].match(key)) (who ??= []).push(i);
@@ -106,6 +107,28 @@ export class L1Sweeper {
     }
     for (const r of batch) r.resolve(r.out);
   }
+}
+
+/**
+ * The keys a batch must test: every key when a request has a pattern no tag covers (one that starts with a
+ * glob); otherwise only the keys L1 indexes under the requested tags (lib/cache/tag-index.ts), so a write's
+ * invalidation costs the entries it can match, not the size of L1. Expired entries still waiting in the LRU are
+ * left out, as a walk of `keys()` leaves them out.
+ */
+function candidates(l1: L1Cache, byTag: ReadonlyMap<string, unknown>, everyKey: boolean): Iterable<string> {
+  if (everyKey) return l1.keys();
+  const out: string[] = [];
+  const seen = byTag.size > 1 ? new Set<string>() : null;
+  for (const tag of byTag.keys()) {
+    for (const key of l1.keysTagged(tag)) {
+      if (seen !== null) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      if (l1.has(key)) out.push(key);
+    }
+  }
+  return out;
 }
 
 /**
