@@ -26,6 +26,7 @@ import { Transform, type Readable } from 'node:stream';
 import type { CacheEntry, EntryMeta } from './entry';
 import { CorruptEntryError, PREFIX_BYTES, decodeEntry, decodeMeta, encodeEntry, encodeMeta, metaLengthFromPrefix } from './entry';
 import { PendingWork } from '../util/pending-work';
+import { TagIndex } from './tag-index';
 
 export interface L3Options {
   dir: string;
@@ -72,6 +73,8 @@ export function l3EntryFile(dir: string, key: string): string {
 
 export class L3Cache {
   private readonly index = new Map<string, IndexEntry>();
+  /** The index's keys by tag, for invalidation (lib/cache/invalidation/local.ts removeFromL3). */
+  private readonly tags = new TagIndex();
   private totalBytes = 0;
   private maxBytes: number;
   readonly ready: Promise<void>;
@@ -102,6 +105,23 @@ export class L3Cache {
 
   keys(): IterableIterator<string> {
     return this.index.keys();
+  }
+
+  /** In the index (expired or not: what `keys()` lists). */
+  has(key: string): boolean {
+    return this.index.has(key);
+  }
+
+  /** The keys under a tag (keys.ts tagsOf), without walking the index. */
+  keysTagged(tag: string): readonly string[] {
+    return this.tags.keysUnder(tag);
+  }
+
+  /** Takes `key` (whose index entry is `e`) out of the index, its byte count and its tags; the files stay. */
+  private forget(key: string, e: IndexEntry): void {
+    this.index.delete(key);
+    this.totalBytes -= e.bytes;
+    this.tags.remove(key);
   }
 
   private fileFor(key: string): string {
@@ -181,12 +201,10 @@ export class L3Cache {
 
   private insert(key: string, e: IndexEntry): void {
     const old = this.index.get(key);
-    if (old) {
-      this.totalBytes -= old.bytes;
-      this.index.delete(key);
-    }
+    if (old) this.forget(key, old);
     this.index.set(key, e);
     this.totalBytes += e.bytes;
+    this.tags.add(key);
   }
 
   private async unlinkEntry(file: string, external: boolean): Promise<void> {
@@ -199,8 +217,7 @@ export class L3Cache {
     const now = Date.now();
     for (const [key, e] of this.index) {
       if (this.totalBytes <= limit) break;
-      this.index.delete(key);
-      this.totalBytes -= e.bytes;
+      this.forget(key, e);
       if (e.expiresAt > now) evicted++;
       await this.unlinkEntry(e.file, e.external);
     }
@@ -208,10 +225,7 @@ export class L3Cache {
   }
 
   private async discard(key: string, e: IndexEntry, why: string): Promise<void> {
-    if (this.index.get(key) === e) {
-      this.index.delete(key);
-      this.totalBytes -= e.bytes;
-    }
+    if (this.index.get(key) === e) this.forget(key, e);
     this.opts.onCorrupt?.(e.file, why);
     await this.unlinkEntry(e.file, e.external);
   }
@@ -221,8 +235,7 @@ export class L3Cache {
     const e = this.index.get(key);
     if (e === undefined) return null;
     if (e.expiresAt <= Date.now()) {
-      this.index.delete(key);
-      this.totalBytes -= e.bytes;
+      this.forget(key, e);
       await this.unlinkEntry(e.file, e.external);
       return null;
     }
@@ -231,7 +244,7 @@ export class L3Cache {
       try {
         buf = await fsp.readFile(e.file);
       } catch {
-        if (this.index.get(key) === e) { this.index.delete(key); this.totalBytes -= e.bytes; }
+        if (this.index.get(key) === e) this.forget(key, e);
         return null;
       }
       try {
@@ -372,8 +385,7 @@ export class L3Cache {
   async delete(key: string): Promise<boolean> {
     const e = this.index.get(key);
     if (!e) return false;
-    this.index.delete(key);
-    this.totalBytes -= e.bytes;
+    this.forget(key, e);
     await this.unlinkEntry(e.file, e.external);
     return true;
   }
@@ -388,8 +400,7 @@ export class L3Cache {
   detach(key: string, storedUpTo = Infinity): Readonly<Record<string, string>> | null {
     const e = this.index.get(key);
     if (e === undefined || e.storedAt > storedUpTo) return null;
-    this.index.delete(key);
-    this.totalBytes -= e.bytes;
+    this.forget(key, e);
     this.unlinking.track(this.unlinkEntry(e.file, e.external));
     return e.params;
   }

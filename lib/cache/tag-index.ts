@@ -47,3 +47,33 @@ export class TagIndex {
     this.byTag.clear();
   }
 }
+
+/** A tier whose keys are indexed by tag (L1Cache, L3Cache). */
+export interface TaggedKeys {
+  keys(): Iterable<string>;
+  keysTagged(tag: string): readonly string[];
+  /** Whether `keys()` would list the key (L1 leaves out expired entries still waiting in the LRU). */
+  has(key: string): boolean;
+}
+
+/**
+ * The keys an invalidation must test: every key of the tier when one of its patterns has no tag (`null`: it
+ * starts with a glob); otherwise only the keys indexed under the tags, each once, so an event costs the entries
+ * it can match, not the size of the tier. A fresh array: the caller may remove keys while it iterates.
+ */
+export function keysToTest(tier: TaggedKeys, tags: Iterable<string | null>): string[] {
+  const list = [...tags];
+  if (list.includes(null)) return [...tier.keys()];
+  const out: string[] = [];
+  const seen = list.length > 1 ? new Set<string>() : null;
+  for (const tag of list as string[]) {
+    for (const key of tier.keysTagged(tag)) {
+      if (seen !== null) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      if (tier.has(key)) out.push(key);
+    }
+  }
+  return out;
+}

@@ -1,13 +1,17 @@
 /**
  * L1's tag index (lib/cache/tag-index.ts) lets an invalidation visit only the keys under its patterns' tags.
- * What must hold: the index follows the entries through everything that adds or drops one (store, store again,
+ * L3's index is kept by tag the same way. What must hold: the index follows the entries through everything that adds or drops one (store, store again,
  * delete, LRU eviction, expiry, resize, clear), and a sweep removes exactly what a walk of every key would.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { L1Cache } from '../../lib/cache/l1';
-import { L1Sweeper } from '../../lib/cache/invalidation/local';
+import { L1Sweeper, removeFromL3 } from '../../lib/cache/invalidation/local';
+import { L3Cache } from '../../lib/cache/l3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { matcherOf } from '../../lib/cache/invalidation/patterns';
 import { tagsOf } from '../../lib/cache/keys';
 import type { CacheEntry } from '../../lib/cache/entry';
@@ -74,4 +78,45 @@ test('a sweep through the index removes exactly what a walk of every key removes
     assert.equal([...l1.keys()].filter(match).length, 0);
     assertIndexFollows(l1);
   }
+});
+
+/** Every tag of every key L3 indexes lists exactly the keys that carry it. */
+function assertL3IndexFollows(l3: L3Cache, gone: readonly string[]): void {
+  const want = new Map<string, Set<string>>();
+  for (const key of l3.keys()) for (const tag of tagsOf(key)) (want.get(tag) ?? want.set(tag, new Set()).get(tag)!).add(key);
+  for (const [tag, keys] of want) assert.deepEqual(new Set(l3.keysTagged(tag)), keys, `tag ${tag}`);
+  for (const key of gone) for (const tag of tagsOf(key)) assert.ok(!l3.keysTagged(tag).includes(key), `${key} left the index`);
+}
+
+test("L3's tag index follows its entries (store, delete, detach, eviction, restart) and removes what a walk would", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l3-tags-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const l3 = new L3Cache({ dir, maxBytes: 64 * 1024 * 1024, ttl: 60_000 });
+  await l3.ready;
+  for (let d = 0; d < 30; d++) {
+    for (const k of [`draft:${d}:script#a`, `draft:${d}:assets`, `user:${d % 4}:drafts`]) await l3.set(k, entry(k, 10), 60_000);
+  }
+  await l3.delete('draft:3:assets');
+  l3.detach('draft:4:script#a');
+  await l3.unlinked();
+  assertL3IndexFollows(l3, ['draft:3:assets', 'draft:4:script#a']);
+
+  await l3.resize(1); // evicts everything but what fits in one byte: nothing
+  assertL3IndexFollows(l3, ['draft:5:assets']);
+  await l3.resize(64 * 1024 * 1024);
+  for (let d = 0; d < 30; d++) for (const k of [`draft:${d}:script#a`, `draft:${d}:assets`]) await l3.set(k, entry(k, 10), 60_000);
+
+  // a restart indexes what it finds on disk
+  const again = new L3Cache({ dir, maxBytes: 64 * 1024 * 1024, ttl: 60_000 });
+  await again.ready;
+  assertL3IndexFollows(again, []);
+  for (const p of [['draft:7:*'], ['draft:1*'], ['*:assets'], ['user:2:*', 'draft:9:script']]) {
+    const match = matcherOf(p);
+    const expected = [...again.keys()].filter(match).sort();
+    const removed = await removeFromL3({ l3: again } as unknown as Tiers, p, false);
+    assert.deepEqual([...removed.keys].sort(), expected, p.join(' '));
+    assert.equal([...again.keys()].filter(match).length, 0);
+    assertL3IndexFollows(again, expected);
+  }
+  await again.unlinked();
 });

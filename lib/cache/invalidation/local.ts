@@ -6,7 +6,7 @@
 import type { RedisConnection } from '../../redis/client';
 import { VARIANT_SEPARATOR, tagForPattern } from '../keys';
 import type { Tiers } from '../tiers';
-import type { L1Cache } from '../l1';
+import { keysToTest } from '../tag-index';
 import { matcherOf } from './patterns';
 
 /** How long one L2 step (a removal, a publish) may take before it counts as failed. */
@@ -36,7 +36,7 @@ function keepParams(out: Removed, params: Readonly<Record<string, string>> | und
 
 /**
  * Batched L1 removal: the removals asked for within one turn of the event loop share one pass. A pass visits the
- * keys L1 indexes under the requests' tags (see `candidates`), or every key when a pattern has no tag; under a
+ * keys L1 indexes under the requests' tags (tag-index.ts `keysToTest`), or every key when a pattern has no tag; under a
  * burst of writes the work per event shrinks instead of piling up.
  */
 export class L1Sweeper {
@@ -77,7 +77,8 @@ export class L1Sweeper {
         }
       });
       const hits: Array<[string, number[]]> = [];
-      for (const key of candidates(l1, byTag, anyKey.length > 0)) {
+      // a request with no tag (anyKey) needs every key; otherwise only the keys under the requested tags
+      for (const key of keysToTest(l1, anyKey.length > 0 ? [null] : byTag.keys())) {
         let who: number[] | null = null;
         const test = (i: number) => {
           if ((who === null || !who.includes(i)) && batch[i].match(key)) (who ??= []).push(i);
@@ -110,28 +111,6 @@ export class L1Sweeper {
 }
 
 /**
- * The keys a batch must test: every key when a request has a pattern no tag covers (one that starts with a
- * glob); otherwise only the keys L1 indexes under the requested tags (lib/cache/tag-index.ts), so a write's
- * invalidation costs the entries it can match, not the size of L1. Expired entries still waiting in the LRU are
- * left out, as a walk of `keys()` leaves them out.
- */
-function candidates(l1: L1Cache, byTag: ReadonlyMap<string, unknown>, everyKey: boolean): Iterable<string> {
-  if (everyKey) return l1.keys();
-  const out: string[] = [];
-  const seen = byTag.size > 1 ? new Set<string>() : null;
-  for (const tag of byTag.keys()) {
-    for (const key of l1.keysTagged(tag)) {
-      if (seen !== null) {
-        if (seen.has(key)) continue;
-        seen.add(key);
-      }
-      if (l1.has(key)) out.push(key);
-    }
-  }
-  return out;
-}
-
-/**
  * L3 (this process's directory): matching keys leave the index at once, with the params the index keeps for
  * cascades; their files are unlinked in the background (L3Cache.detach). Only the start-up scan is waited for.
  */
@@ -141,7 +120,7 @@ export async function removeFromL3(tiers: Tiers, patterns: readonly string[], ca
   if (l3 === null || patterns.length === 0) return out;
   if (!l3.loaded) await l3.ready.catch(() => {});
   const match = matcherOf(patterns);
-  for (const key of [...l3.keys()]) {
+  for (const key of keysToTest(l3, patterns.map((p) => tagForPattern(p)))) {
     if (!match(key)) continue;
     const params = l3.detach(key, storedUpTo);
     if (params === null) continue;
