@@ -1,7 +1,7 @@
 // L1 hits of a 2 KB body through one sidecar (1 worker), one fixed driver for comparing builds back to back.
 // usage: node bench/hit-driver.mjs <checkout-with-dist> [runs=3] [secs=5]
 // env: PIN=1 sidecar on cpu0 and wrk on cpu1; NOWARM=1 jit_warmup off; WORKERS=n; OTHER=1 3,000 hits from a second
-// client first; MIXFIRST=1 3,000 mixed requests (misses, pass-through, HEAD) first; PROF=dir --cpu-prof.
+// client first; MIXFIRST=1 3,000 mixed requests (misses, pass-through, HEAD) first; PROF=dir --cpu-prof. SERVER_EXTRA=", key: value" more `server` policy.
 // Prints req/s of each run, their median, and the sidecar's CPU µs per request per run (from /proc).
 import http from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
@@ -15,7 +15,7 @@ await new Promise((r) => origin.listen(0, '127.0.0.1', r));
 const port = 20000 + Math.floor(Math.random() * 20000), admin = port + 1;
 const tmp = mkdtempSync(join(tmpdir(), 'hb-'));
 writeFileSync(join(tmp, 'p.yaml'), `version: 1
-server: { listen: "127.0.0.1:${port}", admin_listen: "127.0.0.1:${admin}", workers: ${process.env.WORKERS ?? 1}, log_level: warn${process.env.NOWARM ? ", jit_warmup: { enabled: false }" : ""} }
+server: { listen: "127.0.0.1:${port}", admin_listen: "127.0.0.1:${admin}", workers: ${process.env.WORKERS ?? 1}, log_level: warn${process.env.NOWARM ? ", jit_warmup: { enabled: false }" : ""}${process.env.SERVER_EXTRA ?? ""} }
 upstream: { url: "http://127.0.0.1:${origin.address().port}" }
 routes:
   - name: body

@@ -76,7 +76,7 @@ export const POLICY_SCHEMA: JsonSchema = {
         enabled: { type: 'boolean', default: true, description: 'on by default; off starts a worker cold (faster start, slower first second)' },
         requests: { type: 'integer', minimum: 0, maximum: 100000, default: 3000, description: 'at most this many synthetic requests per worker' },
         max_time: { ...ref('duration'), default: '1s', description: 'and at most this long per worker (requests still in flight then are dropped)' },
-        eager_baseline: { type: 'boolean', default: true, description: "workers compile each function to V8's baseline code on its first call instead of interpreting it until it is warm (V8's --always-sparkplug; read at start)" },
+        eager_baseline: { type: 'boolean', default: true, description: "during the warm-up, V8 compiles each function the warm-up meets to baseline code on its first call instead of interpreting it until it is warm (V8's --always-sparkplug, set for the warm-up only)" },
       }),
     }),
     upstream: {

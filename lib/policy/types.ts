@@ -45,7 +45,7 @@ export interface JitWarmupPolicy {
   readonly requests: number;
   /** ...and at most this long (ms). */
   readonly max_time: number;
-  /** Workers start with V8's --always-sparkplug (lib/perf/v8-flags.ts). */
+  /** V8's --always-sparkplug while the warm-up runs, and only then (lib/perf/v8-flags.ts). */
   readonly eager_baseline: boolean;
 }
 

@@ -11,7 +11,6 @@ import { observePrimary, observeWorker, type Observed } from '../../observe/atta
 import type { PrimaryServices } from '../../core/component';
 import { appHealthRoutes } from '../../k8s/app-health';
 import { applyUvThreadpoolSize } from '../../stages/queue';
-import { applyV8Flags } from '../../perf/v8-flags';
 import { createAutoTuning, attachTuningToWorker, type AutoTuningService } from '../../tuning';
 import { PrimaryCoordinator, SingleCoordinator } from '../ipc';
 import { AdminServer } from '../admin';
@@ -42,7 +41,6 @@ export async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   // The libuv pool is sized before anything uses it (zlib, fs, dns run on it).
   applyUvThreadpoolSize(p0);
   const single = p0.server.workers === 0;
-  if (single) applyV8Flags(p0);
   setLogFormat(p0.server.log_format);
   const log = createLogger(p0.server.log_level, { role: single ? 'single' : 'primary' });
   log.info({ file: policyFile, version: loaded0.version }, summarize(loaded0));

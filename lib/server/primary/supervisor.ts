@@ -8,7 +8,6 @@ import type { PrimaryChannel } from '../../core/ipc';
 import type { Logger } from '../../observe/logger';
 import type { PrimaryMetrics } from '../../observe/metrics';
 import { uvThreadpoolEnv } from '../../stages/queue';
-import { workerExecArgv } from '../../perf/v8-flags';
 import { ListenError, LISTEN_FAILED_EXIT } from '../listen';
 import type { PodState } from './state';
 
@@ -100,8 +99,6 @@ export class WorkerSupervisor {
    */
   readonly fork = (index: number = this.freeSlot()): void => {
     const { state, metrics, log, coordinator, retiring } = this.d;
-    // the policy's V8 flags (lib/perf/v8-flags.ts) are read at fork, like the libuv pool size
-    cluster.setupPrimary({ execArgv: workerExecArgv(state.loaded.policy) });
     const w = cluster.fork({ ...uvThreadpoolEnv(state.loaded.policy), BRIDGE_SIDECAR_WORKER_INDEX: String(index) });
     this.slots.set(w.id, index);
     // the new worker's IPC channel is connected as soon as fork returns, so it is already in workerIds()
