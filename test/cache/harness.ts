@@ -5,9 +5,6 @@
  * services as in the single process. Nothing is mocked.
  */
 import http, { type IncomingMessage, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { parsePolicy } from '../../lib/policy/load';
 import type { LoadedPolicy } from '../../lib/policy/types';
@@ -25,6 +22,7 @@ import type { Coordinator } from '../../lib/core/ipc';
 import type { CacheComponent } from '../../lib/stages/cache/component';
 import type { Invalidator } from '../../lib/cache/invalidation/engine';
 import { systemClock, type Clock } from '../../lib/core/clock';
+import { tempDir as makeTempDir } from '../helpers/temp-dir';
 
 export interface UpstreamReply {
   status?: number;
@@ -157,9 +155,7 @@ export async function waitUntil(check: () => boolean, timeoutMs: number): Promis
 }
 
 export function tempDir(t: { after(fn: () => void | Promise<void>): void }): string {
-  const d = mkdtempSync(join(tmpdir(), 'bridge-cache-'));
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
+  return makeTempDir(t, 'bridge-cache-');
 }
 
 export interface Reply {

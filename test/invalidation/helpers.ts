@@ -3,14 +3,14 @@
  * workers of a sidecar), a policy in front of the example draft service, admin calls with the token.
  */
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { basicPolicy } from '../helpers/sidecar';
 import { REDIS_CLI } from '../helpers/redis';
+import { tempDir as makeTempDir } from '../helpers/temp-dir';
 
 export interface Reply {
   status: number;
@@ -58,10 +58,7 @@ export function isHit(r: Reply): boolean {
 }
 
 export function tempDir(t: TestContext, prefix = 'bridge-inv-'): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  // the sidecar that writes into it (L3) may stop after this hook runs: retry while it still adds files
-  t.after(() => rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
-  return d;
+  return makeTempDir(t, prefix);
 }
 
 /** A token file for the admin endpoints; returns [path, token]. */
