@@ -6,14 +6,12 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startDraftService, type DraftService } from '../../examples/draft-service';
 import { startSidecar, basicPolicy } from '../helpers/sidecar';
 import { waitFor } from '../helpers/ports';
 import { http, postJson, parseMetrics, type Family } from './helpers';
 import { ERROR_TYPES, SHED_REASONS } from '../../lib/observe/label-values';
+import { tempDir } from '../helpers/temp-dir';
 
 const POLICY = `routes:
   - name: query_script
@@ -45,8 +43,7 @@ function value(families: Map<string, Family>, name: string, labels: Record<strin
 }
 
 test('every labelled counter the policy can move is on /metrics at 0 before the first event, summed over two workers', { timeout: 90_000 }, async (t) => {
-  const l3 = mkdtempSync(join(tmpdir(), 'bridge-zero-l3-'));
-  t.after(() => rmSync(l3, { recursive: true, force: true }));
+  const l3 = tempDir(t, 'bridge-zero-l3-');
   const sidecar = await startSidecar(basicPolicy(upstream.port, POLICY.replace('L3DIR', l3), { workers: 2 }));
   t.after(() => sidecar.stop());
   // both workers have reported their registries (the primary sums what answers)

@@ -9,9 +9,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { startDraftService } from '../../examples/draft-service';
@@ -20,6 +19,7 @@ import { startRedis } from '../helpers/redis';
 import { repoRoot } from '../helpers/repo';
 import { sleep } from '../helpers/ports';
 import { rssBytes, recordFigure, metrics, sumSeries } from './helpers';
+import { tempDir } from '../helpers/temp-dir';
 
 const SECONDS = Math.max(20, Number(process.env.RELIABILITY_SOAK_SECONDS ?? 45));
 const RATE = Number(process.env.RELIABILITY_SOAK_RATE ?? 300);
@@ -59,8 +59,7 @@ test(`soak: ${RATE} req/s for ${SECONDS} s with the complete example policy: zer
   t.after(() => up.close());
   const redis = await startRedis();
   t.after(() => redis.stop());
-  const l3 = mkdtempSync(join(tmpdir(), 'rel-soak-l3-'));
-  t.after(() => rmSync(l3, { recursive: true, force: true }));
+  const l3 = tempDir(t, 'rel-soak-l3-');
   const policy = readFileSync(join(repoRoot(), 'examples', 'policy.yaml'), 'utf8')
     .replace('listen: 0.0.0.0:15006', 'listen: "127.0.0.1:0"')
     .replace('admin_listen: 0.0.0.0:9901', 'admin_listen: "127.0.0.1:0"')
