@@ -76,7 +76,9 @@ test('start_timeout bounds the gate: a warm-up that cannot finish does not keep 
   }, 10_000, 50);
   await sleep(1100);
   // pod B's refetch would take 20 s: readiness comes after start_timeout (2 s) anyway
-  const b = await startSidecar(warmPolicy(slow.port, { redis: redis.url, onStart: true, startTimeout: '2s' }));
+  // without the JIT warm-up, as above: the 2 s gate must still be there when the worker listens
+  const b = await startSidecar(warmPolicy(slow.port, { redis: redis.url, onStart: true, startTimeout: '2s' })
+    .replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n'));
   t.after(() => b.stop());
   const seen = await readyzUntilReady(b.adminUrl, 12_000);
   assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
