@@ -9,9 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { L1Cache } from '../../lib/cache/l1';
 import { L1Sweeper, removeFromL3 } from '../../lib/cache/invalidation/local';
 import { L3Cache } from '../../lib/cache/l3';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tempDir } from './harness';
 import { matcherOf } from '../../lib/cache/invalidation/patterns';
 import { tagsOf } from '../../lib/cache/keys';
 import type { CacheEntry } from '../../lib/cache/entry';
@@ -89,8 +87,7 @@ function assertL3IndexFollows(l3: L3Cache, gone: readonly string[]): void {
 }
 
 test("L3's tag index follows its entries (store, delete, detach, eviction, restart) and removes what a walk would", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l3-tags-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t);
   const l3 = new L3Cache({ dir, maxBytes: 64 * 1024 * 1024, ttl: 60_000 });
   await l3.ready;
   for (let d = 0; d < 30; d++) {

@@ -11,11 +11,13 @@ export interface WarmPolicyOptions {
   startTimeout?: string;
   queues?: string;
   workers?: number;
+  /** false: the new pod starts without the JIT warm-up (its workers listen at once). */
+  jitWarmup?: boolean;
 }
 
 export function warmPolicy(upPort: number, o: WarmPolicyOptions = {}): string {
   const redis = o.redis ? `redis: { url: "${o.redis}", key_prefix: "warm:", command_timeout: 500ms }` : '';
-  return basicPolicy(upPort, `
+  const policy = basicPolicy(upPort, `
 ${redis}
 routes:
   - name: query_script
@@ -41,6 +43,7 @@ ${o.redis ? '  l2: { ttl: 1h }' : ''}
         top: ${o.top ?? 10}
         on_start: ${o.onStart ?? false}
 `, { workers: o.workers ?? 0 });
+  return o.jitWarmup === false ? policy.replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n') : policy;
 }
 
 /** The value of a metric line (labels as written by prom-client), or 0. */

@@ -44,8 +44,7 @@ test('on_start: /readyz stays 503 until the fleet\'s most requested keys are war
   // warm-up and the client's first request cannot turn the expected L1 hit into a stale one
   // B's JIT warm-up is off: a worker takes the cache warm-up's run while its JIT warm-up (up to 1 s before it
   // listens) is still going, so the gate could be over before "listening" and this test's first /readyz
-  const b = await startSidecar(warmPolicy(svc.port, { redis: redis.url, onStart: true, workers: 2, ttl: '30s' })
-    .replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n'));
+  const b = await startSidecar(warmPolicy(svc.port, { redis: redis.url, onStart: true, workers: 2, ttl: '30s', jitWarmup: false }));
   t.after(() => b.stop());
   const seen = await readyzUntilReady(b.adminUrl, 60_000);
   assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
@@ -77,8 +76,7 @@ test('start_timeout bounds the gate: a warm-up that cannot finish does not keep 
   await sleep(1100);
   // pod B's refetch would take 20 s: readiness comes after start_timeout (2 s) anyway
   // without the JIT warm-up, as above: the 2 s gate must still be there when the worker listens
-  const b = await startSidecar(warmPolicy(slow.port, { redis: redis.url, onStart: true, startTimeout: '2s' })
-    .replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n'));
+  const b = await startSidecar(warmPolicy(slow.port, { redis: redis.url, onStart: true, startTimeout: '2s', jitWarmup: false }));
   t.after(() => b.stop());
   const seen = await readyzUntilReady(b.adminUrl, 12_000);
   assert.equal(seen.at(-1)?.status, 200, JSON.stringify(seen.slice(-3)));
