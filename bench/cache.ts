@@ -144,6 +144,12 @@ async function startVarnish(originPort: number): Promise<{ url: string; stop(): 
   return { url: `http://127.0.0.1:${port}`, async stop() { await proc.stop(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
+/** varnishd's version line, or that it is not installed (its rows are then skipped with a note). */
+function varnishVersion(): string {
+  const r = spawnSync(VARNISHD, ['-V'], { encoding: 'utf8' });
+  return r.error !== undefined || typeof r.stderr !== 'string' ? 'not installed' : `varnishd ${r.stderr.split('\n')[0]!.replace(/^varnishd /, '')}`;
+}
+
 function sidecarCachePolicy(originUrl: string, tiers: string, redis: string, serverExtra = '') {
   return (p: { port: number; adminPort: number }) => `version: 1
 server: { listen: "127.0.0.1:${p.port}", admin_listen: "127.0.0.1:${p.adminPort}", workers: 1, log_level: warn${serverExtra} }
@@ -376,7 +382,7 @@ async function main(): Promise<void> {
 
     // report
     lines.push(`Command: \`node dist/bench/cache.js${process.argv.slice(2).map((x) => ' ' + x).join('')}\` (\`npm run build\` first).`, '');
-    lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work shares these 2 cores: compare rows of the same run only). wrk -t2 -c50 -d${s.duration} (after a ${s.warmup} warm-up), median of ${s.runs} run(s) by requests/s, every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: varnishd ${spawnSync(VARNISHD, ['-V'], { encoding: 'utf8' }).stderr.split('\n')[0].replace(/^varnishd /, '')}.`, '');
+    lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work shares these 2 cores: compare rows of the same run only). wrk -t2 -c50 -d${s.duration} (after a ${s.warmup} warm-up), median of ${s.runs} run(s) by requests/s, every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: ${varnishVersion()}.`, '');
     lines.push('| cache | body | requests/s | p50 ms | p99 ms | vs nginx (same body) |', '|---|---|---:|---:|---:|---:|');
     for (const row of rows) {
       if (!row.r) { lines.push(`| ${row.target} | - | ${row.note} | | | |`); continue; }
