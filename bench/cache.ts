@@ -310,18 +310,19 @@ async function main(): Promise<void> {
     if (doHits) try { redis = await startRedis(); cleanups.push(() => redis!.stop()); } catch (e) { log('redis-server unavailable: ' + String(e)); }
     const l3dir = mkdtempSync(join(tmpdir(), 'bench-l3-'));
     cleanups.push(async () => rmSync(l3dir, { recursive: true, force: true }));
-    // [row, cache tiers, redis section, more `server` settings]. The JIT warm-up (on by default) trains the request
-    // path on every kind of request the policy has, so a load of nothing but hits runs on code less specialised
-    // to hits; the second row shows that cost in the same run (after mixed traffic it is gone: bench/RESULTS.md)
-    const tierSetups: Array<[string, string, string, string]> = [
-      ['bridge-sidecar L1 (1 worker)', '  l1: { size: 64MB }', '', ''],
-      ['bridge-sidecar L1 (1 worker, jit_warmup off)', '  l1: { size: 64MB }', '', ', jit_warmup: { enabled: false }'],
-      ['bridge-sidecar L3 disk (1 worker)', `  l3: { path: "${l3dir}", size: 256MB }`, '', ''],
+    // The JIT warm-up (on by default) trains the request path on every kind of request the policy has, so a load of
+    // nothing but hits runs on code less specialised to hits; the second row shows that cost in the same run (after
+    // mixed traffic it is gone: bench/RESULTS.md)
+    type TierSetup = { name: string; tiers: string; redis?: string; server?: string };
+    const tierSetups: TierSetup[] = [
+      { name: 'bridge-sidecar L1 (1 worker)', tiers: '  l1: { size: 64MB }' },
+      { name: 'bridge-sidecar L1 (1 worker, jit_warmup off)', tiers: '  l1: { size: 64MB }', server: ', jit_warmup: { enabled: false }' },
+      { name: 'bridge-sidecar L3 disk (1 worker)', tiers: `  l3: { path: "${l3dir}", size: 256MB }` },
     ];
-    if (redis) tierSetups.push(['bridge-sidecar L2 redis (1 worker)', '  l2: { ttl: 1h }', `redis: { url: "${redis.url}", command_timeout: 100ms }`, '']);
+    if (redis) tierSetups.push({ name: 'bridge-sidecar L2 redis (1 worker)', tiers: '  l2: { ttl: 1h }', redis: `redis: { url: "${redis.url}", command_timeout: 100ms }` });
     if (!doHits) tierSetups.length = 0;
-    for (const [name, tiers, redisSection, serverExtra] of tierSetups) {
-      const sc: SidecarProcess = await startSidecar(sidecarCachePolicy(origin.url, tiers, redisSection, serverExtra), { readyPath: '/body/2k' });
+    for (const { name, tiers, redis: redisSection = '', server = '' } of tierSetups) {
+      const sc: SidecarProcess = await startSidecar(sidecarCachePolicy(origin.url, tiers, redisSection, server), { readyPath: '/body/2k' });
       try { await measure(name, sc.url); } finally { await sc.stop(); }
     }
     if (!doHits) { /* hit rows skipped (--only mix) */ } else if (have(NGINX)) {

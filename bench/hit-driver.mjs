@@ -12,8 +12,9 @@ const dir = process.argv[2]; const runs = +(process.argv[3] ?? 3); const secs = 
 const body = Buffer.alloc(2048, 'a');
 const origin = http.createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=3600', 'content-length': body.length }); r.end(body); });
 await new Promise((r) => origin.listen(0, '127.0.0.1', r));
-// ports the kernel hands out as free (a random pick could meet one of wrk's own connections' local ports)
-const freePort = () => new Promise((res) => { const s = http.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
+// ports the kernel hands out as free (a random pick could meet one of wrk's own connections' local ports);
+// bench/lib/proc.ts's, from this checkout's build
+const { freePort } = await import(new URL('../dist/bench/lib/proc.js', import.meta.url).href);
 const port = await freePort(), admin = await freePort();
 const tmp = mkdtempSync(join(tmpdir(), 'hb-'));
 writeFileSync(join(tmp, 'p.yaml'), `version: 1
@@ -43,6 +44,6 @@ const cpus = [];
 const wrk = (d) => { const c0 = tree(); const o = execFileSync(PIN ? 'taskset' : 'wrk', [...(PIN ? ['-c', '1', 'wrk'] : []), '-t2', '-c50', `-d${d}`, url]).toString(); const c1 = tree(); const rps = +o.match(/Requests\/sec:\s+([\d.]+)/)[1]; const n = +o.match(/(\d+) requests in/)[1]; cpus.push(((c1 - c0) * 10000) / n); return rps; };
 wrk(process.env.WARMUP ?? '3s');
 cpus.length = 0; const res = []; for (let i = 0; i < runs; i++) res.push(wrk(secs + 's'));
-const inOrder = res.map((x) => x.toFixed(0)).join(" "); res.sort((a, b) => a - b);
-cpus.sort((a, b) => a - b); console.log(`${dir} ${process.env.NOWARM ? 'nowarm' : 'warm'}${process.env.MIXFIRST ? '+mix' : ''}${process.env.OTHER ? '+other' : ''} w${process.env.WORKERS ?? 1} ${res.map((x) => x.toFixed(0)).join(' ')} median ${res[Math.floor(res.length / 2)].toFixed(0)} cpu_us/req ${cpus.map((x) => x.toFixed(1)).join(" ")} in order ${inOrder}`);
+const inOrder = res.map((x) => x.toFixed(0)).join(' '); res.sort((a, b) => a - b);
+cpus.sort((a, b) => a - b); console.log(`${dir} ${process.env.NOWARM ? 'nowarm' : 'warm'}${process.env.MIXFIRST ? '+mix' : ''}${process.env.OTHER ? '+other' : ''} w${process.env.WORKERS ?? 1} ${res.map((x) => x.toFixed(0)).join(' ')} median ${res[Math.floor(res.length / 2)].toFixed(0)} cpu_us/req ${cpus.map((x) => x.toFixed(1)).join(' ')} in order ${inOrder}`);
 sc.kill('SIGTERM'); origin.close(); setTimeout(() => process.exit(0), 3000);

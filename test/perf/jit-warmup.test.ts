@@ -37,7 +37,7 @@ for (const workers of [2, 1, 0]) {
   test(`before taking traffic each worker warms its pipeline up, bounded, leaving nothing behind (workers: ${workers})`, { timeout: 90_000 }, async (t) => {
     const up = await startDraftService({ port: 0, host: '127.0.0.1', seedDrafts: 5 });
     t.after(() => up.close());
-    const policy = basicPolicy(up.port, ROUTES, { workers }).replace('server:\n', 'server:\n  jit_warmup: { enabled: true, requests: 2000, max_time: 1500ms }\n');
+    const policy = basicPolicy(up.port, ROUTES, { workers, jit_warmup: '{ enabled: true, requests: 2000, max_time: 1500ms }' });
     const sc = await startSidecar(policy, { timeoutMs: 60_000 });
     t.after(() => sc.stop());
 
@@ -74,7 +74,7 @@ for (const workers of [2, 1, 0]) {
 test('jit_warmup.enabled: false starts without it', { timeout: 60_000 }, async (t) => {
   const up = await startDraftService({ port: 0, host: '127.0.0.1' });
   t.after(() => up.close());
-  const sc = await startSidecar(basicPolicy(up.port).replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n'));
+  const sc = await startSidecar(basicPolicy(up.port, '', { jit_warmup: '{ enabled: false }' }));
   t.after(() => sc.stop());
   assert.equal(sc.logs.filter((l) => l.msg === 'jit warm-up done').length, 0);
   assert.equal((await fetch(sc.url + '/get_font_types')).status, 200);
@@ -86,8 +86,7 @@ for (const [workers, eager] of [[1, true], [0, true], [1, false]] as const) {
   test(`jit_warmup.eager_baseline: ${eager} (workers: ${workers}): --always-sparkplug during the warm-up${eager ? '' : ' is not set'}, never on the command line`, { timeout: 60_000 }, async (t) => {
     const up = await startDraftService({ port: 0, host: '127.0.0.1' });
     t.after(() => up.close());
-    const setting = eager ? '' : '  jit_warmup: { eager_baseline: false }\n';
-    const sc = await startSidecar(basicPolicy(up.port, '', { workers }).replace('server:\n', 'server:\n' + setting));
+    const sc = await startSidecar(basicPolicy(up.port, '', { workers, ...(eager ? {} : { jit_warmup: '{ eager_baseline: false }' }) }));
     t.after(() => sc.stop());
     const warm = sc.logs.filter((l) => l.msg === 'jit warm-up done');
     assert.equal(warm.length, 1);

@@ -17,7 +17,7 @@ export interface WarmPolicyOptions {
 
 export function warmPolicy(upPort: number, o: WarmPolicyOptions = {}): string {
   const redis = o.redis ? `redis: { url: "${o.redis}", key_prefix: "warm:", command_timeout: 500ms }` : '';
-  const policy = basicPolicy(upPort, `
+  return basicPolicy(upPort, `
 ${redis}
 routes:
   - name: query_script
@@ -42,8 +42,7 @@ ${o.redis ? '  l2: { ttl: 1h }' : ''}
         priority: ${o.priority ?? 'low'}
         top: ${o.top ?? 10}
         on_start: ${o.onStart ?? false}
-`, { workers: o.workers ?? 0 });
-  return o.jitWarmup === false ? policy.replace('server:\n', 'server:\n  jit_warmup: { enabled: false }\n') : policy;
+`, { workers: o.workers ?? 0, ...(o.jitWarmup === false ? { jit_warmup: '{ enabled: false }' } : {}) });
 }
 
 /** The value of a metric line (labels as written by prom-client), or 0. */
