@@ -106,6 +106,57 @@ export async function postBig(url: string, bytes: number, headers: Record<string
   });
 }
 
+/**
+ * A chunked body sent in steps: 4 KB, then (once the answer has arrived) `more` bytes in 64 KB chunks and the
+ * last chunk. What the client saw: the answer, and whether its connection ended cleanly or was reset under it.
+ */
+async function chunkedAfterAnswer(port: number, more: number): Promise<{ answer: string; error: string | null }> {
+  const { connect } = await import('node:net');
+  const chunk = (n: number): string => `${n.toString(16)}\r\n${' '.repeat(n)}\r\n`;
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let answer = '';
+    let error: string | null = null;
+    let sentRest = false;
+    sock.setEncoding('utf8');
+    sock.on('error', (e: NodeJS.ErrnoException) => { error = e.code ?? e.message; });
+    sock.on('close', () => resolve({ answer, error }));
+    sock.on('data', (d: string) => {
+      answer += d;
+      if (sentRest || !answer.includes('\r\n\r\n')) return;
+      // the head is here: the client goes on sending, as one that writes its whole body first would
+      sentRest = true;
+      let left = more;
+      const write = (): void => {
+        while (left > 0) {
+          const n = Math.min(left, 64 * 1024);
+          left -= n;
+          if (!sock.write(chunk(n))) { sock.once('drain', write); return; }
+        }
+        sock.write('0\r\n\r\n');
+      };
+      write();
+    });
+    sock.write(`POST /add_text HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${chunk(4096)}`);
+  });
+}
+
+test('a streamed body refused part-way is read to its end before the connection closes (lingering close), so the client is not reset', async () => {
+  const sc = await startSidecar(basicPolicy(upstream.port, '', { client_max_body_size: '1KB' }));
+  try {
+    const { answer, error } = await chunkedAfterAnswer(sc.port, 2 * 1024 * 1024);
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    assert.match(answer, /connection: close/i);
+    assert.match(answer, /client_max_body_size/);
+    // without the lingering close the sidecar closes with the body unread: the kernel resets the connection
+    assert.equal(error, null, 'the connection ended cleanly, not reset while the client was still sending');
+    // the sidecar is fine afterwards
+    assert.equal((await fetch(`${sc.url}/get_draft?draft_id=x`)).status < 500, true);
+  } finally {
+    await sc.stop();
+  }
+});
+
 test('a body over the admin limit gets its 413, not a reset connection', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bs-token-'));
   const tokenFile = join(dir, 'token');

@@ -54,15 +54,17 @@ test('sampleTarget scrapes a real /metrics page; a dead page is recorded, not th
 });
 
 test('--pid: memory and CPU of a real process from /proc', async (t) => {
-  // the child burns 500 ms of its own CPU time (a busy machine can deschedule a wall-clock loop), then idles
-  const child = spawn(process.execPath, ['-e', 'const a = Buffer.alloc(64 * 2 ** 20, 1); while (process.cpuUsage().user + process.cpuUsage().system < 500_000); setInterval(() => a, 1000)']);
+  // The child burns 600 ms of its own CPU time (a busy machine can deschedule a wall-clock loop), says so, then
+  // idles. It burns past the 0.5 s asserted because /proc counts in 10 ms ticks rounded down: a child that
+  // stopped at exactly 500,000 µs could read 0.49 s for ever.
+  const child = spawn(process.execPath, ['-e', "const a = Buffer.alloc(64 * 2 ** 20, 1); while (process.cpuUsage().user + process.cpuUsage().system < 600_000); process.stdout.write('burned'); setInterval(() => a, 1000)"]);
   t.after(() => child.kill());
-  // wait for the allocation and the burn (a busy machine can take seconds to start node), not a fixed time
-  const s = await waitFor('the child to hold its 64 MB and to have used 0.5 s of CPU', () => {
-    const x = sampleFromProc(child.pid!, Date.now());
-    return (x.rssBytes ?? 0) > 64 * 2 ** 20 && (x.cpuSeconds ?? 0) >= 0.5 ? x : null;
-  }, 30_000, 100) as ReturnType<typeof sampleFromProc>;
+  // wait for the child's word (a busy machine can take seconds to start node), not a fixed time
+  let said = '';
+  child.stdout.on('data', (d: Buffer) => { said += d.toString(); });
+  await waitFor('the child to hold its 64 MB and to have used 0.6 s of CPU', () => said.includes('burned'), 120_000, 50);
+  const s = sampleFromProc(child.pid!, Date.now());
   assert.ok((s.rssBytes ?? 0) > 64 * 2 ** 20, `rss ${s.rssBytes}`);
-  // a sampler that misread /proc (0, null, the wrong fields) never gets here: waitFor above fails
-  assert.ok((s.cpuSeconds ?? 0) >= 0.5, `cpu ${s.cpuSeconds} s after burning 0.5 s`);
+  // a sampler that misread /proc (0, null, the wrong fields) fails here
+  assert.ok((s.cpuSeconds ?? 0) >= 0.5 && (s.cpuSeconds ?? 0) < 5, `cpu ${s.cpuSeconds} s after burning 0.6 s`);
 });

@@ -24,12 +24,13 @@ export function refuseTooLarge(res: ServerResponse, detail: string, req: Incomin
 /**
  * Counts a streamed (chunked) body and fails the exchange with 413 once it passes the limit. It never emits an
  * error (nothing would handle it): past the limit it aborts the upstream request, answers 413 with
- * Connection: close, and swallows the rest.
+ * Connection: close, and reads and drops the rest of the body before the connection closes (endAnswer's
+ * lingering close), so a client still sending gets the 413 rather than a reset.
  */
 export function sizeLimiter(limit: number, ctx: RequestContext, abortUpstream: () => void): Transform {
   let size = 0;
   let over = false;
-  return new Transform({
+  const limiter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       if (over) return cb();
       size += chunk.length;
@@ -37,10 +38,14 @@ export function sizeLimiter(limit: number, ctx: RequestContext, abortUpstream: (
         over = true;
         // the upstream must never see a truncated body as if it were whole: abort its request first
         abortUpstream();
-        refuseTooLarge(ctx.res, `request body exceeds client_max_body_size (${limit})`);
+        // The rest of the body is drained from the request itself, not through this stream: the upstream client
+        // destroys its body stream when aborted, and the pipe would then pause the request with the body unread
+        ctx.req.unpipe(limiter);
+        refuseTooLarge(ctx.res, `request body exceeds client_max_body_size (${limit})`, ctx.req);
         return cb();
       }
       cb(null, chunk);
     },
   });
+  return limiter;
 }
