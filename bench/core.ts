@@ -22,6 +22,7 @@ import { cpuSnapshot, foreignCpuShare, machineInfo, machineLine, waitForQuiet } 
 import { startNginx } from './lib/nginx';
 import { BUILD_ROOT, passThroughPolicy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
+import { freePort, startProcess } from './lib/proc';
 import { updateSection } from './results';
 
 const SECTION = 'Core pass-through (issue 2)';
@@ -38,14 +39,16 @@ const HELP = `usage: node dist/bench/core.js [options]
   --sidecar-log-level L   sidecar log level (default warn: no access log, like nginx's access_log off)
   --runs N                measure each target N times and keep the median by requests/s (default 1)
   --cpu-prof DIR          run the sidecar with node --cpu-prof, profiles (.cpuprofile) into DIR
-  --only LIST             comma list of direct,nginx,sidecar1,sidecar1hp,sidecar2,latency (default all;
+  --only LIST             comma list of direct,nginx,bare,sidecar1,sidecar1hp,sidecar2,latency (default all;
+                          bare: bench/lib/bare-proxy.ts, the smallest node:http + undici proxy, as a reference;
                           sidecar1hp: 1 worker on the older http-proxy upstream leg, BRIDGE_SIDECAR_UPSTREAM_LEG=http-proxy)
   --wait-quiet SECONDS    wait up to this long for load average < 1.5 before starting (default 60)
   --no-write              print only; do not update bench/RESULTS.md`;
 
-type Target = 'direct' | 'sidecar1' | 'sidecar1hp' | 'sidecar2' | 'nginx';
+type Target = 'direct' | 'sidecar1' | 'sidecar1hp' | 'sidecar2' | 'nginx' | 'bare';
 const LABEL: Record<Target, string> = {
   direct: 'draft service direct',
+  bare: 'bare node:http + undici proxy (reference, 1 process)',
   sidecar1: 'bridge-sidecar, 1 worker (undici leg)',
   sidecar1hp: 'bridge-sidecar, 1 worker, http-proxy leg',
   sidecar2: 'bridge-sidecar, 2 workers',
@@ -104,7 +107,7 @@ function settings(argv: string[]): Settings | null {
     rateDurationMs: seconds(values['rate-duration'] ?? env.BENCH_RATE_DURATION ?? (quick ? '3s' : '10s')) * 1000,
     path: values.path ?? env.BENCH_PATH ?? '/get_font_types',
     logLevel: values['sidecar-log-level'] ?? 'warn',
-    only: new Set((values.only ?? 'direct,nginx,sidecar1,sidecar1hp,sidecar2,latency').split(',').map((s) => s.trim())),
+    only: new Set((values.only ?? 'direct,nginx,bare,sidecar1,sidecar1hp,sidecar2,latency').split(',').map((s) => s.trim())),
     waitQuietSec: Number(values['wait-quiet'] ?? 60),
     write: !values['no-write'],
     runs: Math.max(1, Number(values.runs ?? env.BENCH_RUNS ?? 1)),
@@ -116,6 +119,14 @@ const log = (s: string) => process.stderr.write(`[bench/core] ${s}\n`);
 
 /** Stops everything still running, in reverse order of start; used on the way out and on ^C. */
 const running: Array<{ stop(): Promise<void> }> = [];
+/** bench/lib/bare-proxy.ts in front of `upstreamUrl`. */
+async function startBareProxy(upstreamUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
+  await proc.waitForLine('listening', 15_000);
+  return { url: `http://127.0.0.1:${port}`, stop: () => proc.stop() };
+}
+
 async function stopAll(): Promise<void> {
   while (running.length) await running.pop()!.stop().catch(() => undefined);
 }
@@ -201,6 +212,17 @@ async function main(argv: string[]): Promise<number> {
       log(wrk.nginx);
     }
   }
+  if (s.only.has('bare')) {
+    // what any Node proxy costs here: the sidecar's gap to nginx splits into the runtime's share and its own
+    try {
+      const bare = await started(startBareProxy(svc.url));
+      wrk.bare = await measure(s, target(bare.url), LABEL.bare);
+      await stopped(bare);
+    } catch (e) {
+      wrk.bare = `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+      log(wrk.bare);
+    }
+  }
   for (const key of ['sidecar1', 'sidecar1hp', 'sidecar2'] as const) {
     const workers = key === 'sidecar2' ? 2 : 1;
     const wantLatency = key === 'sidecar1' && s.only.has('latency');
@@ -262,7 +284,7 @@ function report(
   out.push('');
   out.push('| target | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | vs nginx 1 worker | CPU used by other processes |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const t of ['direct', 'nginx', 'sidecar1', 'sidecar1hp', 'sidecar2'] as Target[]) {
+  for (const t of ['direct', 'nginx', 'bare', 'sidecar1', 'sidecar1hp', 'sidecar2'] as Target[]) {
     const r = wrk[t];
     if (r === undefined) continue;
     if (typeof r === 'string') {
@@ -277,6 +299,8 @@ function report(
   if (typeof sc1 === 'object' && typeof nginx === 'object') {
     const ratio = sc1.requestsPerSec / nginx.requestsPerSec;
     out.push(`**Throughput ratio bridge-sidecar 1 worker / nginx 1 worker: ${f2(ratio)}×** (target ≥ 0.5×: ${ratio >= 0.5 ? 'met' : 'NOT met'}).`);
+    const bare = wrk.bare;
+    if (typeof bare === 'object') out.push('', `The smallest Node proxy (bench/lib/bare-proxy.ts: no policy, metrics or logs) reads ${f2(bare.requestsPerSec / nginx.requestsPerSec)}× nginx in the same run; the sidecar is ${f2(sc1.requestsPerSec / bare.requestsPerSec)}× it.`);
     out.push('');
   }
   if (latency.direct !== undefined || latency.sidecar1 !== undefined) {
