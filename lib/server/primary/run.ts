@@ -121,9 +121,6 @@ export async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   // before "listening" is logged, so an update made right after start-up is seen by an event, not only the poll
   await reloader.watch();
 
-  const proxyAddr = [...state.listening.values()][0];
-  announce(log, { listen: `${proxyAddr.host}:${proxyAddr.port}`, admin: `${adminAddr.host}:${adminAddr.port}`, workers: p0.server.workers, version: loaded0.version }, 'listening');
-
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let stopping = false;
@@ -145,5 +142,9 @@ export async function runPrimary(policyFile: string): Promise<SidecarHandle> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
+  // "listening" only once the signals are handled: a process manager (or a test) that sends SIGINT as soon as it
+  // reads the line must get a drained, clean stop, not the default disposition's kill
+  const proxyAddr = [...state.listening.values()][0];
+  announce(log, { listen: `${proxyAddr.host}:${proxyAddr.port}`, admin: `${adminAddr.host}:${adminAddr.port}`, workers: p0.server.workers, version: loaded0.version }, 'listening');
   return { done };
 }
