@@ -20,9 +20,8 @@ import { parseArgs } from 'node:util';
 import { runFixedRate, type FixedRateResult } from './lib/fixed-rate';
 import { cpuSnapshot, foreignCpuShare, machineInfo, machineLine, waitForQuiet } from './lib/machine';
 import { startNginx } from './lib/nginx';
-import { BUILD_ROOT, passThroughPolicy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
+import { BUILD_ROOT, passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
-import { freePort, startProcess } from './lib/proc';
 import { updateSection } from './results';
 
 const SECTION = 'Core pass-through (issue 2)';
@@ -119,14 +118,6 @@ const log = (s: string) => process.stderr.write(`[bench/core] ${s}\n`);
 
 /** Stops everything still running, in reverse order of start; used on the way out and on ^C. */
 const running: Array<{ stop(): Promise<void> }> = [];
-/** bench/lib/bare-proxy.ts in front of `upstreamUrl`. */
-async function startBareProxy(upstreamUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
-  await proc.waitForLine('listening', 15_000);
-  return { url: `http://127.0.0.1:${port}`, stop: () => proc.stop() };
-}
-
 async function stopAll(): Promise<void> {
   while (running.length) await running.pop()!.stop().catch(() => undefined);
 }

@@ -40,9 +40,8 @@ import { treeCpu } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
 import { cpuSnapshot, foreignCpuShare, type CpuSnapshot } from './lib/machine';
 import { loadProfile, topSelf } from './lib/cpuprofile';
-import { BUILD_ROOT, startSidecar, type SidecarProcess } from './lib/services';
+import { BUILD_ROOT, startBareProxy, startSidecar, type SidecarProcess } from './lib/services';
 import { startNginx } from './lib/nginx';
-import { freePort, startProcess } from './lib/proc';
 import { repoRoot, updateSection } from './results';
 import { median } from './lib/stats';
 
@@ -232,10 +231,7 @@ async function startReference(kind: Reference, upstreamUrl: string): Promise<Pro
     const n = await startNginx({ upstreamPort, workers: 1 });
     return { url: n.url, pid: n.pid, stop: () => n.stop() };
   }
-  const port = await freePort();
-  const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
-  await proc.waitForLine('listening', 15_000);
-  return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop: () => proc.stop() };
+  return startBareProxy(upstreamUrl);
 }
 
 /** A fresh service (and so a fresh database), and the sidecar (or a reference proxy) in front of it when asked. */

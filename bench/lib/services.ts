@@ -99,6 +99,14 @@ export async function startSidecar(policy: (ports: SidecarPorts) => string, opts
 }
 
 /** The smallest policy: a transparent proxy in front of `upstreamUrl` (no routes, no features). */
+/** bench/lib/bare-proxy.ts (the smallest node:http + undici proxy, a reference row) in front of `upstreamUrl`. */
+export async function startBareProxy(upstreamUrl: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
+  await proc.waitForLine('listening', 15_000);
+  return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop: () => proc.stop() };
+}
+
 export function passThroughPolicy(upstreamUrl: string, workers: number, logLevel = 'warn'): (p: SidecarPorts) => string {
   return (p) => `# bench: pass-through, nothing but server and upstream
 version: 1

@@ -57,6 +57,9 @@ export function endAnswer(res: ServerResponse, body: string | Buffer | undefined
   const timer = setTimeout(() => finish(true), LINGER_MS);
   timer.unref();
   if (req.readableEnded) return finish(false);
+  // the request is this function's now: off any pipe (a streamed body's size limit, whose destination the aborted
+  // upstream destroys: the pipe's cleanup would pause the request with the body unread) and any other reader
+  req.unpipe();
   req.removeAllListeners('data');
   req.on('data', (c: Buffer) => {
     read += c.length;

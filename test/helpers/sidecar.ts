@@ -117,12 +117,12 @@ export async function startSidecar(policyYaml: string, opts: { dir?: string; env
   return sc;
 }
 
-/** A minimal policy in front of `upstreamPort`, on free ports; `extra` is appended YAML (other sections). */
 /** A `server` value as YAML: a flow mapping (`{ enabled: false }`) as written, a string with a colon quoted. */
 function yamlValue(v: string | number): string | number {
   return typeof v === 'string' && v.includes(':') && !v.startsWith('{') ? JSON.stringify(v) : v;
 }
 
+/** A minimal policy in front of `upstreamPort`, on free ports; `extra` is appended YAML (other sections). */
 export function basicPolicy(upstreamPort: number, extra = '', server: Record<string, string | number> = {}): string {
   const s = { listen: '127.0.0.1:0', admin_listen: '127.0.0.1:0', workers: 0, log_level: 'info', ...server };
   return [

@@ -30,7 +30,7 @@ export function refuseTooLarge(res: ServerResponse, detail: string, req: Incomin
 export function sizeLimiter(limit: number, ctx: RequestContext, abortUpstream: () => void): Transform {
   let size = 0;
   let over = false;
-  const limiter = new Transform({
+  return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       if (over) return cb();
       size += chunk.length;
@@ -38,14 +38,11 @@ export function sizeLimiter(limit: number, ctx: RequestContext, abortUpstream: (
         over = true;
         // the upstream must never see a truncated body as if it were whole: abort its request first
         abortUpstream();
-        // The rest of the body is drained from the request itself, not through this stream: the upstream client
-        // destroys its body stream when aborted, and the pipe would then pause the request with the body unread
-        ctx.req.unpipe(limiter);
+        // the rest is drained from the request itself (refuseTooLarge with the request: endAnswer unpipes it)
         refuseTooLarge(ctx.res, `request body exceeds client_max_body_size (${limit})`, ctx.req);
         return cb();
       }
       cb(null, chunk);
     },
   });
-  return limiter;
 }
