@@ -28,7 +28,7 @@
  * the machine's CPU that other processes used meanwhile (the figures are only worth something near 0).
  * Written to bench/RESULTS.md, section "Real draft service" (unless --no-write).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -270,6 +270,8 @@ function summariseProfile(dir: string, name: string): void {
   const out = join(PROFILE_DIR!, `real-service-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.md`);
   mkdirSync(PROFILE_DIR!, { recursive: true });
   writeFileSync(out, `# bridge-sidecar worker in front of the real draft service: ${name}\n\nTop self time (of ${tree.total} samples):\n\n${topSelf(tree)}\n`);
+  // the raw profile beside the summary, for a flame graph (Chrome DevTools, speedscope) or a closer look
+  copyFileSync(biggest, out.replace(/\.md$/, '.cpuprofile'));
   log(`profile: ${out}`);
 }
 

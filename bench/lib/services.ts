@@ -98,7 +98,6 @@ export async function startSidecar(policy: (ports: SidecarPorts) => string, opts
   return { ...ports, url: `http://127.0.0.1:${ports.port}`, adminUrl: `http://127.0.0.1:${ports.adminPort}`, proc, policyFile, stop };
 }
 
-/** The smallest policy: a transparent proxy in front of `upstreamUrl` (no routes, no features). */
 /** bench/lib/bare-proxy.ts (the smallest node:http + undici proxy, a reference row) in front of `upstreamUrl`. */
 export async function startBareProxy(upstreamUrl: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
@@ -107,6 +106,7 @@ export async function startBareProxy(upstreamUrl: string): Promise<{ url: string
   return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop: () => proc.stop() };
 }
 
+/** The smallest policy: a transparent proxy in front of `upstreamUrl` (no routes, no features). */
 export function passThroughPolicy(upstreamUrl: string, workers: number, logLevel = 'warn'): (p: SidecarPorts) => string {
   return (p) => `# bench: pass-through, nothing but server and upstream
 version: 1

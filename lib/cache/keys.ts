@@ -20,6 +20,7 @@
  * headers' values>`. A lookup that finds a marker computes the second key and looks again.
  */
 import * as crypto from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { CompiledRoute } from '../routes/router';
 import { getPath } from '../routes/router';
 
@@ -237,8 +238,11 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(re + '$', 's');
 }
 
+/** Characters with a meaning in a RegExp (and `/`): escaped one at a time as the glob is read. */
+const RE_SPECIAL = new Set('.*+?^${}()|[]\\/');
+
 function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  return RE_SPECIAL.has(c) ? '\\' + c : c;
 }
 
 /**
@@ -246,6 +250,18 @@ function escapeRe(c: string): string {
  * `draft:42:script` removes every variant of that entry).
  */
 export function patternMatcher(pattern: string): (key: string) => boolean {
-  const re = globToRegExp(pattern);
-  return (key) => re.test(key) || re.test(readablePart(key));
+  let m = compiledPatterns.get(pattern);
+  if (m === undefined) {
+    const re = globToRegExp(pattern);
+    m = (key) => re.test(key) || re.test(readablePart(key));
+    compiledPatterns.set(pattern, m);
+  }
+  return m;
 }
+
+/**
+ * Compiled patterns by their text. One invalidation event compiles the same patterns in each of its steps (the
+ * recent-invalidations record, the L1 sweep, the disk sweep, the L2 removal) and a busy draft repeats its event;
+ * bounded, since event patterns carry ids from requests.
+ */
+const compiledPatterns = new LRUCache<string, (key: string) => boolean>({ max: 1024 });

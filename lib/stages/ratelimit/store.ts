@@ -3,8 +3,11 @@
  * single process when server.workers is 0, and as the last-resort fallback inside a worker that lost its primary.
  *
  * Global and per-endpoint limits are token buckets in a Map (their keys come from the policy: bounded).
- * Per-user limits are sliding windows (GCRA) in an LRU bounded in entries; an entry also expires once its user
- * is back to a full allowance, when forgetting it changes nothing.
+ * Per-user limits are sliding windows (GCRA) in an LRU bounded in entries. A window that is full again is the
+ * same as none, so nothing is ever deleted from that LRU: it only evicts its least recent user when full. (It
+ * used to give each window a TTL until full; but lru-cache clears itself when its last entry is deleted, and
+ * clearing fills its arrays for every one of the `max` slots: ~0.5 ms of CPU at 100,000. A pod with one active
+ * user, a request every few hundred ms, found that user's window expired at each request and paid it every time.)
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from './clock';
@@ -37,7 +40,7 @@ export class LocalStore {
   private onDirty: (() => void) | null = null;
 
   constructor(private readonly clock: Clock, maxUsers = DEFAULT_MAX_USERS) {
-    this.users = new LRUCache<string, SlidingWindow>({ max: maxUsers, perf: { now: clock } });
+    this.users = new LRUCache<string, SlidingWindow>({ max: maxUsers });
   }
 
   get userCount(): number {
@@ -49,6 +52,7 @@ export class LocalStore {
       let w = this.users.get(key);
       if (w === undefined) {
         w = new SlidingWindow(rate, cap, now);
+        this.users.set(key, w);
       } else if (w.ratePerSec !== rate || w.capacity !== cap) {
         w.reconfigure(rate, cap, now);
       }
@@ -63,12 +67,6 @@ export class LocalStore {
       b.reconfigure(rate, cap, now);
     }
     return b;
-  }
-
-  /** Remember a user's window until it is full again (after that a fresh one is the same). */
-  private keepUser(key: string, w: SlidingWindow, now: number): void {
-    const ttl = Math.ceil(w.msUntilFull(now)) + 1;
-    this.users.set(key, w, { ttl });
   }
 
   /**
@@ -91,11 +89,11 @@ export class LocalStore {
       const sep = id.indexOf('\0');
       consider(SCOPE_NAMES[Number(id.slice(0, sep))], id.slice(sep + 1), b);
     }
-    for (const [key, w] of this.users.entries()) consider('per_user', key, w);
+    for (const [key, w] of this.users.entries()) if (w.msUntilFull(now) > 0) consider('per_user', key, w);
     return out;
   }
 
-  /** One limit's state now, or null when this store has never seen it (it is full). */
+  /** One limit's state now, or null when this store does not hold it (never seen, or evicted: it is full). */
   peek(code: number, key: string, now = this.clock()): BucketState | null {
     const l = code === SCOPE_CODES.per_user ? this.users.peek(key) : this.buckets.get(code + '\0' + key);
     if (l === undefined) return null;
@@ -127,7 +125,7 @@ export class LocalStore {
       const code = Number(id.slice(0, sep));
       const key = id.slice(sep + 1);
       const l = code === SCOPE_CODES.per_user ? this.users.peek(key) : this.buckets.get(id);
-      // a user's window that expired is full: the receiver forgets it too
+      // a window this store no longer holds (evicted) is full: the receiver refills its copy too
       out.push(l === undefined ? [code, key, 0, 0, 0] : [code, key, l.ratePerSec, l.capacity, l.msUntilFull(now)]);
     }
     d.clear();
@@ -159,14 +157,12 @@ export class LocalStore {
     }
     for (const [code, key, rate, cap, ms] of items) {
       if (code === SCOPE_CODES.per_user && ms <= 0) {
-        // a full window is the same as none (keepUser lets it expire then)
-        this.users.delete(key);
+        // a full window is the same as none: refill one this store holds, take no slot for one it does not
+        this.users.peek(key)?.restore(0, now);
         continue;
       }
       if (rate <= 0) continue;
-      const l = this.limiter(code, key, rate, cap, now);
-      l.restore(ms, now);
-      if (code === SCOPE_CODES.per_user) this.keepUser(key, l as SlidingWindow, now);
+      this.limiter(code, key, rate, cap, now).restore(ms, now);
     }
   }
 
@@ -175,7 +171,6 @@ export class LocalStore {
     this.touched(code, key);
     const l = this.limiter(code, key, rate, cap, now);
     const granted = l.take(grantSize(want, l.available(now)), now);
-    if (code === SCOPE_CODES.per_user) this.keepUser(key, l as SlidingWindow, now);
     return [granted, l.available(now), Math.ceil(l.msUntil(1, now)), Math.ceil(l.msUntilFull(now))];
   }
 
@@ -192,11 +187,10 @@ export class LocalStore {
       this.touched(code, key);
       if (code === SCOPE_CODES.per_user) {
         const w = this.users.get(key);
-        // an evicted or expired window is already full: nothing to give back to
+        // an evicted window is already full: nothing to give back to
         if (w === undefined) continue;
         if (w.ratePerSec !== rate || w.capacity !== cap) w.reconfigure(rate, cap, now);
         w.refund(n, now);
-        this.keepUser(key, w, now);
       } else {
         this.limiter(code, key, rate, cap, now).refund(n, now);
       }
