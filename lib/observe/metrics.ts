@@ -200,7 +200,11 @@ export class WorkerMetrics {
     });
 
     if (opts.defaultMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry });
+      // nodejs_eventloop_lag_*: prom-client samples the loop's delay with a repeating timer, every 10 ms by
+      // default: 100 wake-ups a second in every process, idle or not, which on this VM cost ~10 ms of CPU a
+      // second each (bench/rate-cpu.ts: at the draft service's ~100 requests/s, ~0.1 ms per request). Every
+      // 100 ms still gives a scrape every 15 s 150 samples.
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
       // gauges named *_total (prom-client's totals of nodejs_active_handles/requests/resources, which stay):
       // promtool refuses a _total suffix on a non-counter
       for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);

@@ -87,7 +87,8 @@ export class Leases {
   private readonly users: LRUCache<string, LeaseEntry>;
   /** Entries that hold tokens: the sweep looks only at these. */
   private readonly holders = new Set<LeaseEntry>();
-  private readonly timer: NodeJS.Timeout;
+  /** The sweep's timer: runs only while some entry holds tokens (an idle worker wakes for nothing). */
+  private timer: NodeJS.Timeout | null = null;
   /** Tokens granted to this worker and given back, by scope code: what was spent is the admitted count. */
   private readonly granted = [0, 0, 0];
   private readonly returned = [0, 0, 0];
@@ -105,8 +106,15 @@ export class Leases {
         if (reason === 'evict' && e.tokens > 0) this.giveBack([e]);
       },
     });
-    this.timer = setInterval(() => this.sweep(), Math.max(5, leaseMs));
-    this.timer.unref();
+  }
+
+  /** `e` holds tokens now: the sweep gives them back once they expire. */
+  private hold(e: LeaseEntry): void {
+    this.holders.add(e);
+    if (this.timer === null) {
+      this.timer = setInterval(() => this.sweep(), Math.max(5, this.leaseMs));
+      this.timer.unref();
+    }
   }
 
   /** Switch where tokens come from (scope pod <-> cluster, new Redis link): every lease goes back first. */
@@ -163,7 +171,7 @@ export class Leases {
     if (e.used > 0) e.used--;
     if (!this.holders.has(e)) {
       e.expiresAt = this.clock() + this.leaseMs;
-      this.holders.add(e);
+      this.hold(e);
     }
   }
 
@@ -204,7 +212,7 @@ export class Leases {
           this.granted[e.code] += r[0];
           e.tokens += r[0];
           e.expiresAt = t + this.horizon(e);
-          this.holders.add(e);
+          this.hold(e);
         }
       },
       () => {
@@ -241,6 +249,10 @@ export class Leases {
       else if (now >= e.expiresAt) (expired ??= []).push(e);
     }
     if (expired) this.giveBack(expired);
+    if (this.holders.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
   }
 
   private giveBack(entries: LeaseEntry[]): void {
@@ -278,7 +290,8 @@ export class Leases {
   }
 
   close(): void {
-    clearInterval(this.timer);
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
     this.returnAll();
   }
 }
