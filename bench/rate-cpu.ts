@@ -16,17 +16,16 @@
  * Each proxy is started once, warmed (3 s at the highest rate), then measured at each rate, lowest first.
  * Prints Markdown and rewrites its section of bench/RESULTS.md.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDocument } from 'yaml';
 import { treeCpuSeconds } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
 import { machineInfo, machineLine } from './lib/machine';
 import { startNginx } from './lib/nginx';
-import { passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type SidecarPorts } from './lib/services';
-import { repoRoot, updateSection } from './results';
+import { demoPolicy, passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type SidecarPorts } from './lib/services';
+import { updateSection } from './results';
 
 const SECTION = 'Proxy CPU per request by request rate (issue 23)';
 const { values: args } = parseArgs({
@@ -40,26 +39,21 @@ const log = (s: string) => process.stderr.write(s + '\n');
 /** The sidecar's disk cache: its own, removed after its pass. */
 const l3Dir = (port: number) => join(tmpdir(), `bench-rate-cpu-l3-${port}`);
 
-/** The example's routes, limits and cache (no Redis) in front of `upstreamUrl`: what bench/real-service.ts runs. */
-function demoPolicy(upstreamUrl: string): (p: SidecarPorts) => string {
-  return (p) => {
-    const doc = parseDocument(readFileSync(join(repoRoot(), 'examples', 'demo-policy.yaml'), 'utf8'));
-    doc.setIn(['server', 'listen'], `127.0.0.1:${p.port}`);
-    doc.setIn(['server', 'admin_listen'], `127.0.0.1:${p.adminPort}`);
-    doc.setIn(['server', 'workers'], 1);
-    doc.setIn(['server', 'log_level'], 'warn');
-    doc.setIn(['upstream', 'url'], upstreamUrl);
-    doc.setIn(['cache', 'l3', 'path'], l3Dir(p.port));
-    doc.setIn(['cache', 'warmup', 'enabled'], false);
-    doc.setIn(['auto_tuning', 'enabled'], false);
-    // the limits stay on the path (checked for every request) but far above this bench's rates: one client
-    // without an identity sends them all, and a refusal costs the proxy less than a pass would
-    doc.setIn(['rate_limiting', 'global', 'requests_per_second'], 1_000_000);
-    doc.setIn(['rate_limiting', 'global', 'burst_size'], 100_000);
-    doc.setIn(['rate_limiting', 'per_user', 'requests_per_minute'], 60_000_000);
-    doc.setIn(['rate_limiting', 'per_user', 'burst_size'], 1_000_000);
-    return doc.toString();
-  };
+/**
+ * The example's routes, limits and cache (what bench/real-service.ts runs), 1 worker. The limits stay on the path
+ * (checked for every request) but far above this bench's rates: one client without an identity sends them all,
+ * and a refusal costs the proxy less than a pass would.
+ */
+function examplePolicy(upstreamUrl: string): (p: SidecarPorts) => string {
+  return demoPolicy(upstreamUrl, {
+    workers: 1, l3Path: l3Dir,
+    edit(doc) {
+      doc.setIn(['rate_limiting', 'global', 'requests_per_second'], 1_000_000);
+      doc.setIn(['rate_limiting', 'global', 'burst_size'], 100_000);
+      doc.setIn(['rate_limiting', 'per_user', 'requests_per_minute'], 60_000_000);
+      doc.setIn(['rate_limiting', 'per_user', 'burst_size'], 1_000_000);
+    },
+  });
 }
 
 interface Target {
@@ -67,11 +61,12 @@ interface Target {
   start(upstreamUrl: string): Promise<{ url: string; pid: number; stop(): Promise<void> }>;
 }
 
-const TARGETS: Target[] = [
-  {
-    name: 'sidecar, example policy',
+/** The sidecar with `policy`, its disk cache removed when it stops. */
+function sidecarTarget(name: string, policy: (upstreamUrl: string) => (p: SidecarPorts) => string): Target {
+  return {
+    name,
     async start(u) {
-      const s = await startSidecar(demoPolicy(u), { timeoutMs: 90_000 });
+      const s = await startSidecar(policy(u), { timeoutMs: 90_000 });
       return {
         url: s.url, pid: s.proc.child.pid!,
         async stop() {
@@ -80,14 +75,12 @@ const TARGETS: Target[] = [
         },
       };
     },
-  },
-  {
-    name: 'sidecar, no routes',
-    async start(u) {
-      const s = await startSidecar(passThroughPolicy(u, 1), { timeoutMs: 90_000 });
-      return { url: s.url, pid: s.proc.child.pid!, stop: () => s.stop() };
-    },
-  },
+  };
+}
+
+const TARGETS: Target[] = [
+  sidecarTarget('sidecar, example policy', examplePolicy),
+  sidecarTarget('sidecar, no routes', (u) => passThroughPolicy(u, 1)),
   { name: 'bare Node proxy', start: (u) => startBareProxy(u) },
   {
     name: 'nginx',

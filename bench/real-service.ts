@@ -28,19 +28,19 @@
  * the machine's CPU that other processes used meanwhile (the figures are only worth something near 0).
  * Written to bench/RESULTS.md, section "Real draft service" (unless --no-write).
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
-import { parseDocument } from 'yaml';
+import type { Document } from 'yaml';
 import { startCapcutService, type CapcutProcess } from './lib/capcut';
 import { treeCpu } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
 import { cpuSnapshot, foreignCpuShare, type CpuSnapshot } from './lib/machine';
 import { loadProfile, topSelf } from './lib/cpuprofile';
-import { BUILD_ROOT, startBareProxy, startSidecar, type SidecarProcess } from './lib/services';
+import { demoPolicy, startBareProxy, startSidecar, type SidecarPorts, type SidecarProcess } from './lib/services';
 import { startNginx } from './lib/nginx';
 import { repoRoot, updateSection } from './results';
 import { median } from './lib/stats';
@@ -206,20 +206,8 @@ interface PassResult {
 const l3Dir = (port: number) => join(tmpdir(), `bench-real-service-l3-${port}`);
 
 /** The demo policy (the example's routes, without Redis) on free ports, `workers` workers, quiet logs. */
-function benchPolicy(upstreamUrl: string, edit?: (doc: ReturnType<typeof parseDocument>) => void): (p: { port: number; adminPort: number }) => string {
-  return (p) => {
-    const doc = parseDocument(readFileSync(join(repoRoot(), 'examples', 'demo-policy.yaml'), 'utf8'));
-    doc.setIn(['server', 'listen'], `127.0.0.1:${p.port}`);
-    doc.setIn(['server', 'admin_listen'], `127.0.0.1:${p.adminPort}`);
-    doc.setIn(['server', 'workers'], WORKERS);
-    doc.setIn(['server', 'log_level'], 'warn');
-    doc.setIn(['upstream', 'url'], upstreamUrl);
-    doc.setIn(['cache', 'l3', 'path'], l3Dir(p.port));
-    doc.setIn(['cache', 'warmup', 'enabled'], false);
-    doc.setIn(['auto_tuning', 'enabled'], false);
-    edit?.(doc);
-    return doc.toString();
-  };
+function benchPolicy(upstreamUrl: string, edit?: (doc: Document) => void): (p: SidecarPorts) => string {
+  return demoPolicy(upstreamUrl, { workers: WORKERS, l3Path: l3Dir, edit });
 }
 
 /** A reference proxy in front of the service instead of the sidecar: nginx (1 worker), or bench/lib/bare-proxy.ts. */

@@ -2,10 +2,12 @@
  * The processes a benchmark measures: the example draft service and bridge-sidecar, each in its own
  * process (as in a pod), started from the same build as the benchmark (dist/ or .build/<name>/).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseDocument, type Document } from 'yaml';
 import { freePort, startProcess, waitForHttp, type Proc } from './proc';
+import { repoRoot } from '../results';
 import type { MixEntry } from '../../lib/loadtest/mix';
 
 /** The build root that holds this file: <root>/bench/lib/services.js. */
@@ -104,6 +106,27 @@ export async function startBareProxy(upstreamUrl: string): Promise<{ url: string
   const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
   await proc.waitForLine('listening', 15_000);
   return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop: () => proc.stop() };
+}
+
+/**
+ * examples/demo-policy.yaml (the example's routes, limits and cache, without Redis) in front of `upstreamUrl` on
+ * the given ports: `workers` workers, quiet logs, its disk cache at `l3Path(port)`, no cache warm-up or
+ * auto-tuning; `edit` changes anything else.
+ */
+export function demoPolicy(upstreamUrl: string, opts: { workers: number; l3Path: (port: number) => string; edit?: (doc: Document) => void }): (p: SidecarPorts) => string {
+  return (p) => {
+    const doc = parseDocument(readFileSync(join(repoRoot(), 'examples', 'demo-policy.yaml'), 'utf8'));
+    doc.setIn(['server', 'listen'], `127.0.0.1:${p.port}`);
+    doc.setIn(['server', 'admin_listen'], `127.0.0.1:${p.adminPort}`);
+    doc.setIn(['server', 'workers'], opts.workers);
+    doc.setIn(['server', 'log_level'], 'warn');
+    doc.setIn(['upstream', 'url'], upstreamUrl);
+    doc.setIn(['cache', 'l3', 'path'], opts.l3Path(p.port));
+    doc.setIn(['cache', 'warmup', 'enabled'], false);
+    doc.setIn(['auto_tuning', 'enabled'], false);
+    opts.edit?.(doc);
+    return doc.toString();
+  };
 }
 
 /** The smallest policy: a transparent proxy in front of `upstreamUrl` (no routes, no features). */

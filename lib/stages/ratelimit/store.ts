@@ -4,10 +4,9 @@
  *
  * Global and per-endpoint limits are token buckets in a Map (their keys come from the policy: bounded).
  * Per-user limits are sliding windows (GCRA) in an LRU bounded in entries. A window that is full again is the
- * same as none, so nothing is ever deleted from that LRU: it only evicts its least recent user when full. (It
- * used to give each window a TTL until full; but lru-cache clears itself when its last entry is deleted, and
- * clearing fills its arrays for every one of the `max` slots: ~0.5 ms of CPU at 100,000. A pod with one active
- * user, a request every few hundred ms, found that user's window expired at each request and paid it every time.)
+ * same as none, so nothing is ever deleted from that LRU (no TTL either): it only evicts its least recent user
+ * when full. Why: lru-cache clears itself when its last entry is deleted, and clearing fills its arrays for every
+ * one of the `max` slots (~0.5 ms at 100,000); a pod with one active user would pay that on each request.
  */
 import { LRUCache } from 'lru-cache';
 import type { Clock } from './clock';
