@@ -14,6 +14,7 @@ import * as promClient from 'prom-client';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator, type CounterConfiguration, type GaugeConfiguration, type HistogramConfiguration, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { memoryPressure, readMemory, readProcessIo, SocketBytes } from './resources';
 import { FastCounter, FastHistogram, type CounterCell, type HistogramCell } from './fast-metrics';
+import { PROM_CLIENT_SAMPLER_MS, registerEventLoopDelay } from './event-loop-delay';
 import { knownSeries, RELOAD_RESULTS } from './label-values';
 import type { Policy } from '../policy/types';
 import { DEFAULT_BUCKETS } from '../policy/defaults';
@@ -200,11 +201,10 @@ export class WorkerMetrics {
     });
 
     if (opts.defaultMetrics !== false) {
-      // nodejs_eventloop_lag_*: prom-client samples the loop's delay with a repeating timer, every 10 ms by
-      // default: 100 wake-ups a second in every process, idle or not, which on this VM cost ~10 ms of CPU a
-      // second each (bench/rate-cpu.ts: at the draft service's ~100 requests/s, ~0.1 ms per request). Every
-      // 100 ms still gives a scrape every 15 s 150 samples.
-      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
+      // nodejs_eventloop_lag_{min,...,p99}_seconds come from ./event-loop-delay.ts (sampled every 100 ms, and
+      // without the sampling interval in the figure); prom-client's own sampler is left as slow as it can be
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: PROM_CLIENT_SAMPLER_MS });
+      registerEventLoopDelay(this.registry);
       // gauges named *_total (prom-client's totals of nodejs_active_handles/requests/resources, which stay):
       // promtool refuses a _total suffix on a non-counter
       for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(n);
