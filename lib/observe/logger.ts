@@ -63,13 +63,49 @@ export function accessLoggerFor(log: Logger): Logger {
   return pino({ level: 'info', base, ...OPTIONS }, format === 'pretty' ? prettyDestination() : accessDestination());
 }
 
-let sharedAccessDestination: ReturnType<typeof pino.destination> | null = null;
+/** How long an access line may wait in the batch (nginx's `flush=`). */
+export const ACCESS_FLUSH_MS = 100;
 
-function accessDestination(): ReturnType<typeof pino.destination> {
-  if (sharedAccessDestination === null) {
-    // pino flushes its destinations on exit (on-exit-leak-free), so a clean shutdown loses no line
-    sharedAccessDestination = pino.destination({ dest: 1, sync: true, minLength: 8192, periodicFlush: 100 });
+/**
+ * stdout with the access batch, flushed ACCESS_FLUSH_MS after the first line that went into it. sonic-boom's own
+ * periodicFlush would be a timer every 100 ms for the life of the process, lines or not: ten wake-ups a second in
+ * an idle worker (and in every worker at log_level warn, which writes no access line at all).
+ */
+class AccessBatch implements DestinationStream {
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly out: ReturnType<typeof pino.destination>) {}
+
+  write(line: string): boolean {
+    const ok = this.out.write(line);
+    if (this.timer === null) {
+      this.timer = setTimeout(flushBatch, ACCESS_FLUSH_MS, this);
+      this.timer.unref();
+    }
+    return ok;
   }
+
+  flushNow(): void {
+    this.timer = null;
+    // after the exit flush (or a closed stdout) there is nothing to write to
+    if (!(this.out as unknown as { destroyed: boolean }).destroyed) this.out.flush();
+  }
+
+  /** pino's logger.flush() */
+  flush(cb?: (err?: Error) => void): void {
+    this.out.flush(cb);
+  }
+}
+
+function flushBatch(b: AccessBatch): void {
+  b.flushNow();
+}
+
+let sharedAccessDestination: AccessBatch | null = null;
+
+function accessDestination(): DestinationStream {
+  // pino flushes the destination on exit (on-exit-leak-free, registered by pino.destination), so a clean shutdown
+  // loses no line
+  sharedAccessDestination ??= new AccessBatch(pino.destination({ dest: 1, sync: true, minLength: 8192 }));
   return sharedAccessDestination;
 }
 
