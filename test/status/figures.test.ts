@@ -65,3 +65,20 @@ test('closest(n) lists the most used limits first and changes nothing', () => {
   assert.equal(store.closest(5, now).length, 3);
   assert.deepEqual(store.closest(0, now), []);
 });
+
+test('closest(n) ranks limits equally used by how long they take to refill: the client deepest past its limit first', () => {
+  let now = 0;
+  const store = new LocalStore(() => now);
+  const take = (key: string, want: number) => store.takeOne([SCOPE_CODES.per_user, key, want, 0.1, 10], now); // a token every 10 s
+  // both spend their whole burst: 'h:once' at 0 s, 'h:hammer' at 5 s
+  for (let i = 0; i < 10; i++) take('h:once', 1);
+  now = 5000;
+  for (let i = 0; i < 10; i++) take('h:hammer', 1);
+  // 'h:once' tries again at 6 s and is refused (it is now the most recently seen)
+  now = 6000;
+  assert.equal(take('h:once', 1)[0], 0, 'refused');
+  const c = store.closest(2, now);
+  assert.deepEqual(c.map((b) => [b.key, b.used]), [['h:hammer', 1], ['h:once', 1]]);
+  assert.ok(c[0].msUntilFull > c[1].msUntilFull);
+  assert.deepEqual(store.closest(1, now).map((b) => b.key), ['h:hammer'], 'the one kept when only one fits');
+});

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { masters, type RedisClient, type RedisConnection } from '../../redis/client';
 import { SCOPE_CODES, SCOPE_NAMES, type CompiledLimits, type LimitSpec, type ScopeName } from './limits';
 import { redisKey } from './redis-source';
-import type { BucketState } from './store';
+import { closerToLimit, type BucketState } from './store';
 
 /** Returns {available tokens, ms until full}, or {-1, 0} for a limit never used (full). Writes nothing. */
 export const PEEK_LUA = `
@@ -94,6 +94,6 @@ export async function closestInRedis(conn: RedisConnection, limits: CompiledLimi
     const s = await conn.withTimeout((c) => peekOne(c, rkey, spec)).then((r) => state(spec, parsed.key, r), () => null);
     if (s !== null) out.push(s);
   }
-  out.sort((a, b) => b.used - a.used);
+  out.sort(closerToLimit);
   return out.slice(0, n);
 }

@@ -28,6 +28,15 @@ export interface BucketState {
   msUntilFull: number;
 }
 
+/**
+ * The order of the status page's "closest to their limit": most used first; among equally used ones (often many
+ * at 100 %: every client that spent its burst), the one that takes longest to refill first, i.e. the one deepest
+ * past its limit, which a client that keeps sending is. Negative when `a` comes first.
+ */
+export function closerToLimit(a: BucketState, b: BucketState): number {
+  return b.used - a.used || b.msUntilFull - a.msUntilFull;
+}
+
 export const DEFAULT_MAX_USERS = 100_000;
 
 export class LocalStore {
@@ -69,7 +78,7 @@ export class LocalStore {
   }
 
   /**
-   * The `n` limits closest to their limit (most used first). Reads state without touching it (no refill is
+   * The `n` limits closest to their limit (closerToLimit's order). Reads state without touching it (no refill is
    * stored, no LRU recency changes); walks every known user, so it is for the status page's once-a-second poll,
    * never for the request path.
    */
@@ -79,9 +88,11 @@ export class LocalStore {
     const consider = (scope: ScopeName, key: string, l: Limiter): void => {
       const available = l.available(now);
       const used = l.capacity > 0 ? 1 - Math.min(available, l.capacity) / l.capacity : 0;
-      if (out.length === n && used <= out[out.length - 1].used) return;
-      out.push({ scope, key, available, capacity: l.capacity, used, msUntilFull: Math.ceil(l.msUntilFull(now)) });
-      out.sort((a, b) => b.used - a.used);
+      if (out.length === n && used < out[out.length - 1].used) return;
+      const state = { scope, key, available, capacity: l.capacity, used, msUntilFull: Math.ceil(l.msUntilFull(now)) };
+      if (out.length === n && closerToLimit(state, out[out.length - 1]) >= 0) return;
+      out.push(state);
+      out.sort(closerToLimit);
       if (out.length > n) out.pop();
     };
     for (const [id, b] of this.buckets) {
