@@ -73,7 +73,16 @@ export const ACCESS_FLUSH_MS = 100;
  */
 class AccessBatch implements DestinationStream {
   private timer: NodeJS.Timeout | null = null;
-  constructor(private readonly out: ReturnType<typeof pino.destination>) {}
+  constructor(private readonly out: ReturnType<typeof pino.destination>) {
+    // lines of the last ~100 ms still go out when the process exits before the flush (a short drain, an exit
+    // after an error): pino registers no exit flush for a sync destination
+    process.once('exit', () => {
+      this.cancelTimer();
+      if (this.open()) {
+        try { this.out.flushSync(); } catch { /* stdout gone: nothing to save the lines to */ }
+      }
+    });
+  }
 
   write(line: string): boolean {
     const ok = this.out.write(line);
@@ -86,8 +95,17 @@ class AccessBatch implements DestinationStream {
 
   flushNow(): void {
     this.timer = null;
-    // after the exit flush (or a closed stdout) there is nothing to write to
-    if (!(this.out as unknown as { destroyed: boolean }).destroyed) this.out.flush();
+    if (this.open()) this.out.flush();
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** A closed stdout has nothing to write to. */
+  private open(): boolean {
+    return !(this.out as unknown as { destroyed: boolean }).destroyed;
   }
 
   /** pino's logger.flush() */
@@ -103,8 +121,6 @@ function flushBatch(b: AccessBatch): void {
 let sharedAccessDestination: AccessBatch | null = null;
 
 function accessDestination(): DestinationStream {
-  // pino flushes the destination on exit (on-exit-leak-free, registered by pino.destination), so a clean shutdown
-  // loses no line
   sharedAccessDestination ??= new AccessBatch(pino.destination({ dest: 1, sync: true, minLength: 8192 }));
   return sharedAccessDestination;
 }

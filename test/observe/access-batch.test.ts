@@ -1,7 +1,7 @@
 /**
  * Access lines are batched (lib/observe/logger.ts accessLoggerFor): a line still reaches stdout about 100 ms after
- * it was logged, with nothing more logged and the process alive, and a worker that logs nothing does not wake up
- * ten times a second to flush an empty batch.
+ * it was logged, with nothing more logged and the process alive, or at once when the process exits first; and a
+ * worker that logs nothing does not wake up ten times a second to flush an empty batch.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,4 +40,18 @@ test('an access line is flushed ~100 ms after it was logged; an idle logger does
   const idle = Number(/idle wakeups (\d+)/.exec(stderr)?.[1]);
   // one wake-up is the test's own timer; a 100 ms flush timer made it 10 or more
   assert.ok(Number.isFinite(idle) && idle < 6, `wake-ups of the idle main thread in 1 s: ${idle}`);
+});
+
+test('access lines logged just before the process exits are written, not lost with the batch', async () => {
+  const script = `
+const { createLogger, accessLoggerFor } = require(${JSON.stringify(LOGGER)});
+const access = accessLoggerFor(createLogger('warn'));
+for (let i = 0; i < 3; i++) access.info({ path: '/last-' + i, status: 200 }, 'request');
+process.exit(0);
+`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  assert.equal(await new Promise<number | null>((r) => child.on('exit', r)), 0);
+  assert.deepEqual(out.trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path), ['/last-0', '/last-1', '/last-2']);
 });
