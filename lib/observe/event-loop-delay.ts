@@ -20,41 +20,37 @@ export const SAMPLE_MS = 100;
  */
 export const PROM_CLIENT_SAMPLER_MS = 2 ** 31 - 1;
 
-type Stat = 'min' | 'max' | 'mean' | 'stddev' | 'p50' | 'p90' | 'p99';
-const GAUGES: ReadonlyArray<readonly [Stat, string, 'min' | 'max' | 'average']> = [
-  ['min', 'The minimum recorded event loop delay.', 'min'],
-  ['max', 'The maximum recorded event loop delay.', 'max'],
-  ['mean', 'The mean of the recorded event loop delays.', 'average'],
-  ['stddev', 'The standard deviation of the recorded event loop delays.', 'average'],
-  ['p50', 'The 50th percentile of the recorded event loop delays.', 'average'],
-  ['p90', 'The 90th percentile of the recorded event loop delays.', 'average'],
-  ['p99', 'The 99th percentile of the recorded event loop delays.', 'average'],
+type Histogram = ReturnType<typeof monitorEventLoopDelay>;
+const INTERVAL_NS = SAMPLE_MS * 1e6;
+/** Seconds the loop was late beyond the sampling interval (a sampler that ran early is not "negative late"). */
+const late = (ns: number) => Math.max(0, ns - INTERVAL_NS) / 1e9;
+
+/** Each gauge: its stat, help, aggregation over workers, and its figure from one window of the histogram. */
+const GAUGES: ReadonlyArray<readonly [string, string, 'min' | 'max' | 'average', (h: Histogram) => number]> = [
+  ['min', 'The minimum recorded event loop delay.', 'min', (h) => late(h.min)],
+  ['max', 'The maximum recorded event loop delay.', 'max', (h) => late(h.max)],
+  ['mean', 'The mean of the recorded event loop delays.', 'average', (h) => late(h.mean)],
+  ['stddev', 'The standard deviation of the recorded event loop delays.', 'average', (h) => h.stddev / 1e9],
+  ['p50', 'The 50th percentile of the recorded event loop delays.', 'average', (h) => late(h.percentile(50))],
+  ['p90', 'The 90th percentile of the recorded event loop delays.', 'average', (h) => late(h.percentile(90))],
+  ['p99', 'The 99th percentile of the recorded event loop delays.', 'average', (h) => late(h.percentile(99))],
 ];
 
 /** Replace prom-client's event-loop delay gauges in `registry` (after collectDefaultMetrics) with these. */
 export function registerEventLoopDelay(registry: Registry): void {
   const histogram = monitorEventLoopDelay({ resolution: SAMPLE_MS });
   histogram.enable();
-  const interval = SAMPLE_MS * 1e6; // ns
-  /** Seconds the loop was late beyond the sampling interval (a sampler that ran early is not "negative late"). */
-  const late = (ns: number) => Math.max(0, ns - interval) / 1e9;
-  const gauges = new Map<Stat, Gauge>();
-  for (const [stat, help, aggregator] of GAUGES) {
+  const readers: Array<[Gauge, (h: Histogram) => number]> = [];
+  // the first gauge's collect sets all of them from one window, then starts the next one
+  const collect = (): void => {
+    // no sample since the last scrape (scrapes closer than SAMPLE_MS): keep the last window's figures
+    if (histogram.count === 0) return;
+    for (const [gauge, read] of readers) gauge.set(read(histogram));
+    histogram.reset();
+  };
+  for (const [stat, help, aggregator, read] of GAUGES) {
     const name = `nodejs_eventloop_lag_${stat}_seconds`;
     registry.removeSingleMetric(name);
-    // the first gauge's collect sets all of them from one reading, then starts the next window
-    const collect = stat === 'min' ? () => {
-      // no sample since the last scrape (scrapes closer than SAMPLE_MS): keep the last window's figures
-      if (histogram.count === 0) return;
-      gauges.get('min')!.set(late(histogram.min));
-      gauges.get('max')!.set(late(histogram.max));
-      gauges.get('mean')!.set(late(histogram.mean));
-      gauges.get('stddev')!.set(histogram.stddev / 1e9);
-      gauges.get('p50')!.set(late(histogram.percentile(50)));
-      gauges.get('p90')!.set(late(histogram.percentile(90)));
-      gauges.get('p99')!.set(late(histogram.percentile(99)));
-      histogram.reset();
-    } : undefined;
-    gauges.set(stat, new Gauge({ name, help, registers: [registry], aggregator, collect }));
+    readers.push([new Gauge({ name, help, registers: [registry], aggregator, collect: readers.length === 0 ? collect : undefined }), read]);
   }
 }

@@ -88,6 +88,7 @@ export class LocalStore {
     const consider = (scope: ScopeName, key: string, l: Limiter): void => {
       const available = l.available(now);
       const used = l.capacity > 0 ? 1 - Math.min(available, l.capacity) / l.capacity : 0;
+      // less used than the last kept one: out, before building its state (this walks every known user)
       if (out.length === n && used < out[out.length - 1].used) return;
       const state = { scope, key, available, capacity: l.capacity, used, msUntilFull: Math.ceil(l.msUntilFull(now)) };
       if (out.length === n && closerToLimit(state, out[out.length - 1]) >= 0) return;
