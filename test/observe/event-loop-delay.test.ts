@@ -55,3 +55,22 @@ test('a loop blocked for 400 ms shows in the next scrape, and not in the one aft
   const after = await metrics.registry.metrics();
   assert.ok(lag(after, 'max') < 0.2, 'each scrape reports its own window');
 });
+
+test('nodejs_eventloop_lag_seconds: a scrape probes how long the loop takes to reach a queued callback', async () => {
+  const metrics = new WorkerMetrics();
+  const text0 = await metrics.registry.metrics(); // queues this scrape's probe
+  assert.match(text0, /# HELP nodejs_eventloop_lag_seconds Lag of event loop in seconds\.\n# TYPE nodejs_eventloop_lag_seconds gauge/);
+  const until = performance.now() + 300;
+  while (performance.now() < until) { /* the probe waits behind this */ }
+  await sleep(10);
+  const stalled = total(parseMetrics(await metrics.registry.metrics()), 'nodejs_eventloop_lag_seconds');
+  assert.ok(stalled >= 0.25 && stalled < 5, `the probe waited behind a 300 ms stall: ${stalled} s`);
+  await sleep(10);
+  const idle = total(parseMetrics(await metrics.registry.metrics()), 'nodejs_eventloop_lag_seconds');
+  assert.ok(idle >= 0 && idle < 0.2, `the next probe had nothing in its way: ${idle} s`);
+  // one sample, aggregated over workers as an average (as prom-client's was)
+  const json = await metrics.registry.getMetricsAsJSON();
+  const lagJson = json.find((m) => m.name === 'nodejs_eventloop_lag_seconds') as unknown as { aggregator: string; values: unknown[] };
+  assert.equal(lagJson.aggregator, 'average');
+  assert.equal(lagJson.values.length, 1);
+});
