@@ -4,7 +4,7 @@
  * sqlite database: the service slows down as it grows).
  *
  *   flock /work/bench.lock node dist/bench/real-service.js [--seconds 15] [--clients 20] [--workers 1]
- *       [--overload-seconds 10] [--only flow,read,overload] [--flow-rounds 3] [--no-write]
+ *       [--overload-seconds 10] [--only flow,read,overload] [--flow-rounds 3] [--warmup-seconds 3] [--no-write]
  *
  * Scenarios:
  *   - flow: the service's own client (service/example.py): create, add_text x 4, query_script (force_update
@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string' }, clients: { type: 'string' }, workers: { type: 'string' }, 'overload-seconds': { type: 'string' },
     only: { type: 'string' }, 'no-write': { type: 'boolean' }, profile: { type: 'string' }, 'flow-rounds': { type: 'string' },
+    'warmup-seconds': { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds ?? 15);
@@ -59,7 +60,12 @@ const FLOW_ROUNDS = Math.max(1, Number(args['flow-rounds'] ?? 1));
 const ONLY = new Set((args.only ?? 'flow,read,overload').split(','));
 /** --profile DIR: the sidecar passes of the closed loops run under node --cpu-prof (slower: for a look, not for the figures) */
 const PROFILE_DIR = args.profile;
-const WARMUP_MS = 3000;
+/**
+ * The closed loops' unrecorded warm-up. 3 s by default (the figures of earlier sessions); a sidecar's JIT is still
+ * compiling for ~10 s after that at these rates (`node --trace-opt`), so a longer one measures nearer a pod that
+ * has been up for a while: bench/RESULTS.md, "Real draft service: what the figures mean", session 16.
+ */
+const WARMUP_MS = Number(args['warmup-seconds'] ?? 3) * 1000;
 /** The sidecar's queue in the overload passes: see the note written with the results. */
 const TIGHT_QUEUE = { max_in_flight: 4, queue_timeout: '2s' };
 const log = (s: string) => process.stderr.write(s + '\n');
