@@ -23,30 +23,35 @@ import type { Socket } from 'node:net';
 const NO_LIMIT = 2 ** 60;
 
 /**
- * A file that is not there is the common case (a v2 host has no v1 files, a root cgroup no memory.max): checked
- * first, since a failed readFileSync builds an Error with a stack (~30 µs, twice per file per scrape).
+ * cgroup and proc files found missing: not read again. A v2 host has no v1 files and a root cgroup no memory.max,
+ * and such a file does not appear later; a failed readFileSync builds an Error with a stack (~30 µs), which on
+ * those hosts was most of a scrape's memory reading. Where the files exist (a pod with a limit) nothing is added.
  */
-function readNumber(file: string): number | null {
-  if (!existsSync(file)) return null;
+const absent = new Set<string>();
+
+/** The file's text, or null when it is missing (remembered) or unreadable. */
+function readText(file: string): string | null {
+  if (absent.has(file)) return null;
   try {
-    const text = readFileSync(file, 'utf8').trim();
-    if (text === 'max') return Infinity;
-    const n = Number(text);
-    return Number.isFinite(n) ? n : null;
-  } catch {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') absent.add(file);
     return null;
   }
 }
 
+function readNumber(file: string): number | null {
+  const text = readText(file)?.trim();
+  if (text === undefined) return null;
+  if (text === 'max') return Infinity;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : null;
+}
+
 /** One field of a memory.stat file ("inactive_file 123"), or null when the file or the field is missing. */
 export function readStatField(file: string, field: string): number | null {
-  if (!existsSync(file)) return null;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
+  const text = readText(file);
+  if (text === null) return null;
   const m = new RegExp(`^${field} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : null;
 }
