@@ -8,10 +8,20 @@
  * paths, skips every other value with a string-aware bracket scan (no objects built) and stops as soon as
  * every wanted field is known. `{"success":true,...}` costs a few dozen bytes whatever the draft's size.
  *
+ * The real service (Flask's jsonify sorts keys) answers `{"error":"","output":{ ...the draft... },"success":true}`:
+ * the field store_if reads comes last, after the whole draft. So wanted top-level fields are first looked for
+ * from the END of the object: its trailing members whose values are scalars are read backwards (a string's
+ * opening quote is the first quote before its closing one that is not escaped, i.e. not preceded by an odd
+ * number of backslashes), and when every wanted field is among them the answer costs a few dozen bytes
+ * whatever the draft's size (a 180 KB draft: 309 µs walking forward, ~1 µs from the end). Otherwise (a nested
+ * path, a field not at the end) the forward walk below reads the document.
+ *
  * Semantics, where they differ from JSON.parse + a property read (documented in the README's store_if row):
  *  - the part of the document after the last wanted field is not read, and values skipped on the way are
- *    checked for their structure (strings, brackets, literals), not every detail of the grammar;
- *  - with a duplicated key, the first occurrence counts (JSON.parse keeps the last; RFC 8259 leaves it open).
+ *    checked for their structure (strings, brackets, literals), not every detail of the grammar; read from the
+ *    end, the part before the trailing members read is not read at all;
+ *  - with a duplicated key, the first occurrence counts on the forward walk (JSON.parse keeps the last; RFC
+ *    8259 leaves it open); read from the end, the last occurrence counts, as for JSON.parse.
  * A document that is malformed before the wanted fields are found is "not JSON": the probe returns null.
  */
 
@@ -35,6 +45,8 @@ class Malformed extends Error {}
  * document has no such field; null when the document is not JSON (up to the point the probe had to read).
  */
 export function probeJson(buf: Buffer, paths: ReadonlyArray<readonly string[]>): ProbeValue[] | null {
+  const fromEnd = probeTail(buf, paths);
+  if (fromEnd !== null) return fromEnd;
   const found: ProbeValue[] = new Array<ProbeValue>(paths.length).fill(undefined);
   const state = { pending: paths.length };
   try {
@@ -47,6 +59,80 @@ export function probeJson(buf: Buffer, paths: ReadonlyArray<readonly string[]>):
     throw e;
   }
   return found;
+}
+
+/**
+ * The wanted fields (all top-level keys) read backwards from the end of a top-level object, through its
+ * trailing members whose values are scalars; null when the document is not an object, a wanted field is not
+ * among those members, or anything on the way does not look like JSON (the forward walk then decides).
+ */
+function probeTail(buf: Buffer, paths: ReadonlyArray<readonly string[]>): ProbeValue[] | null {
+  for (const p of paths) if (p.length !== 1) return null;
+  const open = skipWs(buf, 0);
+  if (buf[open] !== LBRACE) return null;
+  let pos = skipWsBack(buf, buf.length - 1);
+  if (pos <= open || buf[pos] !== RBRACE) return null;
+  pos = skipWsBack(buf, pos - 1);
+  const found: ProbeValue[] = new Array<ProbeValue>(paths.length).fill(undefined);
+  let pending = paths.length;
+  try {
+    while (pos > open) {
+      // a member `"key": scalar`, read from its end
+      const c = buf[pos];
+      if (c === RBRACE || c === RBRACKET) return null; // a container: the forward walk reads on from here
+      const valueStart = c === QUOTE ? stringStartBack(buf, pos) : tokenStartBack(buf, pos);
+      if (valueStart < 0) return null;
+      const valueEnd = pos + 1;
+      pos = skipWsBack(buf, valueStart - 1);
+      if (buf[pos] !== COLON) return null;
+      pos = skipWsBack(buf, pos - 1);
+      if (buf[pos] !== QUOTE) return null;
+      const keyStart = stringStartBack(buf, pos);
+      if (keyStart < 0) return null;
+      const key = decodeString(buf, keyStart, pos + 1);
+      for (let i = 0; i < paths.length; i++) {
+        if (found[i] === undefined && paths[i][0] === key) {
+          found[i] = parseToken(buf, valueStart, valueEnd);
+          pending--;
+        }
+      }
+      if (pending === 0) return found;
+      pos = skipWsBack(buf, keyStart - 1);
+      if (buf[pos] !== COMMA) return null;
+      pos = skipWsBack(buf, pos - 1);
+    }
+  } catch (e) {
+    if (e instanceof Malformed) return null;
+    throw e;
+  }
+  return null;
+}
+
+function skipWsBack(buf: Buffer, pos: number): number {
+  let c = buf[pos];
+  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[--pos];
+  return pos;
+}
+
+/** The opening quote of the string whose closing quote is at `end`, or -1. */
+function stringStartBack(buf: Buffer, end: number): number {
+  for (let i = end - 1; i >= 0; i--) {
+    if (buf[i] !== QUOTE) continue;
+    let slashes = 0;
+    while (i - 1 - slashes >= 0 && buf[i - 1 - slashes] === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) return i;
+  }
+  return -1;
+}
+
+/** The first byte of the number or literal (true, false, null) that ends at `end`, or -1 (JSON.parse checks it). */
+function tokenStartBack(buf: Buffer, end: number): number {
+  let i = end;
+  for (; i >= 0; i--) {
+    const b = buf[i];
+    if (!((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x45)) break;
+  }
+  return i === end ? -1 : i + 1;
 }
 
 /** Thrown (not an Error: no stack is captured) once every wanted field is known. */

@@ -50,7 +50,7 @@ test('paths into objects found along the way, array indexes, nested fields', () 
 });
 
 test('not JSON (before the fields are found) is refused', () => {
-  for (const bad of ['', '{', '{"success" true}', '{"success": tru}', '{"a": [1, 2}', '<html>', '{"success": "unterminated}', '{"a":1,,"success":true}', '{"k\u0001":1}']) {
+  for (const bad of ['', '{', '{"success" true}', '{"success": tru}', '{"a": [1, 2}', '<html>', '{"success": "unterminated}', '{"a":1,,"success":true,"o":{}}', '{"k\u0001":1}']) {
     assert.equal(probeJson(Buffer.from(bad), [['success']]), null, bad);
   }
 });
@@ -65,8 +65,58 @@ test('stops at the last wanted field: a 300 KB value after it is not read', () =
   assert.deepEqual(probeJson(after, [['success']]), [false]);
 });
 
-test('a duplicated key: the first occurrence counts (documented)', () => {
-  assert.deepEqual(probeJson(Buffer.from('{"success":false,"success":true}'), [['success']]), [false]);
+test('a duplicated key: the first occurrence counts on the forward walk, the last when read from the end (documented)', () => {
+  // the object ends in a container: the forward walk reads it, and the first occurrence counts
+  assert.deepEqual(probeJson(Buffer.from('{"success":false,"success":true,"output":{}}'), [['success']]), [false]);
+  // among the trailing scalar members: read from the end, the last occurrence counts (as JSON.parse)
+  assert.deepEqual(probeJson(Buffer.from('{"success":false,"success":true}'), [['success']]), [true]);
+});
+
+test('the real service\'s answer: success after the whole draft is read from the end, not by walking the draft', () => {
+  // Flask's jsonify sorts keys: {"error", "output", "success"}. What precedes the trailing members read from
+  // the end is not read at all: a draft that is not even JSON there shows it
+  const draft = '{"tracks": [' + Array.from({ length: 3000 }, (_, i) => `{"id": ${i}, "text": "${'x'.repeat(80)}"}`).join(',') + ']';
+  const notJsonBefore = Buffer.from(`{"error": "", "output": ${draft.slice(0, -200)} <cut>, "success": true}`);
+  assert.deepEqual(probeJson(notJsonBefore, [['success']]), [true]);
+  assert.deepEqual(probeJson(Buffer.from(`{"error":"no such draft","output":"","success":false}`), [['success'], ['error']]), [false, 'no such draft']);
+  // a wanted field that is not among the trailing scalars: the forward walk reads the document, and refuses
+  // one that is not JSON before the field
+  assert.equal(probeJson(notJsonBefore, [['success'], ['output', 'tracks']]), null);
+  assert.deepEqual(probeJson(Buffer.from(`{"error": "", "output": ${draft}}, "success": true}`), [['success'], ['output', 'tracks']]), [true, CONTAINER]);
+});
+
+test('read from the end: strings with escaped quotes and backslashes, numbers, literals, white space', () => {
+  const cases: Array<[string, string[], unknown[]]> = [
+    ['{"o":{},"s":"a\\\\"}', ['s'], ['a\\']],
+    ['{"o":{},"s":"say \\"hi\\""}', ['s'], ['say "hi"']],
+    ['{"o":{},"k\\"q":1}', ['k"q'], [1]],
+    ['{"o":{},"s":"\\\\\\"","t":"\\\\"}', ['s', 't'], ['\\"', '\\']],
+    ['{"o":[] , "n" : -1.5e3 ,\n "t":true,"f":false,"z":null }\n', ['n', 't', 'f', 'z'], [-1500, true, false, null]],
+    ['{"o":{},"e":""}', ['e'], ['']],
+  ];
+  for (const [text, keys, want] of cases) {
+    assert.deepEqual(probeJson(Buffer.from(text), keys.map((k) => [k])), want, text);
+    assert.deepEqual(want, keys.map((k) => (JSON.parse(text) as Record<string, unknown>)[k]), `the case itself: ${text}`);
+  }
+});
+
+test('the service\'s answer shape, any members before the trailing scalars: probe = JSON.parse (property test)', () => {
+  fc.assert(
+    fc.property(
+      fc.dictionary(key, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }),
+      fc.dictionary(key, fc.oneof(fc.string(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null)), { minKeys: 1, maxKeys: 4 }),
+      fc.array(key, { minLength: 1, maxLength: 3 }),
+      (front, tail, wanted) => {
+        const members = [...Object.entries(front).filter(([k]) => !Object.hasOwn(tail, k)), ...Object.entries(tail)];
+        const text = '{' + members.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',') + '}';
+        const doc = JSON.parse(text) as Record<string, unknown>;
+        const got = probeJson(Buffer.from(text), wanted.map((k) => [k]));
+        assert.ok(got !== null, text);
+        assert.deepEqual(got.map((v) => (v === 0 ? 0 : v)), wanted.map((k) => expected(doc, [k])).map((v) => (v === 0 ? 0 : v)), text);
+      },
+    ),
+    { numRuns: 3000, seed: 7 },
+  );
 });
 
 test('storeIfPasses: gzip bodies are decoded first; success:false and non-JSON are refused', async () => {
