@@ -34,13 +34,16 @@ test('classify: calls, notifications, batches', () => {
 
 test('id substitution is byte-exact: string, number, null; the rest stays as stored', () => {
   const stored = Buffer.from('{"result":{"tools":[{"name":"a","id":1}]} , "jsonrpc":"2.0","id":7}\n');
+  const storedText = stored.toString();
+  // the same stored body for request after request (the id's place is found once per body): each gets its own
   for (const req of ['{"jsonrpc":"2.0","id":43,"method":"tools/list"}', '{"id":"abc\\u0041\\"x","method":"m"}', '{"id":null,"method":"m"}', '{"id":1.50e2,"method":"m"}']) {
     const id = rawId(Buffer.from(req))!;
     const out = withId(stored, id)!;
     const wantId = JSON.parse(req).id as unknown;
     assert.deepEqual(JSON.parse(out.toString()).id, wantId);
-    assert.equal(out.toString(), stored.toString().replace('"id":7}', `"id":${id.toString()}}`));
+    assert.equal(out.toString(), storedText.replace('"id":7}', `"id":${id.toString()}}`));
   }
+  assert.equal(stored.toString(), storedText, 'the stored answer itself is never changed');
   // the nested "id" fields of the result are untouched; a stored body without a top-level id is not reusable
   assert.equal(withId(Buffer.from('{"result":{"id":3}}'), Buffer.from('9')), null);
   assert.equal(withId(Buffer.from('not json'), Buffer.from('9')), null);

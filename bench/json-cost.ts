@@ -1,19 +1,23 @@
 #!/usr/bin/env node
 /**
- * What deciding a store_if costs per stored miss, by draft size: the probe (lib/cache/json-probe.ts) against
- * JSON.parse + a property read, for the real service's answer (`{"error","output","success"}`: Flask sorts keys,
- * so `success` comes after the draft) and for the same answer with `success` first. In-process, one core.
+ * What reading JSON costs on the cache's path, by answer size, in-process on one core:
+ *  - deciding a store_if per stored miss: the probe (lib/cache/json-probe.ts) against JSON.parse + a property
+ *    read, for the real service's answer (`{"error","output","success"}`: Flask sorts keys, so `success` comes
+ *    after the draft) and for the same answer with `success` first;
+ *  - a JSON-RPC hit (an MCP tool's answer replayed with the request's own id): finding the stored answer's id
+ *    walks the whole answer; withId (lib/cache/jsonrpc.ts) finds it once per stored body.
  *
- *   node dist/bench/store-if-probe.js [--no-write]
+ *   node dist/bench/json-cost.js [--no-write]
  *
  * Prints Markdown and rewrites its section of bench/RESULTS.md.
  */
 import { parseArgs } from 'node:util';
-import { probeJson } from '../lib/cache/json-probe';
+import { memberSpan, probeJson } from '../lib/cache/json-probe';
+import { withId } from '../lib/cache/jsonrpc';
 import { machineInfo, machineLine } from './lib/machine';
 import { updateSection } from './results';
 
-const SECTION = 'store_if probe by draft size';
+const SECTION = 'JSON on the cache path: store_if and JSON-RPC replay';
 const { values: args } = parseArgs({ options: { 'no-write': { type: 'boolean' } } });
 const PATHS = [['success']] as const;
 
@@ -50,13 +54,29 @@ async function main(): Promise<void> {
     const parse = timeUs(() => (JSON.parse(last.toString('utf8')) as { success: boolean }).success);
     rows.push(`| ${(last.length / 1024).toFixed(1)} KB | ${timeUs(() => probeJson(last, PATHS)).toFixed(2)} | ${timeUs(() => probeJson(first, PATHS)).toFixed(2)} | ${parse.toFixed(1)} |`);
   }
+  const replay: string[] = [];
+  for (const texts of [10, 100, 1000, 2000]) {
+    // an MCP tools/call answer: the service's JSON answer as the text of one content item
+    const text = JSON.stringify({ error: '', output: draft(texts), success: true });
+    const stored = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }));
+    const id = Buffer.from('4242');
+    if ((JSON.parse(withId(stored, id)!.toString()) as { id: unknown }).id !== 4242) throw new Error('withId did not put the id in');
+    replay.push(`| ${(stored.length / 1024).toFixed(1)} KB | ${timeUs(() => memberSpan(stored, 'id')).toFixed(1)} | ${timeUs(() => withId(stored, id)).toFixed(1)} |`);
+  }
   const md = [
-    `Command: \`npm run build && node dist/bench/store-if-probe.js\` (${new Date().toISOString()}; ${machineLine(machine)}).`,
+    `Command: \`npm run build && node dist/bench/json-cost.js\` (${new Date().toISOString()}; ${machineLine(machine)}).`,
     'µs per decision of `store_if: { "response.success": true }` on a query_script answer, median of 5 rounds:',
     '',
     '| answer | probe, `success` last (the real service) | probe, `success` first | JSON.parse + read |',
     '|---|---:|---:|---:|',
     ...rows,
+    '',
+    'µs per JSON-RPC hit for finding the stored answer\'s id (a walk of the whole answer) and for the whole id substitution',
+    'as a hit does it now (the id\'s place found once per stored body, then the copy with the request\'s id):',
+    '',
+    '| MCP tools/call answer | finding the id (walk) | withId per hit |',
+    '|---|---:|---:|',
+    ...replay,
   ].join('\n');
   process.stdout.write(md + '\n');
   if (!args['no-write']) updateSection(SECTION, md);
