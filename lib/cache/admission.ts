@@ -8,9 +8,9 @@ import { headerValue, sha256hex, storedFields, storedRequest } from './entry';
 import type { Headers, RouteRules } from './http-semantics';
 import { NOT_UPDATED_BY_304, freshness, initialAge, notStorableReason } from './http-semantics';
 import { parseVary, varyKey } from './keys';
-import { memberSpan, probeJson } from './json-probe';
+import { probeJson } from './json-probe';
 import { decodeBody } from './body-coding';
-import { answerKind } from './jsonrpc';
+import { storableResult } from './jsonrpc';
 import type { JsonScalar } from '../policy/types';
 
 /** The fields store_if reads (paths into the response JSON) and the value each must equal, in the same order. */
@@ -88,7 +88,7 @@ export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: B
 function isJsonRpcResult(headers: Headers, body: Buffer): boolean {
   const raw = decodeBody(headers, body);
   // the id must be there too: a hit replaces it with the request's own
-  return raw !== null && answerKind(raw) === 'result' && memberSpan(raw, 'id') !== null;
+  return raw !== null && storableResult(raw);
 }
 
 export const VIA_TOKEN = '1.1 bridge-sidecar';

@@ -274,18 +274,28 @@ function decodeString(buf: Buffer, start: number, end: number): string {
   return buf.toString('utf8', start + 1, end - 1);
 }
 
+export interface Span { readonly start: number; readonly end: number }
+
 /**
  * The byte range [start, end) of the value of the top-level member `name` of a JSON object text, or null when
  * the text is not an object or has no such member. With a duplicated name the last occurrence counts, as for
  * JSON.parse (what the client will read).
  */
-export function memberSpan(buf: Buffer, name: string): { start: number; end: number } | null {
+export function memberSpan(buf: Buffer, name: string): Span | null {
+  return memberSpans(buf, [name])?.[0] ?? null;
+}
+
+/**
+ * memberSpan for several names in one walk of the text (each walk reads all of it): the spans in the order of
+ * `names`, null for a name the object does not have; null instead of the list when the text is not one object.
+ */
+export function memberSpans(buf: Buffer, names: readonly string[]): Array<Span | null> | null {
+  const spans = new Array<Span | null>(names.length).fill(null);
   try {
     let pos = skipWs(buf, 0);
     if (buf[pos] !== LBRACE) return null;
     pos = skipWs(buf, pos + 1);
-    if (buf[pos] === RBRACE) return null;
-    let span: { start: number; end: number } | null = null;
+    if (buf[pos] === RBRACE) return skipWs(buf, pos + 1) === buf.length ? spans : null;
     for (;;) {
       if (buf[pos] !== QUOTE) return null;
       const keyEnd = skipString(buf, pos);
@@ -294,10 +304,11 @@ export function memberSpan(buf: Buffer, name: string): { start: number; end: num
       if (buf[pos] !== COLON) return null;
       pos = skipWs(buf, pos + 1);
       const end = skipValue(buf, pos);
-      if (key === name) span = { start: pos, end };
+      const i = names.indexOf(key);
+      if (i >= 0) spans[i] = { start: pos, end };
       pos = skipWs(buf, end);
       if (buf[pos] === COMMA) { pos = skipWs(buf, pos + 1); continue; }
-      if (buf[pos] === RBRACE) return skipWs(buf, pos + 1) === buf.length ? span : null;
+      if (buf[pos] === RBRACE) return skipWs(buf, pos + 1) === buf.length ? spans : null;
       return null;
     }
   } catch (e) {

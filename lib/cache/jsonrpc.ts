@@ -8,7 +8,7 @@
  * stays as stored. Notifications (no id: the server answers 202 with no body) and batches (arrays) are never
  * answered from the cache.
  */
-import { memberSpan } from './json-probe';
+import { memberSpan, memberSpans, type Span } from './json-probe';
 
 export type JsonRpcRequest =
   | { readonly kind: 'call'; readonly method: string; readonly params: unknown }
@@ -59,7 +59,7 @@ export function rawId(body: Buffer | null): Buffer | null {
  * for the last of duplicated ids): for an MCP tool's answer of 100 KB that is ~200 µs, on every hit. Stored bodies
  * are never changed, so it is found once per body (held weakly: it goes with the entry).
  */
-const idSpans = new WeakMap<Buffer, { start: number; end: number } | null>();
+const idSpans = new WeakMap<Buffer, Span | null>();
 
 /**
  * The stored answer with its `id` replaced by `id` (raw JSON bytes); null when the stored body has no
@@ -75,7 +75,17 @@ export function withId(stored: Buffer, id: Buffer): Buffer | null {
 
 /** `result` when the answer is a success, `error` for an error answer, null when it is no JSON-RPC answer. */
 export function answerKind(body: Buffer): 'result' | 'error' | null {
-  if (memberSpan(body, 'result') !== null) return 'result';
-  if (memberSpan(body, 'error') !== null) return 'error';
-  return null;
+  const [result, error] = memberSpans(body, ['result', 'error']) ?? [null, null];
+  return result !== null ? 'result' : error !== null ? 'error' : null;
+}
+
+/**
+ * A JSON-RPC answer that may be stored: a result (not an error) with a top-level id (a hit replaces it with the
+ * request's own). One walk of the answer; where its id is, is kept for the hits on this very body.
+ */
+export function storableResult(body: Buffer): boolean {
+  const spans = memberSpans(body, ['result', 'id']);
+  if (spans === null) return false;
+  idSpans.set(body, spans[1]);
+  return spans[0] !== null && spans[1] !== null;
 }

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answerKind, canonicalJson, classifyJsonRpc, jsonRpcKeyPart, rawId, withId } from '../../../lib/cache/jsonrpc';
+import { answerKind, canonicalJson, classifyJsonRpc, jsonRpcKeyPart, rawId, storableResult, withId } from '../../../lib/cache/jsonrpc';
 import { bodyKeyPart, bodyKeying, describeKey } from '../../../lib/cache/key-shape';
 import { UriIndex, sameOriginUri, uriOf } from '../../../lib/cache/uri-index';
 import { memberSpan } from '../../../lib/cache/json-probe';
@@ -52,6 +52,17 @@ test('id substitution is byte-exact: string, number, null; the rest stays as sto
   assert.deepEqual(memberSpan(Buffer.from('{"id":1,"id":22}'), 'id'), { start: 13, end: 15 });
   // trailing garbage makes the document something other than one JSON object
   assert.equal(memberSpan(Buffer.from('{"id":1} {"id":2}'), 'id'), null);
+});
+
+test('storable: a result with a top-level id, one walk; its id is then replaced like any other', () => {
+  const stored = Buffer.from('{"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"{\\"id\\": 5}"}]},"id":12}');
+  assert.equal(storableResult(stored), true);
+  assert.equal(withId(stored, Buffer.from('"req-9"'))!.toString(), stored.toString().replace('"id":12}', '"id":"req-9"}'));
+  assert.equal(storableResult(Buffer.from('{"jsonrpc":"2.0","error":{"code":-32601,"message":"x"},"id":1}')), false, 'an error answer');
+  assert.equal(storableResult(Buffer.from('{"jsonrpc":"2.0","result":{}}')), false, 'no id to replace');
+  assert.equal(storableResult(Buffer.from('{"result":{},"id":1} {"id":2}')), false, 'not one JSON object');
+  assert.equal(storableResult(Buffer.from('{"result":{},"id":1,"id":2}')), true);
+  assert.equal(withId(Buffer.from('{"result":{},"id":1,"id":2}'), Buffer.from('7'))!.toString(), '{"result":{},"id":1,"id":7}', 'the last of duplicated ids, as JSON.parse reads it');
 });
 
 test('answer kind: result or error', () => {
