@@ -43,7 +43,7 @@ const MEANING = {
  "routes[].cache": "cache this route's responses (absent: never cached)",
  "routes[].cache.key": "key template filled from params, e.g. draft:{draft_id}:script",
  "routes[].cache.ttl": "freshness when the upstream does not say",
- "routes[].cache.store_if": "response JSON fields that must equal these values to store (e.g. response.success: true); read up to the last such field, the rest of the body is not parsed (a duplicated key: the first counts)",
+ "routes[].cache.store_if": "response JSON fields that must equal these values to store (e.g. response.success: true). Top-level fields among the scalar members at the end of the answer (`success` in the real service's `{\"error\",\"output\",\"success\"}`) are read from the end; otherwise the body is read up to the last such field. The rest is not parsed (a duplicated key: the last counts when read from the end, as for JSON.parse, the first otherwise)",
  "routes[].cache.stale_while_revalidate": "serve stale this long while one background refresh runs",
  "routes[].cache.stale_if_error": "serve stale this long when the upstream fails or the request is shed",
  "routes[].cache.override_upstream": "store even when the upstream says no-store/private",
