@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { memberSpan, probeJson } from '../lib/cache/json-probe';
 import { withId } from '../lib/cache/jsonrpc';
 import { machineInfo, machineLine } from './lib/machine';
+import { median } from './lib/stats';
 import { updateSection } from './results';
 
 const SECTION = 'JSON on the cache path: store_if and JSON-RPC replay';
@@ -40,7 +41,7 @@ function timeUs(fn: () => unknown, budgetMs = 200): number {
     while (performance.now() - t0 < budgetMs / 5) { fn(); n++; }
     rounds.push(((performance.now() - t0) * 1000) / n);
   }
-  return rounds.sort((a, b) => a - b)[2]!;
+  return median(rounds);
 }
 
 async function main(): Promise<void> {

@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { treeCpu } from './lib/cpu';
 import { machineInfo, machineLine } from './lib/machine';
+import { median } from './lib/stats';
 import { startProcess, freePort } from './lib/proc';
 import { BUILD_ROOT, passThroughPolicy, startDraftServiceProcess, startSidecar } from './lib/services';
 import { updateSection } from './results';
@@ -48,10 +49,7 @@ async function measure(url: string, pid: number, role: (p: number) => string): P
     runs.push(row);
   }
   const out = new Map<string, number>();
-  for (const k of runs[0]!.keys()) {
-    const v = runs.map((m) => m.get(k) ?? 0).sort((x, y) => x - y);
-    out.set(k, v[v.length >> 1]!);
-  }
+  for (const k of runs[0]!.keys()) out.set(k, median(runs.map((m) => m.get(k) ?? 0)));
   return out;
 }
 

@@ -109,8 +109,7 @@ function probeTail(buf: Buffer, paths: ReadonlyArray<readonly string[]>): ProbeV
 }
 
 function skipWsBack(buf: Buffer, pos: number): number {
-  let c = buf[pos];
-  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[--pos];
+  while (isWs(buf[pos])) pos--;
   return pos;
 }
 
@@ -128,9 +127,10 @@ function stringStartBack(buf: Buffer, end: number): number {
 /** The first byte of the number or literal (true, false, null) that ends at `end`, or -1 (JSON.parse checks it). */
 function tokenStartBack(buf: Buffer, end: number): number {
   let i = end;
+  // a number's bytes, or a literal's (lower-case letters)
   for (; i >= 0; i--) {
     const b = buf[i];
-    if (!((b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7a) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x45)) break;
+    if (!(isNumberByte(b) || (b >= 0x61 && b <= 0x7a))) break;
   }
   return i === end ? -1 : i + 1;
 }
@@ -196,9 +196,18 @@ function readArray(buf: Buffer, pos: number, paths: ReadonlyArray<readonly strin
   }
 }
 
+/** JSON's white space (a position past either end reads undefined: not white space). */
+function isWs(c: number | undefined): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/** A byte a JSON number can have: digits, sign, point, exponent (JSON.parse checks the exact grammar). */
+function isNumberByte(b: number): boolean {
+  return (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x65 || b === 0x45;
+}
+
 function skipWs(buf: Buffer, pos: number): number {
-  let c = buf[pos];
-  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++pos];
+  while (isWs(buf[pos])) pos++;
   return pos;
 }
 
@@ -240,12 +249,7 @@ function scalarEnd(buf: Buffer, pos: number): number {
   if (first === 0x6e) return literalEnd(buf, pos, 'null');
   // a number: its characters only (JSON.parse checks the exact grammar when the value is wanted)
   let i = pos;
-  const n = buf.length;
-  while (i < n) {
-    const b = buf[i];
-    if ((b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x65 || b === 0x45) i++;
-    else break;
-  }
+  while (i < buf.length && isNumberByte(buf[i])) i++;
   if (i === pos) throw new Malformed();
   return i;
 }
