@@ -4,7 +4,7 @@
  * Shared by the response filter (misses, revalidations) and the background refresher.
  */
 import type { CacheEntry, EntryMeta } from './entry';
-import { headerValue, sha256hex, storedFields, storedRequest } from './entry';
+import { headerValue, storedFields, storedRequest } from './entry';
 import type { Headers, RouteRules } from './http-semantics';
 import { NOT_UPDATED_BY_304, freshness, initialAge, notStorableReason } from './http-semantics';
 import { parseVary, varyKey } from './keys';
@@ -102,7 +102,8 @@ export interface Built {
 
 /** Build the entry (and vary marker) for a storable response; null when it is not worth storing. */
 export function buildEntry(r: StoreRequest, status: number, headers: Headers, body: Buffer, responseTime: number): Built | null {
-  const meta = buildMeta(r, status, headers, body.length, sha256hex(body), responseTime);
+  // the body's digest is left to the first write to a lower tier (EntryMeta.bodySha256)
+  const meta = buildMeta(r, status, headers, body.length, '', responseTime);
   if (meta === null) return null;
   return { key: meta.key, entry: { meta, body }, marker: markerFor(r.baseKey, meta) };
 }
@@ -154,7 +155,7 @@ export function markerFor(baseKey: string, meta: EntryMeta): CacheEntry | null {
       headers: [],
       request: null,
       bodyLength: 0,
-      bodySha256: sha256hex(empty),
+      bodySha256: '',
       external: undefined,
     },
     body: empty,

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { KeyTemplate, encodeKeyParam, globToRegExp, patternMatcher, tagForPattern, tagsOf, varyKey } from '../../lib/cache/keys';
 import { CorruptEntryError, decodeEntry, encodeEntry, storedFields } from '../../lib/cache/entry';
 import { makeEntry } from './fixtures';
@@ -60,7 +61,7 @@ test('entry encoding round-trips; any flipped byte or truncation is detected', (
   const buf = encodeEntry(e);
   const back = decodeEntry(buf);
   assert.equal(back.body!.toString(), 'hello body');
-  assert.deepEqual(back.meta, e.meta);
+  assert.deepEqual(back.meta, { ...e.meta, bodySha256: createHash('sha256').update('hello body').digest('hex') });
   for (let i = 0; i < buf.length; i += 7) {
     const bad = Buffer.from(buf);
     bad[i] ^= 0x01;
@@ -68,6 +69,20 @@ test('entry encoding round-trips; any flipped byte or truncation is detected', (
   }
   assert.throws(() => decodeEntry(buf.subarray(0, buf.length - 1)), CorruptEntryError);
   assert.throws(() => decodeEntry(Buffer.concat([buf, Buffer.from('x')])), CorruptEntryError);
+});
+
+test('the body digest is computed when an entry is first encoded for L2 or L3, not on the answer\'s path', () => {
+  const body = Buffer.from('{"error":"","output":{},"success":true}'.padEnd(50_000, ' '));
+  const e = makeEntry('k', body);
+  assert.equal(e.meta.bodySha256, '', 'storing an answer (before its head is released) computes no digest');
+  const back = decodeEntry(encodeEntry(e));
+  assert.equal(back.meta.bodySha256, createHash('sha256').update(body).digest('hex'));
+  // an entry read back from a tier is written again with the digest it has, byte for byte the same
+  assert.deepEqual(encodeEntry(back), encodeEntry(e));
+  // and the reader still rejects a body that is not the one the digest was made of
+  const bad = encodeEntry(e);
+  bad[bad.length - 1] ^= 0x01;
+  assert.throws(() => decodeEntry(bad), CorruptEntryError);
 });
 
 test('stored fields drop hop-by-hop, Connection-named, Set-Cookie, rate-limit fields and our own Via', () => {
