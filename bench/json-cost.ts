@@ -5,7 +5,9 @@
  *    read, for the real service's answer (`{"error","output","success"}`: Flask sorts keys, so `success` comes
  *    after the draft) and for the same answer with `success` first;
  *  - a JSON-RPC hit (an MCP tool's answer replayed with the request's own id): finding the stored answer's id
- *    walks the whole answer; withId (lib/cache/jsonrpc.ts) finds it once per stored body.
+ *    walks the whole answer; withId (lib/cache/jsonrpc.ts) finds it once per stored body;
+ *  - building the entry of a stored miss (buildEntry), next to the body's sha256 it no longer computes there (the
+ *    digest is made at the entry's first L2/L3 write, lib/cache/entry.ts encodeEntry).
  *
  *   node dist/bench/json-cost.js [--no-write]
  *
@@ -13,7 +15,9 @@
  */
 import { parseArgs } from 'node:util';
 import { memberSpan, probeJson } from '../lib/cache/json-probe';
-import { withId } from '../lib/cache/jsonrpc';
+import { withId, withIdParts } from '../lib/cache/jsonrpc';
+import { buildEntry, type StoreRequest } from '../lib/cache/admission';
+import { sha256hex } from '../lib/cache/entry';
 import { machineInfo, machineLine } from './lib/machine';
 import { median } from './lib/stats';
 import { updateSection } from './results';
@@ -62,7 +66,21 @@ async function main(): Promise<void> {
     const stored = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }));
     const id = Buffer.from('4242');
     if ((JSON.parse(withId(stored, id)!.toString()) as { id: unknown }).id !== 4242) throw new Error('withId did not put the id in');
-    replay.push(`| ${(stored.length / 1024).toFixed(1)} KB | ${timeUs(() => memberSpan(stored, 'id')).toFixed(1)} | ${timeUs(() => withId(stored, id)).toFixed(1)} |`);
+    replay.push(`| ${(stored.length / 1024).toFixed(1)} KB | ${timeUs(() => memberSpan(stored, 'id')).toFixed(1)} | ${timeUs(() => withId(stored, id)).toFixed(1)} | ${timeUs(() => withIdParts(stored, id)).toFixed(2)} |`);
+  }
+  const store: string[] = [];
+  for (const texts of [10, 100, 1000, 2000]) {
+    const body = Buffer.from(JSON.stringify({ error: '', output: draft(texts), success: true }));
+    const now = Date.now();
+    const r: StoreRequest = {
+      method: 'POST', path: '/query_script', query: '', headers: { 'content-type': 'application/json' },
+      body: Buffer.from('{"draft_id":"dft_bench","force_update":false}'),
+      params: { draft_id: 'dft_bench' }, baseKey: 'draft:dft_bench', requestTime: now,
+      rules: { ttl: 300_000, staleWhileRevalidate: 0, staleIfError: 0, override: false }, storeIf: null, noStore: false,
+    };
+    const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
+    if (buildEntry(r, 200, headers, body, now) === null) throw new Error('not storable');
+    store.push(`| ${(body.length / 1024).toFixed(1)} KB | ${timeUs(() => buildEntry(r, 200, headers, body, now)).toFixed(1)} | ${timeUs(() => sha256hex(body)).toFixed(1)} |`);
   }
   const md = [
     `Command: \`npm run build && node dist/bench/json-cost.js\` (${new Date().toISOString()}; ${machineLine(machine)}).`,
@@ -72,12 +90,20 @@ async function main(): Promise<void> {
     '|---|---:|---:|---:|',
     ...rows,
     '',
-    'µs per JSON-RPC hit for finding the stored answer\'s id (a walk of the whole answer) and for the whole id substitution',
-    'as a hit does it now (the id\'s place found once per stored body, then the copy with the request\'s id):',
+    'µs per JSON-RPC hit for finding the stored answer\'s id (a walk of the whole answer), and for the id substitution with',
+    'the id\'s place found once per stored body: joined into a copy with the request\'s id (withId: hits until session 17),',
+    'and as the three parts a hit now writes (withIdParts: before the id, the id, after it; nothing copied):',
     '',
-    '| MCP tools/call answer | finding the id (walk) | withId per hit |',
-    '|---|---:|---:|',
+    '| MCP tools/call answer | finding the id (walk) | joined copy per hit | parts per hit |',
+    '|---|---:|---:|---:|',
     ...replay,
+    '',
+    'µs per stored miss for building its entry (buildEntry: key, fields, freshness, the request to replay), and for the',
+    'sha256 of its body that building it included until session 17 and that is now made at its first L2/L3 write:',
+    '',
+    '| query_script answer | buildEntry | sha256 of the body |',
+    '|---|---:|---:|',
+    ...store,
   ].join('\n');
   process.stdout.write(md + '\n');
   if (!args['no-write']) updateSection(SECTION, md);

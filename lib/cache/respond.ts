@@ -13,6 +13,31 @@ import { isClientVisible } from './response-fields';
 
 export const CACHE_NAME = 'bridge-sidecar';
 
+/** A body sent as consecutive parts, never joined (a replayed JSON-RPC answer: before its id, the id, after it). */
+export type BodyParts = readonly Buffer[];
+
+/** What a hit sends: the stored body, or parts of it around a replaced id. */
+export type HitBody = Buffer | BodyParts;
+
+export function hitBodyLength(body: HitBody): number {
+  if (Buffer.isBuffer(body)) return body.length;
+  let n = 0;
+  for (const part of body) n += part.length;
+  return n;
+}
+
+/** End `res` with `body`; parts go out as one write (corked: end uncorks), as a single buffer would. */
+function endWith(res: ServerResponse, body: HitBody): void {
+  if (Buffer.isBuffer(body)) {
+    res.end(body);
+    return;
+  }
+  res.cork();
+  const last = body.length - 1;
+  for (let i = 0; i < last; i++) res.write(body[i]);
+  res.end(body[last]);
+}
+
 /** Fields of a 304 (RFC 9110 §15.4.5 keeps the rest of the stored head too, minus the content framing). */
 const DROPPED_ON_304 = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding']);
 
@@ -127,7 +152,7 @@ export function sendHit(
   extra: ReadonlyArray<readonly [string, string]> | null,
   cacheStatus: string,
   now: number,
-  body: Buffer,
+  body: HitBody,
 ): boolean {
   const p = preparedHead(meta);
   let list = p.list;
@@ -140,10 +165,11 @@ export function sendHit(
   const f = p.fixed;
   list[f + 1] = String(ageSeconds(meta, now));
   list[f + 3] = cacheStatus;
-  list[f + 5] = body.length === meta.bodyLength ? p.contentLength : String(body.length);
+  const length = hitBodyLength(body);
+  list[f + 5] = length === meta.bodyLength ? p.contentLength : String(length);
   res.writeHead(meta.status, list);
   if (method === 'HEAD' || meta.status === 204 || meta.status === 304) res.end();
-  else res.end(body);
+  else endWith(res, body);
   return true;
 }
 
@@ -152,7 +178,7 @@ export function sendEntry(
   res: ServerResponse,
   method: string,
   head: { status: number; headers: Record<string, string | string[]> },
-  body: Buffer | null,
+  body: HitBody | null,
   stream: (() => Readable) | null,
 ): void {
   res.writeHead(head.status, head.headers);
@@ -161,7 +187,7 @@ export function sendEntry(
     return;
   }
   if (body !== null) {
-    res.end(body);
+    endWith(res, body);
     return;
   }
   if (stream !== null) {

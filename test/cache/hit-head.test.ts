@@ -119,6 +119,18 @@ test('HEAD: the head with the stored length, no body; a JSON-RPC body of another
   assert.deepEqual(lines(again.raw, 'content-length'), ['5']);
 });
 
+test('a body in parts (a JSON-RPC answer around its new id) goes out whole with its summed length, on both paths', async (t) => {
+  const srv = await server(t);
+  const { meta } = entry();
+  const parts = [Buffer.from('{"result":1,"id":'), Buffer.from('"call-8"'), Buffer.from('}')];
+  const fast = await srv.get((res) => { assert.equal(sendHit(res, 'GET', meta, null, 'bridge-sidecar; hit', meta.storedAt, parts), true); });
+  assert.equal(fast.body, '{"result":1,"id":"call-8"}');
+  assert.deepEqual(lines(fast.raw, 'content-length'), ['26']);
+  const slow = await srv.get((res) => sendEntry(res, 'GET', headFor(meta, [['x-app', 'b']], 'bridge-sidecar; hit', meta.storedAt, false, 26), parts, null));
+  assert.equal(slow.body, '{"result":1,"id":"call-8"}');
+  assert.deepEqual(lines(slow.raw, 'content-length'), ['26']);
+});
+
 test('through the sidecar: rate-limit fields on L1 hits are each request\'s own', async (t) => {
   const up = await startUpstream(() => ({ headers: { 'content-type': 'application/json', 'x-app': 'a' }, body: '{"ok":true}' }));
   t.after(() => up.close());

@@ -7,12 +7,12 @@ import type { RequestContext } from '../../core/context';
 import type { ResponseHead } from '../../core/stage';
 import type { Found } from '../../cache/tiers';
 import type { CacheEntry } from '../../cache/entry';
-import { CACHE_NAME, headFor, satisfiesConditional, sendEntry, sendHit } from '../../cache/respond';
+import { CACHE_NAME, headFor, hitBodyLength, satisfiesConditional, sendEntry, sendHit, type HitBody } from '../../cache/respond';
 import { rawId } from '../../cache/jsonrpc';
 import { replayBody } from '../../cache/jsonrpc-replay';
 
 /** The stored body to send for this request: a JSON-RPC answer gets the request's own id. */
-export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: boolean): Buffer | null {
+export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: boolean): HitBody | null {
   if (entry === null || !jsonrpc) return entry?.body ?? null;
   const id = rawId(ctx.body);
   return id === null ? null : replayBody(entry, id);
@@ -24,7 +24,7 @@ export function serve(ctx: RequestContext, found: Found, status: string, now: nu
   const body = bodyFor(ctx, found.entry, jsonrpc);
   const cacheStatus = `${CACHE_NAME}; ${status}`;
   if (cond || body === null || !sendHit(ctx.res, ctx.method, found.meta, ctx.extraHeaders, cacheStatus, now, body)) {
-    const head = headFor(found.meta, ctx.extraHeaders, cacheStatus, now, cond, body?.length);
+    const head = headFor(found.meta, ctx.extraHeaders, cacheStatus, now, cond, body === null ? undefined : hitBodyLength(body));
     sendEntry(ctx.res, ctx.method, head, body, found.stream ? found.stream.open : null);
   }
   ctx.responded = true;
@@ -39,7 +39,7 @@ export function replaceWith(ctx: RequestContext, head: ResponseHead, entry: Cach
   jsonrpc: boolean, clientConditional: Record<string, string> | null): Transform {
   const cond = satisfiesConditional(ctx.method, clientConditional ?? ctx.req.headers, entry.meta);
   const replayed = bodyFor(ctx, entry, jsonrpc);
-  const h = headFor(entry.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, replayed?.length);
+  const h = headFor(entry.meta, ctx.extraHeaders, `${CACHE_NAME}; ${status}`, now, cond, replayed === null ? undefined : hitBodyLength(replayed));
   for (const k of Object.keys(head.headers)) delete head.headers[k];
   Object.assign(head.headers, h.headers);
   head.status = h.status;
@@ -47,6 +47,9 @@ export function replaceWith(ctx: RequestContext, head: ResponseHead, entry: Cach
   const body = ctx.method === 'HEAD' || cond ? null : replayed;
   return new Transform({
     transform(_chunk, _enc, cb) { cb(); },
-    flush(cb) { if (body !== null && body.length) this.push(body); cb(); },
+    flush(cb) {
+      if (body !== null) for (const part of Buffer.isBuffer(body) ? [body] : body) if (part.length) this.push(part);
+      cb();
+    },
   });
 }

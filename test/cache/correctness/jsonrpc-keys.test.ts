@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answerKind, canonicalJson, classifyJsonRpc, jsonRpcKeyPart, rawId, storableResult, withId } from '../../../lib/cache/jsonrpc';
+import { canonicalJson, classifyJsonRpc, jsonRpcKeyPart, rawId, storableResult, withId, withIdParts } from '../../../lib/cache/jsonrpc';
 import { bodyKeyPart, bodyKeying, describeKey } from '../../../lib/cache/key-shape';
 import { UriIndex, sameOriginUri, uriOf } from '../../../lib/cache/uri-index';
 import { memberSpan } from '../../../lib/cache/json-probe';
@@ -54,6 +54,23 @@ test('id substitution is byte-exact: string, number, null; the rest stays as sto
   assert.equal(memberSpan(Buffer.from('{"id":1} {"id":2}'), 'id'), null);
 });
 
+test('a hit sends the stored answer around the new id without copying it: three views of the stored bytes', () => {
+  const stored = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'x'.repeat(300_000) }] } }));
+  const id = rawId(Buffer.from('{"jsonrpc":"2.0","id":"call-8","method":"tools/call"}'))!;
+  const parts = withIdParts(stored, id);
+  assert.ok(Array.isArray(parts), 'another id: the parts, not one buffer');
+  const [before, newId, after] = parts;
+  // before and after share the stored answer's memory (a joined copy would not): nothing of 300 KB is copied per hit
+  assert.equal(before.buffer, stored.buffer);
+  assert.equal(after.buffer, stored.buffer);
+  assert.equal(newId.toString(), '"call-8"');
+  assert.equal(JSON.parse(Buffer.concat(parts).toString()).id, 'call-8');
+  assert.equal(Buffer.concat(parts).toString(), withId(stored, id)!.toString());
+  // the same id as stored: the stored body itself
+  assert.equal(withIdParts(stored, Buffer.from('7')), stored);
+  assert.equal(withIdParts(Buffer.from('{"result":{}}'), id), null);
+});
+
 test('storable: a result with a top-level id, one walk; its id is then replaced like any other', () => {
   const stored = Buffer.from('{"jsonrpc":"2.0","result":{"content":[{"type":"text","text":"{\\"id\\": 5}"}]},"id":12}');
   assert.equal(storableResult(stored), true);
@@ -65,11 +82,6 @@ test('storable: a result with a top-level id, one walk; its id is then replaced 
   assert.equal(withId(Buffer.from('{"result":{},"id":1,"id":2}'), Buffer.from('7'))!.toString(), '{"result":{},"id":1,"id":7}', 'the last of duplicated ids, as JSON.parse reads it');
 });
 
-test('answer kind: result or error', () => {
-  assert.equal(answerKind(Buffer.from('{"jsonrpc":"2.0","id":1,"result":{}}')), 'result');
-  assert.equal(answerKind(Buffer.from('{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}')), 'error');
-  assert.equal(answerKind(Buffer.from('event: message\ndata: {}\n\n')), null);
-});
 
 function route(over: Omit<Partial<RoutePolicy>, 'match'> & { match?: Partial<RoutePolicy['match']> }): RoutePolicy {
   return {
