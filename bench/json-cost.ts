@@ -5,7 +5,8 @@
  *    read, for the real service's answer (`{"error","output","success"}`: Flask sorts keys, so `success` comes
  *    after the draft) and for the same answer with `success` first;
  *  - a JSON-RPC hit (an MCP tool's answer replayed with the request's own id): finding the stored answer's id
- *    walks the whole answer; withId (lib/cache/jsonrpc.ts) finds it once per stored body;
+ *    walks the whole answer; withId (lib/cache/jsonrpc.ts) finds it once per stored body; a gzip answer was
+ *    compressed again per hit, and is now spliced (lib/cache/gzip-splice.ts);
  *  - building the entry of a stored miss (buildEntry), next to the body's sha256 it no longer computes there (the
  *    digest is made at the entry's first L2/L3 write, lib/cache/entry.ts encodeEntry).
  *
@@ -15,7 +16,9 @@
  */
 import { parseArgs } from 'node:util';
 import { memberSpan, probeJson } from '../lib/cache/json-probe';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { withId, withIdParts } from '../lib/cache/jsonrpc';
+import { GzipSplice } from '../lib/cache/gzip-splice';
 import { buildEntry, type StoreRequest } from '../lib/cache/admission';
 import { sha256hex } from '../lib/cache/entry';
 import { machineInfo, machineLine } from './lib/machine';
@@ -66,7 +69,10 @@ async function main(): Promise<void> {
     const stored = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text }] } }));
     const id = Buffer.from('4242');
     if ((JSON.parse(withId(stored, id)!.toString()) as { id: unknown }).id !== 4242) throw new Error('withId did not put the id in');
-    replay.push(`| ${(stored.length / 1024).toFixed(1)} KB | ${timeUs(() => memberSpan(stored, 'id')).toFixed(1)} | ${timeUs(() => withId(stored, id)).toFixed(1)} | ${timeUs(() => withIdParts(stored, id)).toFixed(2)} |`);
+    const s = memberSpan(stored, 'id')!;
+    const splice = new GzipSplice(stored.subarray(0, s.start), stored.subarray(s.end));
+    if ((JSON.parse(gunzipSync(Buffer.concat(splice.parts(id)!)).toString()) as { id: unknown }).id !== 4242) throw new Error('the splice did not put the id in');
+    replay.push(`| ${(stored.length / 1024).toFixed(1)} KB | ${timeUs(() => memberSpan(stored, 'id')).toFixed(1)} | ${timeUs(() => withId(stored, id)).toFixed(1)} | ${timeUs(() => withIdParts(stored, id)).toFixed(2)} | ${timeUs(() => gzipSync(withId(stored, id)!), 1000).toFixed(0)} | ${timeUs(() => splice.parts(id)).toFixed(2)} |`);
   }
   const store: string[] = [];
   for (const texts of [10, 100, 1000, 2000]) {
@@ -92,10 +98,11 @@ async function main(): Promise<void> {
     '',
     'µs per JSON-RPC hit for finding the stored answer\'s id (a walk of the whole answer), and for the id substitution with',
     'the id\'s place found once per stored body: joined into a copy with the request\'s id (withId: hits until session 17),',
-    'and as the three parts a hit now writes (withIdParts: before the id, the id, after it; nothing copied):',
+    'and as the three parts a hit now writes (withIdParts: before the id, the id, after it; nothing copied); for a stored',
+    'gzip answer, gzipSync of the changed answer against the splice of the id between halves compressed once:',
     '',
-    '| MCP tools/call answer | finding the id (walk) | joined copy per hit | parts per hit |',
-    '|---|---:|---:|---:|',
+    '| MCP tools/call answer | finding the id (walk) | joined copy per hit | parts per hit | gzip entry: compressed again per hit (until session 17) | gzip entry: spliced (lib/cache/gzip-splice.ts) |',
+    '|---|---:|---:|---:|---:|---:|',
     ...replay,
     '',
     'µs per stored miss for building its entry (buildEntry: key, fields, freshness, the request to replay), and for the',

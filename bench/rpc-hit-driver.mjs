@@ -4,13 +4,17 @@
 // The origin answers tools/call with a `kb` KB text result carrying the request's id; the first request fills the
 // cache (id 1), a hit with id "call-2" is checked to carry that id, then `wrk -t2 -c20` POSTs id "call-2" for a 3 s
 // warm-up and `runs` measured runs. Prints req/s per run and the sidecar tree's CPU µs per hit per run (from /proc).
+// env GZIP=1: the sidecar compresses (gzip, the cache stores the gzip variant), every request accepts gzip, and the
+// answer is a draft-like JSON document (compresses about as a real one does) instead of one letter repeated.
 import http from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 const dir = process.argv[2]; const runs = +(process.argv[3] ?? 3); const secs = process.argv[4] ?? '5'; const kb = +(process.argv[5] ?? 300);
-const text = JSON.stringify({ error: '', output: { draft: 'x'.repeat(kb * 1024) }, success: true });
+// with GZIP, a draft-like answer that compresses like a real one (~6x), not a run of one letter
+const segments = (n) => Array.from({ length: n }, (_, i) => ({ id: `txt_${i}`, text: `caption ${(i * 7919) % 100003}`, start: i * 1.5, end: i * 1.5 + 1, style: { size: 10 + (i % 7), color: `#${((i * 2654435761) >>> 8).toString(16).padStart(6, '0').slice(0, 6)}` } }));
+const text = JSON.stringify({ error: '', output: process.env.GZIP ? { draft_id: 'd1', tracks: [{ type: 'text', segments: segments(Math.round((kb * 1024) / 120)) }] } : { draft: 'x'.repeat(kb * 1024) }, success: true });
 const origin = http.createServer((q, r) => {
   const chunks = []; q.on('data', (c) => chunks.push(c)); q.on('end', () => {
     const req = JSON.parse(Buffer.concat(chunks).toString());
@@ -31,19 +35,19 @@ routes:
     cache: { key: "mcp:q", ttl: 1h }
 cache:
   l1: { size: 256MB }
-`);
+${process.env.GZIP ? 'compression: { enabled: true, algorithm: gzip, threshold: 1KB }\n' : ''}`);
 const body = (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'query_script', arguments: { draft_id: 'd1', force_update: false } } });
-writeFileSync(join(tmp, 'post.lua'), `wrk.method = "POST"\nwrk.body = '${body('call-2')}'\nwrk.headers["Content-Type"] = "application/json"\n`);
+writeFileSync(join(tmp, 'post.lua'), `wrk.method = "POST"\nwrk.body = '${body('call-2')}'\nwrk.headers["Content-Type"] = "application/json"\n${process.env.GZIP ? 'wrk.headers["Accept-Encoding"] = "gzip"\n' : ''}`);
 const sc = spawn(process.execPath, [join(dir, 'dist/cmd/bridge-sidecar.js'), 'serve', '--policy', join(tmp, 'p.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
 const url = `http://127.0.0.1:${port}/mcp`;
 for (let i = 0; i < 600; i++) { try { const r = await fetch(`http://127.0.0.1:${admin}/readyz`); if (r.status === 200) break; } catch {} await new Promise((r) => setTimeout(r, 100)); }
-for (let i = 0; i < 2; i++) { const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(1) }); const j = await r.json(); if (j.id !== 1) throw new Error('bad id'); console.error(r.headers.get('cache-status')); }
-{ const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body('call-2') }); const j = await r.json(); if (j.id !== 'call-2') throw new Error('bad id'); console.error(r.headers.get('cache-status')); }
+for (let i = 0; i < 2; i++) { const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(process.env.GZIP ? { 'accept-encoding': 'gzip' } : {}) }, body: body(1) }); const j = await r.json(); if (j.id !== 1) throw new Error('bad id'); console.error(r.headers.get('cache-status'), r.headers.get('content-encoding')); }
+{ const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(process.env.GZIP ? { 'accept-encoding': 'gzip' } : {}) }, body: body('call-2') }); const j = await r.json(); if (j.id !== 'call-2') throw new Error('bad id'); console.error(r.headers.get('cache-status'), r.headers.get('content-encoding')); }
 const cpuOf = (pid) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (+f[11] + +f[12]); } catch { return 0; } };
 const tree = () => { let t = cpuOf(sc.pid); for (const d of readdirSync('/proc')) { if (!/^\d+$/.test(d)) continue; try { const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' '); if (+f[1] === sc.pid) t += +f[11] + +f[12]; } catch {} } return t; };
 const cpus = [];
 const wrk = (d) => { const c0 = tree(); const o = execFileSync('wrk', ['-t2', '-c20', `-d${d}`, '-s', join(tmp, 'post.lua'), url]).toString(); const c1 = tree(); const rps = +o.match(/Requests\/sec:\s+([\d.]+)/)[1]; const n = +o.match(/(\d+) requests in/)[1]; cpus.push(((c1 - c0) * 10000) / n); return rps; };
 wrk('3s'); cpus.length = 0;
 const res = []; for (let i = 0; i < runs; i++) res.push(wrk(secs + 's'));
-console.log(`${dir} ${kb}KB rps ${res.map((x) => x.toFixed(0)).join(' ')} cpu_us/hit ${cpus.map((x) => x.toFixed(1)).join(' ')}`);
+console.log(`${dir} ${kb}KB${process.env.GZIP ? ' gzip' : ''} rps ${res.map((x) => x.toFixed(0)).join(' ')} cpu_us/hit ${cpus.map((x) => x.toFixed(1)).join(' ')}`);
 sc.kill('SIGTERM'); origin.close(); setTimeout(() => process.exit(0), 3000);

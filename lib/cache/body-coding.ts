@@ -5,7 +5,8 @@
 import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync, inflateSync, deflateSync } from 'node:zlib';
 import type { Headers } from './cache-control';
 
-function codingOf(headers: Headers): string {
+/** The body's content coding as stored (lower case; '' for none). */
+export function codingOf(headers: Headers): string {
   const enc = headers['content-encoding'];
   return (Array.isArray(enc) ? enc.join(',') : enc ?? '').trim().toLowerCase();
 }

@@ -1,25 +1,51 @@
 /**
  * A stored JSON-RPC answer replayed for another request: the stored bytes with the request's own id (see
- * jsonrpc.ts), encoded again when the stored body was compressed.
+ * jsonrpc.ts). A gzip answer (what the compressor stores) is spliced around the new id (gzip-splice.ts); another
+ * coding (br, deflate) is decoded, changed and encoded again.
  */
 import type { CacheEntry } from './entry';
-import { storedHead } from './respond';
-import { decodeBody, encodeBody } from './body-coding';
-import { withId, withIdParts } from './jsonrpc';
-import type { BodyParts } from './respond';
+import { storedHead, type BodyParts } from './respond';
+import { codingOf, decodeBody, encodeBody } from './body-coding';
+import { idSpanOf, withId, withIdParts } from './jsonrpc';
+import { GzipSplice } from './gzip-splice';
 
 /** Decoded bodies of compressed entries (entries are immutable; the memo goes with the entry). */
 const decoded = new WeakMap<CacheEntry, Buffer | null>();
 
+/** A gzip entry's answer cut at its id and compressed once, on its first replay. */
+interface Splice {
+  readonly storedId: Buffer;
+  readonly splice: GzipSplice;
+}
+
+/** null: the stored body does not decode, or has no top-level id. */
+const splices = new WeakMap<CacheEntry, Splice | null>();
+
+function spliceOf(head: Record<string, string | string[]>, body: Buffer): Splice | null {
+  const raw = decodeBody(head, body);
+  const span = raw === null ? null : idSpanOf(raw);
+  if (raw === null || span === null) return null;
+  return { storedId: raw.subarray(span.start, span.end), splice: new GzipSplice(raw.subarray(0, span.start), raw.subarray(span.end)) };
+}
+
 /**
- * The body to send for `entry` to the request whose raw id is `id` (uncompressed: the stored bytes around the new id,
- * not copied); null when it cannot be made.
+ * The body to send for `entry` to the request whose raw id is `id`: uncompressed, the stored bytes around the new
+ * id (not copied); gzip, the pieces compressed once around the id as a stored block; null when it cannot be made.
  */
 export function replayBody(entry: CacheEntry, id: Buffer): Buffer | BodyParts | null {
   const body = entry.body;
   if (body === null) return null;
   const head = storedHead(entry.meta);
-  if (head['content-encoding'] === undefined) return withIdParts(body, id);
+  const coding = codingOf(head);
+  if (coding === '' || coding === 'identity') return withIdParts(body, id);
+  if (coding === 'gzip' || coding === 'x-gzip') {
+    let sp = splices.get(entry);
+    if (sp === undefined) splices.set(entry, (sp = spliceOf(head, body)));
+    if (sp === null) return null;
+    if (sp.storedId.equals(id)) return body;
+    const parts = sp.splice.parts(id);
+    if (parts !== null) return parts;
+  }
   let raw = decoded.get(entry);
   if (raw === undefined) {
     raw = decodeBody(head, body);

@@ -68,11 +68,17 @@ const idSpans = new WeakMap<Buffer, Span | null>();
  * null when it has no top-level id (then it must not be replayed as a JSON-RPC answer).
  */
 export function withIdParts(stored: Buffer, id: Buffer): Buffer | [Buffer, Buffer, Buffer] | null {
-  let s = idSpans.get(stored);
-  if (s === undefined) idSpans.set(stored, (s = memberSpan(stored, 'id')));
+  const s = idSpanOf(stored);
   if (s === null) return null;
   if (s.end - s.start === id.length && stored.subarray(s.start, s.end).equals(id)) return stored;
   return [stored.subarray(0, s.start), id, stored.subarray(s.end)];
+}
+
+/** Where the stored answer's top-level id is, found once per body; null when it has none. */
+export function idSpanOf(stored: Buffer): Span | null {
+  let s = idSpans.get(stored);
+  if (s === undefined) idSpans.set(stored, (s = memberSpan(stored, 'id')));
+  return s;
 }
 
 /** withIdParts joined into one buffer (for a body that is encoded again after the replacement). */
