@@ -3,7 +3,8 @@
  * What reading JSON costs on the cache's path, by answer size, in-process on one core:
  *  - deciding a store_if per stored miss: the probe (lib/cache/json-probe.ts) against JSON.parse + a property
  *    read, for the real service's answer (`{"error","output","success"}`: Flask sorts keys, so `success` comes
- *    after the draft) and for the same answer with `success` first;
+ *    after the draft) and for the same answer with `success` first; on its gzip variant, decoding it against the
+ *    compressor's kept tail of the identity body;
  *  - a JSON-RPC hit (an MCP tool's answer replayed with the request's own id): finding the stored answer's id
  *    walks the whole answer; withId (lib/cache/jsonrpc.ts) finds it once per stored body; a gzip answer was
  *    compressed again per hit, and is now spliced (lib/cache/gzip-splice.ts);
@@ -19,7 +20,8 @@ import { memberSpan, probeJson } from '../lib/cache/json-probe';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { withId, withIdParts } from '../lib/cache/jsonrpc';
 import { GzipSplice } from '../lib/cache/gzip-splice';
-import { buildEntry, type StoreRequest } from '../lib/cache/admission';
+import { buildEntry, compileStoreIf, storeIfPasses, type StoreRequest } from '../lib/cache/admission';
+import { IdentityTail } from '../lib/core/identity-tail';
 import { sha256hex } from '../lib/cache/entry';
 import { machineInfo, machineLine } from './lib/machine';
 import { median } from './lib/stats';
@@ -54,6 +56,7 @@ function timeUs(fn: () => unknown, budgetMs = 200): number {
 async function main(): Promise<void> {
   const machine = await machineInfo();
   const rows: string[] = [];
+  const gzRows: string[] = [];
   for (const texts of [10, 100, 1000, 2000]) {
     const output = draft(texts);
     const last = Buffer.from(JSON.stringify({ error: '', output, success: true }));
@@ -61,6 +64,14 @@ async function main(): Promise<void> {
     for (const b of [last, first]) if (probeJson(b, PATHS)?.[0] !== true) throw new Error('probe disagrees with the document');
     const parse = timeUs(() => (JSON.parse(last.toString('utf8')) as { success: boolean }).success);
     rows.push(`| ${(last.length / 1024).toFixed(1)} KB | ${timeUs(() => probeJson(last, PATHS)).toFixed(2)} | ${timeUs(() => probeJson(first, PATHS)).toFixed(2)} | ${parse.toFixed(1)} |`);
+    // the same decision on the gzip variant the cache stores for a client that accepts gzip
+    const gz = gzipSync(last);
+    const tail = new IdentityTail();
+    for (let i = 0; i < last.length; i += 16_384) tail.add(last.subarray(i, i + 16_384));
+    const rule = compileStoreIf({ 'response.success': true });
+    const headers = { 'content-encoding': 'gzip' };
+    if (!storeIfPasses(rule, headers, gz) || !storeIfPasses(rule, headers, Buffer.alloc(0), false, tail)) throw new Error('store_if disagrees');
+    gzRows.push(`| ${(last.length / 1024).toFixed(1)} KB (${(gz.length / 1024).toFixed(1)} KB gzip) | ${timeUs(() => storeIfPasses(rule, headers, gz)).toFixed(1)} | ${timeUs(() => storeIfPasses(rule, headers, gz, false, tail)).toFixed(2)} |`);
   }
   const replay: string[] = [];
   for (const texts of [10, 100, 1000, 2000]) {
@@ -95,6 +106,14 @@ async function main(): Promise<void> {
     '| answer | probe, `success` last (the real service) | probe, `success` first | JSON.parse + read |',
     '|---|---:|---:|---:|',
     ...rows,
+    '',
+    'The same store_if on the gzip variant the cache stores for a client that accepts gzip (the example policy compresses;',
+    'Python requests always accepts gzip), µs per decision: decoding the body, then the probe (until session 17), against',
+    'the probe on the last 4 KB of the identity body that the compressor kept (lib/core/identity-tail.ts):',
+    '',
+    '| answer | gunzipSync + probe | the kept tail |',
+    '|---|---:|---:|',
+    ...gzRows,
     '',
     'µs per JSON-RPC hit for finding the stored answer\'s id (a walk of the whole answer), and for the id substitution with',
     'the id\'s place found once per stored body: joined into a copy with the request\'s id (withId: hits until session 17),',

@@ -8,7 +8,8 @@ import { headerValue, storedFields, storedRequest } from './entry';
 import type { Headers, RouteRules } from './http-semantics';
 import { NOT_UPDATED_BY_304, freshness, initialAge, notStorableReason } from './http-semantics';
 import { parseVary, varyKey } from './keys';
-import { probeJson } from './json-probe';
+import { probeJson, probeWindow } from './json-probe';
+import type { IdentityTail } from '../core/identity-tail';
 import { decodeBody } from './body-coding';
 import { storableResult } from './jsonrpc';
 import type { JsonScalar } from '../policy/types';
@@ -75,13 +76,22 @@ export function keyVary(headers: Headers): string[] {
  * read with a probe that stops once it has them (see json-probe.ts): a 300 KB draft is not parsed whole to read
  * the `success` at its front.
  */
-export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: Buffer, jsonrpc = false): boolean {
+export function storeIfPasses(storeIf: StoreIf | null, headers: Headers, body: Buffer, jsonrpc = false, identityTail: IdentityTail | null = null): boolean {
   if (storeIf === null) return jsonrpc ? isJsonRpcResult(headers, body) : true;
-  const raw = decodeBody(headers, body);
-  if (raw === null) return false;
-  const found = probeJson(raw, storeIf.paths);
+  // an encoded body whose identity bytes the compressor kept the end of: the fields may be read there, undecoded
+  let found = identityTail === null || headers['content-encoding'] === undefined ? null : probeIdentityTail(identityTail, storeIf);
+  if (found === null) {
+    const raw = decodeBody(headers, body);
+    if (raw === null) return false;
+    found = probeJson(raw, storeIf.paths);
+  }
   if (found === null) return false;
   return storeIf.values.every((v, i) => found[i] === v);
+}
+
+function probeIdentityTail(tail: IdentityTail, storeIf: StoreIf): ReturnType<typeof probeJson> {
+  const { bytes, whole } = tail.view();
+  return whole ? probeJson(bytes, storeIf.paths) : probeWindow(bytes, tail.first, storeIf.paths);
 }
 
 /** A JSON-RPC route stores only success answers (`result`), unless its store_if says otherwise. */

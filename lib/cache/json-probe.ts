@@ -62,14 +62,26 @@ export function probeJson(buf: Buffer, paths: ReadonlyArray<readonly string[]>):
 }
 
 /**
+ * probeJson for a body of which only the last bytes are at hand (`tail`; `firstByte`: the body's first byte that is
+ * not white space): the wanted top-level fields when they are among the trailing scalar members inside `tail`,
+ * read as probeTail reads them from the whole body. null when `tail` does not decide it (a field further back,
+ * a value or key reaching back past its start, not an object): the caller then reads the whole body.
+ */
+export function probeWindow(tail: Buffer, firstByte: number, paths: ReadonlyArray<readonly string[]>): ProbeValue[] | null {
+  if (firstByte !== LBRACE) return null;
+  return probeTail(tail, paths, true);
+}
+
+/**
  * The wanted fields (all top-level keys) read backwards from the end of a top-level object, through its
  * trailing members whose values are scalars; null when the document is not an object, a wanted field is not
  * among those members, or anything on the way does not look like JSON (the forward walk then decides).
  */
-function probeTail(buf: Buffer, paths: ReadonlyArray<readonly string[]>): ProbeValue[] | null {
+function probeTail(buf: Buffer, paths: ReadonlyArray<readonly string[]>, cut = false): ProbeValue[] | null {
   for (const p of paths) if (p.length !== 1) return null;
-  const open = skipWs(buf, 0);
-  if (buf[open] !== LBRACE) return null;
+  // cut: `buf` is the body's last bytes (probeWindow); its object opened somewhere before them
+  const open = cut ? -1 : skipWs(buf, 0);
+  if (!cut && buf[open] !== LBRACE) return null;
   let pos = skipWsBack(buf, buf.length - 1);
   if (pos <= open || buf[pos] !== RBRACE) return null;
   pos = skipWsBack(buf, pos - 1);
@@ -80,14 +92,14 @@ function probeTail(buf: Buffer, paths: ReadonlyArray<readonly string[]>): ProbeV
       // a member `"key": scalar`, read from its end
       const c = buf[pos];
       if (c === RBRACE || c === RBRACKET) return null; // a container: the forward walk reads on from here
-      const valueStart = c === QUOTE ? stringStartBack(buf, pos) : tokenStartBack(buf, pos);
+      const valueStart = c === QUOTE ? stringStartBack(buf, pos, cut) : tokenStartBack(buf, pos, cut);
       if (valueStart < 0) return null;
       const valueEnd = pos + 1;
       pos = skipWsBack(buf, valueStart - 1);
       if (buf[pos] !== COLON) return null;
       pos = skipWsBack(buf, pos - 1);
       if (buf[pos] !== QUOTE) return null;
-      const keyStart = stringStartBack(buf, pos);
+      const keyStart = stringStartBack(buf, pos, cut);
       if (keyStart < 0) return null;
       const key = decodeString(buf, keyStart, pos + 1);
       for (let i = 0; i < paths.length; i++) {
@@ -113,25 +125,33 @@ function skipWsBack(buf: Buffer, pos: number): number {
   return pos;
 }
 
-/** The opening quote of the string whose closing quote is at `end`, or -1. */
-function stringStartBack(buf: Buffer, end: number): number {
+/**
+ * The opening quote of the string whose closing quote is at `end`, or -1. `cut` (the buffer is the body's last
+ * bytes): a run of backslashes reaching the buffer's start may be longer, so which quote is escaped is unknown: -1.
+ */
+function stringStartBack(buf: Buffer, end: number, cut = false): number {
   for (let i = end - 1; i >= 0; i--) {
     if (buf[i] !== QUOTE) continue;
     let slashes = 0;
     while (i - 1 - slashes >= 0 && buf[i - 1 - slashes] === BACKSLASH) slashes++;
+    if (cut && i - slashes === 0) return -1;
     if (slashes % 2 === 0) return i;
   }
   return -1;
 }
 
-/** The first byte of the number or literal (true, false, null) that ends at `end`, or -1 (JSON.parse checks it). */
-function tokenStartBack(buf: Buffer, end: number): number {
+/**
+ * The first byte of the number or literal (true, false, null) that ends at `end`, or -1 (JSON.parse checks it).
+ * `cut`: a token reaching the buffer's start may begin before it: -1.
+ */
+function tokenStartBack(buf: Buffer, end: number, cut = false): number {
   let i = end;
   // a number's bytes, or a literal's (lower-case letters)
   for (; i >= 0; i--) {
     const b = buf[i];
     if (!(isNumberByte(b) || (b >= 0x61 && b <= 0x7a))) break;
   }
+  if (cut && i < 0) return -1;
   return i === end ? -1 : i + 1;
 }
 

@@ -22,6 +22,7 @@
  */
 import type { Transform } from 'node:stream';
 import type { RequestContext } from './context';
+import type { IdentityTail } from './identity-tail';
 
 /** The response head as it will be sent; names are lower-case. Stages may edit it before it is written. */
 export interface ResponseHead {
@@ -40,6 +41,12 @@ export interface ResponseHead {
    * (./end-gate.ts). No Transform is needed for it: the leg that writes the body holds the end itself.
    */
   endAfter?: Promise<unknown>;
+  /**
+   * Set by the compression stage when it encodes the body: the identity body's last bytes, filled as the body
+   * passes. A later stage that reads trailing JSON fields (the cache's store_if) reads them there instead of
+   * decoding the encoded body.
+   */
+  identityTail?: IdentityTail;
 }
 
 /** A response head held back by a stage until its body Transform has seen enough of the body (see ResponseHead.hold). */

@@ -76,7 +76,7 @@ export function storeFilter(core: CacheCore, ctx: RequestContext, head: Response
       suppressBody = true;
     }
   }
-  return new StoreTransform(core, st, sr, status, storedHeaders, suppressBody, ctx, hold === null ? null : { hold, head });
+  return new StoreTransform(core, st, sr, status, storedHeaders, suppressBody, ctx, hold === null ? null : { hold, head }, head.identityTail ?? null);
 }
 
 /** The upstream answered our conditional request with 304: refresh the entry and answer with it. */

@@ -11,6 +11,7 @@ import type { StoreRequest } from '../../cache/admission';
 import { buildEntry, buildMeta, markerFor, storeIfPasses } from '../../cache/admission';
 import { retentionMs } from '../../cache/entry';
 import type { HeldHead, ResponseHead } from '../../core/stage';
+import type { IdentityTail } from '../../core/identity-tail';
 import { CACHE_NAME } from '../../cache/respond';
 import { appendLogStatus } from './cache-status';
 import type { CacheCore, RequestState } from './state';
@@ -33,6 +34,8 @@ export class StoreTransform extends Transform {
     private readonly suppressBody: boolean,
     private readonly ctx: RequestContext,
     held: { readonly hold: HeldHead; readonly head: ResponseHead } | null = null,
+    /** The compressor's record of the identity body's end (ResponseHead.identityTail), for store_if. */
+    private readonly identityTail: IdentityTail | null = null,
   ) {
     super();
     this.held = held;
@@ -137,7 +140,7 @@ export class StoreTransform extends Transform {
     }
     const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
     this.chunks = [];
-    if (!storeIfPasses(this.sr.storeIf, this.headers, body, this.sr.jsonrpc)) {
+    if (!storeIfPasses(this.sr.storeIf, this.headers, body, this.sr.jsonrpc, this.identityTail)) {
       this.st.fill?.settle(null);
       // no store_if on a JSON-RPC route: the answer was an error, not a result
       appendLogStatus(this.ctx, this.sr.storeIf === null ? 'detail=jsonrpc-error' : 'detail=store_if');

@@ -24,12 +24,13 @@
  * Streaming: the zlib stream sits in the body's stream.pipeline, so backpressure from the client reaches the
  * upstream socket and at most a few zlib chunks (16 KB) are held per response, whatever the body's size.
  */
-import type { Transform } from 'node:stream';
+import type { Transform, TransformCallback } from 'node:stream';
 import type { Registry } from 'prom-client';
 import type { Component, Runtime } from '../../core/component';
 import type { CompressionPolicy, LoadedPolicy } from '../../policy/types';
 import type { RequestContext } from '../../core/context';
 import type { ResponseHead, Stage } from '../../core/stage';
+import { IdentityTail } from '../../core/identity-tail';
 import { PREFIX, registeredCounter } from '../../observe/metrics';
 import { createEncoder, type ByteCounters } from './encoder';
 import { hasToken, mergeVary, weakenEtag } from './headers';
@@ -98,7 +99,10 @@ export class CompressionFilter implements Stage {
     if (typeof etag === 'string') h.etag = weakenEtag(etag);
 
     const sse = typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
-    return createEncoder(coding, { level: this.policy.level, size: Number.isFinite(size) ? size : -1, flushEachChunk: sse }, this.counters);
+    const encoder = createEncoder(coding, { level: this.policy.level, size: Number.isFinite(size) ? size : -1, flushEachChunk: sse }, this.counters);
+    // a stream of events is never decided on its last bytes (the cache does not hold it whole)
+    if (!sse) head.identityTail = keepIdentityTail(encoder);
+    return encoder;
   }
 
   /** negotiate(), memoised per Accept-Encoding value: clients send a handful of distinct ones. */
@@ -111,6 +115,18 @@ export class CompressionFilter implements Stage {
     this.chosen.set(acceptEncoding, c ?? NONE);
     return c;
   };
+}
+
+/** Keep the last bytes of what `encoder` is given (ResponseHead.identityTail), as it takes each chunk. */
+function keepIdentityTail(encoder: Transform): IdentityTail {
+  const tail = new IdentityTail();
+  const t = encoder as Transform & { _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void };
+  const transform = t._transform;
+  t._transform = function keepingTail(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
+    tail.add(chunk);
+    transform.call(this, chunk, enc, cb);
+  };
+  return tail;
 }
 
 /** Builds the filter for each policy; null when the policy has no `compression` section or disables it. */
