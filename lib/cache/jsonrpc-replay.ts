@@ -1,7 +1,8 @@
 /**
  * A stored JSON-RPC answer replayed for another request: the stored bytes with the request's own id (see
- * jsonrpc.ts). A gzip answer (what the compressor stores) is spliced around the new id (gzip-splice.ts); another
- * coding (br, deflate) is decoded, changed and encoded again.
+ * jsonrpc.ts). A gzip answer (what the compressor stores) is spliced around the new id (gzip-splice.ts); a br or
+ * deflate one is sent as spliced gzip to a request that accepts gzip, and otherwise decoded, changed and encoded
+ * again.
  */
 import type { CacheEntry } from './entry';
 import { storedHead, type BodyParts } from './respond';
@@ -12,7 +13,7 @@ import { GzipSplice } from './gzip-splice';
 /** Decoded bodies of compressed entries (entries are immutable; the memo goes with the entry). */
 const decoded = new WeakMap<CacheEntry, Buffer | null>();
 
-/** A gzip entry's answer cut at its id and compressed once, on its first replay. */
+/** An entry's answer cut at its id and its halves gzipped once, on its first replay (as gzip). */
 interface Splice {
   readonly storedId: Buffer;
   readonly splice: GzipSplice;
@@ -26,6 +27,19 @@ function spliceOf(head: Record<string, string | string[]>, body: Buffer): Splice
   const span = raw === null ? null : idSpanOf(raw);
   if (raw === null || span === null) return null;
   return { storedId: raw.subarray(span.start, span.end), splice: new GzipSplice(raw.subarray(0, span.start), raw.subarray(span.end)) };
+}
+
+/**
+ * A `br` or `deflate` answer replayed as gzip, for a request that also accepts gzip: spliced like a gzip entry
+ * (the answer decoded and its halves compressed once per entry), so no hit compresses anything. The caller sends
+ * it with Content-Encoding: gzip. null: the body does not decode, or has no top-level id.
+ */
+export function replayAsGzip(entry: CacheEntry, id: Buffer): BodyParts | null {
+  const body = entry.body;
+  if (body === null) return null;
+  let sp = splices.get(entry);
+  if (sp === undefined) splices.set(entry, (sp = spliceOf(storedHead(entry.meta), body)));
+  return sp === null ? null : sp.splice.parts(id);
 }
 
 /**

@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { GzipSplice, crc32ByTable } from '../../lib/cache/gzip-splice';
 import { replayBody } from '../../lib/cache/jsonrpc-replay';
 import { makeEntry } from './fixtures';
+import { policy, startSidecar, startUpstream } from './harness';
 
 /** What the real gzip program makes of `body` (it checks the CRC and the length in the trailer). */
 function gunzipWithGzip(body: Buffer): Buffer {
@@ -72,4 +73,43 @@ test('a stored gzip answer is replayed for each id as parts around it, with noth
   assert.equal(JSON.parse(gunzipWithGzip(Buffer.concat(second)).toString()).id, 3);
   // the stored id: the stored bytes themselves
   assert.equal(replayBody(entry, Buffer.from('1')), entry.body);
+});
+
+test('through the sidecar with brotli: a JSON-RPC hit for a client that also accepts gzip is spliced gzip, one that does not gets br', async (t) => {
+  const text = JSON.stringify({ error: '', output: { segments: Array.from({ length: 400 }, (_, i) => ({ id: `t${i}`, text: `caption ${i}` })) }, success: true });
+  const up = await startUpstream((_req, body) => ({
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: (JSON.parse(body.toString()) as { id: unknown }).id, result: { content: [{ type: 'text', text }] } }),
+  }));
+  t.after(() => up.close());
+  const sc = await startSidecar(policy(up.url, `
+routes:
+  - name: mcp_tools_call
+    match: { method: POST, path: /mcp, jsonrpc_method: tools/call }
+    cache: { key: "mcp:call", ttl: 1m }
+compression: { enabled: true, algorithm: "br, gzip", threshold: 1KB }
+cache:
+  l1: { size: 8MB }
+`));
+  t.after(() => sc.close());
+  const call = async (id: unknown, acceptEncoding: string) => {
+    const r = await fetch(`${sc.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'accept-encoding': acceptEncoding },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'query_script', arguments: { draft_id: 'd1' } } }),
+    });
+    const raw = Buffer.from(await r.arrayBuffer()); // fetch decodes gzip and br itself
+    return { coding: r.headers.get('content-encoding'), cache: r.headers.get('cache-status') ?? '', answer: JSON.parse(raw.toString()) as { id: unknown; result: { content: Array<{ text: string }> } } };
+  };
+  const fill = await call(1, 'br, gzip');
+  assert.equal(fill.coding, 'br', 'the operator prefers br: the stored variant is br');
+  const hit = await call('call-2', 'br, gzip');
+  assert.match(hit.cache, /hit/);
+  assert.equal(hit.coding, 'gzip', 'the hit is spliced gzip, not br encoded again');
+  assert.equal(hit.answer.id, 'call-2');
+  assert.equal(hit.answer.result.content[0]!.text, text);
+  const brOnly = await call(3, 'br');
+  assert.equal(brOnly.coding, 'br', 'a client that accepts only br still gets br');
+  assert.equal(brOnly.answer.id, 3);
+  assert.equal(up.count, 2, 'the br-only client has its own variant (one fill); every other answer was a hit');
 });

@@ -7,15 +7,30 @@ import type { RequestContext } from '../../core/context';
 import type { ResponseHead } from '../../core/stage';
 import type { Found } from '../../cache/tiers';
 import type { CacheEntry } from '../../cache/entry';
-import { CACHE_NAME, headFor, hitBodyLength, satisfiesConditional, sendEntry, sendHit, type HitBody } from '../../cache/respond';
+import { CACHE_NAME, headFor, hitBodyLength, satisfiesConditional, sendEntry, sendHit, storedHead, type HitBody } from '../../cache/respond';
 import { rawId } from '../../cache/jsonrpc';
-import { replayBody } from '../../cache/jsonrpc-replay';
+import { replayAsGzip, replayBody } from '../../cache/jsonrpc-replay';
+import { codingOf } from '../../cache/body-coding';
+import { negotiate } from '../compress/negotiate';
+
+const GZIP = ['gzip'];
 
 /** The stored body to send for this request: a JSON-RPC answer gets the request's own id. */
 export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: boolean): HitBody | null {
   if (entry === null || !jsonrpc) return entry?.body ?? null;
   const id = rawId(ctx.body);
-  return id === null ? null : replayBody(entry, id);
+  if (id === null) return null;
+  // a br or deflate answer would be encoded again on every hit: a client that accepts gzip gets it spliced instead
+  const coding = codingOf(storedHead(entry.meta));
+  if ((coding === 'br' || coding === 'deflate') && negotiate(ctx.req.headers['accept-encoding'], GZIP) === 'gzip') {
+    const parts = replayAsGzip(entry, id);
+    if (parts !== null) {
+      // an extra field of a stored name replaces it (headFor): the stored one names br or deflate
+      ctx.addHeader('content-encoding', 'gzip');
+      return parts;
+    }
+  }
+  return replayBody(entry, id);
 }
 
 /** Answer the request from `found` (the lookup answered: no upstream request). */
