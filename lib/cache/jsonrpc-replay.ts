@@ -26,7 +26,8 @@ function spliceOf(head: Record<string, string | string[]>, body: Buffer): Splice
   const raw = decodeBody(head, body);
   const span = raw === null ? null : idSpanOf(raw);
   if (raw === null || span === null) return null;
-  return { storedId: raw.subarray(span.start, span.end), splice: new GzipSplice(raw.subarray(0, span.start), raw.subarray(span.end)) };
+  // the id copied: a view would keep the whole decoded answer alive with the entry
+  return { storedId: Buffer.from(raw.subarray(span.start, span.end)), splice: new GzipSplice(raw.subarray(0, span.start), raw.subarray(span.end)) };
 }
 
 /**
