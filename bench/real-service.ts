@@ -4,7 +4,8 @@
  * sqlite database: the service slows down as it grows).
  *
  *   flock /work/bench.lock node dist/bench/real-service.js [--seconds 15] [--clients 20] [--workers 1]
- *       [--overload-seconds 10] [--only flow,read,overload] [--flow-rounds 3] [--warmup-seconds 3] [--no-write]
+ *       [--overload-seconds 10] [--only flow,read,overload] [--flow-rounds 3] [--warmup-seconds 3]
+ *       [--accept-encoding "gzip, deflate"] [--no-write]
  *
  * Scenarios:
  *   - flow: the service's own client (service/example.py): create, add_text x 4, query_script (force_update
@@ -32,6 +33,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, wr
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { Document } from 'yaml';
@@ -49,7 +51,7 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string' }, clients: { type: 'string' }, workers: { type: 'string' }, 'overload-seconds': { type: 'string' },
     only: { type: 'string' }, 'no-write': { type: 'boolean' }, profile: { type: 'string' }, 'flow-rounds': { type: 'string' },
-    'warmup-seconds': { type: 'string' },
+    'warmup-seconds': { type: 'string' }, 'accept-encoding': { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds ?? 15);
@@ -66,6 +68,13 @@ const PROFILE_DIR = args.profile;
  * has been up for a while: bench/RESULTS.md, "Real draft service: what the figures mean", session 16.
  */
 const WARMUP_MS = Number(args['warmup-seconds'] ?? 3) * 1000;
+/**
+ * --accept-encoding VALUE: every request sends it, as the service's own client does (Python requests: `gzip, deflate`).
+ * Off by default, so the figures compare with earlier sessions'; with it the sidecar compresses the answers it
+ * forwards (the example policy's compression) and stores the gzip variants, and the bench decodes what it gets.
+ */
+const ACCEPT_ENCODING = args['accept-encoding'] ?? null;
+const ENCODING_HEADER: Record<string, string> = ACCEPT_ENCODING === null ? {} : { 'accept-encoding': ACCEPT_ENCODING };
 /** The sidecar's queue in the overload passes: see the note written with the results. */
 const TIGHT_QUEUE = { max_in_flight: 4, queue_timeout: '2s' };
 const log = (s: string) => process.stderr.write(s + '\n');
@@ -95,8 +104,8 @@ interface DraftReply { output?: { draft_id?: string } }
 /** `from`: when the latency starts (default now; an open loop passes the request's due time). */
 async function post(pool: Pool, path: string, body: unknown, user: string, rec: Recorder | null, from = performance.now()): Promise<DraftReply | null> {
   try {
-    const r = await pool.request({ method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-user-id': user } });
-    const text = await r.body.text();
+    const r = await pool.request({ method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-user-id': user, ...ENCODING_HEADER } });
+    const text = decoded(Buffer.from(await r.body.arrayBuffer()), r.headers['content-encoding']);
     const cs = r.headers['cache-status'];
     rec?.record(performance.now() - from, r.statusCode, Array.isArray(cs) ? cs[0] : cs);
     return r.statusCode === 200 ? JSON.parse(text) as DraftReply : null;
@@ -104,6 +113,14 @@ async function post(pool: Pool, path: string, body: unknown, user: string, rec: 
     if (rec) rec.errors++;
     return null;
   }
+}
+
+/** The answer's text, decoded as a client that sent --accept-encoding would. */
+function decoded(raw: Buffer, coding: string | string[] | undefined): string {
+  if (coding === 'gzip') return gunzipSync(raw).toString();
+  if (coding === 'br') return brotliDecompressSync(raw).toString();
+  if (coding === 'deflate') return inflateSync(raw).toString();
+  return raw.toString();
 }
 
 type Client = (pool: Pool, user: string, rec: Recorder, until: number) => Promise<void>;
