@@ -33,7 +33,6 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, wr
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import type { Document } from 'yaml';
@@ -46,6 +45,7 @@ import { demoPolicy, startBareProxy, startSidecar, type SidecarPorts, type Sidec
 import { startNginx } from './lib/nginx';
 import { repoRoot, updateSection } from './results';
 import { median } from './lib/stats';
+import { decodeBody } from '../lib/cache/body-coding';
 
 const { values: args } = parseArgs({
   options: {
@@ -117,10 +117,7 @@ async function post(pool: Pool, path: string, body: unknown, user: string, rec: 
 
 /** The answer's text, decoded as a client that sent --accept-encoding would. */
 function decoded(raw: Buffer, coding: string | string[] | undefined): string {
-  if (coding === 'gzip') return gunzipSync(raw).toString();
-  if (coding === 'br') return brotliDecompressSync(raw).toString();
-  if (coding === 'deflate') return inflateSync(raw).toString();
-  return raw.toString();
+  return (decodeBody(coding === undefined ? {} : { 'content-encoding': coding }, raw) ?? raw).toString();
 }
 
 type Client = (pool: Pool, user: string, rec: Recorder, until: number) => Promise<void>;

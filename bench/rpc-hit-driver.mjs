@@ -9,7 +9,7 @@
 // env BR=1 with GZIP=1: the sidecar prefers br ("br, gzip") and requests accept "br, gzip" (the stored variant is br).
 import http from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 const dir = process.argv[2]; const runs = +(process.argv[3] ?? 3); const secs = process.argv[4] ?? '5'; const kb = +(process.argv[5] ?? 300);
@@ -38,17 +38,23 @@ cache:
   l1: { size: 256MB }
 ${process.env.GZIP ? `compression: { enabled: true, algorithm: ${process.env.BR ? '"br, gzip"' : 'gzip'}, threshold: 1KB }\n` : ''}`);
 const body = (id) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'query_script', arguments: { draft_id: 'd1', force_update: false } } });
-writeFileSync(join(tmp, 'post.lua'), `wrk.method = "POST"\nwrk.body = '${body('call-2')}'\nwrk.headers["Content-Type"] = "application/json"\n${process.env.GZIP ? `wrk.headers["Accept-Encoding"] = "${process.env.BR ? 'br, gzip' : 'gzip'}"\n` : ''}`);
+const acceptEncoding = process.env.GZIP ? { 'accept-encoding': process.env.BR ? 'br, gzip' : 'gzip' } : {};
+const { writeWrkScript } = await import(new URL('../dist/bench/lib/wrk.js', import.meta.url).href);
+const { treeCpuSeconds } = await import(new URL('../dist/bench/lib/cpu.js', import.meta.url).href);
+const script = writeWrkScript({ method: 'POST', body: body('call-2'), headers: acceptEncoding });
 const sc = spawn(process.execPath, [join(dir, 'dist/cmd/bridge-sidecar.js'), 'serve', '--policy', join(tmp, 'p.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
 const url = `http://127.0.0.1:${port}/mcp`;
 for (let i = 0; i < 600; i++) { try { const r = await fetch(`http://127.0.0.1:${admin}/readyz`); if (r.status === 200) break; } catch {} await new Promise((r) => setTimeout(r, 100)); }
-for (let i = 0; i < 2; i++) { const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(process.env.GZIP ? { 'accept-encoding': process.env.BR ? 'br, gzip' : 'gzip' } : {}) }, body: body(1) }); const j = await r.json(); if (j.id !== 1) throw new Error('bad id'); console.error(r.headers.get('cache-status'), r.headers.get('content-encoding')); }
-{ const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(process.env.GZIP ? { 'accept-encoding': process.env.BR ? 'br, gzip' : 'gzip' } : {}) }, body: body('call-2') }); const j = await r.json(); if (j.id !== 'call-2') throw new Error('bad id'); console.error(r.headers.get('cache-status'), r.headers.get('content-encoding')); }
-const cpuOf = (pid) => { try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (+f[11] + +f[12]); } catch { return 0; } };
-const tree = () => { let t = cpuOf(sc.pid); for (const d of readdirSync('/proc')) { if (!/^\d+$/.test(d)) continue; try { const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' '); if (+f[1] === sc.pid) t += +f[11] + +f[12]; } catch {} } return t; };
+// the fill (id 1), a hit with the stored id, a hit with another: each must carry its own id
+for (const id of [1, 1, 'call-2']) {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...acceptEncoding }, body: body(id) });
+  if ((await r.json()).id !== id) throw new Error('bad id');
+  console.error(r.headers.get('cache-status'), r.headers.get('content-encoding'));
+}
 const cpus = [];
-const wrk = (d) => { const c0 = tree(); const o = execFileSync('wrk', ['-t2', '-c20', `-d${d}`, '-s', join(tmp, 'post.lua'), url]).toString(); const c1 = tree(); const rps = +o.match(/Requests\/sec:\s+([\d.]+)/)[1]; const n = +o.match(/(\d+) requests in/)[1]; cpus.push(((c1 - c0) * 10000) / n); return rps; };
+const wrk = (d) => { const c0 = treeCpuSeconds(sc.pid); const o = execFileSync('wrk', ['-t2', '-c20', `-d${d}`, '-s', script.file, url]).toString(); const c1 = treeCpuSeconds(sc.pid); const rps = +o.match(/Requests\/sec:\s+([\d.]+)/)[1]; const n = +o.match(/(\d+) requests in/)[1]; cpus.push(((c1 - c0) * 1e6) / n); return rps; };
 wrk('3s'); cpus.length = 0;
 const res = []; for (let i = 0; i < runs; i++) res.push(wrk(secs + 's'));
 console.log(`${dir} ${kb}KB${process.env.GZIP ? (process.env.BR ? ' br-stored' : ' gzip') : ''} rps ${res.map((x) => x.toFixed(0)).join(' ')} cpu_us/hit ${cpus.map((x) => x.toFixed(1)).join(' ')}`);
+script.cleanup();
 sc.kill('SIGTERM'); origin.close(); setTimeout(() => process.exit(0), 3000);

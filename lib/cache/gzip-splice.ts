@@ -47,7 +47,7 @@ export class GzipSplice {
     stored.writeUInt16LE(n, 1);
     stored.writeUInt16LE(~n & 0xffff, 3);
     const trailer = Buffer.allocUnsafe(8);
-    const crc = (applyShift(this.shift, crc32(insert, this.beforeCrc)) ^ this.afterCrc) >>> 0;
+    const crc = (times(this.shift, crc32(insert, this.beforeCrc)) ^ this.afterCrc) >>> 0;
     trailer.writeUInt32LE(crc, 0);
     trailer.writeUInt32LE((this.beforeLength + n + this.afterLength) % 2 ** 32, 4);
     return [this.front, stored, insert, this.back, trailer];
@@ -92,7 +92,7 @@ function square(out: Uint32Array, mat: Uint32Array): void {
  * crc32_combine, whose operator is a matrix power; here applied to the 32 unit vectors once, so that each hit
  * pays one matrix-vector product).
  */
-export function crcShift(length: number): Uint32Array {
+function crcShift(length: number): Uint32Array {
   const cols = new Uint32Array(32);
   for (let i = 0; i < 32; i++) cols[i] = (1 << i) >>> 0;
   if (length <= 0) return cols;
@@ -115,8 +115,4 @@ export function crcShift(length: number): Uint32Array {
     if (len === 0) break;
   }
   return cols;
-}
-
-function applyShift(cols: Uint32Array, crc: number): number {
-  return times(cols, crc);
 }

@@ -30,37 +30,45 @@ function spliceOf(head: Record<string, string | string[]>, body: Buffer): Splice
   return { storedId: Buffer.from(raw.subarray(span.start, span.end)), splice: new GzipSplice(raw.subarray(0, span.start), raw.subarray(span.end)) };
 }
 
+/** The entry's splice, made on its first replay as gzip. */
+function spliceFor(entry: CacheEntry, body: Buffer): Splice | null {
+  let sp = splices.get(entry);
+  if (sp === undefined) splices.set(entry, (sp = spliceOf(storedHead(entry.meta), body)));
+  return sp;
+}
+
+/** The stored answer's content coding, as replayBody takes it ('' for none). */
+export function storedCoding(entry: CacheEntry): string {
+  return codingOf(storedHead(entry.meta));
+}
+
 /**
  * A `br` or `deflate` answer replayed as gzip, for a request that also accepts gzip: spliced like a gzip entry
  * (the answer decoded and its halves compressed once per entry), so no hit compresses anything. The caller sends
  * it with Content-Encoding: gzip. null: the body does not decode, or has no top-level id.
  */
 export function replayAsGzip(entry: CacheEntry, id: Buffer): BodyParts | null {
-  const body = entry.body;
-  if (body === null) return null;
-  let sp = splices.get(entry);
-  if (sp === undefined) splices.set(entry, (sp = spliceOf(storedHead(entry.meta), body)));
+  const sp = entry.body === null ? null : spliceFor(entry, entry.body);
   return sp === null ? null : sp.splice.parts(id);
 }
 
 /**
- * The body to send for `entry` to the request whose raw id is `id`: uncompressed, the stored bytes around the new
- * id (not copied); gzip, the pieces compressed once around the id as a stored block; null when it cannot be made.
+ * The body to send for `entry` (stored in `coding`, storedCoding) to the request whose raw id is `id`: uncompressed,
+ * the stored bytes around the new id (not copied); gzip, the pieces compressed once around the id as a stored
+ * block; null when it cannot be made.
  */
-export function replayBody(entry: CacheEntry, id: Buffer): Buffer | BodyParts | null {
+export function replayBody(entry: CacheEntry, id: Buffer, coding: string = storedCoding(entry)): Buffer | BodyParts | null {
   const body = entry.body;
   if (body === null) return null;
-  const head = storedHead(entry.meta);
-  const coding = codingOf(head);
   if (coding === '' || coding === 'identity') return withIdParts(body, id);
   if (coding === 'gzip' || coding === 'x-gzip') {
-    let sp = splices.get(entry);
-    if (sp === undefined) splices.set(entry, (sp = spliceOf(head, body)));
+    const sp = spliceFor(entry, body);
     if (sp === null) return null;
     if (sp.storedId.equals(id)) return body;
     const parts = sp.splice.parts(id);
     if (parts !== null) return parts;
   }
+  const head = storedHead(entry.meta);
   let raw = decoded.get(entry);
   if (raw === undefined) {
     raw = decodeBody(head, body);

@@ -17,8 +17,19 @@ export class IdentityTail {
   private chunks: Buffer[] = [];
   private kept = 0;
 
+  /**
+   * `active` false: nothing is kept until activate(). The compressor makes one for every body it encodes, before
+   * it knows whether a later stage will read it; the stage that will (a store_if) activates it before the body
+   * flows, so no other response pays for the bookkeeping.
+   */
+  constructor(private active = true) {}
+
+  activate(): void {
+    this.active = true;
+  }
+
   add(chunk: Buffer): void {
-    if (chunk.length === 0) return;
+    if (!this.active || chunk.length === 0) return;
     if (this.first === -1) {
       for (let i = 0; i < chunk.length; i++) {
         const b = chunk[i]!;

@@ -43,8 +43,8 @@ export interface ResponseHead {
   endAfter?: Promise<unknown>;
   /**
    * Set by the compression stage when it encodes the body: the identity body's last bytes, filled as the body
-   * passes. A later stage that reads trailing JSON fields (the cache's store_if) reads them there instead of
-   * decoding the encoded body.
+   * passes once a later stage that reads trailing JSON fields (the cache's store_if) has activated it; that stage
+   * reads them there instead of decoding the encoded body.
    */
   identityTail?: IdentityTail;
 }

@@ -7,10 +7,9 @@ import type { RequestContext } from '../../core/context';
 import type { ResponseHead } from '../../core/stage';
 import type { Found } from '../../cache/tiers';
 import type { CacheEntry } from '../../cache/entry';
-import { CACHE_NAME, headFor, hitBodyLength, satisfiesConditional, sendEntry, sendHit, storedHead, type HitBody } from '../../cache/respond';
+import { CACHE_NAME, headFor, hitBodyLength, satisfiesConditional, sendEntry, sendHit, type HitBody } from '../../cache/respond';
 import { rawId } from '../../cache/jsonrpc';
-import { replayAsGzip, replayBody } from '../../cache/jsonrpc-replay';
-import { codingOf } from '../../cache/body-coding';
+import { replayAsGzip, replayBody, storedCoding } from '../../cache/jsonrpc-replay';
 import { negotiate } from '../compress/negotiate';
 
 const GZIP = ['gzip'];
@@ -21,7 +20,7 @@ export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: 
   const id = rawId(ctx.body);
   if (id === null) return null;
   // a br or deflate answer would be encoded again on every hit: a client that accepts gzip gets it spliced instead
-  const coding = codingOf(storedHead(entry.meta));
+  const coding = storedCoding(entry);
   if ((coding === 'br' || coding === 'deflate') && negotiate(ctx.req.headers['accept-encoding'], GZIP) === 'gzip') {
     const parts = replayAsGzip(entry, id);
     if (parts !== null) {
@@ -30,7 +29,7 @@ export function bodyFor(ctx: RequestContext, entry: CacheEntry | null, jsonrpc: 
       return parts;
     }
   }
-  return replayBody(entry, id);
+  return replayBody(entry, id, coding);
 }
 
 /** Answer the request from `found` (the lookup answered: no upstream request). */

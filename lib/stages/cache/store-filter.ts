@@ -76,7 +76,10 @@ export function storeFilter(core: CacheCore, ctx: RequestContext, head: Response
       suppressBody = true;
     }
   }
-  return new StoreTransform(core, st, sr, status, storedHeaders, suppressBody, ctx, hold === null ? null : { hold, head }, head.identityTail ?? null);
+  // store_if may read its fields from the end of the compressor's input instead of decoding the stored body
+  const identityTail = st.route.storeIf === null ? null : head.identityTail ?? null;
+  identityTail?.activate();
+  return new StoreTransform(core, st, sr, status, storedHeaders, suppressBody, ctx, hold === null ? null : { hold, head }, identityTail);
 }
 
 /** The upstream answered our conditional request with 304: refresh the entry and answer with it. */

@@ -119,7 +119,7 @@ export class CompressionFilter implements Stage {
 
 /** Keep the last bytes of what `encoder` is given (ResponseHead.identityTail), as it takes each chunk. */
 function keepIdentityTail(encoder: Transform): IdentityTail {
-  const tail = new IdentityTail();
+  const tail = new IdentityTail(false); // the stage that reads it activates it
   const t = encoder as Transform & { _transform(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void };
   const transform = t._transform;
   t._transform = function keepingTail(chunk: Buffer, enc: BufferEncoding, cb: TransformCallback): void {
