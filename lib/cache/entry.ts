@@ -86,12 +86,27 @@ export function sha256hex(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-/** The approximate memory an entry holds: body, header strings, key and meta overhead. */
+/**
+ * Bytes made from an entry on its first serve and kept as long as it lives (a JSON-RPC replay's compressed halves,
+ * a decoded body: lib/cache/jsonrpc-replay.ts). They are counted in its size (see l1.ts chargeDerived), or an L1
+ * full of replayed answers would hold up to twice its budget. Entries are immutable, so the count lives beside them.
+ */
+const derived = new WeakMap<CacheEntry, number>();
+
+export function derivedBytes(e: CacheEntry): number {
+  return derived.get(e) ?? 0;
+}
+
+export function addDerivedBytes(e: CacheEntry, bytes: number): void {
+  derived.set(e, derivedBytes(e) + bytes);
+}
+
+/** The approximate memory an entry holds: body, header strings, key and meta overhead, and what was derived from it. */
 export function entrySize(e: CacheEntry): number {
   let n = 256 + e.meta.key.length * 2;
   for (const [k, v] of e.meta.headers) n += (k.length + v.length) * 2 + 32;
   if (e.meta.request?.body) n += e.meta.request.body.length * 2;
-  return n + (e.body?.length ?? 0);
+  return n + (e.body?.length ?? 0) + derivedBytes(e);
 }
 
 export function encodeMeta(meta: EntryMeta): Buffer {

@@ -38,6 +38,11 @@ export class GzipSplice {
     this.afterLength = after.length;
   }
 
+  /** The memory it holds (both compressed halves and the shift), for the cache's size accounting. */
+  get bytes(): number {
+    return this.front.length + this.back.length + this.shift.byteLength;
+  }
+
   /** The gzip body of before + insert + after, as parts to write in order; null for an insert too long for one block. */
   parts(insert: Buffer): Buffer[] | null {
     const n = insert.length;

@@ -9,6 +9,7 @@ import { storedHead, type BodyParts } from './respond';
 import { codingOf, decodeBody, encodeBody } from './body-coding';
 import { idSpanOf, withId, withIdParts } from './jsonrpc';
 import { GzipSplice } from './gzip-splice';
+import { chargeDerived } from './l1';
 
 /** Decoded bodies of compressed entries (entries are immutable; the memo goes with the entry). */
 const decoded = new WeakMap<CacheEntry, Buffer | null>();
@@ -30,10 +31,13 @@ function spliceOf(head: Record<string, string | string[]>, body: Buffer): Splice
   return { storedId: Buffer.from(raw.subarray(span.start, span.end)), splice: new GzipSplice(raw.subarray(0, span.start), raw.subarray(span.end)) };
 }
 
-/** The entry's splice, made on its first replay as gzip. */
+/** The entry's splice, made on its first replay as gzip and counted in the entry's size in L1 from then on. */
 function spliceFor(entry: CacheEntry, body: Buffer): Splice | null {
   let sp = splices.get(entry);
-  if (sp === undefined) splices.set(entry, (sp = spliceOf(storedHead(entry.meta), body)));
+  if (sp === undefined) {
+    splices.set(entry, (sp = spliceOf(storedHead(entry.meta), body)));
+    if (sp !== null) chargeDerived(entry, sp.splice.bytes + sp.storedId.length);
+  }
   return sp;
 }
 
@@ -73,6 +77,7 @@ export function replayBody(entry: CacheEntry, id: Buffer, coding: string = store
   if (raw === undefined) {
     raw = decodeBody(head, body);
     decoded.set(entry, raw);
+    if (raw !== null) chargeDerived(entry, raw.length);
   }
   if (raw === null) return null;
   const replaced = withId(raw, id);

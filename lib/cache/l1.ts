@@ -7,8 +7,22 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { CacheEntry } from './entry';
-import { entrySize } from './entry';
+import { addDerivedBytes, entrySize } from './entry';
 import { TagIndex } from './tag-index';
+
+/** Where each entry was last stored in an L1, so bytes derived from it later are charged there. */
+const holders = new WeakMap<CacheEntry, { readonly l1: L1Cache; readonly key: string }>();
+
+/**
+ * Count `bytes` made from `entry` and kept with it (see entry.ts derivedBytes) in the L1 that holds it: its size
+ * there grows, and older entries leave if the budget needs it. An entry held nowhere is only marked, so a later
+ * store counts them.
+ */
+export function chargeDerived(entry: CacheEntry, bytes: number): void {
+  addDerivedBytes(entry, bytes);
+  const h = holders.get(entry);
+  if (h !== undefined) h.l1.recharge(h.key, entry);
+}
 
 export interface L1Events {
   onEvict(count: number): void;
@@ -73,6 +87,21 @@ export class L1Cache {
     const size = entrySize(entry);
     if (size > this.maxBytes) return;
     this.lru.set(key, entry, { ttl: Math.ceil(ttlMs), size });
+    this.tags.add(key);
+    holders.set(entry, { l1: this, key });
+  }
+
+  /** `entry`'s size changed (chargeDerived): count it again if this L1 still holds it under `key`. */
+  recharge(key: string, entry: CacheEntry): void {
+    if (this.lru.peek(key) !== entry) return; // replaced, evicted or expired meanwhile
+    const ttl = this.lru.getRemainingTTL(key);
+    // lru-cache counts a size again only when the value changes: the entry is taken out and put back (most
+    // recently used, as it was just served; older entries leave if the budget needs it)
+    this.lru.delete(key);
+    const size = entrySize(entry);
+    // like set(): an entry larger than the whole budget is not kept (the request being served still has it)
+    if (size > this.maxBytes) return;
+    this.lru.set(key, entry, { ttl: ttl === Infinity ? 0x7fffffff : Math.ceil(ttl), size });
     this.tags.add(key);
   }
 

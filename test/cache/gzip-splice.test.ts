@@ -9,9 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import zlib from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { GzipSplice, crc32ByTable } from '../../lib/cache/gzip-splice';
 import { replayBody } from '../../lib/cache/jsonrpc-replay';
+import { L1Cache } from '../../lib/cache/l1';
+import { entrySize } from '../../lib/cache/entry';
 import { makeEntry } from './fixtures';
 import { policy, startSidecar, startUpstream } from './harness';
 
@@ -112,4 +115,32 @@ cache:
   assert.equal(brOnly.coding, 'br', 'a client that accepts only br still gets br');
   assert.equal(brOnly.answer.id, 3);
   assert.equal(up.count, 2, 'the br-only client has its own variant (one fill); every other answer was a hit');
+});
+
+test('what a replay keeps with an entry counts in L1\'s size, so an L1 of replayed answers stays within its budget', () => {
+  // random text: gzip keeps it near its size, so each entry's two compressed halves are about its body again
+  const answer = (n: number) => Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: n, result: { text: randomBytes(30_000).toString('base64') } }));
+  const entries = [1, 2, 3].map((n) => makeEntry(`k${n}`, zlib.gzipSync(answer(n)), { 'content-encoding': 'gzip', 'content-type': 'application/json' }));
+  const stored = entrySize(entries[0]);
+  const l1 = new L1Cache(Math.floor(stored * 3.5));
+  for (const e of entries) l1.set(e.meta.key, e, 60_000);
+  assert.equal(l1.size, 3);
+  const before = l1.bytes;
+
+  const parts = replayBody(entries[2], Buffer.from('"other"'));
+  assert.ok(Array.isArray(parts), 'spliced');
+  const kept = entrySize(entries[2]) - stored;
+  assert.ok(kept > entries[2].body!.length / 2, `the halves (${kept} bytes) are counted in the entry's size`);
+  assert.ok(l1.bytes <= l1.capacity, `L1 holds ${l1.bytes} of ${l1.capacity} bytes`);
+  assert.equal(l1.has(entries[0].meta.key), false, 'the least recently used entry made room for them');
+  assert.equal(l1.get(entries[2].meta.key), entries[2], 'the replayed entry is still held');
+  assert.ok(l1.bytes > before - stored, 'and what L1 counts grew by what the replay keeps');
+
+  // a decoded body kept for a deflate answer (replayed to a client that takes no gzip) is counted the same way
+  const deflated = makeEntry('d', zlib.deflateSync(answer(4)), { 'content-encoding': 'deflate', 'content-type': 'application/json' });
+  const l1b = new L1Cache(10 * stored);
+  l1b.set(deflated.meta.key, deflated, 60_000);
+  const bytes = l1b.bytes;
+  assert.ok(Buffer.isBuffer(replayBody(deflated, Buffer.from('5'), 'deflate')));
+  assert.equal(l1b.bytes, bytes + answer(4).length, 'the decoded answer is counted');
 });
