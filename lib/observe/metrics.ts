@@ -70,7 +70,7 @@ export class WorkerMetrics {
   readonly cacheSize: Gauge<'layer'>;
   readonly ratelimitRejected: Counter<'scope'>;
   readonly queueLength: Gauge<'priority'>;
-  readonly queueWait: Histogram<'priority'>;
+  readonly queueWait: FastHistogram;
   readonly shed: Counter<'reason'>;
   /** Observed for every upstream request: plain numbers (fast-metrics.ts). */
   readonly upstreamConnectionWait: FastHistogram;
@@ -119,7 +119,7 @@ export class WorkerMetrics {
     });
     this.ratelimitRejected = new Counter({ name: PREFIX + 'ratelimit_rejected_total', help: 'Requests refused with 429, by the scope that refused.', labelNames: ['scope'], registers });
     this.queueLength = new Gauge({ name: PREFIX + 'queue_length', help: 'Requests waiting for an upstream slot, by priority class.', labelNames: ['priority'], registers });
-    this.queueWait = new Histogram({ name: PREFIX + 'queue_wait_seconds', help: 'Time requests waited in the priority queue, by priority class (0 for those admitted at once).', labelNames: ['priority'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], registers });
+    this.queueWait = new FastHistogram(PREFIX + 'queue_wait_seconds', 'Time requests waited in the priority queue, by priority class (0 for those admitted at once).', ['priority'], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10], this.registry);
     this.shed = new Counter({ name: PREFIX + 'shed_total', help: 'Requests refused with 503 by backpressure, by reason.', labelNames: ['reason'], registers });
     this.upstreamConnectionWait = new FastHistogram(PREFIX + 'upstream_connection_wait_seconds', 'Time from dispatch until the request had an upstream connection (socket assigned).', [], [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], this.registry);
     this.upstreamRetries = new Counter({ name: PREFIX + 'upstream_retries_total', help: 'Upstream attempts retried, by reason.', labelNames: ['reason'], registers });

@@ -12,7 +12,8 @@
  * The scheduler is the long-lived state of the queue stage: policy reloads call configure() and the waiters
  * stay where they are; new sizes, weights, timeout and limit apply to them in place.
  */
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
+import type { FastHistogram } from '../../observe/fast-metrics';
 import { PRIORITIES, type Priority } from '../../policy/types';
 import { ShedError, type Release } from '../../core/stage';
 import { GradientLimiter, type GradientOptions } from './gradient';
@@ -23,7 +24,8 @@ import type { ShedReason } from '../../observe/label-values';
 
 export interface QueueMetrics {
   readonly queueLength: Gauge<'priority'>;
-  readonly queueWait: Histogram<'priority'>;
+  /** Observed for every request that passes the queue, so kept in plain numbers (fast-metrics.ts). */
+  readonly queueWait: FastHistogram;
   readonly shed: Counter<'reason'>;
   /** bridge_sidecar_concurrency_limit: the limit in force (fixed share or adaptive). */
   readonly concurrencyLimit?: Gauge<string> | null;
@@ -77,7 +79,7 @@ export class AdmissionScheduler {
     this.classes = { high: this.order[0], medium: this.order[1], low: this.order[2] };
     const m = opts.metrics ?? null;
     this.lengthGauges = m ? { high: m.queueLength.labels('high'), medium: m.queueLength.labels('medium'), low: m.queueLength.labels('low') } : null;
-    this.waitHistograms = m ? { high: m.queueWait.labels('high'), medium: m.queueWait.labels('medium'), low: m.queueWait.labels('low') } : null;
+    this.waitHistograms = m ? { high: m.queueWait.cell(['high']), medium: m.queueWait.cell(['medium']), low: m.queueWait.cell(['low']) } : null;
     this.shedCounter = m ? m.shed : null;
     this.limitGauge = m?.concurrencyLimit ?? null;
     this.minRttGauge = m?.minRtt ?? null;
