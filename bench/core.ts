@@ -38,17 +38,21 @@ const HELP = `usage: node dist/bench/core.js [options]
   --sidecar-log-level L   sidecar log level (default warn: no access log, like nginx's access_log off)
   --runs N                measure each target N times and keep the median by requests/s (default 1)
   --cpu-prof DIR          run the sidecar with node --cpu-prof, profiles (.cpuprofile) into DIR
-  --only LIST             comma list of direct,nginx,bare,sidecar1,sidecar1hp,sidecar2,latency (default all;
+  --only LIST             comma list of direct,nginx,bare,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency (default all;
                           bare: bench/lib/bare-proxy.ts, the smallest node:http + undici proxy, as a reference;
-                          sidecar1hp: 1 worker on the older http-proxy upstream leg, BRIDGE_SIDECAR_UPSTREAM_LEG=http-proxy)
+                          sidecar1hp: 1 worker on the older http-proxy upstream leg, BRIDGE_SIDECAR_UPSTREAM_LEG=http-proxy;
+                          sidecar1p20: 1 worker with the default upstream pool of 20 connections)
+  --pool N                the sidecar rows' upstream.pool.max_connections_per_host (default 64: what nginx's
+                          keepalive 64 and the bare proxy's Pool hold, so 50 wrk connections wait for none)
   --wait-quiet SECONDS    wait up to this long for load average < 1.5 before starting (default 60)
   --no-write              print only; do not update bench/RESULTS.md`;
 
-type Target = 'direct' | 'sidecar1' | 'sidecar1hp' | 'sidecar2' | 'nginx' | 'bare';
+type Target = 'direct' | 'sidecar1' | 'sidecar1p20' | 'sidecar1hp' | 'sidecar2' | 'nginx' | 'bare';
 const LABEL: Record<Target, string> = {
   direct: 'draft service direct',
   bare: 'bare node:http + undici proxy (reference, 1 process)',
   sidecar1: 'bridge-sidecar, 1 worker (undici leg)',
+  sidecar1p20: 'bridge-sidecar, 1 worker, the default upstream pool (20 connections)',
   sidecar1hp: 'bridge-sidecar, 1 worker, http-proxy leg',
   sidecar2: 'bridge-sidecar, 2 workers',
   nginx: 'nginx, 1 worker',
@@ -63,6 +67,8 @@ interface Settings {
   rateDurationMs: number;
   path: string;
   logLevel: string;
+  /** The sidecar rows' upstream pool per worker (but the default-pool row's). */
+  pool: number;
   only: Set<string>;
   waitQuietSec: number;
   write: boolean;
@@ -86,6 +92,7 @@ function settings(argv: string[]): Settings | null {
       warmup: { type: 'string' }, rate: { type: 'string' }, 'rate-duration': { type: 'string' }, path: { type: 'string' },
       'sidecar-log-level': { type: 'string' }, only: { type: 'string' }, 'wait-quiet': { type: 'string' },
       'no-write': { type: 'boolean' }, runs: { type: 'string' }, 'cpu-prof': { type: 'string' }, help: { type: 'boolean' },
+      pool: { type: 'string' },
     },
     strict: true,
   });
@@ -106,7 +113,8 @@ function settings(argv: string[]): Settings | null {
     rateDurationMs: seconds(values['rate-duration'] ?? env.BENCH_RATE_DURATION ?? (quick ? '3s' : '10s')) * 1000,
     path: values.path ?? env.BENCH_PATH ?? '/get_font_types',
     logLevel: values['sidecar-log-level'] ?? 'warn',
-    only: new Set((values.only ?? 'direct,nginx,bare,sidecar1,sidecar1hp,sidecar2,latency').split(',').map((s) => s.trim())),
+    pool: Number(values.pool ?? 64),
+    only: new Set((values.only ?? 'direct,nginx,bare,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency').split(',').map((s) => s.trim())),
     waitQuietSec: Number(values['wait-quiet'] ?? 60),
     write: !values['no-write'],
     runs: Math.max(1, Number(values.runs ?? env.BENCH_RUNS ?? 1)),
@@ -214,7 +222,7 @@ async function main(argv: string[]): Promise<number> {
       log(wrk.bare);
     }
   }
-  for (const key of ['sidecar1', 'sidecar1hp', 'sidecar2'] as const) {
+  for (const key of ['sidecar1', 'sidecar1p20', 'sidecar1hp', 'sidecar2'] as const) {
     const workers = key === 'sidecar2' ? 2 : 1;
     const wantLatency = key === 'sidecar1' && s.only.has('latency');
     if (!s.only.has(key) && !wantLatency) continue;
@@ -224,7 +232,8 @@ async function main(argv: string[]): Promise<number> {
       continue;
     }
     try {
-      const sc = await started(startSidecar(passThroughPolicy(svc.url, workers, s.logLevel), {
+      // the pool like the references' (nginx keepalive 64, the bare proxy's 64), but in the default-pool row
+      const sc = await started(startSidecar(passThroughPolicy(svc.url, workers, s.logLevel, key === 'sidecar1p20' ? null : s.pool), {
         nodeArgs: s.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`] : [],
         env: key === 'sidecar1hp' ? { BRIDGE_SIDECAR_UPSTREAM_LEG: 'http-proxy' } : {},
       }));
@@ -270,12 +279,12 @@ function report(
   out.push('- wrk, the proxy under test and the draft service (one Node process) share the same cores, so absolute figures are lower than on');
   out.push('  dedicated machines; the ratios between rows, measured in the same run, are the meaningful part. The last column is the share');
   out.push('  of the machine\'s CPU that processes outside the benchmark used meanwhile (from /proc): above ~10% a row is pessimistic.');
-  out.push(`- bridge-sidecar: pass-through policy (only \`server\` and \`upstream\`), log level ${s.logLevel}${s.logLevel === 'warn' ? ' (no access log, as nginx with `access_log off`)' : ''}.`);
+  out.push(`- bridge-sidecar: pass-through policy (only \`server\` and \`upstream\`), log level ${s.logLevel}${s.logLevel === 'warn' ? ' (no access log, as nginx with `access_log off`)' : ''}; upstream pool ${s.pool} connections per worker (\`max_connections_per_host\`), as nginx's keepalive 64 and the bare proxy's Pool hold, except the default-pool row (20, the policy default: fewer than wrk's ${s.connections} connections, so requests wait in the pool).`);
   out.push('- nginx: `worker_processes 1`, upstream `keepalive 64`, `proxy_http_version 1.1`, `Connection ""`, `access_log off`.');
   out.push('');
   out.push('| target | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | vs nginx 1 worker | CPU used by other processes |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const t of ['direct', 'nginx', 'bare', 'sidecar1', 'sidecar1hp', 'sidecar2'] as Target[]) {
+  for (const t of ['direct', 'nginx', 'bare', 'sidecar1', 'sidecar1p20', 'sidecar1hp', 'sidecar2'] as Target[]) {
     const r = wrk[t];
     if (r === undefined) continue;
     if (typeof r === 'string') {
@@ -292,6 +301,8 @@ function report(
     out.push(`**Throughput ratio bridge-sidecar 1 worker / nginx 1 worker: ${f2(ratio)}×** (target ≥ 0.5×: ${ratio >= 0.5 ? 'met' : 'NOT met'}).`);
     const bare = wrk.bare;
     if (typeof bare === 'object') out.push('', `The smallest Node proxy (bench/lib/bare-proxy.ts: no policy, metrics or logs) reads ${f2(bare.requestsPerSec / nginx.requestsPerSec)}× nginx in the same run; the sidecar is ${f2(sc1.requestsPerSec / bare.requestsPerSec)}× it.`);
+    const p20 = wrk.sidecar1p20;
+    if (typeof p20 === 'object') out.push('', `With the default upstream pool (20 connections per worker, fewer than wrk's ${s.connections}: the other requests wait in the pool for one), the sidecar reads ${f2(p20.requestsPerSec / nginx.requestsPerSec)}× nginx.`);
     out.push('');
   }
   if (latency.direct !== undefined || latency.sidecar1 !== undefined) {

@@ -130,7 +130,7 @@ export function demoPolicy(upstreamUrl: string, opts: { workers: number; l3Path:
 }
 
 /** The smallest policy: a transparent proxy in front of `upstreamUrl` (no routes, no features). */
-export function passThroughPolicy(upstreamUrl: string, workers: number, logLevel = 'warn'): (p: SidecarPorts) => string {
+export function passThroughPolicy(upstreamUrl: string, workers: number, logLevel = 'warn', poolPerWorker: number | null = null): (p: SidecarPorts) => string {
   return (p) => `# bench: pass-through, nothing but server and upstream
 version: 1
 server:
@@ -140,7 +140,7 @@ server:
   log_level: ${logLevel}
 upstream:
   url: ${upstreamUrl}
-`;
+${poolPerWorker === null ? '' : `  pool: { max_connections_per_host: ${poolPerWorker} }\n`}`;
 }
 
 /** The example's cached POST read, as a policy `routes:` entry (the read-heavy mix and the CPU bench use it). */

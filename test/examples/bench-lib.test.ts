@@ -14,6 +14,7 @@ import { replaceSection, updateSection } from '../../bench/results';
 import { startNginx } from '../../bench/lib/nginx';
 import { runFixedRate } from '../../bench/lib/fixed-rate';
 import { passThroughPolicy } from '../../bench/lib/services';
+import { parsePolicy } from '../../lib/policy/load';
 import { cpuSnapshot, foreignCpuShare } from '../../bench/lib/machine';
 import { treeCpu, treeCpuSeconds } from '../../bench/lib/cpu';
 import { spawn } from 'node:child_process';
@@ -91,6 +92,15 @@ test('passThroughPolicy writes only server and upstream', () => {
   assert.match(yaml, /workers: 2/);
   assert.match(yaml, /url: http:\/\/127\.0\.0\.1:9101/);
   assert.doesNotMatch(yaml, /routes|cache|rate_limiting/);
+});
+
+test('passThroughPolicy with a pool size is a valid policy with that pool', () => {
+  const r = parsePolicy(passThroughPolicy('http://127.0.0.1:9101', 1, 'warn', 64)({ port: 1111, adminPort: 2222 }), 'bench.yaml');
+  assert.ok(r.ok, JSON.stringify(r));
+  assert.equal(r.loaded.policy.upstream.pool.max_connections_per_host, 64);
+  const d = parsePolicy(passThroughPolicy('http://127.0.0.1:9101', 1)({ port: 1111, adminPort: 2222 }), 'bench.yaml');
+  assert.ok(d.ok);
+  assert.equal(d.loaded.policy.upstream.pool.max_connections_per_host, 20, 'without one, the policy default');
 });
 
 test('startNginx proxies to the example service with upstream keep-alive, and stops cleanly', async () => {
