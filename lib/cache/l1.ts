@@ -24,6 +24,12 @@ export function chargeDerived(entry: CacheEntry, bytes: number): void {
   if (h !== undefined) h.l1.recharge(h.key, entry);
 }
 
+/** What is left of `key`'s retention in `lru`, as set() takes it (none set: the longest a timer allows). */
+function remainingTtl(lru: LRUCache<string, CacheEntry>, key: string): number {
+  const ttl = lru.getRemainingTTL(key);
+  return ttl === Infinity ? 0x7fffffff : Math.ceil(ttl);
+}
+
 export interface L1Events {
   onEvict(count: number): void;
 }
@@ -94,14 +100,14 @@ export class L1Cache {
   /** `entry`'s size changed (chargeDerived): count it again if this L1 still holds it under `key`. */
   recharge(key: string, entry: CacheEntry): void {
     if (this.lru.peek(key) !== entry) return; // replaced, evicted or expired meanwhile
-    const ttl = this.lru.getRemainingTTL(key);
+    const ttl = remainingTtl(this.lru, key);
     // lru-cache counts a size again only when the value changes: the entry is taken out and put back (most
     // recently used, as it was just served; older entries leave if the budget needs it)
     this.lru.delete(key);
     const size = entrySize(entry);
     // like set(): an entry larger than the whole budget is not kept (the request being served still has it)
     if (size > this.maxBytes) return;
-    this.lru.set(key, entry, { ttl: ttl === Infinity ? 0x7fffffff : Math.ceil(ttl), size });
+    this.lru.set(key, entry, { ttl, size });
     this.tags.add(key);
   }
 
@@ -143,8 +149,8 @@ export class L1Cache {
     // re-insert from least to most recently used so recency order survives
     const items = [...old.rentries()] as Array<[string, CacheEntry]>;
     for (const [k, v] of items) {
-      const ttl = old.getRemainingTTL(k);
-      if (ttl > 0) this.set(k, v, ttl === Infinity ? 0x7fffffff : ttl);
+      const ttl = remainingTtl(old, k);
+      if (ttl > 0) this.set(k, v, ttl);
     }
     old.clear();
   }
