@@ -60,6 +60,7 @@ function server(raw: Obj): ServerPolicy {
     admin_token_file: typeof raw.admin_token_file === 'string' ? raw.admin_token_file : null,
     drain_timeout: dur(raw.drain_timeout, '30s'),
     jit_warmup: jitWarmup(obj(raw.jit_warmup)),
+    v8_polymorphic_maps: num(raw.v8_polymorphic_maps, 16),
   };
 }
 

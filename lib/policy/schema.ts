@@ -72,6 +72,7 @@ export const POLICY_SCHEMA: JsonSchema = {
       log_format: { enum: ['auto', 'json', 'pretty'], default: 'auto', description: 'auto: readable lines on a terminal, JSON otherwise (read at start)' },
       admin_token_file: { type: ['string', 'null'], minLength: 1, description: 'file holding the admin bearer token' },
       drain_timeout: { ...ref('duration'), default: '30s', description: 'SIGTERM waits this long for requests in flight' },
+      v8_polymorphic_maps: { type: 'integer', minimum: 1, maximum: 64, default: 16, description: "how many object shapes V8 keeps inline checks for at one property access before it falls back to a generic lookup (V8's --max-valid-polymorphic-map-count, whose own default is 4); read at start" },
       jit_warmup: section('Before a worker takes traffic (and /readyz turns 200), it sends a private copy of its pipeline synthetic requests against an in-process stub upstream, so the first real requests meet compiled code. Nothing real (metrics, cache, limits, logs) is touched.', {
         enabled: { type: 'boolean', default: true, description: 'on by default; off starts a worker cold (faster start, slower first second)' },
         requests: { type: 'integer', minimum: 0, maximum: 100000, default: 3000, description: 'at most this many synthetic requests per worker' },

@@ -37,6 +37,8 @@ export interface ServerPolicy {
   readonly drain_timeout: number;
   /** Synthetic requests through a private copy of the pipeline before the worker listens (extension). */
   readonly jit_warmup: JitWarmupPolicy;
+  /** V8's --max-valid-polymorphic-map-count in every process that serves requests (extension; read at start). */
+  readonly v8_polymorphic_maps: number;
 }
 
 export interface JitWarmupPolicy {

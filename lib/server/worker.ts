@@ -16,6 +16,7 @@ import { buildPipeline, type Pipeline } from './pipeline';
 import { RequestHandler } from './handler';
 import { createUpstreamLeg, type UpstreamLeg } from '../stages/upstream';
 import { warmUpJit } from '../perf/jit-warmup';
+import { applySteadyV8Flags } from '../perf/v8-flags';
 import { watchMemory } from '../perf/overload-worker';
 import { systemClock } from '../core/clock';
 import { listenOn } from './listen';
@@ -55,6 +56,9 @@ function workerIndex(): number | null {
 }
 
 export async function startProxyWorker(loaded: LoadedPolicy, coordinator: Coordinator, log: Logger): Promise<ProxyWorker> {
+  // before anything below compiles the request path (lib/perf/v8-flags.ts)
+  const v8Flags = applySteadyV8Flags(loaded.policy);
+  if (v8Flags.length !== 0) log.info({ pid: process.pid, v8_flags: v8Flags }, 'v8 flags set for the request path');
   let policy = loaded;
   const metrics = new WorkerMetrics(loaded.policy.metrics.buckets);
   metrics.applyPolicy(loaded.policy);

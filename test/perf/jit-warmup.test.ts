@@ -5,11 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startDraftService } from '../../examples/draft-service';
 import { basicPolicy, startSidecar } from '../helpers/sidecar';
+import { steadyV8FlagsFor } from '../../lib/perf/v8-flags';
 
 const ROUTES = `
 rate_limiting:
@@ -117,4 +119,52 @@ test('setV8Flags: functions first called during the warm-up get baseline code at
     console.log(JSON.stringify({ flags, during: (s(during) & BASELINE) !== 0, after: (s(after) & BASELINE) !== 0, afterInterpreted: (s(after) & INTERPRETED) !== 0 }));`;
   const out = execFileSync(process.execPath, ['--allow-natives-syntax', '-e', script]).toString();
   assert.deepEqual(JSON.parse(out), { flags: ['--always-sparkplug'], during: true, after: false, afterInterpreted: true });
+});
+
+// server.v8_polymorphic_maps (lib/perf/v8-flags.ts): every process that serves requests sets V8's
+// --max-valid-polymorphic-map-count at start, at run time (never on its command line); an operator's own flag wins
+for (const workers of [1, 0]) {
+  test(`server.v8_polymorphic_maps (workers: ${workers}): the serving process sets it at start from the policy`, { timeout: 60_000 }, async (t) => {
+    const up = await startDraftService({ port: 0, host: '127.0.0.1' });
+    t.after(() => up.close());
+    const sc = await startSidecar(basicPolicy(up.port, '', { workers, v8_polymorphic_maps: 12 }));
+    t.after(() => sc.stop());
+    const set = sc.logs.filter((l) => l.msg === 'v8 flags set for the request path');
+    assert.equal(set.length, 1);
+    assert.deepEqual(set[0]!.v8_flags, ['--max-valid-polymorphic-map-count=12']);
+    const cmdline = readFileSync(`/proc/${String(set[0]!.pid)}/cmdline`, 'utf8');
+    assert.equal(cmdline.includes('polymorphic'), false, cmdline);
+    assert.equal((await fetch(sc.url + '/get_font_types')).status, 200);
+  });
+}
+
+test('steadyV8FlagsFor: the policy value, or nothing when node\'s command line sets its own', () => {
+  const policy = { server: { v8_polymorphic_maps: 16 } } as Parameters<typeof steadyV8FlagsFor>[0];
+  assert.deepEqual(steadyV8FlagsFor(policy, []), ['--max-valid-polymorphic-map-count=16']);
+  assert.deepEqual(steadyV8FlagsFor(policy, ['--max-valid-polymorphic-map-count=4']), []);
+  assert.deepEqual(steadyV8FlagsFor(policy, ['--max_valid_polymorphic_map_count=8']), []);
+});
+
+// The flag set at run time is the one V8 reads: an access site that meets 8 object shapes stays polymorphic
+// ('P' in V8's IC log) instead of turning megamorphic ('N') after the fourth. Runs in a child node with --log-ic.
+test('applySteadyV8Flags: set at run time, an access site meeting 8 shapes stays polymorphic (V8\'s IC log)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'v8-ic-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const states = (maps: number | null): string[] => {
+    const log = join(dir, `ic-${String(maps)}.log`);
+    const script = `
+      const { applySteadyV8Flags } = require(${JSON.stringify(join(__dirname, '../../lib/perf/v8-flags.js'))});
+      ${maps === null ? '' : `applySteadyV8Flags({ server: { v8_polymorphic_maps: ${maps} } });`}
+      function probeSite(o) { return o.probeField; }
+      const objs = [];
+      for (let i = 0; i < 8; i++) { const o = { probeField: i }; o['k' + i] = i; objs.push(o); }
+      for (let r = 0; r < 3; r++) for (const o of objs) probeSite(o);`;
+    execFileSync(process.execPath, ['--log-ic', `--logfile=${log}`, '--no-logfile-per-isolate', '-e', script]);
+    // LoadIC,pc,time,line,column,old_state,new_state,map,key,...
+    return readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('LoadIC,') && l.includes(',probeField,')).map((l) => l.split(',')[6]!);
+  };
+  const v8Default = states(null);
+  assert.ok(v8Default.includes('N'), `without the flag the site turns megamorphic: ${v8Default.join(' ')}`);
+  const sixteen = states(16);
+  assert.ok(sixteen.length >= 8 && sixteen.includes('P') && !sixteen.includes('N'), sixteen.join(' '));
 });

@@ -24,6 +24,7 @@ test('only upstream: server, upstream and metrics get the contract defaults, eve
     admin_token_file: null,
     drain_timeout: 30_000,
     jit_warmup: { enabled: true, requests: 3000, max_time: 1000, eager_baseline: true },
+    v8_polymorphic_maps: 16,
   });
   assert.deepEqual(p.upstream, {
     url: 'http://127.0.0.1:9101',
