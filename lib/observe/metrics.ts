@@ -57,6 +57,12 @@ export interface PoolFigures {
 }
 
 /** Series every worker (or the single process) exports. */
+/** One endpoint and method's request counter, and its duration histograms by status. */
+interface MethodCells {
+  readonly count: CounterCell;
+  readonly byStatus: Map<number, HistogramCell>;
+}
+
 export class WorkerMetrics {
   readonly registry: Registry;
   /** Per-request series: plain numbers, exported in prom-client's format (see fast-metrics.ts). */
@@ -93,9 +99,12 @@ export class WorkerMetrics {
   /** Set by whoever owns the Redis link: true/false, or null when there is no `redis` section (no sample). */
   redisHealth: (() => boolean | null) | null = null;
   private buckets: readonly number[];
-  /** Cells of the per-request series by one string key: no label object per request. */
-  private durationChildren = new Map<string, HistogramCell>();
-  private requestChildren = new Map<string, CounterCell>();
+  /**
+   * The request count and duration cells, by endpoint, then method, then status: found with three lookups on
+   * strings and numbers the request already holds (hashed once, then cached in the string), instead of a label
+   * string built, flattened and hashed per request.
+   */
+  private requestCells = new Map<string, Map<string, MethodCells>>();
 
   constructor(buckets: readonly number[] = DEFAULT_BUCKETS, opts: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
@@ -240,25 +249,28 @@ export class WorkerMetrics {
     this.registry.removeSingleMetric(PREFIX + 'http_request_duration_seconds');
     this.buckets = buckets;
     this.requestDuration = this.makeDuration(buckets);
-    this.durationChildren.clear();
+    for (const byMethod of this.requestCells.values()) for (const m of byMethod.values()) m.byStatus.clear();
   }
 
   /** Hot path: one request finished. */
   observeRequest(endpoint: string, method: string, status: number, seconds: number): void {
-    const key = endpoint + '\0' + method + '\0' + status;
-    let h = this.durationChildren.get(key);
+    let byMethod = this.requestCells.get(endpoint);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      this.requestCells.set(endpoint, byMethod);
+    }
+    let m = byMethod.get(method);
+    if (m === undefined) {
+      m = { count: this.requests.cell([endpoint, method]), byStatus: new Map() };
+      byMethod.set(method, m);
+    }
+    let h = m.byStatus.get(status);
     if (h === undefined) {
       h = this.requestDuration.cell([endpoint, method, String(status)]);
-      this.durationChildren.set(key, h);
+      m.byStatus.set(status, h);
     }
     h.observe(seconds);
-    const rkey = endpoint + '\0' + method;
-    let c = this.requestChildren.get(rkey);
-    if (c === undefined) {
-      c = this.requests.cell([endpoint, method]);
-      this.requestChildren.set(rkey, c);
-    }
-    c.inc();
+    m.count.inc();
   }
 }
 

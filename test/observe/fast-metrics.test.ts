@@ -7,6 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client';
 import { FastCounter, FastHistogram } from '../../lib/observe/fast-metrics';
+import { WorkerMetrics } from '../../lib/observe/metrics';
 
 const BOUNDS = [0.01, 0.05, 0.1, 0.5, 1, 2, 5];
 const SAMPLES: Array<[string, string, string, number]> = [
@@ -61,4 +62,34 @@ test('a histogram without labels (observe(v)) and counter inc(labels, n) match p
   c.inc({ layer: 'l1', result: 'hit' }, 25);
   fc.inc({ layer: 'l1', result: 'hit' }, 25);
   assert.equal(await ours.metrics(), await theirs.metrics());
+});
+
+// WorkerMetrics.observeRequest finds its cells by endpoint, method and status; a reload that changes the buckets
+// starts a new histogram, and the requests after it must land there (not in cells of the removed one)
+test('observeRequest: each endpoint/method/status in its own series; after new buckets, requests land in the new histogram', async () => {
+  const m = new WorkerMetrics([0.1, 1], { defaultMetrics: false });
+  m.observeRequest('query_script', 'POST', 200, 0.05);
+  m.observeRequest('query_script', 'POST', 200, 0.5);
+  m.observeRequest('query_script', 'POST', 503, 0.05);
+  m.observeRequest('query_script', 'GET', 200, 0.05);
+  m.observeRequest('other', 'POST', 200, 0.05);
+  const count = async (name: string, labels: Record<string, string>): Promise<number | undefined> => {
+    const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name)!;
+    return metric.values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val) && (name.endsWith('_total') || (v as { metricName?: string }).metricName?.endsWith('_count')))?.value;
+  };
+  const H = 'bridge_sidecar_http_request_duration_seconds';
+  const C = 'bridge_sidecar_http_requests_total';
+  assert.equal(await count(H, { endpoint: 'query_script', method: 'POST', status: '200' }), 2);
+  assert.equal(await count(H, { endpoint: 'query_script', method: 'POST', status: '503' }), 1);
+  assert.equal(await count(H, { endpoint: 'query_script', method: 'GET', status: '200' }), 1);
+  assert.equal(await count(C, { endpoint: 'query_script', method: 'POST' }), 3);
+  assert.equal(await count(C, { endpoint: 'other', method: 'POST' }), 1);
+
+  m.setBuckets([0.01, 0.2, 2]);
+  m.observeRequest('query_script', 'POST', 200, 0.15);
+  const h = (await m.registry.getMetricsAsJSON()).find((x) => x.name === H)!;
+  const les = h.values.filter((v) => (v as { metricName?: string }).metricName?.endsWith('_bucket')).map((v) => v.labels.le);
+  assert.deepEqual([...new Set(les)], [0.01, 0.2, 2, '+Inf']);
+  assert.equal(await count(H, { endpoint: 'query_script', method: 'POST', status: '200' }), 1, 'the new histogram holds the request after the change');
+  assert.equal(await count(C, { endpoint: 'query_script', method: 'POST' }), 4, 'the counter keeps counting');
 });
