@@ -36,7 +36,8 @@ const HELP = `usage: node dist/bench/core.js [options]
   --rate-duration D       fixed-rate duration (default 10s; env BENCH_RATE_DURATION)
   --path P                request path (default /get_font_types; env BENCH_PATH)
   --sidecar-log-level L   sidecar log level (default warn: no access log, like nginx's access_log off)
-  --runs N                measure each target N times and keep the median by requests/s (default 1)
+  --runs N                N rounds, each measuring every target once (started fresh, warmed up, stopped),
+                          and the median run per target by requests/s (default 1)
   --cpu-prof DIR          run the sidecar with node --cpu-prof, profiles (.cpuprofile) into DIR
   --only LIST             comma list of direct,nginx,bare,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency (default all;
                           bare: bench/lib/bare-proxy.ts, the smallest node:http + undici proxy, as a reference;
@@ -143,21 +144,61 @@ async function stopped(x: { stop(): Promise<void> }): Promise<void> {
 /** CPU share other processes used during each measurement, by result object. */
 const otherCpu = new WeakMap<object, number | null>();
 
-async function measure(s: Settings, url: string, what: string): Promise<WrkResult> {
-  log(`${what}: warm-up ${s.warmup}`);
-  await runWrk(url, { threads: s.threads, connections: s.connections, duration: s.warmup });
-  const runs: WrkResult[] = [];
-  for (let i = 0; i < s.runs; i++) {
-    log(`${what}: wrk -t${s.threads} -c${s.connections} -d${s.duration}${s.runs > 1 ? ` (run ${i + 1}/${s.runs})` : ''}`);
-    const before = cpuSnapshot();
-    const r = await runWrk(url, { threads: s.threads, connections: s.connections, duration: s.duration });
-    const other = foreignCpuShare(before, cpuSnapshot());
-    otherCpu.set(r, other);
-    log(`${what}: ${r.requestsPerSec.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms${pctNote(other)}`);
-    runs.push(r);
+/** One measured run of `url` (after the caller's warm-up). */
+async function measureOnce(s: Settings, url: string, what: string, round: number): Promise<WrkResult> {
+  log(`${what}: wrk -t${s.threads} -c${s.connections} -d${s.duration}${s.runs > 1 ? ` (round ${round + 1}/${s.runs})` : ''}`);
+  const before = cpuSnapshot();
+  const r = await runWrk(url, { threads: s.threads, connections: s.connections, duration: s.duration });
+  const other = foreignCpuShare(before, cpuSnapshot());
+  otherCpu.set(r, other);
+  log(`${what}: ${r.requestsPerSec.toFixed(0)} req/s, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms${pctNote(other)}`);
+  return r;
+}
+
+/** The run with the median requests/s. */
+function medianRun(runs: readonly WrkResult[]): WrkResult {
+  const sorted = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** A target of the throughput rounds: started fresh for each of its runs, stopped after it. */
+interface Runner {
+  key: Target;
+  start(): Promise<{ url: string; stop(): Promise<void> }>;
+}
+
+/**
+ * The throughput runs, in rounds: each round starts every target in turn, warms it up, measures it once and
+ * stops it. The machine drifts over the minutes a run takes (other tenants of the VM); run target by target, a
+ * slow stretch fell on one target's runs only and moved the ratios between rows. Interleaved, each round sees
+ * every target in about the same state of the machine, and the per-round ratios can be read as pairs.
+ */
+async function throughputRounds(s: Settings, runners: readonly Runner[]): Promise<{ wrk: Partial<Record<Target, WrkResult | string>>; rounds: Array<Partial<Record<Target, WrkResult>>> }> {
+  const wrk: Partial<Record<Target, WrkResult | string>> = {};
+  const runs: Partial<Record<Target, WrkResult[]>> = {};
+  const rounds: Array<Partial<Record<Target, WrkResult>>> = [];
+  for (let round = 0; round < s.runs; round++) {
+    const thisRound: Partial<Record<Target, WrkResult>> = {};
+    for (const r of runners) {
+      if (typeof wrk[r.key] === 'string') continue; // failed to start before: not tried again
+      try {
+        const t = await started(r.start());
+        const url = t.url + s.path;
+        log(`${LABEL[r.key]}: warm-up ${s.warmup}`);
+        await runWrk(url, { threads: s.threads, connections: s.connections, duration: s.warmup });
+        const res = await measureOnce(s, url, LABEL[r.key], round);
+        await stopped(t);
+        (runs[r.key] ??= []).push(res);
+        thisRound[r.key] = res;
+      } catch (e) {
+        wrk[r.key] = `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
+        log(`${LABEL[r.key]}: ${wrk[r.key] as string}`);
+      }
+    }
+    rounds.push(thisRound);
   }
-  runs.sort((a, b) => a.requestsPerSec - b.requestsPerSec);
-  return runs[Math.floor((runs.length - 1) / 2)]!;
+  for (const [key, list] of Object.entries(runs) as Array<[Target, WrkResult[]]>) if (typeof wrk[key] !== 'string') wrk[key] = medianRun(list);
+  return { wrk, rounds };
 }
 
 async function fixedRate(s: Settings, url: string, what: string): Promise<FixedRateResult> {
@@ -194,67 +235,52 @@ async function main(argv: string[]): Promise<number> {
   const machine = await machineInfo();
   log(machineLine(machine));
 
-  const wrk: Partial<Record<Target, WrkResult | string>> = {};
   const latency: { direct?: FixedRateResult | string; sidecar1?: FixedRateResult | string } = {};
 
   const svc: ServiceProcess = await started(startDraftServiceProcess({ serviceTime: '0ms' }));
   const target = (base: string) => base + s.path;
-
-  if (s.only.has('direct')) wrk.direct = await measure(s, target(svc.url), LABEL.direct);
-  if (s.only.has('nginx')) {
-    try {
-      const ngx = await started(startNginx({ upstreamPort: svc.port, workers: 1, keepalive: 64 }));
-      wrk.nginx = await measure(s, target(ngx.url), LABEL.nginx);
-      await stopped(ngx);
-    } catch (e) {
-      wrk.nginx = `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
-      log(wrk.nginx);
-    }
-  }
-  if (s.only.has('bare')) {
+  const sidecar = (key: 'sidecar1' | 'sidecar1p20' | 'sidecar1hp' | 'sidecar2') => async () => {
+    if (!sidecarBuilt) throw new Error(`${join(BUILD_ROOT, 'cmd', 'serve.js')} is not built yet`);
+    // the pool like the references' (nginx keepalive 64, the bare proxy's 64), but in the default-pool row
+    const sc = await startSidecar(passThroughPolicy(svc.url, key === 'sidecar2' ? 2 : 1, s.logLevel, key === 'sidecar1p20' ? null : s.pool), {
+      nodeArgs: s.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`] : [],
+      env: key === 'sidecar1hp' ? { BRIDGE_SIDECAR_UPSTREAM_LEG: 'http-proxy' } : {},
+    });
+    return { url: sc.url, stop: () => sc.stop() };
+  };
+  const all: Runner[] = [
+    // the service stays up for the whole run: its row is measured without restarting it
+    { key: 'direct', start: () => Promise.resolve({ url: svc.url, stop: () => Promise.resolve() }) },
+    { key: 'nginx', start: async () => startNginx({ upstreamPort: svc.port, workers: 1, keepalive: 64 }) },
     // what any Node proxy costs here: the sidecar's gap to nginx splits into the runtime's share and its own
-    try {
-      const bare = await started(startBareProxy(svc.url));
-      wrk.bare = await measure(s, target(bare.url), LABEL.bare);
-      await stopped(bare);
-    } catch (e) {
-      wrk.bare = `not measured: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
-      log(wrk.bare);
-    }
-  }
-  for (const key of ['sidecar1', 'sidecar1p20', 'sidecar1hp', 'sidecar2'] as const) {
-    const workers = key === 'sidecar2' ? 2 : 1;
-    const wantLatency = key === 'sidecar1' && s.only.has('latency');
-    if (!s.only.has(key) && !wantLatency) continue;
-    if (!sidecarBuilt) {
-      wrk[key] = `not measured: ${join(BUILD_ROOT, 'cmd', 'serve.js')} is not built yet`;
-      if (wantLatency) latency.sidecar1 = wrk[key] as string;
-      continue;
-    }
-    try {
-      // the pool like the references' (nginx keepalive 64, the bare proxy's 64), but in the default-pool row
-      const sc = await started(startSidecar(passThroughPolicy(svc.url, workers, s.logLevel, key === 'sidecar1p20' ? null : s.pool), {
-        nodeArgs: s.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${s.cpuProfDir}`] : [],
-        env: key === 'sidecar1hp' ? { BRIDGE_SIDECAR_UPSTREAM_LEG: 'http-proxy' } : {},
-      }));
-      if (s.only.has(key)) wrk[key] = await measure(s, target(sc.url), LABEL[key]);
-      if (wantLatency) {
+    { key: 'bare', start: () => startBareProxy(svc.url) },
+    { key: 'sidecar1', start: sidecar('sidecar1') },
+    { key: 'sidecar1p20', start: sidecar('sidecar1p20') },
+    { key: 'sidecar1hp', start: sidecar('sidecar1hp') },
+    { key: 'sidecar2', start: sidecar('sidecar2') },
+  ];
+  let wrk: Partial<Record<Target, WrkResult | string>> = {};
+  let rounds: Array<Partial<Record<Target, WrkResult>>> = [];
+  try {
+    ({ wrk, rounds } = await throughputRounds(s, all.filter((r) => s.only.has(r.key))));
+    if (s.only.has('latency')) {
+      try {
+        const sc = await started(sidecar('sidecar1')());
         // the direct and the proxied fixed-rate runs back to back, so they see the same machine state
         latency.direct = await fixedRate(s, target(svc.url), 'fixed rate, direct');
         latency.sidecar1 = await fixedRate(s, target(sc.url), 'fixed rate, through bridge-sidecar (1 worker)');
+        await stopped(sc);
+      } catch (e) {
+        const msg = `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
+        latency.sidecar1 ??= msg;
+        log(`fixed rate: ${msg}`);
       }
-      await stopped(sc);
-    } catch (e) {
-      const msg = `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
-      if (s.only.has(key) && !wrk[key]) wrk[key] = msg;
-      if (wantLatency && !latency.sidecar1) latency.sidecar1 = msg;
-      log(`${LABEL[key]}: ${msg}`);
     }
+  } finally {
+    await stopAll();
   }
-  if (s.only.has('latency') && !latency.direct) latency.direct = await fixedRate(s, target(svc.url), 'fixed rate, direct');
-  await stopAll();
 
-  const md = report(s, machine, wrk, latency, argv);
+  const md = report(s, machine, wrk, rounds, latency, argv);
   process.stdout.write(md + '\n');
   if (s.write) {
     updateSection(SECTION, md);
@@ -267,6 +293,7 @@ function report(
   s: Settings,
   m: Awaited<ReturnType<typeof machineInfo>>,
   wrk: Partial<Record<Target, WrkResult | string>>,
+  rounds: ReadonlyArray<Partial<Record<Target, WrkResult>>>,
   latency: { direct?: FixedRateResult | string; sidecar1?: FixedRateResult | string },
   argv: string[],
 ): string {
@@ -275,7 +302,7 @@ function report(
   out.push(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC with \`node dist/bench/core.js${argv.length ? ' ' + argv.join(' ') : ''}\`.`);
   out.push('');
   out.push(`- Machine: ${machineLine(m)}; 1-minute load average ${m.load1} at the start.`);
-  out.push(`- Load: \`wrk -t${s.threads} -c${s.connections} -d${s.duration} --latency\` on \`GET ${s.path}\` (a ${'~1 KB'} JSON answer, service time 0), after a ${s.warmup} warm-up per target${s.runs > 1 ? `; median of ${s.runs} runs by requests/s` : ''}.`);
+  out.push(`- Load: \`wrk -t${s.threads} -c${s.connections} -d${s.duration} --latency\` on \`GET ${s.path}\` (a ${'~1 KB'} JSON answer, service time 0), after a ${s.warmup} warm-up per target${s.runs > 1 ? `; ${s.runs} rounds, each starting every target in turn (warm-up, one run, stop), and the median of its runs by requests/s per target` : ''}.`);
   out.push('- wrk, the proxy under test and the draft service (one Node process) share the same cores, so absolute figures are lower than on');
   out.push('  dedicated machines; the ratios between rows, measured in the same run, are the meaningful part. The last column is the share');
   out.push('  of the machine\'s CPU that processes outside the benchmark used meanwhile (from /proc): above ~10% a row is pessimistic.');
@@ -299,6 +326,11 @@ function report(
   if (typeof sc1 === 'object' && typeof nginx === 'object') {
     const ratio = sc1.requestsPerSec / nginx.requestsPerSec;
     out.push(`**Throughput ratio bridge-sidecar 1 worker / nginx 1 worker: ${f2(ratio)}×** (target ≥ 0.5×: ${ratio >= 0.5 ? 'met' : 'NOT met'}).`);
+    const paired = rounds.flatMap((r) => (r.sidecar1 && r.nginx ? [r.sidecar1.requestsPerSec / r.nginx.requestsPerSec] : []));
+    if (paired.length > 1) {
+      const sorted = [...paired].sort((a, b) => a - b);
+      out.push('', `Round by round (the sidecar and nginx a minute apart at most): ${paired.map((x) => `${f2(x)}×`).join(', ')}; median ${f2(sorted[Math.floor((sorted.length - 1) / 2)]!)}×.`);
+    }
     const bare = wrk.bare;
     if (typeof bare === 'object') out.push('', `The smallest Node proxy (bench/lib/bare-proxy.ts: no policy, metrics or logs) reads ${f2(bare.requestsPerSec / nginx.requestsPerSec)}× nginx in the same run; the sidecar is ${f2(sc1.requestsPerSec / bare.requestsPerSec)}× it.`);
     const p20 = wrk.sidecar1p20;
