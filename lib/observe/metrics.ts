@@ -56,13 +56,13 @@ export interface PoolFigures {
   waiting: number;
 }
 
-/** Series every worker (or the single process) exports. */
 /** One endpoint and method's request counter, and its duration histograms by status. */
 interface MethodCells {
   readonly count: CounterCell;
   readonly byStatus: Map<number, HistogramCell>;
 }
 
+/** Series every worker (or the single process) exports. */
 export class WorkerMetrics {
   readonly registry: Registry;
   /** Per-request series: plain numbers, exported in prom-client's format (see fast-metrics.ts). */

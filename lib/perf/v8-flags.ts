@@ -9,10 +9,10 @@
  * streams), so sites inside node's own `parserOnIncoming`, `resOnFinish`, `OutgoingMessage.end` or
  * `IncomingMessage` go megamorphic once a worker has seen ordinary mixed traffic, while a one-route toy server's
  * stay monomorphic. With room for 16 shapes they stay polymorphic: an L1 hit cost 25–26 µs of CPU against
- * 27–28 µs, a pass-through 57 against 61 µs (bench/RESULTS.md, "Performance pass (issue 19)", session 19). The
+ * 27–30 µs, a pass-through 57 against 61 µs (bench/RESULTS.md, "Performance pass (issue 19)", session 19). The
  * flag only changes when an access site gives up its inline checks; it is set when the worker starts, before the
  * request path is first compiled. An operator's own flag on node's command line wins.
- * *
+ *
  * V8 runs a function in its interpreter (Ignition) until the function has been called often enough, then
  * compiles it to baseline code (Sparkplug), and later, when hot, to optimised code (TurboFan). In a fresh
  * worker that means the warm-up's synthetic requests run interpreted code, and its time bound fits fewer of them.
