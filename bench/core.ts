@@ -22,6 +22,7 @@ import { cpuSnapshot, foreignCpuShare, machineInfo, machineLine, waitForQuiet } 
 import { startNginx } from './lib/nginx';
 import { BUILD_ROOT, passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
+import { median } from './lib/stats';
 import { updateSection } from './results';
 
 const SECTION = 'Core pass-through (issue 2)';
@@ -155,6 +156,11 @@ async function measureOnce(s: Settings, url: string, what: string, round: number
   return r;
 }
 
+/** A target's row when it could not be measured: the error's first lines. */
+function notMeasured(e: unknown): string {
+  return `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
+}
+
 /** The run with the median requests/s. */
 function medianRun(runs: readonly WrkResult[]): WrkResult {
   const sorted = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
@@ -191,7 +197,7 @@ async function throughputRounds(s: Settings, runners: readonly Runner[]): Promis
         (runs[r.key] ??= []).push(res);
         thisRound[r.key] = res;
       } catch (e) {
-        wrk[r.key] = `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
+        wrk[r.key] = notMeasured(e);
         log(`${LABEL[r.key]}: ${wrk[r.key] as string}`);
       }
     }
@@ -271,7 +277,7 @@ async function main(argv: string[]): Promise<number> {
         latency.sidecar1 = await fixedRate(s, target(sc.url), 'fixed rate, through bridge-sidecar (1 worker)');
         await stopped(sc);
       } catch (e) {
-        const msg = `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
+        const msg = notMeasured(e);
         latency.sidecar1 ??= msg;
         log(`fixed rate: ${msg}`);
       }
@@ -327,10 +333,7 @@ function report(
     const ratio = sc1.requestsPerSec / nginx.requestsPerSec;
     out.push(`**Throughput ratio bridge-sidecar 1 worker / nginx 1 worker: ${f2(ratio)}×** (target ≥ 0.5×: ${ratio >= 0.5 ? 'met' : 'NOT met'}).`);
     const paired = rounds.flatMap((r) => (r.sidecar1 && r.nginx ? [r.sidecar1.requestsPerSec / r.nginx.requestsPerSec] : []));
-    if (paired.length > 1) {
-      const sorted = [...paired].sort((a, b) => a - b);
-      out.push('', `Round by round (the sidecar and nginx a minute apart at most): ${paired.map((x) => `${f2(x)}×`).join(', ')}; median ${f2(sorted[Math.floor((sorted.length - 1) / 2)]!)}×.`);
-    }
+    if (paired.length > 1) out.push('', `Round by round (the sidecar and nginx a minute apart at most): ${paired.map((x) => `${f2(x)}×`).join(', ')}; median ${f2(median(paired))}×.`);
     const bare = wrk.bare;
     if (typeof bare === 'object') out.push('', `The smallest Node proxy (bench/lib/bare-proxy.ts: no policy, metrics or logs) reads ${f2(bare.requestsPerSec / nginx.requestsPerSec)}× nginx in the same run; the sidecar is ${f2(sc1.requestsPerSec / bare.requestsPerSec)}× it.`);
     const p20 = wrk.sidecar1p20;

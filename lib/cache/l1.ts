@@ -90,11 +90,7 @@ export class L1Cache {
   /** Store for ttlMs; an entry larger than the whole budget is simply not kept. */
   set(key: string, entry: CacheEntry, ttlMs: number): void {
     if (ttlMs <= 0 || !this.admitting) return;
-    const size = entrySize(entry);
-    if (size > this.maxBytes) return;
-    this.lru.set(key, entry, { ttl: Math.ceil(ttlMs), size });
-    this.tags.add(key);
-    holders.set(entry, { l1: this, key });
+    this.put(key, entry, Math.ceil(ttlMs));
   }
 
   /** `entry`'s size changed (chargeDerived): count it again if this L1 still holds it under `key`. */
@@ -104,11 +100,16 @@ export class L1Cache {
     // lru-cache counts a size again only when the value changes: the entry is taken out and put back (most
     // recently used, as it was just served; older entries leave if the budget needs it)
     this.lru.delete(key);
+    this.put(key, entry, ttl);
+  }
+
+  /** Hold `entry` at its size now; one larger than the whole budget is not kept (a request serving it still has it). */
+  private put(key: string, entry: CacheEntry, ttl: number): void {
     const size = entrySize(entry);
-    // like set(): an entry larger than the whole budget is not kept (the request being served still has it)
     if (size > this.maxBytes) return;
     this.lru.set(key, entry, { ttl, size });
     this.tags.add(key);
+    holders.set(entry, { l1: this, key });
   }
 
   delete(key: string): boolean {

@@ -35,10 +35,18 @@ import type { Policy } from '../policy/types';
 const EAGER_BASELINE = '--always-sparkplug';
 const POLYMORPHIC_MAPS = '--max-valid-polymorphic-map-count';
 
+/** Whether node's command line sets `flag` itself (`--flag`, `--no-flag`, `--flag=value`; V8 reads `_` as `-`). */
+function onCommandLine(execArgv: readonly string[], flag: string): boolean {
+  const negated = '--no-' + flag.slice(2);
+  return execArgv.some((raw) => {
+    const a = raw.replace(/_/g, '-');
+    return a === flag || a === negated || a.startsWith(flag + '=');
+  });
+}
+
 /** The V8 flags for the whole life of a process that serves requests (none when node's command line sets its own). */
 export function steadyV8FlagsFor(policy: Policy, execArgv: readonly string[] = process.execArgv): string[] {
-  const own = execArgv.some((a) => a.replace(/_/g, '-').startsWith(POLYMORPHIC_MAPS));
-  return own ? [] : [`${POLYMORPHIC_MAPS}=${policy.server.v8_polymorphic_maps}`];
+  return onCommandLine(execArgv, POLYMORPHIC_MAPS) ? [] : [`${POLYMORPHIC_MAPS}=${policy.server.v8_polymorphic_maps}`];
 }
 
 /** Set the steady flags in this process: before the request path is first compiled (see above). */
@@ -51,7 +59,7 @@ export function applySteadyV8Flags(policy: Policy): string[] {
 /** The V8 flags the policy asks for during the warm-up (an operator's own flag on the command line wins). */
 export function v8FlagsFor(policy: Policy, execArgv: readonly string[] = process.execArgv): string[] {
   const w = policy.server.jit_warmup;
-  if (!w.eager_baseline || execArgv.some((a) => a === EAGER_BASELINE || a === '--no-always-sparkplug')) return [];
+  if (!w.eager_baseline || onCommandLine(execArgv, EAGER_BASELINE)) return [];
   return [EAGER_BASELINE];
 }
 
