@@ -2,7 +2,8 @@
 /**
  * Cache benchmark, all in one run on this machine:
  *
- * 1. Hit throughput and latency (wrk, default -t2 -c50 -d10s, GET) for a 2 KB and a 10 KB body, every
+ * 1. Hit throughput and latency (wrk, default -t2 -c50 -d10s, GET; the targets in interleaved rounds, each
+ *    round starting, warming, measuring and stopping every one) for a 2 KB and a 10 KB body, every
  *    request a hit: bridge-sidecar (1 worker) from L1, from L2 (redis-server) and from L3 (disk), next to
  *    nginx proxy_cache (1 worker) and Varnish (varnishd, malloc storage) caching the same origin.
  * 2. The example draft service under a read-heavy mix at a fixed rate (the loadtest engine: open loop, latency
@@ -36,6 +37,7 @@ import { machineInfo, machineLine } from './lib/machine';
 import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar, type SidecarProcess } from './lib/services';
 import { startRedis, type RedisInstance } from '../test/helpers/redis';
 import { updateSection } from './results';
+import { median } from './lib/stats';
 
 const SECTION = 'Cache (issue 5)';
 const VARNISHD = process.env.VARNISHD ?? '/usr/sbin/varnishd';
@@ -228,30 +230,38 @@ async function startNginxMixCache(servicePort: number): Promise<{ url: string; s
 interface MixRow { target: string; runs: MixResult[]; median: MixResult; upstream: number }
 interface MixSetup { url: string; up(): Promise<number>; stop(): Promise<void> }
 
-/** s.mixRuns runs against one target, each with a fresh draft service; the median run by p99. */
-async function mixTarget(s: Settings, target: string, setup: (svc: { url: string; port: number }) => Promise<MixSetup>): Promise<MixRow> {
-  const runs: { r: MixResult; up: number }[] = [];
-  for (let i = 0; i < s.mixRuns; i++) {
-    const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
+/** One run of the mix against one target, with a fresh draft service. */
+async function mixRun(s: Settings, target: string, setup: (svc: { url: string; port: number }) => Promise<MixSetup>): Promise<{ r: MixResult; up: number }> {
+  const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
+  try {
+    const t = await setup(svc);
     try {
-      const t = await setup(svc);
-      try {
-        // the warm-up fills the caches; the service's count is read between the two phases
-        let before = NaN;
-        const r = await runMix(t.url, s.rate, s.rateDurationMs, s.mixWarmupMs, async () => { before = await t.up(); });
-        runs.push({ r, up: (await t.up()) - before });
-      } finally {
-        await t.stop();
-      }
+      // the warm-up fills the caches; the service's count is read between the two phases
+      let before = NaN;
+      const r = await runMix(t.url, s.rate, s.rateDurationMs, s.mixWarmupMs, async () => { before = await t.up(); });
+      const up = (await t.up()) - before;
+      process.stderr.write(`mix ${target}: p50 ${r.all.p50} p99 ${r.all.p99} (reads ${r.read.p99}, writes ${r.write.p99}) ms, warm-up p99 ${r.warmup.p99} ms\n`);
+      return { r, up };
     } finally {
-      await svc.stop();
+      await t.stop();
     }
-    const last = runs[runs.length - 1].r;
-    process.stderr.write(`mix ${target}: p50 ${last.all.p50} p99 ${last.all.p99} (reads ${last.read.p99}, writes ${last.write.p99}) ms, warm-up p99 ${last.warmup.p99} ms\n`);
+  } finally {
+    await svc.stop();
   }
-  const sorted = [...runs].sort((a, b) => a.r.all.p99 - b.r.all.p99);
-  const mid = sorted[Math.floor(sorted.length / 2)];
-  return { target, runs: runs.map((x) => x.r), median: mid.r, upstream: mid.up };
+}
+
+/**
+ * s.mixRuns runs of every target in interleaved rounds (round i runs each target once, in turn), so a slow spell
+ * of the machine lands on all the targets of a round; per target the median run by p99.
+ */
+async function mixTargets(s: Settings, targets: ReadonlyArray<{ name: string; setup: (svc: { url: string; port: number }) => Promise<MixSetup> }>): Promise<MixRow[]> {
+  const runs = new Map<string, { r: MixResult; up: number }[]>(targets.map((t) => [t.name, []]));
+  for (let i = 0; i < s.mixRuns; i++) for (const t of targets) runs.get(t.name)!.push(await mixRun(s, t.name, t.setup));
+  return targets.map(({ name }) => {
+    const mine = runs.get(name)!;
+    const mid = [...mine].sort((a, b) => a.r.all.p99 - b.r.all.p99)[Math.floor(mine.length / 2)]!;
+    return { target: name, runs: mine.map((x) => x.r), median: mid.r, upstream: mid.up };
+  });
 }
 
 function mixPolicy(serviceUrl: string, l3Dir: string | null, workers = 1) {
@@ -286,23 +296,23 @@ async function main(): Promise<void> {
     const origin = await startOrigin();
     cleanups.push(() => origin.close());
 
-    type Row = { target: string; size: string; r: WrkResult | null; note?: string };
+    type Row = { target: string; size: string; r: WrkResult | null; note?: string; perRound?: WrkResult[] };
     const rows: Row[] = [];
     const doHits = s.only !== 'mix';
-    const measure = async (target: string, base: string) => {
+    // One hit target: started fresh for each round, its two bodies measured, stopped.
+    type Started = { url: string; stop(): Promise<void> };
+    type HitTarget = { name: string; start(): Promise<Started> };
+    const measureOnce = async (base: string): Promise<Map<string, WrkResult>> => {
+      const out = new Map<string, WrkResult>();
       for (const size of ['2k', '10k']) {
         const url = `${base}/body/${size}`;
         await fetch(url).then((r) => r.arrayBuffer()); // fill
         await new Promise((r) => setTimeout(r, 300)); // let write-behind reach L2/L3
         await fetch(url).then((r) => r.arrayBuffer());
         await runWrk(url, { threads: 2, connections: 50, duration: s.warmup });
-        const runs: WrkResult[] = [];
-        for (let i = 0; i < s.runs; i++) runs.push(await runWrk(url, { threads: 2, connections: 50, duration: s.duration, timeout: '5s' }));
-        runs.sort((a, b) => a.requestsPerSec - b.requestsPerSec);
-        const r = runs[Math.floor(runs.length / 2)]; // the median run by requests/s
-        log(`${target} ${size}: ${runs.map((x) => x.requestsPerSec.toFixed(0)).join(' / ')} req/s (median ${r.requestsPerSec.toFixed(0)}), p99 ${r.latency.p99} ms`);
-        rows.push({ target, size, r });
+        out.set(size, await runWrk(url, { threads: 2, connections: 50, duration: s.duration, timeout: '5s' }));
       }
+      return out;
     };
 
     // sidecar tiers, one at a time so each row measures that tier
@@ -320,32 +330,54 @@ async function main(): Promise<void> {
       { name: 'bridge-sidecar L3 disk (1 worker)', tiers: `  l3: { path: "${l3dir}", size: 256MB }` },
     ];
     if (redis) tierSetups.push({ name: 'bridge-sidecar L2 redis (1 worker)', tiers: '  l2: { ttl: 1h }', redis: `redis: { url: "${redis.url}", command_timeout: 100ms }` });
-    if (!doHits) tierSetups.length = 0;
-    for (const { name, tiers, redis: redisSection = '', server = '' } of tierSetups) {
-      const sc: SidecarProcess = await startSidecar(sidecarCachePolicy(origin.url, tiers, redisSection, server), { readyPath: '/body/2k' });
-      try { await measure(name, sc.url); } finally { await sc.stop(); }
-    }
-    if (!doHits) { /* hit rows skipped (--only mix) */ } else if (have(NGINX)) {
-      const ng = await startNginxCache(origin.port);
-      try { await measure('nginx proxy_cache (1 worker)', ng.url); } finally { await ng.stop(); }
-    } else rows.push({ target: 'nginx proxy_cache', size: '-', r: null, note: 'nginx not installed' });
-    if (doHits) try {
-      const v = await startVarnish(origin.port);
-      try { await measure('Varnish (malloc, default threads)', v.url); } finally { await v.stop(); }
-    } catch (e) {
-      rows.push({ target: 'Varnish', size: '-', r: null, note: 'varnishd unavailable: ' + String(e).split('\n')[0] });
-    }
-    // the ceiling of any Node server on this machine: node:http answering from a Map, one process
+    const targets: HitTarget[] = [];
     if (doHits) {
-      const port = await freePort();
-      const script = `const b=new Map([['/body/2k',Buffer.alloc(2048,'a')],['/body/10k',Buffer.alloc(10240,'b')],['/health',Buffer.from('ok')]]);` +
-        `require('http').createServer((q,s)=>{const x=b.get(q.url);s.writeHead(x?200:404,{'content-type':'application/json','content-length':x?x.length:0});s.end(x);}).listen(${port},'127.0.0.1')`;
-      const proc = startProcess('node-map', process.execPath, ['-e', script]);
-      try {
-        await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
-        await measure('node:http from a Map (reference, 1 process)', `http://127.0.0.1:${port}`);
-      } finally { await proc.stop(); }
+      for (const { name, tiers, redis: redisSection = '', server = '' } of tierSetups) {
+        targets.push({ name, start: () => startSidecar(sidecarCachePolicy(origin.url, tiers, redisSection, server), { readyPath: '/body/2k' }) });
+      }
+      if (have(NGINX)) targets.push({ name: 'nginx proxy_cache (1 worker)', start: () => startNginxCache(origin.port) });
+      else rows.push({ target: 'nginx proxy_cache', size: '-', r: null, note: 'nginx not installed' });
+      targets.push({ name: 'Varnish (malloc, default threads)', start: () => startVarnish(origin.port) });
+      // the ceiling of any Node server on this machine: node:http answering from a Map, one process
+      targets.push({ name: 'node:http from a Map (reference, 1 process)', start: async () => {
+        const port = await freePort();
+        const script = `const b=new Map([['/body/2k',Buffer.alloc(2048,'a')],['/body/10k',Buffer.alloc(10240,'b')],['/health',Buffer.from('ok')]]);` +
+          `require('http').createServer((q,s)=>{const x=b.get(q.url);s.writeHead(x?200:404,{'content-type':'application/json','content-length':x?x.length:0});s.end(x);}).listen(${port},'127.0.0.1')`;
+        const proc = startProcess('node-map', process.execPath, ['-e', script]);
+        try { await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 }); } catch (e) { await proc.stop(); throw e; }
+        return { url: `http://127.0.0.1:${port}`, stop: () => proc.stop() };
+      } });
     }
+    // Interleaved rounds, as in bench/core.ts: in each round every target is started, warmed, measured once per
+    // body and stopped, so a slow spell of this shared machine lands on every target of a round, not on one row.
+    const measured = new Map<string, Map<string, WrkResult[]>>();
+    const unavailable = new Map<string, string>(); // target -> why (reported after the measured rows)
+    for (let round = 0; round < s.runs; round++) {
+      for (const t of targets) {
+        if (unavailable.has('Varnish') && t.name.startsWith('Varnish')) continue;
+        let started: Started;
+        try { started = await t.start(); } catch (e) {
+          if (!t.name.startsWith('Varnish')) throw e;
+          unavailable.set('Varnish', 'varnishd unavailable: ' + String(e).split('\n')[0]);
+          continue;
+        }
+        try {
+          const bySize = measured.get(t.name) ?? new Map<string, WrkResult[]>();
+          measured.set(t.name, bySize);
+          for (const [size, r] of await measureOnce(started.url)) {
+            bySize.set(size, [...(bySize.get(size) ?? []), r]);
+            log(`round ${round + 1} ${t.name} ${size}: ${r.requestsPerSec.toFixed(0)} req/s, p99 ${r.latency.p99} ms`);
+          }
+        } finally { await started.stop(); }
+      }
+    }
+    for (const [target, bySize] of measured) {
+      for (const [size, runs] of bySize) {
+        const sorted = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+        rows.push({ target, size, r: sorted[Math.floor(sorted.length / 2)]!, perRound: runs }); // the median run by requests/s
+      }
+    }
+    for (const [target, note] of unavailable) rows.push({ target, size: '-', r: null, note });
     const nginxRate = (size: string) => rows.find((r) => r.target.startsWith('nginx') && r.size === size)?.r?.requestsPerSec;
     const nginx2k = nginxRate('2k');
     const originHits = origin.count();
@@ -355,45 +387,51 @@ async function main(): Promise<void> {
     const mixRows: MixRow[] = [];
     if (s.only === null || s.only === 'mix') {
       const floor = await startFloorServer();
-      try { mixRows.push(await mixTarget(s, 'generator floor: node:http answering from memory', async () => ({ url: floor.url, up: () => Promise.resolve(NaN), stop: async () => {} }))); } finally { await floor.close(); }
-      mixRows.push(await mixTarget(s, 'direct (no proxy)', async (svc) => ({ url: svc.url, up: () => serviceRequests(svc.url), stop: async () => {} })));
-      if (have(NGINX)) {
-        mixRows.push(await mixTarget(s, 'nginx proxy_cache (1 worker; POST cached by URI + body)', async (svc) => {
-          const ng = await startNginxMixCache(svc.port);
-          return { url: ng.url, up: () => serviceRequests(svc.url), stop: () => ng.stop() };
-        }));
-      }
-      for (const workers of s.workers) {
-        const mixLabel = `bridge-sidecar (${workers} worker${workers === 1 ? '' : 's'}, ${s.mixL3 ? 'L1 + L3' : 'L1'})`;
-        mixRows.push(await mixTarget(s, mixLabel, async (svc) => {
-          const mixDir = mkdtempSync(join(tmpdir(), 'bench-mix-l3-'));
-          const sc = await startSidecar(mixPolicy(svc.url, s.mixL3 ? mixDir : null, workers));
-          return { url: sc.url, up: () => serviceRequests(svc.url), stop: async () => {
-            // the pod's L1 (summed over its workers by /metrics), for the one-cache-per-pod comparison
-            await new Promise((r) => setTimeout(r, 5500)); // the gauge is sampled every 5 s
-            const m = await fetch(sc.adminUrl + '/metrics').then((r) => r.text()).catch(() => '');
-            const l1 = /bridge_sidecar_cache_size_bytes\{layer="l1"\} (\d+)/.exec(m)?.[1];
-            log(`${mixLabel}: pod L1 ${l1 === undefined ? 'unknown' : (Number(l1) / 1024 / 1024).toFixed(1) + ' MiB'}`);
-            await sc.stop();
-            rmSync(mixDir, { recursive: true, force: true });
-          } };
-        }));
-      }
+      try {
+        type MixTarget = Parameters<typeof mixTargets>[1][number];
+        const mixTargetList: MixTarget[] = [
+          { name: 'generator floor: node:http answering from memory', setup: async () => ({ url: floor.url, up: () => Promise.resolve(NaN), stop: async () => {} }) },
+          { name: 'direct (no proxy)', setup: async (svc) => ({ url: svc.url, up: () => serviceRequests(svc.url), stop: async () => {} }) },
+        ];
+        if (have(NGINX)) {
+          mixTargetList.push({ name: 'nginx proxy_cache (1 worker; POST cached by URI + body)', setup: async (svc) => {
+            const ng = await startNginxMixCache(svc.port);
+            return { url: ng.url, up: () => serviceRequests(svc.url), stop: () => ng.stop() };
+          } });
+        }
+        for (const workers of s.workers) {
+          const mixLabel = `bridge-sidecar (${workers} worker${workers === 1 ? '' : 's'}, ${s.mixL3 ? 'L1 + L3' : 'L1'})`;
+          mixTargetList.push({ name: mixLabel, setup: async (svc) => {
+            const mixDir = mkdtempSync(join(tmpdir(), 'bench-mix-l3-'));
+            const sc = await startSidecar(mixPolicy(svc.url, s.mixL3 ? mixDir : null, workers));
+            return { url: sc.url, up: () => serviceRequests(svc.url), stop: async () => {
+              // the pod's L1 (summed over its workers by /metrics), for the one-cache-per-pod comparison
+              await new Promise((r) => setTimeout(r, 5500)); // the gauge is sampled every 5 s
+              const m = await fetch(sc.adminUrl + '/metrics').then((r) => r.text()).catch(() => '');
+              const l1 = /bridge_sidecar_cache_size_bytes\{layer="l1"\} (\d+)/.exec(m)?.[1];
+              log(`${mixLabel}: pod L1 ${l1 === undefined ? 'unknown' : (Number(l1) / 1024 / 1024).toFixed(1) + ' MiB'}`);
+              await sc.stop();
+              rmSync(mixDir, { recursive: true, force: true });
+            } };
+          } });
+        }
+        mixRows.push(...await mixTargets(s, mixTargetList));
+      } finally { await floor.close(); }
     }
 
     // report
     lines.push(`Command: \`node dist/bench/cache.js${process.argv.slice(2).map((x) => ' ' + x).join('')}\` (\`npm run build\` first).`, '');
-    lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work shares these 2 cores: compare rows of the same run only). wrk -t2 -c50 -d${s.duration} (after a ${s.warmup} warm-up), median of ${s.runs} run(s) by requests/s, every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: ${varnishVersion()}.`, '');
-    lines.push('| cache | body | requests/s | p50 ms | p99 ms | vs nginx (same body) |', '|---|---|---:|---:|---:|---:|');
+    lines.push(`Run: ${new Date().toISOString()} on ${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(1)).join(' ')} (other work shares these 2 cores: compare rows of the same run only). wrk -t2 -c50 -d${s.duration} in ${s.runs} interleaved round(s): each round starts every target fresh, warms it for ${s.warmup} and measures it once (as bench/core.ts does); the median round by requests/s; every request a cache hit of a GET; origin answers \`cache-control: public, max-age=3600\`. Varnish: ${varnishVersion()}.`, '');
+    lines.push('| cache | body | requests/s | p50 ms | p99 ms | vs nginx (same body) | rounds, requests/s |', '|---|---|---:|---:|---:|---:|---|');
     for (const row of rows) {
-      if (!row.r) { lines.push(`| ${row.target} | - | ${row.note} | | | |`); continue; }
+      if (!row.r) { lines.push(`| ${row.target} | - | ${row.note} | | | | |`); continue; }
       const ng = nginxRate(row.size);
       const ratio = ng ? (row.r.requestsPerSec / ng).toFixed(2) + '×' : '-';
-      lines.push(`| ${row.target} | ${row.size === '2k' ? '2 KB' : '10 KB'} | ${row.r.requestsPerSec.toFixed(0)} | ${row.r.latency.p50.toFixed(2)} | ${row.r.latency.p99.toFixed(2)} | ${ratio} |`);
+      lines.push(`| ${row.target} | ${row.size === '2k' ? '2 KB' : '10 KB'} | ${row.r.requestsPerSec.toFixed(0)} | ${row.r.latency.p50.toFixed(2)} | ${row.r.latency.p99.toFixed(2)} | ${ratio} | ${(row.perRound ?? []).map((x) => x.requestsPerSec.toFixed(0)).join(' / ')} |`);
     }
     lines.push('', `Origin requests during the hit runs: ${originHits} (fills only).`, '');
     if (mixRows.length > 0) {
-      lines.push(`Read-heavy mix: the example draft service (service time 0), ${s.rate} requests/s open loop (the \`bridge-sidecar loadtest\` engine, 64 connections, latency from each request's due time) for ${s.rateDurationMs / 1000} s after a ${s.mixWarmupMs / 1000} s warm-up; 90 % \`POST /query_script\` reads, 10 % \`POST /add_text\` writes, both over 1,000 drafts Zipf-distributed (s = 1); a fresh service for each target; median of ${s.mixRuns} run(s) by p99. The sidecar runs the example \`query_script\` route (5 min TTL, \`store_if\`; no invalidation wired in this run). The first row is the same generator against a server that answers from memory: the floor the measuring tool itself reads here.`, '');
+      lines.push(`Read-heavy mix: the example draft service (service time 0), ${s.rate} requests/s open loop (the \`bridge-sidecar loadtest\` engine, 64 connections, latency from each request's due time) for ${s.rateDurationMs / 1000} s after a ${s.mixWarmupMs / 1000} s warm-up; 90 % \`POST /query_script\` reads, 10 % \`POST /add_text\` writes, both over 1,000 drafts Zipf-distributed (s = 1); a fresh service for each target and run; the targets run in ${s.mixRuns} interleaved round(s) (each round runs every target once, in turn); median run by p99. The sidecar runs the example \`query_script\` route (5 min TTL, \`store_if\`; no invalidation wired in this run). The first row is the same generator against a server that answers from memory: the floor the measuring tool itself reads here.`, '');
       lines.push('| target | p50 ms | p95 ms | p99 ms | max ms | reads p99 | writes p99 | warm-up p99 | errors | requests reaching the service | runs\' p99 |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
       for (const row of mixRows) {
         const r = row.median;
@@ -408,6 +446,15 @@ async function main(): Promise<void> {
     const viaP99 = mixRows.find((r) => r.target.startsWith('bridge-sidecar'))?.median.all.p99;
     if (l1 && nodeMap) lines.push('', `L1 hits (2 KB) run at ${(l1 / nodeMap).toFixed(2)}× a bare node:http server answering from a Map on this machine (the ceiling of a Node process).`);
     const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}× ${a / b >= 0.75 ? '✅' : '❌'}` : 'n/a');
+    // each round's own ratio: the two targets measured minutes apart at most, under the same spell of the machine
+    const roundRatios = (size: string) => {
+      const a = rows.find((r) => r.target === 'bridge-sidecar L1 (1 worker)' && r.size === size)?.perRound;
+      const b = rows.find((r) => r.target.startsWith('nginx') && r.size === size)?.perRound;
+      if (!a || !b) return 'n/a';
+      const each = a.map((x, i) => (b[i] ? x.requestsPerSec / b[i]!.requestsPerSec : NaN)).filter((x) => !Number.isNaN(x));
+      return `${each.map((x) => x.toFixed(2) + '×').join(' / ')} (median ${median(each).toFixed(2)}×)`;
+    };
+    if (l1 && nginx2k) lines.push('', `L1 vs nginx proxy_cache by round: 2 KB ${roundRatios('2k')}; 10 KB ${roundRatios('10k')}.`);
     lines.push('', `Targets: L1 hits ≥ 0.75× nginx proxy_cache (issue 19): 2 KB ${ratio(l1, nginx2k)}, 10 KB ${ratio(l1Rate('10k'), nginxRate('10k'))}; read-heavy p99 < 5 ms through the sidecar: ${viaP99 === undefined ? 'n/a' : `${viaP99.toFixed(2)} ms ${viaP99 < 5 ? '✅' : '❌'}`}.`);
     const md = lines.join('\n');
     process.stdout.write(md + '\n');

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { fork, spawnSync } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync, readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHook } from 'node:async_hooks';
 import { policy, request, startSidecar, startUpstream, tempDir } from './harness';
 import { startRedis, startRedisCluster, REDIS_CLI } from '../helpers/redis';
 import { L3Cache } from '../../lib/cache/l3';
@@ -46,6 +47,27 @@ test('L1 alone: bounded by bytes, evicts least recently used and counts eviction
   l1.resize(10_000);
   assert.ok(l1.bytes <= 10_000);
   assert.ok(l1.get('k9'), 'the most recent entry survives a shrink');
+});
+
+test('L1 lookups arm no timer: a hit at a moderate rate does not wake the event loop again a millisecond later', async () => {
+  const l1 = new L1Cache(1_000_000);
+  l1.set('k', makeEntry('k', 'x'.repeat(100)), 60_000);
+  let timers = 0;
+  const hook = createHook({ init(_id, type) { if (type === 'Timeout') timers++; } });
+  try {
+    // spaced like hits at a few hundred a second: each one finds lru-cache's cached clock reading expired
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setImmediate(r));
+      const t0 = performance.now();
+      while (performance.now() - t0 < 3) { /* let more than lru-cache's 1 ms clock resolution pass */ }
+      hook.enable();
+      assert.ok(l1.get('k'), 'the entry is fresh and found');
+      hook.disable();
+    }
+  } finally {
+    hook.disable();
+  }
+  assert.equal(timers, 0, 'no timer was armed by a lookup');
 });
 
 test('L3 alone: a new instance on the same directory (a restart) serves L3 hits', async (t) => {
