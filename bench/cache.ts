@@ -34,7 +34,7 @@ import { runWrk, type WrkResult } from './lib/wrk';
 import { freePort, startProcess, waitForHttp, type Proc } from './lib/proc';
 import { NGINX, nginxPreamble, runNginx } from './lib/nginx';
 import { machineInfo, machineLine } from './lib/machine';
-import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar, type SidecarProcess } from './lib/services';
+import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar } from './lib/services';
 import { startRedis, type RedisInstance } from '../test/helpers/redis';
 import { updateSection } from './results';
 import { median } from './lib/stats';
@@ -301,7 +301,8 @@ async function main(): Promise<void> {
     const doHits = s.only !== 'mix';
     // One hit target: started fresh for each round, its two bodies measured, stopped.
     type Started = { url: string; stop(): Promise<void> };
-    type HitTarget = { name: string; start(): Promise<Started> };
+    /** `optional`: a target that may not be installed here; a failed start is reported as a row, not thrown. */
+    type HitTarget = { name: string; start(): Promise<Started>; optional?: { row: string; why: string } };
     const measureOnce = async (base: string): Promise<Map<string, WrkResult>> => {
       const out = new Map<string, WrkResult>();
       for (const size of ['2k', '10k']) {
@@ -337,7 +338,7 @@ async function main(): Promise<void> {
       }
       if (have(NGINX)) targets.push({ name: 'nginx proxy_cache (1 worker)', start: () => startNginxCache(origin.port) });
       else rows.push({ target: 'nginx proxy_cache', size: '-', r: null, note: 'nginx not installed' });
-      targets.push({ name: 'Varnish (malloc, default threads)', start: () => startVarnish(origin.port) });
+      targets.push({ name: 'Varnish (malloc, default threads)', start: () => startVarnish(origin.port), optional: { row: 'Varnish', why: 'varnishd unavailable' } });
       // the ceiling of any Node server on this machine: node:http answering from a Map, one process
       targets.push({ name: 'node:http from a Map (reference, 1 process)', start: async () => {
         const port = await freePort();
@@ -351,14 +352,14 @@ async function main(): Promise<void> {
     // Interleaved rounds, as in bench/core.ts: in each round every target is started, warmed, measured once per
     // body and stopped, so a slow spell of this shared machine lands on every target of a round, not on one row.
     const measured = new Map<string, Map<string, WrkResult[]>>();
-    const unavailable = new Map<string, string>(); // target -> why (reported after the measured rows)
+    const unavailable = new Map<string, string>(); // optional target's row -> why (reported after the measured rows)
     for (let round = 0; round < s.runs; round++) {
       for (const t of targets) {
-        if (unavailable.has('Varnish') && t.name.startsWith('Varnish')) continue;
+        if (t.optional !== undefined && unavailable.has(t.optional.row)) continue;
         let started: Started;
         try { started = await t.start(); } catch (e) {
-          if (!t.name.startsWith('Varnish')) throw e;
-          unavailable.set('Varnish', 'varnishd unavailable: ' + String(e).split('\n')[0]);
+          if (t.optional === undefined) throw e;
+          unavailable.set(t.optional.row, `${t.optional.why}: ${String(e).split('\n')[0]}`);
           continue;
         }
         try {
