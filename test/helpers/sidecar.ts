@@ -34,11 +34,11 @@ export const CLI = (): string => join(buildRoot(), 'cmd', 'bridge-sidecar.js');
  * Start `serve` with `policyYaml`. Use `listen: 127.0.0.1:0` / `admin_listen: 127.0.0.1:0` in the policy to get
  * free ports (the real ones are read from the log). `dir` lets a test reuse a directory (e.g. for L3 files).
  */
-export async function startSidecar(policyYaml: string, opts: { dir?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<SidecarProcess> {
+export async function startSidecar(policyYaml: string, opts: { dir?: string; env?: Record<string, string>; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<SidecarProcess> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'bridge-sidecar-test-'));
   const policyFile = join(dir, 'policy.yaml');
   writeFileSync(policyFile, policyYaml);
-  const proc = spawn(process.execPath, [CLI(), 'serve', '--policy', policyFile], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI(), 'serve', '--policy', policyFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
