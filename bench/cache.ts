@@ -37,7 +37,7 @@ import { machineInfo, machineLine } from './lib/machine';
 import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar } from './lib/services';
 import { startRedis, type RedisInstance } from '../test/helpers/redis';
 import { updateSection } from './results';
-import { median } from './lib/stats';
+import { median, medianBy } from './lib/stats';
 
 const SECTION = 'Cache (issue 5)';
 const VARNISHD = process.env.VARNISHD ?? '/usr/sbin/varnishd';
@@ -259,7 +259,7 @@ async function mixTargets(s: Settings, targets: ReadonlyArray<{ name: string; se
   for (let i = 0; i < s.mixRuns; i++) for (const t of targets) runs.get(t.name)!.push(await mixRun(s, t.name, t.setup));
   return targets.map(({ name }) => {
     const mine = runs.get(name)!;
-    const mid = [...mine].sort((a, b) => a.r.all.p99 - b.r.all.p99)[Math.floor(mine.length / 2)]!;
+    const mid = medianBy(mine, (x) => x.r.all.p99);
     return { target: name, runs: mine.map((x) => x.r), median: mid.r, upstream: mid.up };
   });
 }
@@ -374,8 +374,7 @@ async function main(): Promise<void> {
     }
     for (const [target, bySize] of measured) {
       for (const [size, runs] of bySize) {
-        const sorted = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
-        rows.push({ target, size, r: sorted[Math.floor(sorted.length / 2)]!, perRound: runs }); // the median run by requests/s
+        rows.push({ target, size, r: medianBy(runs, (r) => r.requestsPerSec), perRound: runs });
       }
     }
     for (const [target, note] of unavailable) rows.push({ target, size: '-', r: null, note });

@@ -22,7 +22,7 @@ import { cpuSnapshot, foreignCpuShare, machineInfo, machineLine, waitForQuiet } 
 import { startNginx } from './lib/nginx';
 import { BUILD_ROOT, passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
-import { median } from './lib/stats';
+import { median, medianBy } from './lib/stats';
 import { updateSection } from './results';
 
 const SECTION = 'Core pass-through (issue 2)';
@@ -161,12 +161,6 @@ function notMeasured(e: unknown): string {
   return `not measured: ${e instanceof Error ? e.message.split('\n').slice(0, 3).join(' / ') : String(e)}`;
 }
 
-/** The run with the median requests/s. */
-function medianRun(runs: readonly WrkResult[]): WrkResult {
-  const sorted = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
-}
-
 /** A target of the throughput rounds: started fresh for each of its runs, stopped after it. */
 interface Runner {
   key: Target;
@@ -203,7 +197,7 @@ async function throughputRounds(s: Settings, runners: readonly Runner[]): Promis
     }
     rounds.push(thisRound);
   }
-  for (const [key, list] of Object.entries(runs) as Array<[Target, WrkResult[]]>) if (typeof wrk[key] !== 'string') wrk[key] = medianRun(list);
+  for (const [key, list] of Object.entries(runs) as Array<[Target, WrkResult[]]>) if (typeof wrk[key] !== 'string') wrk[key] = medianBy(list, (r) => r.requestsPerSec);
   return { wrk, rounds };
 }
 

@@ -140,12 +140,11 @@ export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<Warm
   const v8Flags = v8FlagsFor(loaded.policy);
   setV8Flags(v8Flags, true);
   try {
-    // Collect the warm-up's own registry first, as a scrape would (twice: a collector's second run takes other
-    // branches). A collection changes the layout of objects that the request path's optimised code meets too: the
-    // first increment after a reset turns a prom-client counter's `value` field from constant to mutable. Left to
-    // the first real scrape, that threw away the optimised getPath, match, baseKey and five more about 5 s after
-    // /readyz (bench/RESULTS.md, issue 19, session 20); done here, nothing optimised depends on it yet.
-    await rt.metrics.registry.getMetricsAsJSON();
+    // Collect the warm-up's own registry first, as a scrape would. A collection changes the layout of objects that
+    // the request path's optimised code meets too: the resource counters' reset-then-increment turns a prom-client
+    // counter's `value` field from constant to mutable. Left to the first real scrape, that threw away the
+    // optimised getPath, match, baseKey and five more about 5 s after /readyz (bench/RESULTS.md, issue 19,
+    // session 20); done here, nothing optimised depends on it yet.
     await rt.metrics.registry.getMetricsAsJSON();
     for (const svc of services) svc.configure(copy);
     const handler = new RequestHandler(buildPipeline(copy, null, components.ordered), leg, rt);
