@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, Agent } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,7 +103,10 @@ memory:
   let held: number | null = null;
   const mirror = setInterval(() => {
     try {
-      writeFileSync(join(cg, 'memory.current'), String(held ?? rssBytes(pid)));
+      // written aside and renamed over, as the kernel's files never read half-written: writeFileSync truncates
+      // first, and a reading in between sees "" (0 bytes used), which steps the sidecar down to normal for a tick
+      writeFileSync(join(cg, 'memory.current.new'), String(held ?? rssBytes(pid)));
+      renameSync(join(cg, 'memory.current.new'), join(cg, 'memory.current'));
     } catch { /* the process or the directory is gone: the test is over */ }
   }, 50);
   t.after(() => clearInterval(mirror));
