@@ -4,11 +4,12 @@
  * module; this class only sequences them and holds what a worker has for its whole life (the proxy, the logs).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline as streamPipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { RequestContext } from '../core/context';
 import type { Runtime } from '../core/component';
 import type { ResponseHead } from '../core/stage';
 import { EndGate } from '../core/end-gate';
+import { pipeChain } from '../core/pipe-chain';
 import type { ForwardCallbacks, UpstreamAnswer, UpstreamFailure, UpstreamLeg } from '../stages/upstream/types';
 import { accessLoggerFor, type Logger } from '../observe/logger';
 import type { Pipeline } from './pipeline';
@@ -207,7 +208,7 @@ export class RequestHandler implements ForwardCallbacks, RequestPhaseEnd {
       up.sendTo(res, endAfter);
     } else {
       if (endAfter !== null) transforms.push(new EndGate(endAfter));
-      streamPipeline([up.stream(), ...transforms, res], (err) => {
+      pipeChain(up.stream(), transforms, res, (err) => {
         endUpstream(p, ctx, !err);
         if (err && !res.destroyed) res.destroy();
       });
