@@ -20,6 +20,7 @@ import { PolicyReloader, type WorkerPolicyReport } from '../reload';
 import { registerPrimaryServices } from './services';
 import { registerAdminRoutes } from './admin-routes';
 import { WorkerSupervisor } from './supervisor';
+import { applyAcceptMode } from './accept';
 import { newPodState } from './state';
 
 export class PolicyRefusedError extends Error {}
@@ -110,6 +111,8 @@ export async function runPrimary(policyFile: string): Promise<SidecarHandle> {
     state.listening.set(0, local.address());
     reloader.workerReported(0, { version: loaded0.version });
   } else {
+    const accept = applyAcceptMode(p0);
+    log.debug({ accept }, accept === 'workers' ? 'the worker accepts its connections itself' : 'the primary hands connections to the workers in turn');
     supervisor = new WorkerSupervisor({ state, metrics: pm, log, coordinator: primary, retiring });
     await supervisor.start();
   }
