@@ -32,7 +32,7 @@ import { runPhase } from '../lib/loadtest/runner';
 import { summarize, type Histogram, type LatencySummary } from '../lib/loadtest/histogram';
 import { runWrk, type WrkResult } from './lib/wrk';
 import { freePort, startProcess, waitForHttp, type Proc } from './lib/proc';
-import { NGINX, nginxPreamble, runNginx } from './lib/nginx';
+import { NGINX, runNginx, startNginxMixCache } from './lib/nginx';
 import { machineInfo, machineLine } from './lib/machine';
 import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar } from './lib/services';
 import { startRedis, type RedisInstance } from '../test/helpers/redis';
@@ -193,38 +193,6 @@ async function startFloorServer(): Promise<{ url: string; close(): Promise<void>
     req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) }); res.end(body); });
   });
   return serveLocal(server);
-}
-
-/** nginx proxy_cache in front of the service for the same mix: POST reads cached by URI and body (nginx's way). */
-async function startNginxMixCache(servicePort: number): Promise<{ url: string; stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-mix-'));
-  chmodSync(dir, 0o777);
-  const port = await freePort();
-  const conf = `${nginxPreamble(dir)}
-  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=mix:16m max_size=256m inactive=1h;
-  upstream draft_service { server 127.0.0.1:${servicePort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port};
-    client_body_buffer_size 64k;
-    location / {
-      proxy_pass http://draft_service;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-    location = /query_script {
-      proxy_pass http://draft_service;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache mix;
-      proxy_cache_methods POST;
-      proxy_cache_key "$request_uri|$request_body";
-      proxy_cache_valid 200 5m;
-      proxy_cache_lock on;
-    }
-  }
-}
-`;
-  return runNginx(dir, port, conf);
 }
 
 interface MixRow { target: string; runs: MixResult[]; median: MixResult; upstream: number }

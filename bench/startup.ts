@@ -6,6 +6,10 @@
  * fixed rate (the `bridge-sidecar loadtest` engine, open loop, latency from each request's due time) for 3 s,
  * then 3 s more. Target: p99 of the first 3 s ≤ 2 × p99 of the next 3 s + 1 ms.
  *
+ * Reference rows, in the same rounds: the service alone; a fresh nginx proxy_cache in front of it (its cache as
+ * cold as the sidecar's L1, no JIT to warm); and the sidecar with the warm-up but without the cached route, so
+ * the first seconds show the JIT and the connections without a cache to fill.
+ *
  *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--workers 1] [--no-write] [--cold-service]
  *
  * The service and the generator are warmed first (3 s of the mix straight to the service), unless --cold-service.
@@ -18,12 +22,13 @@ import { runPhase } from '../lib/loadtest/runner';
 import { summarize } from '../lib/loadtest/histogram';
 import { machineInfo, machineLine } from './lib/machine';
 import { DRAFT_MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar, type SidecarPorts } from './lib/services';
+import { startNginxMixCache } from './lib/nginx';
 import { updateSection } from './results';
 
 const SECTION = 'Start-up: the first seconds after /readyz';
 const WINDOW_MS = 3000;
 
-function policy(upstreamUrl: string, warmup: boolean, workers: number): (p: SidecarPorts) => string {
+function policy(upstreamUrl: string, warmup: boolean, workers: number, cached = true): (p: SidecarPorts) => string {
   return (p) => `version: 1
 server:
   listen: "127.0.0.1:${p.port}"
@@ -32,11 +37,11 @@ server:
   log_level: warn
   jit_warmup: { enabled: ${warmup} }
 upstream: { url: "${upstreamUrl}" }
-routes:
+${cached ? `routes:
 ${QUERY_SCRIPT_ROUTE}
 cache:
   l1: { size: 64MB }
-`;
+` : ''}`;
 }
 
 interface Run { first: number; next: number; firstP50: number; nextP50: number; errors: number; readyMs: number }
@@ -55,25 +60,37 @@ async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs
   return { first: sa.p99, next: sb.p99, firstP50: sa.p50, nextP50: sb.p50, errors: a.tally.errors + b.tally.errors };
 }
 
+/** What one run measures: the service alone, nginx proxy_cache, or the sidecar (warm-up off/on; without the cached route). */
+type Variant = 'direct' | 'nginx' | 'nocache' | 'off' | 'on';
+const VARIANTS: readonly Variant[] = ['direct', 'nginx', 'nocache', 'off', 'on'];
+const LABEL: Record<Variant, string> = {
+  direct: 'the service alone (reference)',
+  nginx: 'nginx proxy_cache, fresh (reference: a cold cache, no JIT)',
+  nocache: 'on, without the cached route (the JIT, no cache to fill)',
+  off: 'off',
+  on: 'on',
+};
+
 /**
- * One run: a fresh draft service, then (unless `warmup` is null: the reference row, the service alone) a fresh
- * sidecar in front of it. The service starts the same way in both (warmed, unless `coldService`), so what the
- * sidecar adds is the difference.
+ * One run: a fresh draft service, then (but for 'direct') a fresh proxy in front of it. The service starts the
+ * same way in every variant (warmed, unless `coldService`), so what the proxy adds is the difference.
  */
-async function oneRun(warmup: boolean | null, rate: number, workers: number, coldService: boolean): Promise<Run> {
+async function oneRun(v: Variant, rate: number, workers: number, coldService: boolean): Promise<Run> {
   const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
   try {
-    // the figure is the sidecar's first seconds: the service and this generator (its own HTTP client, in this
+    // the figure is the proxy's first seconds: the service and this generator (its own HTTP client, in this
     // process) first run the same mix for 3 s straight to each other, so neither one's cold start is counted
     if (!coldService) await phase(svc.url, rate, 5_000_000);
-    if (warmup === null) return { ...(await windows(svc.url, rate)), readyMs: 0 };
+    if (v === 'direct') return { ...(await windows(svc.url, rate)), readyMs: 0 };
     const t0 = performance.now();
-    const sc = await startSidecar(policy(svc.url, warmup, workers), { readyPath: null });
+    const proxy = v === 'nginx'
+      ? await startNginxMixCache(svc.port)
+      : await startSidecar(policy(svc.url, v !== 'off', workers, v !== 'nocache'), { readyPath: null });
     const readyMs = performance.now() - t0;
     try {
-      return { ...(await windows(sc.url, rate)), readyMs };
+      return { ...(await windows(proxy.url, rate)), readyMs };
     } finally {
-      await sc.stop();
+      await proxy.stop();
     }
   } finally {
     await svc.stop();
@@ -88,12 +105,12 @@ async function main(): Promise<void> {
   const workers = Number(values.workers ?? 1);
   const machine = await machineInfo();
   const loadStart = loadavg().map((x) => x.toFixed(2)).join(' ');
-  const got: Record<'direct' | 'on' | 'off', Run[]> = { direct: [], on: [], off: [] };
+  const got: Record<Variant, Run[]> = { direct: [], nginx: [], nocache: [], off: [], on: [] };
   for (let i = 0; i < runs; i++) {
-    // alternate, so both see the same machine over time
-    for (const v of ['direct', 'off', 'on'] as const) {
-      const r = await oneRun(v === 'direct' ? null : v === 'on', rate, workers, coldService);
-      process.stderr.write(`[bench/startup] ${v === 'direct' ? 'service alone' : `warm-up ${v}`}: first 3 s p99 ${r.first.toFixed(2)} ms, next 3 s p99 ${r.next.toFixed(2)} ms, ready after ${r.readyMs.toFixed(0)} ms\n`);
+    // alternate, so every variant sees the same machine over time
+    for (const v of VARIANTS) {
+      const r = await oneRun(v, rate, workers, coldService);
+      process.stderr.write(`[bench/startup] ${LABEL[v]}: first 3 s p99 ${r.first.toFixed(2)} ms, next 3 s p99 ${r.next.toFixed(2)} ms, ready after ${r.readyMs.toFixed(0)} ms\n`);
       got[v].push(r);
     }
   }
@@ -104,20 +121,22 @@ async function main(): Promise<void> {
     `${machineLine(machine)}; load average at start ${loadStart}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared).`,
     `Per run a fresh draft service and a fresh sidecar (${workers === 0 ? 'one process, no cluster' : `${workers} worker(s)`}, the example \`query_script\` route, L1). As soon as /readyz answers 200 (nothing`,
     `sent through the proxy before), the read-heavy draft mix (90 % cached POST reads, 10 % writes, Zipf over 1,000 drafts) at ${rate} req/s, open loop,`,
-    'latency from the due time (the `bridge-sidecar loadtest` engine, 64 connections): 3 s, then 3 s more. Warm-up off and on alternate; the first row is',
+    'latency from the due time (the `bridge-sidecar loadtest` engine, 64 connections): 3 s, then 3 s more. The rows alternate within each round. References: the',
+    'same mix straight to the service; through a fresh nginx proxy_cache (POST /query_script cached by URI and body, its cache as cold as L1); and through the',
+    'sidecar with the warm-up but no cached route (what the JIT and new connections cost without a cache to fill).',
     coldService
-      ? 'the same mix sent straight to a fresh service (no sidecar): what a cold upstream and the generator alone cost in the first seconds.'
-      : 'the same mix sent straight to the service (no sidecar). Before each run the service and the generator run the mix for 3 s straight to each other, so the first seconds measured are the sidecar\'s alone (`--cold-service` leaves them cold too).',
+      ? 'Each service is fresh (`--cold-service`): what a cold upstream and the generator cost in the first seconds is in every row.'
+      : 'Before each run the service and the generator run the mix for 3 s straight to each other, so the first seconds measured are the proxy\'s alone (`--cold-service` leaves them cold too).',
     '',
-    '| jit_warmup | p99 first 3 s (median) | p99 next 3 s (median) | target 2 × next + 1 ms | met | p50 first / next | runs: first / next p99 ms | ready after (s) | errors |',
+    '| jit_warmup (or reference) | p99 first 3 s (median) | p99 next 3 s (median) | target 2 × next + 1 ms | met | p50 first / next | runs: first / next p99 ms | ready after (s) | errors |',
     '|---|---:|---:|---:|---|---|---|---|---:|',
   ];
-  for (const v of ['direct', 'off', 'on'] as const) {
+  for (const v of VARIANTS) {
     const rs = got[v];
     const first = median(rs.map((r) => r.first));
     const next = median(rs.map((r) => r.next));
     const target = 2 * next + 1;
-    out.push(`| ${v === 'direct' ? `the ${coldService ? 'fresh' : 'warmed'} service alone (reference)` : v} | ${first.toFixed(2)} | ${next.toFixed(2)} | ${target.toFixed(2)} | ${first <= target ? 'yes' : 'NO'} | ${median(rs.map((r) => r.firstP50)).toFixed(2)} / ${median(rs.map((r) => r.nextP50)).toFixed(2)} | ${rs.map((r) => `${r.first.toFixed(1)} / ${r.next.toFixed(1)}`).join(', ')} | ${v === 'direct' ? '-' : rs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', ')} | ${rs.reduce((a, r) => a + r.errors, 0)} |`);
+    out.push(`| ${LABEL[v]} | ${first.toFixed(2)} | ${next.toFixed(2)} | ${target.toFixed(2)} | ${first <= target ? 'yes' : 'NO'} | ${median(rs.map((r) => r.firstP50)).toFixed(2)} / ${median(rs.map((r) => r.nextP50)).toFixed(2)} | ${rs.map((r) => `${r.first.toFixed(1)} / ${r.next.toFixed(1)}`).join(', ')} | ${v === 'direct' ? '-' : rs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', ')} | ${rs.reduce((a, r) => a + r.errors, 0)} |`);
   }
   const md = out.join('\n');
   process.stdout.write(md + '\n');

@@ -4,7 +4,7 @@
  * is touched (`nginx -c <conf> -p <dir> -e <dir>/error.log`).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, startProcess, waitForHttp } from './proc';
@@ -82,6 +82,41 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
     keepalive: opts.keepalive ?? 64, port,
   });
   return runNginx(dir, port, conf, opts.readyPath ?? '/get_mask_types');
+}
+
+/**
+ * nginx proxy_cache in front of the draft service for the read-heavy mix (bench/cache.ts, bench/startup.ts):
+ * POST /query_script cached by URI and body (nginx's way), everything else passed through.
+ */
+export async function startNginxMixCache(servicePort: number): Promise<{ url: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-mix-'));
+  chmodSync(dir, 0o777);
+  const port = await freePort();
+  const conf = `${nginxPreamble(dir)}
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=mix:16m max_size=256m inactive=1h;
+  upstream draft_service { server 127.0.0.1:${servicePort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    client_body_buffer_size 64k;
+    location / {
+      proxy_pass http://draft_service;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+    location = /query_script {
+      proxy_pass http://draft_service;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache mix;
+      proxy_cache_methods POST;
+      proxy_cache_key "$request_uri|$request_body";
+      proxy_cache_valid 200 5m;
+      proxy_cache_lock on;
+    }
+  }
+}
+`;
+  return runNginx(dir, port, conf);
 }
 
 /**
