@@ -7,8 +7,10 @@
  * then 3 s more. Target: p99 of the first 3 s ≤ 2 × p99 of the next 3 s + 1 ms.
  *
  * Reference rows, in the same rounds: the service alone; a fresh nginx proxy_cache in front of it (its cache as
- * cold as the sidecar's L1, no JIT to warm); and the sidecar with the warm-up but without the cached route, so
- * the first seconds show the JIT and the connections without a cache to fill.
+ * cold as the sidecar's L1, no JIT to warm); the sidecar with the warm-up but without the cached route, so
+ * the first seconds show the JIT and the connections without a cache to fill; and the sidecar after 6 s of the
+ * same mix over another 1,000 drafts, so its code is hot and its connections open but the measured drafts are
+ * not in L1: what filling the cache costs, without the fresh process.
  *
  *   node dist/bench/startup.js [--runs 3] [--rate 1000] [--workers 1] [--no-write] [--cold-service]
  *
@@ -21,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { runPhase } from '../lib/loadtest/runner';
 import { summarize } from '../lib/loadtest/histogram';
 import { machineInfo, machineLine } from './lib/machine';
+import type { MixEntry } from '../lib/loadtest/mix';
 import { DRAFT_MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar, type SidecarPorts } from './lib/services';
 import { startNginxMixCache } from './lib/nginx';
 import { updateSection } from './results';
@@ -46,10 +49,14 @@ cache:
 
 interface Run { first: number; next: number; firstP50: number; nextP50: number; errors: number; readyMs: number }
 
-/** One 3 s window of the mix against `origin`, open loop. */
-function phase(origin: string, rate: number, seqStart: number): ReturnType<typeof runPhase> {
-  return runPhase({ origin, basePath: '', mix: DRAFT_MIX, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart });
+/** One 3 s window of the mix (default: the draft mix) against `origin`, open loop. */
+function phase(origin: string, rate: number, seqStart: number, mix: MixEntry[] = DRAFT_MIX): ReturnType<typeof runPhase> {
+  return runPhase({ origin, basePath: '', mix, mode: 'open', rate, connections: 64, durationMs: WINDOW_MS, timeoutMs: 10_000, threads: 1, seqStart });
 }
+
+/** The draft mix over drafts 1,001–2,000 instead of 1–1,000: the same requests, none of them in the measured drafts' entries. */
+const OTHER_DRAFTS: MixEntry[] = DRAFT_MIX.map((e) => ({ ...e, body: e.body === null ? null : e.body.replace('zipf:000001-001000', 'zipf:001001-002000') }));
+if (OTHER_DRAFTS.some((e, i) => e.body === DRAFT_MIX[i]!.body)) throw new Error('bench/startup: the draft mix no longer names drafts 000001-001000');
 
 /** The two 3 s windows against `origin`, as soon as it is called. */
 async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs'>> {
@@ -61,12 +68,13 @@ async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs
 }
 
 /** What one run measures: the service alone, nginx proxy_cache, or the sidecar (warm-up off/on; without the cached route). */
-type Variant = 'direct' | 'nginx' | 'nocache' | 'off' | 'on';
-const VARIANTS: readonly Variant[] = ['direct', 'nginx', 'nocache', 'off', 'on'];
+type Variant = 'direct' | 'nginx' | 'nocache' | 'coldcache' | 'off' | 'on';
+const VARIANTS: readonly Variant[] = ['direct', 'nginx', 'nocache', 'coldcache', 'off', 'on'];
 const LABEL: Record<Variant, string> = {
   direct: 'the service alone (reference)',
   nginx: 'nginx proxy_cache, fresh (reference: a cold cache, no JIT)',
   nocache: 'on, without the cached route (the JIT, no cache to fill)',
+  coldcache: 'on, after 6 s of other drafts (hot code, a cache to fill)',
   off: 'off',
   on: 'on',
 };
@@ -76,7 +84,8 @@ const LABEL: Record<Variant, string> = {
  * same way in every variant (warmed, unless `coldService`), so what the proxy adds is the difference.
  */
 async function oneRun(v: Variant, rate: number, workers: number, coldService: boolean): Promise<Run> {
-  const svc = await startDraftServiceProcess({ serviceTime: '0ms' });
+  // 2,000 drafts: the cold-cache row's first 6 s use the second thousand (seeded lazily: the others never touch them)
+  const svc = await startDraftServiceProcess({ serviceTime: '0ms', extraArgs: ['--seed-drafts', '2000'] });
   try {
     // the figure is the proxy's first seconds: the service and this generator (its own HTTP client, in this
     // process) first run the same mix for 3 s straight to each other, so neither one's cold start is counted
@@ -88,6 +97,7 @@ async function oneRun(v: Variant, rate: number, workers: number, coldService: bo
       : await startSidecar(policy(svc.url, v !== 'off', workers, v !== 'nocache'), { readyPath: null });
     const readyMs = performance.now() - t0;
     try {
+      if (v === 'coldcache') for (let i = 0; i < 2; i++) await phase(proxy.url, rate, 7_000_000 + i * 1_000_000, OTHER_DRAFTS);
       return { ...(await windows(proxy.url, rate)), readyMs };
     } finally {
       await proxy.stop();
@@ -105,7 +115,7 @@ async function main(): Promise<void> {
   const workers = Number(values.workers ?? 1);
   const machine = await machineInfo();
   const loadStart = loadavg().map((x) => x.toFixed(2)).join(' ');
-  const got: Record<Variant, Run[]> = { direct: [], nginx: [], nocache: [], off: [], on: [] };
+  const got: Record<Variant, Run[]> = { direct: [], nginx: [], nocache: [], coldcache: [], off: [], on: [] };
   for (let i = 0; i < runs; i++) {
     // alternate, so every variant sees the same machine over time
     for (const v of VARIANTS) {
@@ -123,7 +133,8 @@ async function main(): Promise<void> {
     `sent through the proxy before), the read-heavy draft mix (90 % cached POST reads, 10 % writes, Zipf over 1,000 drafts) at ${rate} req/s, open loop,`,
     'latency from the due time (the `bridge-sidecar loadtest` engine, 64 connections): 3 s, then 3 s more. The rows alternate within each round. References: the',
     'same mix straight to the service; through a fresh nginx proxy_cache (POST /query_script cached by URI and body, its cache as cold as L1); and through the',
-    'sidecar with the warm-up but no cached route (what the JIT and new connections cost without a cache to fill).',
+    'sidecar with the warm-up but no cached route (what the JIT and new connections cost without a cache to fill); and through the sidecar after 6 s of',
+    'the same mix over another 1,000 drafts (its code hot, its connections open, the measured drafts not in L1: what filling the cache costs alone).',
     coldService
       ? 'Each service is fresh (`--cold-service`): what a cold upstream and the generator cost in the first seconds is in every row.'
       : 'Before each run the service and the generator run the mix for 3 s straight to each other, so the first seconds measured are the proxy\'s alone (`--cold-service` leaves them cold too).',
