@@ -117,9 +117,26 @@ function dryRun(r: RateLimitPolicy): RateLimitPolicy {
   };
 }
 
+/**
+ * V8 compiles typed-array and Buffer accesses without a detached-buffer check for as long as no ArrayBuffer in the
+ * process has ever been detached (its ArrayBufferDetaching protector). The first detach anywhere throws away every
+ * optimised function that relied on it, all at once. A worker always meets one sooner or later: undici parses
+ * answers in WebAssembly memory, and the first upstream answer read in a larger chunk than any before (64 KB here)
+ * grows that memory, which detaches its old buffer. After the warm-up, that came with the first large answer of
+ * real traffic: about 35 of the functions the warm-up had optimised (node's HTTP parser callbacks, streams, timers
+ * and async hooks, the sidecar's handler) were thrown away at once and compiled again (bench/RESULTS.md, "Start-up:
+ * what the figures mean", session 22). Detaching a buffer of our own before the warm-up compiles anything spends
+ * that once, now; the checks it brings cost a compare per access.
+ */
+function settleArrayBufferDetaching(): void {
+  const spent = new ArrayBuffer(8);
+  structuredClone(spent, { transfer: [spent] });
+}
+
 export async function warmUpJit(loaded: LoadedPolicy, log: Logger): Promise<WarmupOutcome | null> {
   const s = loaded.policy.server.jit_warmup;
   if (!s.enabled || s.requests <= 0) return null;
+  settleArrayBufferDetaching();
   const t0 = performance.now();
   const deadline = t0 + s.max_time;
   const stub = await startStub();

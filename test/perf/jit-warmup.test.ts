@@ -9,6 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startDraftService } from '../../examples/draft-service';
 import { basicPolicy, startSidecar } from '../helpers/sidecar';
 import { steadyV8FlagsFor } from '../../lib/perf/v8-flags';
@@ -121,6 +123,46 @@ test('the first scrapes after start deoptimise none of the request path the warm
   const PATH_FNS = /SharedFunctionInfo (getPath|match|baseKey|needsBody|resolveParams|fill|headerValue|stripRequestHopByHop)>/;
   const thrownAway = trace.filter((l) => l.startsWith('[marking dependent code') && PATH_FNS.test(l));
   assert.deepEqual(thrownAway, [], 'request-path code thrown away for a field that turned mutable');
+});
+
+// undici parses answers in WebAssembly memory. The first answer read in a larger chunk than any before grows that
+// memory, which detaches its old ArrayBuffer; V8 then throws away every optimised function that assumed no buffer
+// had ever been detached. The warm-up spends that before it compiles anything, so a large answer after /readyz
+// costs none of what it compiled (bench/RESULTS.md, "Start-up: what the figures mean", session 22).
+test('the first large upstream answer after start deoptimises none of the request path the warm-up compiled (V8 trace)', { timeout: 90_000 }, async (t) => {
+  const big = Buffer.alloc(256 * 1024, 'x');
+  const small = Buffer.from(JSON.stringify({ success: true, output: 'ok' }));
+  const up = createServer((req, res) => {
+    const body = req.url === '/big' ? big : small;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+    res.end(body);
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  t.after(() => { up.closeAllConnections(); up.close(); });
+  const policy = basicPolicy((up.address() as AddressInfo).port, '', { workers: 1, log_level: 'warn', jit_warmup: '{ enabled: true, requests: 4000, max_time: 4s }' });
+  const sc = await startSidecar(policy, { timeoutMs: 60_000, nodeArgs: ['--trace-opt', '--trace-deopt', '--trace-protector-invalidation'] });
+  t.after(() => sc.stop());
+  for (let i = 0; i < 20; i++) assert.equal((await fetch(sc.url + '/small')).status, 200);
+  const r = await fetch(sc.url + '/big');
+  assert.equal((await r.arrayBuffer()).byteLength, big.length);
+  for (let i = 0; i < 20; i++) assert.equal((await fetch(sc.url + '/small')).status, 200);
+  // V8 writes its trace through C's stdout, buffered apart from the JSON log lines: read it whole, after the exit
+  await sc.stop();
+  const out = sc.proc.stdout!;
+  if (!out.closed) await new Promise((r2) => out.once('close', r2));
+  const trace = sc.logs.map((l) => String(l.raw ?? ''));
+  // V8's own lines keep their order among themselves (the JSON log lines are written apart from them). The detach
+  // prints the protector's line, then marks at once every optimised function that relied on it.
+  const v8Lines = trace.filter((l) => l.startsWith('[') || l.startsWith('Invalidating protector'));
+  const at = v8Lines.indexOf('Invalidating protector cell ArrayBufferDetaching');
+  assert.ok(at >= 0, 'a buffer was detached in this run (once per process: the warm-up\'s own, or else the large answer\'s)');
+  const thrownAway: string[] = [];
+  for (let i = at + 1; i < v8Lines.length && v8Lines[i]!.startsWith('[marking dependent code'); i++) thrownAway.push(v8Lines[i]!);
+  const PATH_FNS = 'answerHeaders|onHeaders|onBody|onMessageComplete|endReadable|setStreamTimeout|writeGeneric|Socket\\._writeGeneric|clearTimeout|onHeaderValue';
+  // something to lose: the warm-up had some of these optimised (else this test could not fail)
+  assert.ok(trace.some((l) => l.startsWith('[completed optimizing') && new RegExp(`<JSFunction (${PATH_FNS}) `).test(l)), 'the warm-up optimised the request path');
+  const lost = thrownAway.filter((l) => new RegExp(`SharedFunctionInfo (${PATH_FNS})>`).test(l));
+  assert.deepEqual(lost, [], 'request-path code thrown away when a buffer was detached');
 });
 
 // The toggle itself, seen by V8: a function first called while the flag is set has baseline code at once; one
