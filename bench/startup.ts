@@ -67,7 +67,7 @@ async function windows(origin: string, rate: number): Promise<Omit<Run, 'readyMs
   return { first: sa.p99, next: sb.p99, firstP50: sa.p50, nextP50: sb.p50, errors: a.tally.errors + b.tally.errors };
 }
 
-/** What one run measures: the service alone, nginx proxy_cache, or the sidecar (warm-up off/on; without the cached route). */
+/** What one run measures: the service alone, nginx proxy_cache, or the sidecar (warm-up off/on; without the cached route; after other drafts). */
 type Variant = 'direct' | 'nginx' | 'nocache' | 'coldcache' | 'off' | 'on';
 const VARIANTS: readonly Variant[] = ['direct', 'nginx', 'nocache', 'coldcache', 'off', 'on'];
 const LABEL: Record<Variant, string> = {

@@ -123,10 +123,10 @@ function dryRun(r: RateLimitPolicy): RateLimitPolicy {
  * optimised function that relied on it, all at once. A worker always meets one sooner or later: undici parses
  * answers in WebAssembly memory, and the first upstream answer read in a larger chunk than any before (64 KB here)
  * grows that memory, which detaches its old buffer. After the warm-up, that came with the first large answer of
- * real traffic: about 35 of the functions the warm-up had optimised (node's HTTP parser callbacks, streams, timers
+ * real traffic: 20–40 of the functions the warm-up had optimised (node's HTTP parser callbacks, streams, timers
  * and async hooks, the sidecar's handler) were thrown away at once and compiled again (bench/RESULTS.md, "Start-up:
  * what the figures mean", session 22). Detaching a buffer of our own before the warm-up compiles anything spends
- * that once, now; the checks it brings cost a compare per access.
+ * that once, now; the checks it brings are a compare per access.
  */
 function settleArrayBufferDetaching(): void {
   const spent = new ArrayBuffer(8);
