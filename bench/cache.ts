@@ -32,7 +32,7 @@ import { runPhase } from '../lib/loadtest/runner';
 import { summarize, type Histogram, type LatencySummary } from '../lib/loadtest/histogram';
 import { runWrk, type WrkResult } from './lib/wrk';
 import { freePort, startProcess, waitForHttp, type Proc } from './lib/proc';
-import { NGINX, runNginx, startNginxMixCache } from './lib/nginx';
+import { NGINX, keepAliveProxyPass, runNginx, startNginxMixCache } from './lib/nginx';
 import { machineInfo, machineLine } from './lib/machine';
 import { DRAFT_MIX as MIX, QUERY_SCRIPT_ROUTE, startDraftServiceProcess, startSidecar } from './lib/services';
 import { startRedis, type RedisInstance } from '../test/helpers/redis';
@@ -118,10 +118,7 @@ http {
   server {
     listen 127.0.0.1:${port};
     location / {
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache bench;
+${keepAliveProxyPass('origin')}      proxy_cache bench;
       proxy_cache_lock on;
       add_header Cache-Status $upstream_cache_status;
     }

@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createGzip, gunzipSync, gzipSync } from 'node:zlib';
 import { machineInfo, machineLine, waitForQuiet } from './lib/machine';
-import { NGINX, nginxPreamble } from './lib/nginx';
+import { NGINX, keepAliveProxyPass, nginxPreamble } from './lib/nginx';
 import { freePort, startProcess, waitForHttp } from './lib/proc';
 import { startDraftServiceProcess, startSidecar, type ServiceProcess, type SidecarPorts } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
@@ -153,10 +153,7 @@ ${cached ? `  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=drafts:10m max_
     listen 127.0.0.1:${port};
     client_body_buffer_size 64k;
     location / {
-      proxy_pass http://draft_service;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-${cached ? `      proxy_cache drafts;
+${keepAliveProxyPass('draft_service')}${cached ? `      proxy_cache drafts;
       proxy_cache_methods POST;
       proxy_cache_key "$request_uri|$request_body";
       proxy_cache_valid 200 5m;

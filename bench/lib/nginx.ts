@@ -54,6 +54,18 @@ http {
   keepalive_requests 100000;`;
 }
 
+/**
+ * The `location` directives every bench nginx passes a request on with: to the `upstream` block named so, over
+ * HTTP/1.1 with keep-alive (Connection emptied), as bridge-sidecar's pool does. One line each, indented for a
+ * `location` inside `server`.
+ */
+export function keepAliveProxyPass(upstream: string): string {
+  return `      proxy_pass http://${upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+`;
+}
+
 export function nginxProxyConf(dir: string, o: Required<Omit<NginxOptions, 'readyPath'>>): string {
   return `# bench: nginx as a pass-through reverse proxy, configured like bridge-sidecar's pass-through
 ${nginxPreamble(dir, o.workers)}
@@ -65,10 +77,7 @@ ${nginxPreamble(dir, o.workers)}
   server {
     listen 127.0.0.1:${o.port};
     location / {
-      proxy_pass http://draft_service;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
+${keepAliveProxyPass('draft_service')}    }
   }
 }
 `;
@@ -99,15 +108,9 @@ export async function startNginxMixCache(servicePort: number): Promise<{ url: st
     listen 127.0.0.1:${port};
     client_body_buffer_size 64k;
     location / {
-      proxy_pass http://draft_service;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
+${keepAliveProxyPass('draft_service')}    }
     location = /query_script {
-      proxy_pass http://draft_service;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache mix;
+${keepAliveProxyPass('draft_service')}      proxy_cache mix;
       proxy_cache_methods POST;
       proxy_cache_key "$request_uri|$request_body";
       proxy_cache_valid 200 5m;
