@@ -170,7 +170,7 @@ queues:
 }
 
 async function sidecarRun(label: string, service: ServiceProcess, maxInFlight: number | 'auto', rates: Record<Cls, number>, durationMs: number, warmupMs: number, cleanup: Set<() => Promise<void>>): Promise<RunResult> {
-  const sc: SidecarProcess = await startSidecar(sidecarPolicy(service.url, maxInFlight), { readyPath: '/health' });
+  const sc: SidecarProcess = await startSidecar(sidecarPolicy(service.url, maxInFlight));
   cleanup.add(sc.stop);
   try {
     if (warmupMs > 0) await openLoop(sc.url, rates, warmupMs, 30_000);

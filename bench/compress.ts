@@ -182,7 +182,7 @@ async function startNginxGzip(upstreamPort: number, cached: boolean): Promise<Pr
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitForHttp(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 15_000 });
+    await waitForHttp(`http://127.0.0.1:${port}/get_mask_types`, { proc, timeoutMs: 15_000 }); // the service has no /health
   } catch (e) {
     await stop();
     throw e;
