@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Compression benchmark. In one run, with wrk and bench/compress.lua (POST /query_script for drafts
- * dft_000001..dft_000100 in turn, 5-11 KB of JSON each, `Accept-Encoding: gzip`), against the example draft
+ * dft_000001..dft_000100 in turn, 10-20 KB of JSON each, `Accept-Encoding: gzip`), against the example draft
  * service (service time 0):
  *   (0) bridge-sidecar, 1 worker, no compression section: the pass-through cost, for reference
  *   (a) bridge-sidecar, 1 worker, gzip level 6, threshold 1KB, uncached
@@ -319,7 +319,7 @@ function report(s: Settings, machine: Awaited<ReturnType<typeof machineInfo>>, r
   out.push(`- Machine: ${machineLine(machine)}; load average at start ${machine.load1}, at the end ${loadavg()[0]!.toFixed(2)}`);
   out.push('  (the machine is shared: a higher figure at the end means other work ran during the measurements).');
   out.push(`- Load: wrk -t${s.threads} -c${s.connections} -d${s.duration} (after a ${s.warmup} warm-up that also fills the caches) with \`bench/compress.lua\`:`);
-  out.push('  `POST /query_script` for drafts dft_000001..dft_000100 in turn (5-11 KB of JSON), `Accept-Encoding: gzip`.');
+  out.push('  `POST /query_script` for drafts dft_000001..dft_000100 in turn (10-20 KB of JSON), `Accept-Encoding: gzip`.');
   out.push('- Upstream: the example draft service, service time 0. Proxies: 1 worker each; gzip level 6, min length 1 KB,');
   out.push('  application/json. CPU per request = utime+stime of the proxy\'s process tree (/proc/PID/stat, primary and');
   out.push('  workers) over the measured run / requests; the same for the upstream.');

@@ -40,8 +40,10 @@ const HELP = `usage: node dist/bench/core.js [options]
   --runs N                N rounds, each measuring every target once (started fresh, warmed up, stopped),
                           and the median run per target by requests/s (default 1)
   --cpu-prof DIR          run the sidecar with node --cpu-prof, profiles (.cpuprofile) into DIR
-  --only LIST             comma list of direct,nginx,bare,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency (default all;
+  --only LIST             comma list of direct,nginx,bare,llhttp,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency (default all;
                           bare: bench/lib/bare-proxy.ts, the smallest node:http + undici proxy, as a reference;
+                          llhttp: bench/lib/llhttp-proxy.ts, net sockets and node's HTTP parser only: Node's floor;
+                          latency: the fixed-rate runs, direct, through the sidecar and through nginx and llhttp as references;
                           sidecar1hp: 1 worker on the older http-proxy upstream leg, BRIDGE_SIDECAR_UPSTREAM_LEG=http-proxy;
                           sidecar1p20: 1 worker with the default upstream pool of 20 connections)
   --pool N                the sidecar rows' upstream.pool.max_connections_per_host (default 64: what nginx's
@@ -49,16 +51,20 @@ const HELP = `usage: node dist/bench/core.js [options]
   --wait-quiet SECONDS    wait up to this long for load average < 1.5 before starting (default 60)
   --no-write              print only; do not update bench/RESULTS.md`;
 
-type Target = 'direct' | 'sidecar1' | 'sidecar1p20' | 'sidecar1hp' | 'sidecar2' | 'nginx' | 'bare';
+type Target = 'direct' | 'sidecar1' | 'sidecar1p20' | 'sidecar1hp' | 'sidecar2' | 'nginx' | 'bare' | 'llhttp';
 const LABEL: Record<Target, string> = {
   direct: 'draft service direct',
   bare: 'bare node:http + undici proxy (reference, 1 process)',
+  llhttp: 'net + node\'s HTTP parser, no node:http or undici (reference, 1 process)',
   sidecar1: 'bridge-sidecar, 1 worker (undici leg)',
   sidecar1p20: 'bridge-sidecar, 1 worker, the default upstream pool (20 connections)',
   sidecar1hp: 'bridge-sidecar, 1 worker, http-proxy leg',
   sidecar2: 'bridge-sidecar, 2 workers',
   nginx: 'nginx, 1 worker',
 };
+
+/** The fixed-rate runs: direct and through the sidecar back to back, then the references. */
+type Latency = Partial<Record<'direct' | 'sidecar1' | 'nginx' | 'llhttp', FixedRateResult | string>>;
 
 interface Settings {
   threads: number;
@@ -116,7 +122,7 @@ function settings(argv: string[]): Settings | null {
     path: values.path ?? env.BENCH_PATH ?? '/get_font_types',
     logLevel: values['sidecar-log-level'] ?? 'warn',
     pool: Number(values.pool ?? 64),
-    only: new Set((values.only ?? 'direct,nginx,bare,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency').split(',').map((s) => s.trim())),
+    only: new Set((values.only ?? 'direct,nginx,bare,llhttp,sidecar1,sidecar1p20,sidecar1hp,sidecar2,latency').split(',').map((s) => s.trim())),
     waitQuietSec: Number(values['wait-quiet'] ?? 60),
     write: !values['no-write'],
     runs: Math.max(1, Number(values.runs ?? env.BENCH_RUNS ?? 1)),
@@ -235,7 +241,7 @@ async function main(argv: string[]): Promise<number> {
   const machine = await machineInfo();
   log(machineLine(machine));
 
-  const latency: { direct?: FixedRateResult | string; sidecar1?: FixedRateResult | string } = {};
+  const latency: Latency = {};
 
   const svc: ServiceProcess = await started(startDraftServiceProcess({ serviceTime: '0ms' }));
   const target = (base: string) => base + s.path;
@@ -254,6 +260,8 @@ async function main(argv: string[]): Promise<number> {
     { key: 'nginx', start: async () => startNginx({ upstreamPort: svc.port, workers: 1, keepalive: 64 }) },
     // what any Node proxy costs here: the sidecar's gap to nginx splits into the runtime's share and its own
     { key: 'bare', start: () => startBareProxy(svc.url) },
+    // the same without node:http's streams and undici: how far any Node proxy can go here
+    { key: 'llhttp', start: () => startBareProxy(svc.url, 'llhttp-proxy') },
     { key: 'sidecar1', start: sidecar('sidecar1') },
     { key: 'sidecar1p20', start: sidecar('sidecar1p20') },
     { key: 'sidecar1hp', start: sidecar('sidecar1hp') },
@@ -275,6 +283,16 @@ async function main(argv: string[]): Promise<number> {
         latency.sidecar1 ??= msg;
         log(`fixed rate: ${msg}`);
       }
+      // what the references add at the same rate: is the target within reach of any proxy on this machine today?
+      for (const ref of all.filter((r): r is Runner & { key: 'nginx' | 'llhttp' } => r.key === 'nginx' || r.key === 'llhttp')) {
+        try {
+          const p = await started(ref.start());
+          latency[ref.key] = await fixedRate(s, target(p.url), `fixed rate, through ${LABEL[ref.key]}`);
+          await stopped(p);
+        } catch (e) {
+          latency[ref.key] = notMeasured(e);
+        }
+      }
     }
   } finally {
     await stopAll();
@@ -294,7 +312,7 @@ function report(
   m: Awaited<ReturnType<typeof machineInfo>>,
   wrk: Partial<Record<Target, WrkResult | string>>,
   rounds: ReadonlyArray<Partial<Record<Target, WrkResult>>>,
-  latency: { direct?: FixedRateResult | string; sidecar1?: FixedRateResult | string },
+  latency: Latency,
   argv: string[],
 ): string {
   const out: string[] = [];
@@ -311,7 +329,7 @@ function report(
   out.push('');
   out.push('| target | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | vs nginx 1 worker | CPU used by other processes |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const t of ['direct', 'nginx', 'bare', 'sidecar1', 'sidecar1p20', 'sidecar1hp', 'sidecar2'] as Target[]) {
+  for (const t of ['direct', 'nginx', 'bare', 'llhttp', 'sidecar1', 'sidecar1p20', 'sidecar1hp', 'sidecar2'] as Target[]) {
     const r = wrk[t];
     if (r === undefined) continue;
     if (typeof r === 'string') {
@@ -348,12 +366,19 @@ function report(
     };
     row('direct', latency.direct);
     row('through bridge-sidecar, 1 worker', latency.sidecar1);
+    row(`through ${LABEL.nginx} (reference, measured after the two above)`, latency.nginx);
+    row(`through ${LABEL.llhttp}`, latency.llhttp);
     out.push('');
     if (typeof latency.direct === 'object' && typeof latency.sidecar1 === 'object') {
       const added50 = latency.sidecar1.serviceLatency.p50 - latency.direct.serviceLatency.p50;
       const added50due = latency.sidecar1.latency.p50 - latency.direct.latency.p50;
       const added99 = latency.sidecar1.latency.p99 - latency.direct.latency.p99;
       out.push(`**Added median latency: ${f3(added50)} ms** (from due: ${f3(added50due)} ms; p99 from due: ${f3(added99)} ms; target < 0.35 ms median: ${added50 < 0.35 ? 'met' : 'NOT met'}).`);
+      const refs = (['nginx', 'llhttp'] as const).flatMap((k) => {
+        const r = latency[k];
+        return typeof r === 'object' ? [`${k === 'nginx' ? 'nginx' : 'the llhttp reference'} ${f3(r.serviceLatency.p50 - (latency.direct as FixedRateResult).serviceLatency.p50)} ms`] : [];
+      });
+      if (refs.length) out.push('', `The references' added median at the same rate (sent): ${refs.join(', ')}.`);
       out.push('');
     }
   }

@@ -10,9 +10,9 @@
  * Scenarios:
  *   - flow: the service's own client (service/example.py): create, add_text x 4, query_script (force_update
  *     absent, as that client sends it: a write), save_draft; `clients` clients in a closed loop. Nothing is
- *     cacheable, so this is what the sidecar costs on pass-through requests. The same flow also through two
- *     references: nginx (1 worker) and the smallest Node proxy (bench/lib/bare-proxy.ts). With --flow-rounds N
- *     the four passes run N times, each round in a rotated order, and the notes give each round's ratios and
+ *     cacheable, so this is what the sidecar costs on pass-through requests. The same flow also through three
+ *     references: nginx (1 worker), the smallest node:http + undici proxy (bench/lib/bare-proxy.ts) and a proxy on
+ *     net sockets and node's HTTP parser (bench/lib/llhttp-proxy.ts). With --flow-rounds N the five passes run N times, each round in a rotated order, and the notes give each round's ratios and
  *     their medians: one pass against the next differs by 10-20 % on this shared machine (the service's own CPU
  *     per request moves that much between fresh starts), more than the differences the targets are about.
  *   - read-heavy: `clients` editors each polling their own draft with query_script force_update:false, one
@@ -230,8 +230,11 @@ function benchPolicy(upstreamUrl: string, edit?: (doc: Document) => void): (p: S
   return demoPolicy(upstreamUrl, { workers: WORKERS, l3Path: l3Dir, edit });
 }
 
-/** A reference proxy in front of the service instead of the sidecar: nginx (1 worker), or bench/lib/bare-proxy.ts. */
-type Reference = 'nginx' | 'node';
+/**
+ * A reference proxy in front of the service instead of the sidecar: nginx (1 worker), bench/lib/bare-proxy.ts
+ * (node:http + undici), or bench/lib/llhttp-proxy.ts (net sockets and node's HTTP parser: Node's floor).
+ */
+type Reference = 'nginx' | 'node' | 'llhttp';
 
 async function startReference(kind: Reference, upstreamUrl: string): Promise<Proxy & { stop(): Promise<void> }> {
   const upstreamPort = Number(new URL(upstreamUrl).port);
@@ -239,7 +242,7 @@ async function startReference(kind: Reference, upstreamUrl: string): Promise<Pro
     const n = await startNginx({ upstreamPort, workers: 1 });
     return { url: n.url, pid: n.pid, stop: () => n.stop() };
   }
-  return startBareProxy(upstreamUrl);
+  return startBareProxy(upstreamUrl, kind === 'llhttp' ? 'llhttp-proxy' : 'bare-proxy');
 }
 
 /** A fresh service (and so a fresh database), and the sidecar (or a reference proxy) in front of it when asked. */
@@ -414,7 +417,7 @@ const hits = (r: PassResult) => {
   return [...r.cache].sort(([, a], [, b]) => b - a).map(([k, c]) => `${k} ${c}`).join(', ');
 };
 const sidecarCpu = (r: PassResult) => (r.cpu.sidecar === null ? '-' : `${f2(r.cpu.sidecar)} (${r.cpu.sidecarProcs.map(f2).join(' + ')})`);
-const viaName = (v: Via) => (v === 'node' ? 'bare node:http + undici proxy' : v);
+const viaName = (v: Via) => (v === 'node' ? 'bare node:http + undici proxy' : v === 'llhttp' ? 'net + node\'s HTTP parser proxy' : v);
 const row = (r: PassResult) => `| ${r.name}, ${viaName(r.via)} | ${r.requests} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${statuses(r.non200)} | ${r.errors} | ${f2(r.cpu.svc)} | ${sidecarCpu(r)} | ${f2(r.cpu.bench)} | ${r.cpu.foreign === null ? '-' : (r.cpu.foreign * 100).toFixed(0) + ' %'} | ${hits(r)} |`;
 
 async function run(results: PassResult[], p: Promise<PassResult>): Promise<PassResult> {
@@ -433,8 +436,8 @@ async function main(): Promise<void> {
 
   if (ONLY.has('flow')) {
     const name = 'flow (create, add_text x4, query_script, save)';
-    // the references, same flow: what nginx and the smallest Node proxy cost per request here
-    const vias: Via[] = ['direct', 'sidecar', 'nginx', 'node'];
+    // the references, same flow: what nginx and the leanest Node proxies cost per request here
+    const vias: Via[] = ['direct', 'sidecar', 'nginx', 'node', 'llhttp'];
     const rounds: Array<Map<Via, PassResult>> = [];
     for (let k = 0; k < FLOW_ROUNDS; k++) {
       const round = new Map<Via, PassResult>();
@@ -457,6 +460,8 @@ async function main(): Promise<void> {
     const bare = per((r) => r.get('node')!.cpu.sidecar ?? NaN);
     const ngRatio = per((r) => ratio(r.get('direct')!, r.get('nginx')!));
     const bareRatio = per((r) => ratio(r.get('direct')!, r.get('node')!));
+    const floor = per((r) => r.get('llhttp')!.cpu.sidecar ?? NaN);
+    const floorShare = per((r) => share(r.get('llhttp')!));
     notes.push(
       `- **Flow** (nothing cacheable: the service's client never sends force_update:false)${FLOW_ROUNDS > 1 ? `, medians of ${FLOW_ROUNDS} rounds` : ''}: `
       + `${median(flowRatio).toFixed(2)}x the direct throughput${list(flowRatio, 2, 'x')} (target >= 0.9x: **${median(flowRatio) >= 0.9 ? 'met' : 'missed'}**). `
@@ -464,7 +469,8 @@ async function main(): Promise<void> {
       + `(target < 10 %: **${median(flowShare) < 0.1 ? 'met' : 'missed'}**). The references in the same run: nginx ${f2(median(ng))} ms per request `
       + `(${median(ngRatio).toFixed(2)}x the direct throughput${list(ngRatio, 2, 'x')}), a bare node:http + undici proxy `
       + `${f2(median(bare))} ms${list(bare, 2, ' ms')} (${median(bareRatio).toFixed(2)}x${list(bareRatio, 2, 'x')}); the sidecar's CPU per request is `
-      + `${(median(sc) / median(bare)).toFixed(2)}x the bare proxy's.`,
+      + `${(median(sc) / median(bare)).toFixed(2)}x the bare proxy's. The leanest Node proxy (net sockets and node's HTTP parser, `
+      + `bench/lib/llhttp-proxy.ts) ${f2(median(floor))} ms${list(floor, 2, ' ms')}, ${(median(floorShare) * 100).toFixed(1)} % of the service's.`,
     );
   }
   if (ONLY.has('read')) {
@@ -514,7 +520,7 @@ async function main(): Promise<void> {
     '(../shared/capcut-service, start.sh: Flask, one Python process, threaded) on a fresh work dir and database for',
     `every pass; the sidecar runs examples/demo-policy.yaml (the example's routes, limits and cache without Redis) with ${WORKERS}`,
     `worker(s). Closed loops: ${CLIENTS} clients for ${SECONDS} s after a ${WARMUP_MS / 1000} s warm-up; the flow also through nginx (1 worker) and`,
-    'the smallest Node proxy (bench/lib/bare-proxy.ts) as references. Open loops (the read-heavy mix at 0.6x and 0.8x the direct',
+    'two Node proxies (bench/lib/bare-proxy.ts: node:http + undici; bench/lib/llhttp-proxy.ts: net and node\'s HTTP parser) as references. Open loops (the read-heavy mix at 0.6x and 0.8x the direct',
     `closed loop's rate for ${SECONDS} s; overload for ${OVERLOAD_SECONDS} s): latency from each request's due time, until the last answer.`,
     'Latencies in ms from the client. CPU in ms per request from /proc/<pid>/stat deltas (utime+stime, plus reaped',
     'children) of the service, of the proxy (the sidecar: total, then primary + worker; nginx: master + worker) and of',

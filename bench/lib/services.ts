@@ -101,9 +101,9 @@ export async function startSidecar(policy: (ports: SidecarPorts) => string, opts
 }
 
 /** bench/lib/bare-proxy.ts (the smallest node:http + undici proxy, a reference row) in front of `upstreamUrl`. */
-export async function startBareProxy(upstreamUrl: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+export async function startBareProxy(upstreamUrl: string, which: 'bare-proxy' | 'llhttp-proxy' = 'bare-proxy'): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
-  const proc = startProcess('bare-proxy', process.execPath, [join(BUILD_ROOT, 'bench', 'lib', 'bare-proxy.js'), upstreamUrl, String(port)]);
+  const proc = startProcess(which, process.execPath, [join(BUILD_ROOT, 'bench', 'lib', `${which}.js`), upstreamUrl, String(port)]);
   await proc.waitForLine('listening', 15_000);
   return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid!, stop: () => proc.stop() };
 }

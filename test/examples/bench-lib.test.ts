@@ -13,11 +13,14 @@ import { parseWrkOutput, parseWrkDuration, runWrk, writeWrkScript } from '../../
 import { replaceSection, updateSection } from '../../bench/results';
 import { startNginx } from '../../bench/lib/nginx';
 import { runFixedRate } from '../../bench/lib/fixed-rate';
-import { passThroughPolicy } from '../../bench/lib/services';
+import { passThroughPolicy, startBareProxy } from '../../bench/lib/services';
 import { parsePolicy } from '../../lib/policy/load';
 import { cpuSnapshot, foreignCpuShare } from '../../bench/lib/machine';
 import { treeCpu, treeCpuSeconds } from '../../bench/lib/cpu';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 const services: DraftService[] = [];
 after(async () => {
@@ -199,5 +202,58 @@ test('treeCpu counts a child that exited and was reaped (a fork of the service),
     assert.ok(treeCpuSeconds(sh.pid!) < 0.5, 'without the reaped children the child\'s second is lost');
   } finally {
     sh.kill();
+  }
+});
+
+/** One request's status and body through `base` (a fresh connection each time, as the references see wrk's). */
+async function fetchText(base: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+  const r = await fetch(base + path, body === undefined ? {} : { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  return { status: r.status, text: await r.text() };
+}
+
+test('the reference proxies answer what the service answers: GET, POST bodies, pipelined requests, an upstream that closes', { timeout: 60_000 }, async () => {
+  const svc = await startDraftService({ seedDrafts: 3 });
+  services.push(svc);
+  const query = JSON.stringify({ draft_id: 'dft_000002', force_update: false });
+  const direct = [await fetchText(svc.url, '/get_font_types'), await fetchText(svc.url, '/query_script', query)];
+  assert.equal(direct[1].status, 200);
+  // an upstream that closes every connection after its answer, as the real draft service does
+  const closing = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' }).end(`closing ${req.url}`));
+  });
+  await new Promise<void>((r) => closing.listen(0, '127.0.0.1', r));
+  const closingUrl = `http://127.0.0.1:${(closing.address() as AddressInfo).port}`;
+  try {
+    for (const which of ['bare-proxy', 'llhttp-proxy'] as const) {
+      const proxy = await startBareProxy(svc.url, which);
+      const behindClosing = await startBareProxy(closingUrl, which);
+      try {
+        assert.deepEqual([await fetchText(proxy.url, '/get_font_types'), await fetchText(proxy.url, '/query_script', query)], direct, which);
+        // two requests in one write on one connection: two answers, in order
+        const raw = await new Promise<string>((resolve, reject) => {
+          const sock = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+          let got = '';
+          sock.on('data', (d) => {
+            got += d.toString('latin1');
+            // the second answer is whole: its body's last bytes, or a chunked body's last chunk
+            if ((got.match(/HTTP\/1\.1 /g) ?? []).length === 2 && (got.endsWith('"success":true}') || got.endsWith('\r\n0\r\n\r\n'))) sock.end();
+          });
+          sock.on('end', () => resolve(got));
+          sock.on('error', reject);
+          sock.write('GET /get_font_types HTTP/1.1\r\nhost: x\r\n\r\nGET /get_mask_types HTTP/1.1\r\nhost: x\r\n\r\n');
+        });
+        const statuses = [...raw.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+        assert.deepEqual(statuses, ['200', '200'], `${which}: ${raw.slice(0, 200)}`);
+        assert.ok(raw.indexOf('CC_Captial') < raw.lastIndexOf('HTTP/1.1 200'), `${which}: the font list answers first`);
+        for (let i = 0; i < 5; i++) assert.deepEqual(await fetchText(behindClosing.url, `/n${i}`), { status: 200, text: `closing /n${i}` }, which);
+      } finally {
+        await proxy.stop();
+        await behindClosing.stop();
+      }
+    }
+  } finally {
+    closing.closeAllConnections();
+    await new Promise<void>((r) => closing.close(() => r()));
   }
 });
