@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { runFixedRate, type FixedRateResult } from './lib/fixed-rate';
 import { cpuSnapshot, foreignCpuShare, machineInfo, machineLine, waitForQuiet } from './lib/machine';
 import { startNginx } from './lib/nginx';
-import { BUILD_ROOT, passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
+import { BUILD_ROOT, passThroughPolicy, startReferenceProxy, startDraftServiceProcess, startSidecar, type ServiceProcess } from './lib/services';
 import { runWrk, type WrkResult } from './lib/wrk';
 import { median, medianBy } from './lib/stats';
 import { updateSection } from './results';
@@ -259,9 +259,9 @@ async function main(argv: string[]): Promise<number> {
     { key: 'direct', start: () => Promise.resolve({ url: svc.url, stop: () => Promise.resolve() }) },
     { key: 'nginx', start: async () => startNginx({ upstreamPort: svc.port, workers: 1, keepalive: 64 }) },
     // what any Node proxy costs here: the sidecar's gap to nginx splits into the runtime's share and its own
-    { key: 'bare', start: () => startBareProxy(svc.url) },
+    { key: 'bare', start: () => startReferenceProxy(svc.url, 'bare-proxy') },
     // the same without node:http's streams and undici: how far any Node proxy can go here
-    { key: 'llhttp', start: () => startBareProxy(svc.url, 'llhttp-proxy') },
+    { key: 'llhttp', start: () => startReferenceProxy(svc.url, 'llhttp-proxy') },
     { key: 'sidecar1', start: sidecar('sidecar1') },
     { key: 'sidecar1p20', start: sidecar('sidecar1p20') },
     { key: 'sidecar1hp', start: sidecar('sidecar1hp') },

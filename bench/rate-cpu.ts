@@ -24,7 +24,7 @@ import { treeCpuSeconds } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
 import { machineInfo, machineLine } from './lib/machine';
 import { startNginx } from './lib/nginx';
-import { demoPolicy, passThroughPolicy, startBareProxy, startDraftServiceProcess, startSidecar, type SidecarPorts } from './lib/services';
+import { demoPolicy, passThroughPolicy, startReferenceProxy, startDraftServiceProcess, startSidecar, type SidecarPorts } from './lib/services';
 import { updateSection } from './results';
 
 const SECTION = 'Proxy CPU per request by request rate (issue 23)';
@@ -81,7 +81,7 @@ function sidecarTarget(name: string, policy: (upstreamUrl: string) => (p: Sideca
 const TARGETS: Target[] = [
   sidecarTarget('sidecar, example policy', examplePolicy),
   sidecarTarget('sidecar, no routes', (u) => passThroughPolicy(u, 1)),
-  { name: 'bare Node proxy', start: (u) => startBareProxy(u) },
+  { name: 'bare Node proxy', start: (u) => startReferenceProxy(u, 'bare-proxy') },
   {
     name: 'nginx',
     async start(u) {

@@ -12,8 +12,8 @@
  *     absent, as that client sends it: a write), save_draft; `clients` clients in a closed loop. Nothing is
  *     cacheable, so this is what the sidecar costs on pass-through requests. The same flow also through three
  *     references: nginx (1 worker), the smallest node:http + undici proxy (bench/lib/bare-proxy.ts) and a proxy on
- *     net sockets and node's HTTP parser (bench/lib/llhttp-proxy.ts). With --flow-rounds N the five passes run N times, each round in a rotated order, and the notes give each round's ratios and
- *     their medians: one pass against the next differs by 10-20 % on this shared machine (the service's own CPU
+ *     net sockets and node's HTTP parser (bench/lib/llhttp-proxy.ts). With --flow-rounds N the five passes run
+ *     N times, each round in a rotated order, and the notes give each round's ratios and their medians: one pass against the next differs by 10-20 % on this shared machine (the service's own CPU
  *     per request moves that much between fresh starts), more than the differences the targets are about.
  *   - read-heavy: `clients` editors each polling their own draft with query_script force_update:false, one
  *     add_text in 20 requests (which invalidates the draft, so the next poll is a miss). Every answer's
@@ -41,7 +41,7 @@ import { treeCpu } from './lib/cpu';
 import { runFixedRate } from './lib/fixed-rate';
 import { cpuSnapshot, foreignCpuShare, type CpuSnapshot } from './lib/machine';
 import { loadProfile, topSelf } from './lib/cpuprofile';
-import { demoPolicy, startBareProxy, startSidecar, type SidecarPorts, type SidecarProcess } from './lib/services';
+import { demoPolicy, startReferenceProxy, startSidecar, type SidecarPorts, type SidecarProcess } from './lib/services';
 import { startNginx } from './lib/nginx';
 import { repoRoot, updateSection } from './results';
 import { median } from './lib/stats';
@@ -242,7 +242,7 @@ async function startReference(kind: Reference, upstreamUrl: string): Promise<Pro
     const n = await startNginx({ upstreamPort, workers: 1 });
     return { url: n.url, pid: n.pid, stop: () => n.stop() };
   }
-  return startBareProxy(upstreamUrl, kind === 'llhttp' ? 'llhttp-proxy' : 'bare-proxy');
+  return startReferenceProxy(upstreamUrl, kind === 'llhttp' ? 'llhttp-proxy' : 'bare-proxy');
 }
 
 /** A fresh service (and so a fresh database), and the sidecar (or a reference proxy) in front of it when asked. */
@@ -417,7 +417,8 @@ const hits = (r: PassResult) => {
   return [...r.cache].sort(([, a], [, b]) => b - a).map(([k, c]) => `${k} ${c}`).join(', ');
 };
 const sidecarCpu = (r: PassResult) => (r.cpu.sidecar === null ? '-' : `${f2(r.cpu.sidecar)} (${r.cpu.sidecarProcs.map(f2).join(' + ')})`);
-const viaName = (v: Via) => (v === 'node' ? 'bare node:http + undici proxy' : v === 'llhttp' ? 'net + node\'s HTTP parser proxy' : v);
+const VIA_NAME: Partial<Record<Via, string>> = { node: 'bare node:http + undici proxy', llhttp: 'net + node\'s HTTP parser proxy' };
+const viaName = (v: Via) => VIA_NAME[v] ?? v;
 const row = (r: PassResult) => `| ${r.name}, ${viaName(r.via)} | ${r.requests} | ${f1(r.rps)} | ${f1(r.p50)} | ${f1(r.p99)} | ${statuses(r.non200)} | ${r.errors} | ${f2(r.cpu.svc)} | ${sidecarCpu(r)} | ${f2(r.cpu.bench)} | ${r.cpu.foreign === null ? '-' : (r.cpu.foreign * 100).toFixed(0) + ' %'} | ${hits(r)} |`;
 
 async function run(results: PassResult[], p: Promise<PassResult>): Promise<PassResult> {
@@ -520,7 +521,8 @@ async function main(): Promise<void> {
     '(../shared/capcut-service, start.sh: Flask, one Python process, threaded) on a fresh work dir and database for',
     `every pass; the sidecar runs examples/demo-policy.yaml (the example's routes, limits and cache without Redis) with ${WORKERS}`,
     `worker(s). Closed loops: ${CLIENTS} clients for ${SECONDS} s after a ${WARMUP_MS / 1000} s warm-up; the flow also through nginx (1 worker) and`,
-    'two Node proxies (bench/lib/bare-proxy.ts: node:http + undici; bench/lib/llhttp-proxy.ts: net and node\'s HTTP parser) as references. Open loops (the read-heavy mix at 0.6x and 0.8x the direct',
+    'two Node proxies (bench/lib/bare-proxy.ts: node:http + undici; bench/lib/llhttp-proxy.ts: net and node\'s HTTP parser)',
+    'as references. Open loops (the read-heavy mix at 0.6x and 0.8x the direct',
     `closed loop's rate for ${SECONDS} s; overload for ${OVERLOAD_SECONDS} s): latency from each request's due time, until the last answer.`,
     'Latencies in ms from the client. CPU in ms per request from /proc/<pid>/stat deltas (utime+stime, plus reaped',
     'children) of the service, of the proxy (the sidecar: total, then primary + worker; nginx: master + worker) and of',

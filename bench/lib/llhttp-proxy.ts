@@ -1,10 +1,10 @@
 /**
  * A reference, not a product: the leanest reverse proxy Node can run, to measure where the runtime's floor is.
  * Both legs parse with node's own llhttp binding (the HTTPParser node:http uses inside) straight off `net`
- * sockets: no IncomingMessage or ServerResponse streams, no undici, no header objects. Bodies are buffered,
- * answers are buffered too; upstream connections are kept alive in a pool of up to 64, like the other references'
- * (not those the upstream closes). It skips what a real proxy must do (timeouts, limits, Expect, Upgrade, HEAD, errors beyond a 502),
- * so it is an upper bound: bench/core.ts runs it beside the bare node:http + undici proxy and nginx, and the gap
+ * sockets: no IncomingMessage or ServerResponse streams, no undici, no header objects. Requests and answers are
+ * buffered; upstream connections are kept alive in a pool of up to 64, like the other references' (not those the
+ * upstream closes). It skips what a real proxy must do (timeouts, limits, Expect, Upgrade, HEAD, errors beyond a
+ * 502), so it is an upper bound: bench/core.ts runs it beside the bare node:http + undici proxy and nginx, and the gap
  * between the two Node rows is what node:http and undici cost.
  *
  *   node dist/bench/lib/llhttp-proxy.js <upstream-url> <port>

@@ -104,7 +104,7 @@ export async function startSidecar(policy: (ports: SidecarPorts) => string, opts
  * A reference Node proxy in front of `upstreamUrl`: bench/lib/bare-proxy.ts (the smallest node:http + undici proxy),
  * or bench/lib/llhttp-proxy.ts (net sockets and node's HTTP parser alone: Node's floor).
  */
-export async function startBareProxy(upstreamUrl: string, which: 'bare-proxy' | 'llhttp-proxy' = 'bare-proxy'): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+export async function startReferenceProxy(upstreamUrl: string, which: 'bare-proxy' | 'llhttp-proxy'): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const proc = startProcess(which, process.execPath, [join(BUILD_ROOT, 'bench', 'lib', `${which}.js`), upstreamUrl, String(port)]);
   await proc.waitForLine('listening', 15_000);

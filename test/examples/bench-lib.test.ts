@@ -13,7 +13,7 @@ import { parseWrkOutput, parseWrkDuration, runWrk, writeWrkScript } from '../../
 import { replaceSection, updateSection } from '../../bench/results';
 import { startNginx } from '../../bench/lib/nginx';
 import { runFixedRate } from '../../bench/lib/fixed-rate';
-import { passThroughPolicy, startBareProxy } from '../../bench/lib/services';
+import { passThroughPolicy, startReferenceProxy } from '../../bench/lib/services';
 import { parsePolicy } from '../../lib/policy/load';
 import { cpuSnapshot, foreignCpuShare } from '../../bench/lib/machine';
 import { treeCpu, treeCpuSeconds } from '../../bench/lib/cpu';
@@ -205,7 +205,7 @@ test('treeCpu counts a child that exited and was reaped (a fork of the service),
   }
 });
 
-/** One request's status and body through `base` (a fresh connection each time, as the references see wrk's). */
+/** One request's status and body through `base`. */
 async function fetchText(base: string, path: string, body?: string): Promise<{ status: number; text: string }> {
   const r = await fetch(base + path, body === undefined ? {} : { method: 'POST', body, headers: { 'content-type': 'application/json' } });
   return { status: r.status, text: await r.text() };
@@ -226,8 +226,8 @@ test('the reference proxies answer what the service answers: GET, POST bodies, p
   const closingUrl = `http://127.0.0.1:${(closing.address() as AddressInfo).port}`;
   try {
     for (const which of ['bare-proxy', 'llhttp-proxy'] as const) {
-      const proxy = await startBareProxy(svc.url, which);
-      const behindClosing = await startBareProxy(closingUrl, which);
+      const proxy = await startReferenceProxy(svc.url, which);
+      const behindClosing = await startReferenceProxy(closingUrl, which);
       try {
         assert.deepEqual([await fetchText(proxy.url, '/get_font_types'), await fetchText(proxy.url, '/query_script', query)], direct, which);
         // two requests in one write on one connection: two answers, in order
