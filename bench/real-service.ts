@@ -153,6 +153,9 @@ const createClient: Client = async (pool, user, rec, until) => {
 interface CpuMark {
   svc: number;
   sidecar: number;
+  /** wake-ups so far (bench/lib/cpu.ts): the service's tree, the proxy's */
+  svcWakeups: number;
+  sidecarWakeups: number;
   /** per sidecar process (primary, workers): its CPU seconds */
   sidecarProcs: Map<number, number>;
   bench: number;
@@ -168,10 +171,13 @@ interface Proxy {
 
 function cpuMark(svc: CapcutProcess, sc: Proxy | null): CpuMark {
   const s = sc ? treeCpu(sc.pid) : null;
+  const v = treeCpu(svc.pid);
   const u = process.cpuUsage();
   return {
-    svc: treeCpu(svc.pid).seconds,
+    svc: v.seconds,
     sidecar: s?.seconds ?? 0,
+    svcWakeups: v.wakeups,
+    sidecarWakeups: s?.wakeups ?? 0,
     sidecarProcs: new Map([...(s?.processes ?? [])].map(([pid, p]) => [pid, p.seconds])),
     bench: (u.user + u.system) / 1e6,
     machine: cpuSnapshot(),
@@ -187,6 +193,9 @@ interface CpuFigures {
   bench: number;
   /** share of the machine's CPU (0..1) used by processes outside this bench's tree meanwhile */
   foreign: number | null;
+  /** wake-ups per request: the service's, and the proxy's (null without one) */
+  svcWakeups: number;
+  sidecarWakeups: number | null;
 }
 
 function cpuFigures(a: CpuMark, b: CpuMark, requests: number, withSidecar: boolean): CpuFigures {
@@ -197,6 +206,8 @@ function cpuFigures(a: CpuMark, b: CpuMark, requests: number, withSidecar: boole
     sidecarProcs: [...b.sidecarProcs].sort(([x], [y]) => x - y).map(([pid, s]) => per(s - (a.sidecarProcs.get(pid) ?? 0))),
     bench: per(b.bench - a.bench),
     foreign: foreignCpuShare(a.machine, b.machine),
+    svcWakeups: (b.svcWakeups - a.svcWakeups) / Math.max(1, requests),
+    sidecarWakeups: withSidecar ? (b.sidecarWakeups - a.sidecarWakeups) / Math.max(1, requests) : null,
   };
 }
 
@@ -472,6 +483,18 @@ async function main(): Promise<void> {
       + `${f2(median(bare))} ms${list(bare, 2, ' ms')} (${median(bareRatio).toFixed(2)}x${list(bareRatio, 2, 'x')}); the sidecar's CPU per request is `
       + `${(median(sc) / median(bare)).toFixed(2)}x the bare proxy's. The leanest Node proxy (net sockets and node's HTTP parser, `
       + `bench/lib/llhttp-proxy.ts) ${f2(median(floor))} ms${list(floor, 2, ' ms')}, ${(median(floorShare) * 100).toFixed(1)} % of the service's.`,
+    );
+    // CPU per request = wake-ups per request x CPU per wake-up (bench/lib/cpu.ts, wakeupsOf): which factor a proxy spends
+    const wake = (via: Via) => {
+      const w = median(per((r) => r.get(via)!.cpu.sidecarWakeups ?? NaN));
+      const cpu = median(per((r) => r.get(via)!.cpu.sidecar ?? NaN));
+      return `${viaName(via)} ${w.toFixed(1)} at ${((cpu * 1000) / w).toFixed(0)} µs each`;
+    };
+    const svcWake = median(per((r) => r.get('sidecar')!.cpu.svcWakeups));
+    notes.push(
+      `  Wake-ups per request (times a thread of the proxy was put on a CPU, from /proc/<pid>/task/*/schedstat; medians): `
+      + `${(['sidecar', 'node', 'llhttp', 'nginx'] as const).map(wake).join(', ')}; the service ${svcWake.toFixed(1)}. `
+      + 'At this pace every request wakes a sleeping proxy, so a proxy\'s CPU per request is its wake-ups times what each costs.',
     );
   }
   if (ONLY.has('read')) {

@@ -56,6 +56,35 @@ export interface TreeCpu {
   seconds: number;
   /** per live process of the tree: pid -> its command and CPU seconds (own + reaped children) */
   processes: Map<number, { comm: string; seconds: number }>;
+  /** times the live processes' threads were put on a CPU so far (see wakeupsOf) */
+  wakeups: number;
+}
+
+/**
+ * How many times the threads of process `p` have been put on a CPU (the third field of each
+ * /proc/<p>/task/<tid>/schedstat). A thread that sleeps (a server waiting in epoll, a helper thread waiting for a
+ * job) is put back on a CPU once per wake-up, so this counts wake-ups, and preemptions. Why it matters: at the
+ * real service's pace (~100 requests/s) every request wakes a sleeping proxy, and on this VM a wake-up costs much
+ * more than the request's own work, so CPU per request = wake-ups per request x CPU per wake-up, and the two
+ * factors say different things (how the proxy waits, and how much code it runs when woken). Threads that exited
+ * are not counted; a Node process's threads (V8's and libuv's) live as long as it does.
+ */
+function wakeupsOf(p: number): number {
+  let n = 0;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${p}/task`);
+  } catch {
+    return 0; // exited meanwhile
+  }
+  for (const tid of tids) {
+    try {
+      n += Number(readFileSync(`/proc/${p}/task/${tid}/schedstat`, 'utf8').split(' ')[2]) || 0;
+    } catch {
+      /* the thread exited meanwhile */
+    }
+  }
+  return n;
 }
 
 /**
@@ -67,11 +96,13 @@ export function treeCpu(pid: number): TreeCpu {
   const all = scanProc();
   const processes = new Map<number, { comm: string; seconds: number }>();
   let total = 0;
+  let wakeups = 0;
   for (const [p, s] of all) {
     if (!inTree(all, p, pid)) continue;
     const seconds = (s.own + s.reaped) / CLK_TCK;
     processes.set(p, { comm: s.comm, seconds });
     total += seconds;
+    wakeups += wakeupsOf(p);
   }
-  return { seconds: total, processes };
+  return { seconds: total, processes, wakeups };
 }

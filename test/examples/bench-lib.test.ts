@@ -205,6 +205,23 @@ test('treeCpu counts a child that exited and was reaped (a fork of the service),
   }
 });
 
+test('treeCpu counts the wake-ups of a process that sleeps and wakes', async () => {
+  // a shell that, once told to go, waits for 30 short children in turn: it sleeps in wait() and is woken once per child
+  const sh = spawn('sh', ['-c', 'read go; i=0; while [ $i -lt 30 ]; do sleep 0.01; i=$((i+1)); done; echo done; exec sleep 30']);
+  try {
+    const before = treeCpu(sh.pid!).wakeups;
+    sh.stdin.write('go\n');
+    await new Promise<void>((resolve, reject) => {
+      sh.once('error', reject);
+      sh.stdout.on('data', (d: Buffer) => { if (d.toString().includes('done')) resolve(); });
+    });
+    const woke = treeCpu(sh.pid!).wakeups - before;
+    assert.ok(woke >= 30, `the shell was put on a CPU ${woke} times while it waited for 30 children`);
+  } finally {
+    sh.kill();
+  }
+});
+
 /** One request's status and body through `base`. */
 async function fetchText(base: string, path: string, body?: string): Promise<{ status: number; text: string }> {
   const r = await fetch(base + path, body === undefined ? {} : { method: 'POST', body, headers: { 'content-type': 'application/json' } });
