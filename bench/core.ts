@@ -284,13 +284,13 @@ async function main(argv: string[]): Promise<number> {
         log(`fixed rate: ${msg}`);
       }
       // what the references add at the same rate: is the target within reach of any proxy on this machine today?
-      for (const ref of all.filter((r): r is Runner & { key: 'nginx' | 'llhttp' } => r.key === 'nginx' || r.key === 'llhttp')) {
+      for (const key of ['nginx', 'llhttp'] as const) {
         try {
-          const p = await started(ref.start());
-          latency[ref.key] = await fixedRate(s, target(p.url), `fixed rate, through ${LABEL[ref.key]}`);
+          const p = await started(all.find((r) => r.key === key)!.start());
+          latency[key] = await fixedRate(s, target(p.url), `fixed rate, through ${LABEL[key]}`);
           await stopped(p);
         } catch (e) {
-          latency[ref.key] = notMeasured(e);
+          latency[key] = notMeasured(e);
         }
       }
     }

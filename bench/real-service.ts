@@ -199,15 +199,16 @@ interface CpuFigures {
 }
 
 function cpuFigures(a: CpuMark, b: CpuMark, requests: number, withSidecar: boolean): CpuFigures {
-  const per = (s: number) => (s * 1000) / Math.max(1, requests);
+  const each = (n: number) => n / Math.max(1, requests);
+  const per = (s: number) => each(s * 1000);
   return {
     svc: per(b.svc - a.svc),
     sidecar: withSidecar ? per(b.sidecar - a.sidecar) : null,
     sidecarProcs: [...b.sidecarProcs].sort(([x], [y]) => x - y).map(([pid, s]) => per(s - (a.sidecarProcs.get(pid) ?? 0))),
     bench: per(b.bench - a.bench),
     foreign: foreignCpuShare(a.machine, b.machine),
-    svcWakeups: (b.svcWakeups - a.svcWakeups) / Math.max(1, requests),
-    sidecarWakeups: withSidecar ? (b.sidecarWakeups - a.sidecarWakeups) / Math.max(1, requests) : null,
+    svcWakeups: each(b.svcWakeups - a.svcWakeups),
+    sidecarWakeups: withSidecar ? each(b.sidecarWakeups - a.sidecarWakeups) : null,
   };
 }
 
@@ -466,13 +467,15 @@ async function main(): Promise<void> {
     const flowShare = per((r) => share(r.get('sidecar')!));
     const list = (xs: number[], d: number, unit = '') => (xs.length > 1 ? ` (rounds: ${xs.map((x) => x.toFixed(d) + unit).join(', ')})` : '');
     const pct = (xs: number[]) => xs.map((x) => x * 100);
-    const sc = per((r) => r.get('sidecar')!.cpu.sidecar ?? NaN);
+    /** each round's CPU per request of the proxy in `via` */
+    const proxyCpu = (via: Via) => per((r) => r.get(via)!.cpu.sidecar ?? NaN);
+    const sc = proxyCpu('sidecar');
     const svc = per((r) => r.get('sidecar')!.cpu.svc);
-    const ng = per((r) => r.get('nginx')!.cpu.sidecar ?? NaN);
-    const bare = per((r) => r.get('node')!.cpu.sidecar ?? NaN);
+    const ng = proxyCpu('nginx');
+    const bare = proxyCpu('node');
     const ngRatio = per((r) => ratio(r.get('direct')!, r.get('nginx')!));
     const bareRatio = per((r) => ratio(r.get('direct')!, r.get('node')!));
-    const floor = per((r) => r.get('llhttp')!.cpu.sidecar ?? NaN);
+    const floor = proxyCpu('llhttp');
     const floorShare = per((r) => share(r.get('llhttp')!));
     notes.push(
       `- **Flow** (nothing cacheable: the service's client never sends force_update:false)${FLOW_ROUNDS > 1 ? `, medians of ${FLOW_ROUNDS} rounds` : ''}: `
@@ -487,7 +490,7 @@ async function main(): Promise<void> {
     // CPU per request = wake-ups per request x CPU per wake-up (bench/lib/cpu.ts, wakeupsOf): which factor a proxy spends
     const wake = (via: Via) => {
       const w = median(per((r) => r.get(via)!.cpu.sidecarWakeups ?? NaN));
-      const cpu = median(per((r) => r.get(via)!.cpu.sidecar ?? NaN));
+      const cpu = median(proxyCpu(via));
       return `${viaName(via)} ${w.toFixed(1)} at ${((cpu * 1000) / w).toFixed(0)} µs each`;
     };
     const svcWake = median(per((r) => r.get('sidecar')!.cpu.svcWakeups));
